@@ -1,0 +1,12 @@
+//! Generates the gRPC code from proto/quintet.proto. The descriptor is compiled by `protox`
+//! (pure Rust), so building Quintet needs no system `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/quintet.proto");
+    let descriptors = protox::compile(["quintet.proto"], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

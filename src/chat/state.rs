@@ -1,0 +1,191 @@
+//! The chat state and its one entry point, `apply`.
+//!
+//! Call order: `cached_reply` (a resent request is answered without touching the log), then
+//! `apply` for everything that was written to the log, in log order, with strictly
+//! increasing heights. `apply` is a pure function of (state, request, context).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::sessions::{SessionRecord, Sessions};
+use super::types::{ChatError, Context, Message, Op, Outcome, Reply, Request, SESSION_WINDOW_MS, folded};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Unique forever; see `Message::from_account`.
+    pub number: u64,
+    pub public_key: [u8; 32],
+    pub created_ms: u64,
+    /// The messages addressed to this account, by id (ids grow with time).
+    pub mailbox: BTreeMap<u64, StoredMessage>,
+    /// Ids in `mailbox` not yet read.
+    pub unread: BTreeSet<u64>,
+}
+
+/// A message as kept in a mailbox (the recipient and id are the mailbox's key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub from: String,
+    pub from_account: u64,
+    pub time_ms: u64,
+    pub text: String,
+}
+
+/// What applying one request produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub reply: Reply,
+    /// Messages to push to their recipients' live streams once the reply is durable.
+    pub deliveries: Vec<Message>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChatState {
+    pub(crate) accounts: BTreeMap<String, Account>,
+    /// Case-folded names of `accounts` (derived, rebuilt on restore).
+    pub(crate) folded_names: BTreeSet<String>,
+    pub(crate) sessions: Sessions,
+    pub(crate) next_message_id: u64,
+    pub(crate) next_account: u64,
+    /// Height and committed time of the last applied request.
+    pub(crate) height: u64,
+    pub(crate) time_ms: u64,
+    /// Total messages in all mailboxes (derived).
+    pub(crate) message_count: u64,
+}
+
+impl ChatState {
+    pub fn new() -> Self {
+        ChatState { next_message_id: 1, next_account: 1, ..Default::default() }
+    }
+
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
+    pub fn account_count(&self) -> u64 {
+        self.accounts.len() as u64
+    }
+
+    pub fn message_count(&self) -> u64 {
+        self.message_count
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The key that signs `user`'s requests, if the account exists.
+    pub fn public_key(&self, user: &str) -> Option<&[u8; 32]> {
+        self.accounts.get(user).map(|a| &a.public_key)
+    }
+
+    pub fn account(&self, user: &str) -> Option<&Account> {
+        self.accounts.get(user)
+    }
+
+    /// The reply already given to this exact request, if it is the last one applied in its
+    /// session. A resent request is answered from here and never applied twice.
+    pub fn cached_reply(&self, user: &str, session: u64, seq: u64) -> Option<&Reply> {
+        self.sessions.get(user, session).filter(|r| r.last_seq == seq).map(|r| &r.reply)
+    }
+
+    /// True when the request's sequence number is below the last one applied in its session:
+    /// it would be refused as a replay, so it need not be ordered or logged at all.
+    pub fn is_replay(&self, user: &str, session: u64, seq: u64) -> bool {
+        self.sessions.get(user, session).is_some_and(|r| seq < r.last_seq)
+    }
+
+    /// Applies one ordered request. Deterministic: same state, request and context give the
+    /// same reply and the same next state on every replica.
+    pub fn apply(&mut self, request: &Request, ctx: Context) -> Applied {
+        assert!(ctx.height > self.height, "heights must increase: {} after {}", ctx.height, self.height);
+        self.height = ctx.height;
+        // Committed time never runs backwards inside the state, whatever the orderer says.
+        self.time_ms = self.time_ms.max(ctx.time_ms);
+        self.sessions.prune(self.time_ms);
+        if let Some(reply) = self.cached_reply(&request.user, request.session, request.seq) {
+            // Ordered twice (a resend raced its original): same answer, applied once.
+            return Applied { reply: reply.clone(), deliveries: Vec::new() };
+        }
+
+        let mut deliveries = Vec::new();
+        let outcome = match self.admit(request) {
+            Err(error) => Outcome::Failed(error),
+            Ok(()) => self.execute(request, &mut deliveries),
+        };
+        let reply = Reply { height: ctx.height, outcome };
+        self.remember(request, &reply);
+        debug_assert_eq!(self.message_count, self.accounts.values().map(|a| a.mailbox.len() as u64).sum::<u64>());
+        Applied { reply, deliveries }
+    }
+
+    /// The session rules: a request runs only in an open session of its account, with a
+    /// sequence number above the last one applied there; create and login may open one.
+    fn admit(&self, request: &Request) -> Result<(), ChatError> {
+        let account = self.accounts.get(&request.user);
+        match self.sessions.get(&request.user, request.session) {
+            Some(record) if request.seq <= record.last_seq => Err(ChatError::Replayed { seq: request.seq }),
+            Some(record) if !record.open || Some(record.account) != account.map(|a| a.number) => {
+                Err(ChatError::SessionClosed)
+            }
+            Some(_) => Ok(()),
+            None if !request.op.opens_session() => Err(ChatError::NotLoggedIn),
+            None if (request.session / 1000).abs_diff(self.time_ms) > SESSION_WINDOW_MS => {
+                Err(ChatError::SessionClockSkew)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Updates the de-duplication table after a request ran.
+    fn remember(&mut self, request: &Request, reply: &Reply) {
+        let Some(account) = self.accounts.get(&request.user).map(|a| a.number).or_else(|| {
+            // The account is gone (it was just deleted): keep the session, closed.
+            self.sessions.get(&request.user, request.session).map(|r| r.account)
+        }) else {
+            return;
+        };
+        let known = self.sessions.get(&request.user, request.session).is_some();
+        let failed = matches!(reply.outcome, Outcome::Failed(_));
+        if !known && failed {
+            return; // a refused create or login opens nothing
+        }
+        if known && matches!(reply.outcome, Outcome::Failed(ChatError::Replayed { .. } | ChatError::SessionClosed)) {
+            return; // refused by the session rules: the record stays as it was
+        }
+        let open = match reply.outcome {
+            Outcome::LoggedOut | Outcome::AccountDeleted { .. } => false,
+            _ => self.sessions.get(&request.user, request.session).is_none_or(|r| r.open),
+        };
+        let record = SessionRecord { account, last_seq: request.seq, reply: reply.clone(), open };
+        self.sessions.record(&request.user, request.session, record);
+    }
+
+    fn execute(&mut self, request: &Request, deliveries: &mut Vec<Message>) -> Outcome {
+        let user = request.user.as_str();
+        let result = match &request.op {
+            Op::CreateAccount { public_key } => self.create_account(user, *public_key),
+            Op::Login => self.login(user),
+            Op::Logout => Ok(Outcome::LoggedOut),
+            Op::ListAccounts { pattern, after, limit } => self.list_accounts(pattern, after, *limit),
+            Op::Send { to, text } => self.send(user, to, text).map(|message| {
+                let id = message.id;
+                deliveries.push(message);
+                Outcome::Sent { id }
+            }),
+            Op::Read { max } => self.read(user, *max),
+            Op::MarkRead { ids } => self.mark_read(user, ids),
+            Op::DeleteMessages { ids } => self.delete_messages(user, ids),
+            Op::DeleteAccount => self.delete_account(user),
+        };
+        result.unwrap_or_else(Outcome::Failed)
+    }
+
+    pub(crate) fn fold_insert(&mut self, name: &str) -> bool {
+        self.folded_names.insert(folded(name))
+    }
+}

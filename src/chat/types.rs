@@ -1,0 +1,186 @@
+//! The chat state machine's vocabulary: operations, outcomes, errors and limits.
+//!
+//! These are domain types, independent of the wire format (`crate::wire` converts). Every
+//! limit a user can run into lives here, so the CLI, the replica and the tests agree.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest user name, in characters (all of them ASCII).
+pub const NAME_LEN_MAX: usize = 32;
+/// Longest message text, in bytes of UTF-8.
+pub const TEXT_LEN_MAX: usize = 65_536;
+/// Longest wildcard pattern for listing accounts.
+pub const PATTERN_LEN_MAX: usize = 64;
+/// Largest page of account names.
+pub const PAGE_LIMIT_MAX: u32 = 100;
+/// Most messages one read returns.
+pub const READ_LIMIT_MAX: u32 = 100;
+/// A read stops adding messages once their texts pass this many bytes (at least one is
+/// always returned), so a cached reply stays small.
+pub const READ_BYTES_MAX: usize = 1 << 20;
+/// Most message ids one delete or mark-read names.
+pub const IDS_MAX: usize = 1_000;
+/// Open sessions one user may hold; opening one more closes the oldest.
+pub const OPEN_SESSIONS_MAX: usize = 8;
+/// A session id is the client's clock (µs) when it began. A session may only be opened
+/// while that is within this window of the committed time; closed sessions are forgotten
+/// once they are older than the window, since their requests can no longer be replayed.
+pub const SESSION_WINDOW_MS: u64 = 60 * 60 * 1000;
+
+/// The committed context of one operation: where and when it was ordered. Time comes from
+/// here, never from a clock, so every replica computes the same result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Context {
+    /// Log height that orders this operation.
+    pub height: u64,
+    /// Committed time in milliseconds since the Unix epoch (non-decreasing along the log).
+    pub time_ms: u64,
+}
+
+/// One authenticated request: the signature was checked before it reached the state
+/// machine, against the key of `user` (or the key inside `CreateAccount`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub user: String,
+    pub session: u64,
+    pub seq: u64,
+    pub op: Op,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    CreateAccount { public_key: [u8; 32] },
+    Login,
+    Logout,
+    ListAccounts { pattern: String, after: String, limit: u32 },
+    Send { to: String, text: String },
+    Read { max: u32 },
+    MarkRead { ids: Vec<u64> },
+    DeleteMessages { ids: Vec<u64> },
+    DeleteAccount,
+}
+
+impl Op {
+    /// Operations that may open a session; every other one needs an open session.
+    pub fn opens_session(&self) -> bool {
+        matches!(self, Op::CreateAccount { .. } | Op::Login)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::CreateAccount { .. } => "create",
+            Op::Login => "login",
+            Op::Logout => "logout",
+            Op::ListAccounts { .. } => "list",
+            Op::Send { .. } => "send",
+            Op::Read { .. } => "read",
+            Op::MarkRead { .. } => "mark-read",
+            Op::DeleteMessages { .. } => "delete",
+            Op::DeleteAccount => "delete-account",
+        }
+    }
+}
+
+/// A stored message. It lives in the recipient's mailbox; the sender keeps no copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: u64,
+    pub from: String,
+    /// Account numbers are never reused, so a message from a deleted account is never
+    /// mistaken for one from a later account that took the same name.
+    pub from_account: u64,
+    pub to: String,
+    pub time_ms: u64,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    AccountCreated { account: u64 },
+    LoggedIn { unread: u64 },
+    LoggedOut,
+    Accounts { names: Vec<String>, next: Option<String> },
+    Sent { id: u64 },
+    Messages { messages: Vec<Message>, unread_left: u64 },
+    MarkedRead { count: u64 },
+    Deleted { count: u64 },
+    AccountDeleted { unread_dropped: u64 },
+    Failed(ChatError),
+}
+
+/// The reply to one request, as the state machine decided it at `height`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub height: u64,
+    pub outcome: Outcome,
+}
+
+/// Everything a request can be refused for. Each has a stable code and one readable line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ChatError {
+    #[error("invalid user name {0:?}: use 1 to 32 letters, digits, '_', '-' or '.'")]
+    InvalidName(String),
+    #[error("the name {0:?} is taken")]
+    NameTaken(String),
+    #[error("no account named {0:?}")]
+    UnknownUser(String),
+    #[error("not logged in: log in first")]
+    NotLoggedIn,
+    #[error("this session was closed (logout, account deleted, or too many sessions): log in again")]
+    SessionClosed,
+    #[error("session start time is more than an hour away from the cluster's time: check this machine's clock")]
+    SessionClockSkew,
+    #[error("request {seq} was already applied in this session (replay refused)")]
+    Replayed { seq: u64 },
+    #[error("message text is empty")]
+    EmptyText,
+    #[error("message text is {0} bytes; the limit is 65536")]
+    TextTooLong(usize),
+    #[error("invalid pattern {0:?}: use name characters with '*' and '?', at most 64")]
+    InvalidPattern(String),
+    #[error("invalid limit {0}: use 1 to 100")]
+    InvalidLimit(u32),
+    #[error("no message ids given")]
+    NoIds,
+    #[error("too many message ids ({0}); the limit is 1000")]
+    TooManyIds(usize),
+    #[error("message {0} is not in your mailbox")]
+    NoSuchMessage(u64),
+    #[error("the public key is not a valid ed25519 key")]
+    InvalidKey,
+}
+
+impl ChatError {
+    /// Stable machine-readable code (for `--json` and for tests).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::InvalidName(_) => "invalid_name",
+            ChatError::NameTaken(_) => "name_taken",
+            ChatError::UnknownUser(_) => "unknown_user",
+            ChatError::NotLoggedIn => "not_logged_in",
+            ChatError::SessionClosed => "session_closed",
+            ChatError::SessionClockSkew => "clock_skew",
+            ChatError::Replayed { .. } => "replayed",
+            ChatError::EmptyText => "empty_text",
+            ChatError::TextTooLong(_) => "text_too_long",
+            ChatError::InvalidPattern(_) => "invalid_pattern",
+            ChatError::InvalidLimit(_) => "invalid_limit",
+            ChatError::NoIds => "no_ids",
+            ChatError::TooManyIds(_) => "too_many_ids",
+            ChatError::NoSuchMessage(_) => "no_such_message",
+            ChatError::InvalidKey => "invalid_key",
+        }
+    }
+}
+
+/// User names: 1..=32 of ASCII letters, digits, `_`, `-`, `.`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= NAME_LEN_MAX
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Names are unique without regard to case, so "Alice" cannot pose as "alice".
+pub fn folded(name: &str) -> String {
+    name.to_ascii_lowercase()
+}

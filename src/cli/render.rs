@@ -1,0 +1,117 @@
+//! How results look: one readable line per result, or one JSON object per line (`--json`).
+
+use serde_json::{Value, json};
+
+use crate::pb;
+use crate::pb::outcome::Kind;
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) from Unix milliseconds.
+pub fn timestamp(time_ms: u64) -> String {
+    let secs = time_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+pub fn message_line(m: &pb::Message) -> String {
+    format!("[{}] {} {}: {}", m.id, timestamp(m.time_ms), m.from, m.text)
+}
+
+pub fn message_json(m: &pb::Message) -> Value {
+    json!({"id": m.id, "from": m.from, "from_account": m.from_account, "to": m.to, "time_ms": m.time_ms, "text": m.text})
+}
+
+/// Plain lines and the JSON object for one agreed outcome of `command`.
+pub fn outcome(command: &str, user: &str, height: u64, outcome: &pb::Outcome) -> (Vec<String>, Value) {
+    let mut value = json!({"type": "result", "command": command, "height": height});
+    let put = |value: &mut Value, key: &str, v: Value| value[key] = v;
+    let lines = match &outcome.kind {
+        None => {
+            value = json!({"type": "error", "command": command, "code": "empty", "message": "empty reply"});
+            vec!["error: the replicas agreed on an empty reply".into()]
+        }
+        Some(Kind::Failure(f)) => {
+            value = json!({"type": "error", "command": command, "code": f.code, "message": f.message});
+            vec![format!("error: {}", f.message)]
+        }
+        Some(Kind::AccountCreated(c)) => {
+            put(&mut value, "account", json!(c.account));
+            vec![format!("created account {user} (#{}); logged in", c.account)]
+        }
+        Some(Kind::LoggedIn(l)) => {
+            put(&mut value, "unread", json!(l.unread));
+            let plural = if l.unread == 1 { "" } else { "s" };
+            vec![format!("logged in as {user}; {} unread message{plural}", l.unread)]
+        }
+        Some(Kind::LoggedOut(_)) => vec!["logged out".into()],
+        Some(Kind::Accounts(page)) => {
+            put(&mut value, "names", json!(page.names));
+            put(&mut value, "next", json!(page.next));
+            let more = if page.next.is_empty() { "" } else { " (more on the next page)" };
+            vec![format!("{} account(s): {}{more}", page.names.len(), page.names.join(", "))]
+        }
+        Some(Kind::Sent(s)) => {
+            put(&mut value, "id", json!(s.id));
+            vec![format!("sent message {}", s.id)]
+        }
+        Some(Kind::Messages(m)) => {
+            put(&mut value, "messages", Value::Array(m.messages.iter().map(message_json).collect()));
+            put(&mut value, "unread_left", json!(m.unread_left));
+            let mut lines: Vec<String> = m.messages.iter().map(message_line).collect();
+            lines.push(format!("{} message(s) read; {} unread left", m.messages.len(), m.unread_left));
+            lines
+        }
+        Some(Kind::MarkedRead(c)) => {
+            put(&mut value, "count", json!(c.count));
+            vec![format!("{} message(s) marked read", c.count)]
+        }
+        Some(Kind::Deleted(c)) => {
+            put(&mut value, "count", json!(c.count));
+            vec![format!("deleted {} message(s)", c.count)]
+        }
+        Some(Kind::AccountDeleted(d)) => {
+            put(&mut value, "unread_dropped", json!(d.unread_dropped));
+            vec![format!("account {user} deleted ({} unread message(s) dropped)", d.unread_dropped)]
+        }
+    };
+    (lines, value)
+}
+
+pub fn status_line(id: &str, s: &pb::StatusReply) -> String {
+    format!(
+        "{id}: up, height {}, snapshot at {}, {} accounts, {} messages",
+        s.height,
+        s.snapshot_height,
+        s.accounts,
+        s.messages
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_civil_utc() {
+        assert_eq!(timestamp(0), "1970-01-01 00:00:00");
+        assert_eq!(timestamp(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(timestamp(1_795_276_937_000), "2026-11-21 16:02:17");
+    }
+
+    #[test]
+    fn failures_render_as_one_error_line() {
+        let (lines, value) = outcome("send", "a", 0, &crate::wire::failure("unknown_user", "no account named \"x\""));
+        assert_eq!(lines, ["error: no account named \"x\""]);
+        assert_eq!(value["code"], "unknown_user");
+        assert_eq!(value["type"], "error");
+    }
+}

@@ -1,0 +1,212 @@
+//! The quorum client: sends each signed request to every replica at once, verifies the
+//! signed replies, and accepts a result when `quorum` of them match ([`Tally`]). Live
+//! deliveries are merged from every replica's stream the same way ([`DeliveryTally`]).
+//!
+//! A replica that cannot be reached is retried with the same signed request (replicas answer
+//! a resend from their reply cache, so it never applies twice) until the deadline; then the
+//! client gives up with an error that says what each replica did.
+
+mod tally;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+
+pub use tally::{Agreed, DeliveryTally, Rejected, Tally};
+
+use crate::config::ClusterConfig;
+use crate::crypto::VerifyingKey;
+use crate::pb;
+use crate::pb::replica_client::ReplicaClient;
+
+/// Default time to reach a quorum before giving up.
+pub const DEADLINE_DEFAULT: Duration = Duration::from_secs(10);
+/// Pause before resending to a replica that did not answer.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+/// Bound on one call to one replica.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no quorum: needed {needed} matching signed replies within {waited_ms} ms; {report}")]
+    NoQuorum { needed: usize, waited_ms: u128, report: String },
+    #[error("replica {id}: address {address} is unusable: {reason}")]
+    Address { id: String, address: String, reason: String },
+}
+
+/// Live deliveries from every replica, merged; dropping it closes the streams.
+pub struct Subscription {
+    deliveries: mpsc::Receiver<(u64, pb::Message)>,
+    _tasks: tokio::task::JoinSet<()>,
+}
+
+impl Subscription {
+    /// The next message a quorum delivered, with its height.
+    pub async fn recv(&mut self) -> Option<(u64, pb::Message)> {
+        self.deliveries.recv().await
+    }
+}
+
+struct Remote {
+    id: String,
+    key: VerifyingKey,
+    rpc: ReplicaClient<Channel>,
+}
+
+pub struct QuorumClient {
+    remotes: Vec<Remote>,
+    quorum: usize,
+    pub deadline: Duration,
+}
+
+/// What happened with one replica during one request, for the error report.
+#[derive(Clone, Debug)]
+enum Heard {
+    Nothing,
+    Failed(String),
+    Rejected(Rejected),
+    Voted,
+}
+
+impl QuorumClient {
+    pub fn new(config: &ClusterConfig) -> Result<Self, ClientError> {
+        let mut remotes = Vec::new();
+        for r in &config.replicas {
+            let endpoint = Endpoint::from_shared(format!("http://{}", r.address))
+                .map_err(|e| ClientError::Address { id: r.id.clone(), address: r.address.clone(), reason: e.to_string() })?
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(CALL_TIMEOUT);
+            let rpc = ReplicaClient::new(endpoint.connect_lazy()).max_decoding_message_size(crate::wire::GRPC_MESSAGE_MAX * 8);
+            remotes.push(Remote { id: r.id.clone(), key: r.verifying_key(), rpc });
+        }
+        Ok(QuorumClient { remotes, quorum: config.quorum(), deadline: DEADLINE_DEFAULT })
+    }
+
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    pub fn replica_ids(&self) -> Vec<String> {
+        self.remotes.iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// Sends one signed request to every replica and returns the agreed result.
+    pub async fn submit(&self, request: pb::SignedRequest) -> Result<Agreed, ClientError> {
+        let started = Instant::now();
+        let deadline = started + self.deadline;
+        let mut tally = Tally::new(self.quorum, crate::wire::digest(&request.body));
+        let (tx, mut rx) = mpsc::channel(self.remotes.len() * 4);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, remote) in self.remotes.iter().enumerate() {
+            let (mut rpc, request, tx) = (remote.rpc.clone(), request.clone(), tx.clone());
+            tasks.spawn(async move {
+                loop {
+                    let result = rpc.submit(request.clone()).await;
+                    let answered = result.is_ok();
+                    if tx.send((index, result)).await.is_err() || answered {
+                        return;
+                    }
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            });
+        }
+        drop(tx);
+        let mut heard = vec![Heard::Nothing; self.remotes.len()];
+        loop {
+            let next = tokio::time::timeout_at(deadline, rx.recv()).await;
+            let Ok(Some((index, result))) = next else { break };
+            let remote = &self.remotes[index];
+            match result {
+                Err(status) => heard[index] = Heard::Failed(status.message().to_owned()),
+                Ok(reply) => match tally.add(index, &remote.id, &remote.key, &reply.into_inner()) {
+                    Ok(Some(agreed)) => return Ok(agreed),
+                    Ok(None) => heard[index] = Heard::Voted,
+                    Err(Rejected::Duplicate) => {}
+                    Err(rejected) => heard[index] = Heard::Rejected(rejected),
+                },
+            }
+            if tally.hopeless(self.remotes.len()) && heard.iter().all(|h| !matches!(h, Heard::Nothing | Heard::Failed(_))) {
+                break;
+            }
+        }
+        Err(ClientError::NoQuorum {
+            needed: self.quorum,
+            waited_ms: started.elapsed().as_millis(),
+            report: self.report(&heard),
+        })
+    }
+
+    fn report(&self, heard: &[Heard]) -> String {
+        let parts: Vec<String> = self
+            .remotes
+            .iter()
+            .zip(heard)
+            .map(|(r, h)| match h {
+                Heard::Nothing => format!("{}: no answer", r.id),
+                Heard::Failed(e) => format!("{}: unreachable ({e})", r.id),
+                Heard::Rejected(why) => format!("{}: reply refused ({why})", r.id),
+                Heard::Voted => format!("{}: answered, but not with the majority", r.id),
+            })
+            .collect();
+        parts.join("; ")
+    }
+
+    /// Subscribes at every replica and yields each message once a quorum delivered it.
+    /// `sign` makes a fresh signed subscription (replicas refuse stale ones on reconnect).
+    /// The streams are re-opened while the returned receiver is alive.
+    pub fn subscribe(&self, sign: impl Fn() -> pb::SignedSubscribe + Send + Sync + 'static) -> Subscription {
+        let mut tasks = tokio::task::JoinSet::new();
+        let (raw_tx, mut raw_rx) = mpsc::channel::<(usize, pb::SignedDelivery)>(256);
+        let (out_tx, out_rx) = mpsc::channel(256);
+        let sign = std::sync::Arc::new(sign);
+        for (index, remote) in self.remotes.iter().enumerate() {
+            let (mut rpc, raw_tx, sign) = (remote.rpc.clone(), raw_tx.clone(), sign.clone());
+            tasks.spawn(async move {
+                while !raw_tx.is_closed() {
+                    if let Ok(response) = rpc.subscribe(sign()).await {
+                        let mut stream = response.into_inner();
+                        while let Ok(Some(delivery)) = stream.message().await {
+                            if raw_tx.send((index, delivery)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            });
+        }
+        let keys: Vec<(String, VerifyingKey)> = self.remotes.iter().map(|r| (r.id.clone(), r.key)).collect();
+        let mut tally = DeliveryTally::new(self.quorum);
+        tasks.spawn(async move {
+            while let Some((index, delivery)) = raw_rx.recv().await {
+                let (id, key) = &keys[index];
+                if let Some(shown) = tally.add(index, id, key, &delivery) {
+                    if out_tx.send(shown).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Subscription { deliveries: out_rx, _tasks: tasks }
+    }
+
+    /// Each replica's status, or why it could not be had.
+    pub async fn status(&self) -> Vec<(String, Result<pb::StatusReply, String>)> {
+        let mut out = Vec::new();
+        for remote in &self.remotes {
+            let mut rpc = remote.rpc.clone();
+            let result = tokio::time::timeout(Duration::from_secs(2), rpc.status(pb::StatusRequest {})).await;
+            let result = match result {
+                Ok(Ok(reply)) => Ok(reply.into_inner()),
+                Ok(Err(status)) => Err(status.message().to_owned()),
+                Err(_) => Err("timed out".to_owned()),
+            };
+            out.push((remote.id.clone(), result));
+        }
+        out
+    }
+}

@@ -1,0 +1,128 @@
+//! The client's voting rule, pure and synchronous (the simulator reuses it).
+//!
+//! A reply counts once per replica, only if it is signed by that replica's key and names this
+//! request. The result is accepted when `quorum` replicas gave the same (height, outcome):
+//! with quorum = f + 1, at least one of them is honest, so the result is what the honest
+//! replicas committed. Outcomes are compared by their canonical re-encoding, so two encodings
+//! of the same content count as the same vote.
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+
+use crate::crypto::{self, TAG_DELIVERY, TAG_REPLY, VerifyingKey};
+use crate::pb;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Agreed {
+    pub height: u64,
+    pub outcome: pb::Outcome,
+    /// Indexes of the replicas that agreed.
+    pub replicas: Vec<usize>,
+}
+
+/// Why a reply did not count.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("signature does not verify with the replica's key")]
+    BadSignature,
+    #[error("malformed reply")]
+    Malformed,
+    #[error("reply is for another request")]
+    OtherRequest,
+    #[error("reply claims to be from replica {0:?}")]
+    WrongReplica(String),
+    #[error("second reply from the same replica")]
+    Duplicate,
+}
+
+pub struct Tally {
+    quorum: usize,
+    request_digest: [u8; 32],
+    /// replica index -> its vote (height, canonical outcome bytes)
+    votes: BTreeMap<usize, (u64, Vec<u8>)>,
+}
+
+impl Tally {
+    pub fn new(quorum: usize, request_digest: [u8; 32]) -> Self {
+        assert!(quorum >= 1);
+        Tally { quorum, request_digest, votes: BTreeMap::new() }
+    }
+
+    /// Counts one signed reply from replica `index` (whose id and key the caller knows).
+    pub fn add(
+        &mut self,
+        index: usize,
+        id: &str,
+        key: &VerifyingKey,
+        reply: &pb::SignedReply,
+    ) -> Result<Option<Agreed>, Rejected> {
+        if self.votes.contains_key(&index) {
+            return Err(Rejected::Duplicate);
+        }
+        crypto::verify(key, TAG_REPLY, &reply.body, &reply.signature).map_err(|_| Rejected::BadSignature)?;
+        let body = pb::ReplyBody::decode(reply.body.as_slice()).map_err(|_| Rejected::Malformed)?;
+        if body.replica != id {
+            return Err(Rejected::WrongReplica(body.replica));
+        }
+        if body.request_digest != self.request_digest {
+            return Err(Rejected::OtherRequest);
+        }
+        let outcome = body.outcome.unwrap_or_default();
+        let vote = (body.height, outcome.encode_to_vec());
+        self.votes.insert(index, vote.clone());
+        let replicas: Vec<usize> = self.votes.iter().filter(|(_, v)| **v == vote).map(|(i, _)| *i).collect();
+        Ok((replicas.len() >= self.quorum).then_some(Agreed { height: body.height, outcome, replicas }))
+    }
+
+    /// True when no result can reach the quorum any more with `total` replicas.
+    pub fn hopeless(&self, total: usize) -> bool {
+        let missing = total - self.votes.len();
+        let best = self.votes.values().map(|v| self.votes.values().filter(|w| *w == v).count()).max().unwrap_or(0);
+        best + missing < self.quorum
+    }
+}
+
+/// Live deliveries: a message is shown once `quorum` replicas delivered the same committed
+/// message (same height and content), and only once.
+pub struct DeliveryTally {
+    quorum: usize,
+    /// message id -> (height, canonical message bytes) -> replicas that delivered it
+    seen: BTreeMap<u64, BTreeMap<(u64, Vec<u8>), Vec<usize>>>,
+    shown: std::collections::BTreeSet<u64>,
+}
+
+/// Message ids remembered as shown (older ones fall out; ids only grow).
+const SHOWN_MAX: usize = 10_000;
+
+impl DeliveryTally {
+    pub fn new(quorum: usize) -> Self {
+        DeliveryTally { quorum, seen: BTreeMap::new(), shown: Default::default() }
+    }
+
+    pub fn add(&mut self, index: usize, id: &str, key: &VerifyingKey, delivery: &pb::SignedDelivery) -> Option<(u64, pb::Message)> {
+        crypto::verify(key, TAG_DELIVERY, &delivery.body, &delivery.signature).ok()?;
+        let body = pb::DeliveryBody::decode(delivery.body.as_slice()).ok()?;
+        let message = body.message?;
+        if body.replica != id || self.shown.contains(&message.id) {
+            return None;
+        }
+        let voters = self.seen.entry(message.id).or_default().entry((body.height, message.encode_to_vec())).or_default();
+        if !voters.contains(&index) {
+            voters.push(index);
+        }
+        if voters.len() < self.quorum {
+            return None;
+        }
+        self.seen.remove(&message.id);
+        self.shown.insert(message.id);
+        while self.shown.len() > SHOWN_MAX {
+            self.shown.pop_first();
+        }
+        // Messages that never reached a quorum are dropped once far behind.
+        while self.seen.len() > SHOWN_MAX {
+            self.seen.pop_first();
+        }
+        Some((body.height, message))
+    }
+}

@@ -1,0 +1,95 @@
+//! The voting rule against honest, lying, forging and confused replicas.
+
+use prost::Message as _;
+
+use super::tally::{DeliveryTally, Rejected, Tally};
+use crate::crypto::{SigningKey, TAG_DELIVERY, TAG_REPLY, sign};
+use crate::{pb, wire};
+
+fn keys() -> Vec<SigningKey> {
+    (1..=5).map(|i| SigningKey::from_bytes(&[i; 32])).collect()
+}
+
+fn ids() -> Vec<String> {
+    ["A", "B", "C", "D", "E"].iter().map(|s| s.to_string()).collect()
+}
+
+const DIGEST: [u8; 32] = [7; 32];
+
+fn reply(key: &SigningKey, replica: &str, digest: [u8; 32], height: u64, sent_id: u64) -> pb::SignedReply {
+    let outcome = wire::encode_outcome(&crate::chat::Outcome::Sent { id: sent_id });
+    let body =
+        pb::ReplyBody { replica: replica.into(), request_digest: digest.to_vec(), height, outcome: Some(outcome) }
+            .encode_to_vec();
+    pb::SignedReply { signature: sign(key, TAG_REPLY, &body), body }
+}
+
+#[test]
+fn three_matching_replies_are_accepted_and_two_are_not() {
+    let (keys, ids) = (keys(), ids());
+    let mut tally = Tally::new(3, DIGEST);
+    for i in 0..2 {
+        let r = reply(&keys[i], &ids[i], DIGEST, 9, 4);
+        assert_eq!(tally.add(i, &ids[i], &keys[i].verifying_key(), &r), Ok(None));
+    }
+    let r = reply(&keys[2], &ids[2], DIGEST, 9, 4);
+    let agreed = tally.add(2, &ids[2], &keys[2].verifying_key(), &r).unwrap().expect("quorum");
+    assert_eq!((agreed.height, agreed.replicas), (9, vec![0, 1, 2]));
+}
+
+#[test]
+fn two_liars_cannot_win_and_forgeries_do_not_count() {
+    let (keys, ids) = (keys(), ids());
+    let mut tally = Tally::new(3, DIGEST);
+    let vk = |i: usize| keys[i].verifying_key();
+    // D and E lie alike (another result).
+    for i in [3, 4] {
+        assert_eq!(tally.add(i, &ids[i], &vk(i), &reply(&keys[i], &ids[i], DIGEST, 9, 666)), Ok(None));
+    }
+    // E forges a third vote for the lie in A's name, signed with E's key.
+    let forged = reply(&keys[4], &ids[0], DIGEST, 9, 666);
+    assert_eq!(tally.add(0, &ids[0], &vk(0), &forged), Err(Rejected::BadSignature));
+    // D replays a reply of C's to another request.
+    let other = reply(&keys[2], &ids[2], [8; 32], 9, 666);
+    assert_eq!(tally.add(2, &ids[2], &vk(2), &other), Err(Rejected::OtherRequest));
+    // A reply signed by B but naming A is refused.
+    assert_eq!(tally.add(1, &ids[1], &vk(1), &reply(&keys[1], &ids[0], DIGEST, 9, 4)), Err(Rejected::WrongReplica("A".into())));
+    // A reply that differs only in height is a different vote.
+    assert_eq!(tally.add(0, &ids[0], &vk(0), &reply(&keys[0], &ids[0], DIGEST, 10, 4)), Ok(None));
+    assert_eq!(tally.add(2, &ids[2], &vk(2), &reply(&keys[2], &ids[2], DIGEST, 9, 4)), Ok(None));
+    assert!(!tally.hopeless(5), "B has not answered yet: 2 + 1 could still reach 3");
+    assert_eq!(tally.add(2, &ids[2], &vk(2), &reply(&keys[2], &ids[2], DIGEST, 9, 4)), Err(Rejected::Duplicate));
+}
+
+#[test]
+fn hopeless_when_the_missing_replies_cannot_make_a_quorum() {
+    let (keys, ids) = (keys(), ids());
+    let mut tally = Tally::new(3, DIGEST);
+    for (i, value) in [(0, 1), (1, 2), (2, 3)] {
+        tally.add(i, &ids[i], &keys[i].verifying_key(), &reply(&keys[i], &ids[i], DIGEST, 9, value)).unwrap();
+        assert!(!tally.hopeless(5));
+    }
+    tally.add(3, &ids[3], &keys[3].verifying_key(), &reply(&keys[3], &ids[3], DIGEST, 9, 4)).unwrap();
+    assert!(tally.hopeless(5), "best is 1 vote with 1 reply missing");
+}
+
+fn delivery(key: &SigningKey, replica: &str, height: u64, text: &str) -> pb::SignedDelivery {
+    let message = pb::Message { id: 5, from: "a".into(), to: "b".into(), text: text.into(), ..Default::default() };
+    let body = pb::DeliveryBody { replica: replica.into(), height, message: Some(message) }.encode_to_vec();
+    pb::SignedDelivery { signature: sign(key, TAG_DELIVERY, &body), body }
+}
+
+#[test]
+fn a_delivery_shows_once_after_a_quorum_of_identical_copies() {
+    let (keys, ids) = (keys(), ids());
+    let mut tally = DeliveryTally::new(3);
+    let vk = |i: usize| keys[i].verifying_key();
+    assert_eq!(tally.add(0, &ids[0], &vk(0), &delivery(&keys[0], &ids[0], 3, "hi")), None);
+    assert_eq!(tally.add(0, &ids[0], &vk(0), &delivery(&keys[0], &ids[0], 3, "hi")), None, "a repeat is one vote");
+    assert_eq!(tally.add(1, &ids[1], &vk(1), &delivery(&keys[1], &ids[1], 3, "lie")), None);
+    assert_eq!(tally.add(3, &ids[3], &vk(0), &delivery(&keys[3], &ids[3], 3, "hi")), None, "bad signature");
+    assert_eq!(tally.add(2, &ids[2], &vk(2), &delivery(&keys[2], &ids[2], 3, "hi")), None);
+    let (height, shown) = tally.add(4, &ids[4], &vk(4), &delivery(&keys[4], &ids[4], 3, "hi")).expect("shown");
+    assert_eq!((height, shown.text.as_str()), (3, "hi"));
+    assert_eq!(tally.add(3, &ids[3], &vk(3), &delivery(&keys[3], &ids[3], 3, "hi")), None, "shown once");
+}

@@ -1,0 +1,160 @@
+//! `cluster.toml`: the cluster's name, Δ, the password-derivation cost, and for each replica
+//! its id, address and public key. Every replica and client of a cluster reads the same file.
+//!
+//! ```toml
+//! name = "quintet-local"
+//! delta_ms = 200
+//! [kdf]
+//! memory_kib = 65536
+//! iterations = 3
+//! [[replica]]
+//! id = "A"
+//! address = "127.0.0.1:7101"
+//! public_key = "3b6a27bc…"   # 64 hex digits
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{KdfParams, VerifyingKey, decode_hex, public_key};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub name: String,
+    /// Δ: the bound on message delay plus processing that the ordering protocol waits on.
+    pub delta_ms: u64,
+    #[serde(default)]
+    pub kdf: KdfParams,
+    #[serde(rename = "replica")]
+    pub replicas: Vec<ReplicaEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaEntry {
+    pub id: String,
+    pub address: String,
+    pub public_key: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("cluster config: {0}")]
+    Invalid(String),
+}
+
+impl ReplicaEntry {
+    pub fn socket_addr(&self) -> SocketAddr {
+        self.address.parse().expect("checked by ClusterConfig::validate")
+    }
+
+    pub fn verifying_key(&self) -> VerifyingKey {
+        let bytes = decode_hex(&self.public_key).expect("checked by ClusterConfig::validate");
+        public_key(&bytes).expect("checked by ClusterConfig::validate")
+    }
+}
+
+impl ClusterConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let read_err = |reason: String| ConfigError::Read { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
+        let config: ClusterConfig = toml::from_str(&text).map_err(|e| read_err(e.to_string()))?;
+        config.validate().map_err(|e| read_err(e.to_string()))?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a config always encodes")
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |reason: String| Err(ConfigError::Invalid(reason));
+        if self.name.is_empty() || self.name.len() > 64 || self.name.chars().any(|c| c.is_control()) {
+            return bad(format!("cluster name {:?} must be 1 to 64 printable characters", self.name));
+        }
+        if !(1..=60_000).contains(&self.delta_ms) {
+            return bad(format!("delta_ms {} must be between 1 and 60000", self.delta_ms));
+        }
+        if self.kdf.memory_kib < 8 || self.kdf.iterations < 1 {
+            return bad("kdf needs memory_kib >= 8 and iterations >= 1".into());
+        }
+        let n = self.replicas.len();
+        if n == 0 || n % 2 == 0 || n > 9 {
+            return bad(format!("{n} replicas: use an odd number from 1 to 9 (n = 2f + 1)"));
+        }
+        for (i, r) in self.replicas.iter().enumerate() {
+            if r.id.is_empty() || r.id.len() > 8 || !r.id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return bad(format!("replica id {:?} must be 1 to 8 letters or digits", r.id));
+            }
+            if self.replicas[..i].iter().any(|o| o.id == r.id) {
+                return bad(format!("replica id {:?} appears twice", r.id));
+            }
+            if r.address.parse::<SocketAddr>().is_err() {
+                return bad(format!("replica {}: address {:?} is not ip:port", r.id, r.address));
+            }
+            let key = decode_hex(&r.public_key).ok_or(()).and_then(|b| public_key(&b).map_err(|_| ()));
+            if key.is_err() {
+                return bad(format!("replica {}: public_key is not a valid ed25519 key in hex", r.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Matching signed replies a client needs: f + 1 of n = 2f + 1, so at least one honest.
+    pub fn quorum(&self) -> usize {
+        (self.replicas.len() - 1) / 2 + 1
+    }
+
+    pub fn replica(&self, id: &str) -> Option<&ReplicaEntry> {
+        self.replicas.iter().find(|r| r.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{SigningKey, encode_hex};
+
+    fn config(n: usize) -> ClusterConfig {
+        let replicas = (0..n)
+            .map(|i| ReplicaEntry {
+                id: ((b'A' + i as u8) as char).to_string(),
+                address: format!("127.0.0.1:{}", 7101 + i),
+                public_key: encode_hex(SigningKey::from_bytes(&[i as u8 + 1; 32]).verifying_key().as_bytes()),
+            })
+            .collect();
+        ClusterConfig { name: "test".into(), delta_ms: 200, kdf: KdfParams::default(), replicas }
+    }
+
+    #[test]
+    fn round_trips_through_toml_and_validates() {
+        let c = config(5);
+        c.validate().unwrap();
+        let back: ClusterConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!((config(1).quorum(), config(3).quorum(), config(5).quorum()), (1, 2, 3));
+    }
+
+    #[test]
+    fn refuses_what_would_break_later() {
+        let mut c = config(5);
+        c.replicas[1].id = "A".into();
+        assert!(c.validate().unwrap_err().to_string().contains("twice"));
+        let mut c = config(5);
+        c.replicas[0].address = "localhost".into();
+        assert!(c.validate().unwrap_err().to_string().contains("ip:port"));
+        let mut c = config(5);
+        c.replicas[0].public_key = "00".into();
+        assert!(c.validate().is_err());
+        assert!(config(4).validate().is_err());
+        let mut c = config(1);
+        c.delta_ms = 0;
+        assert!(c.validate().is_err());
+        assert!(toml::from_str::<ClusterConfig>("name = 'x'\ndelta_ms = 1\nreplica = []\nextra = 1").is_err());
+    }
+}

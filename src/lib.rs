@@ -1,0 +1,34 @@
+//! Quintet: a chat service replicated on five replicas that keeps working, and loses no
+//! acknowledged message, while any two replicas are crashed or lying.
+//!
+//! # Layout
+//!
+//! - [`chat`]: the deterministic chat state machine (`apply(request, context) -> reply`)
+//!   and its state digest. Pure: no I/O, no clock.
+//! - [`crypto`]: replica and user keys, password key derivation (Argon2id), domain-separated
+//!   signing and strict verification.
+//! - [`storage`]: the append-only log and CSV snapshots, behind the [`storage::Fs`] trait so
+//!   tests can inject torn writes, failed fsyncs and corruption.
+//! - [`wire`]: conversions between the protobuf messages ([`pb`]) and the chat types, with
+//!   every size and shape check for input that comes off the network.
+//! - [`config`]: `cluster.toml`.
+//! - [`replica`]: the async driver: gRPC service, the apply loop (log, fsync, reply), live
+//!   delivery.
+//! - [`client`]: the quorum client: send to every replica, accept `quorum` matching signed
+//!   replies. Its voting rule, [`client::Tally`], is pure.
+//! - [`cli`]: the `quintet` subcommands.
+
+pub mod chat;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod crypto;
+pub mod replica;
+pub mod rng;
+pub mod storage;
+pub mod wire;
+
+/// The generated protobuf and gRPC code (from `proto/quintet.proto`).
+pub mod pb {
+    tonic::include_proto!("quintet.v1");
+}

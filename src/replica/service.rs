@@ -1,0 +1,47 @@
+//! The gRPC face of a replica: each call becomes a job for the apply loop.
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::core::Job;
+use super::hub::STREAM_BUFFER;
+use crate::pb;
+use crate::pb::replica_server::Replica;
+
+pub struct ReplicaService {
+    pub jobs: mpsc::Sender<Job>,
+}
+
+fn stopped() -> Status {
+    Status::unavailable("replica is stopping")
+}
+
+impl ReplicaService {
+    async fn ask<T>(&self, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Result<T, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs.send(job(tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())
+    }
+}
+
+#[tonic::async_trait]
+impl Replica for ReplicaService {
+    async fn submit(&self, request: Request<pb::SignedRequest>) -> Result<Response<pb::SignedReply>, Status> {
+        let request = request.into_inner();
+        self.ask(|reply| Job::Submit { request, reply }).await.map(Response::new)
+    }
+
+    type SubscribeStream = ReceiverStream<Result<pb::SignedDelivery, Status>>;
+
+    async fn subscribe(&self, request: Request<pb::SignedSubscribe>) -> Result<Response<Self::SubscribeStream>, Status> {
+        let (stream, deliveries) = mpsc::channel(STREAM_BUFFER);
+        let request = request.into_inner();
+        self.ask(|reply| Job::Subscribe { request, stream, reply }).await??;
+        Ok(Response::new(ReceiverStream::new(deliveries)))
+    }
+
+    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusReply>, Status> {
+        self.ask(|reply| Job::Status { reply }).await.map(Response::new)
+    }
+}

@@ -1,0 +1,180 @@
+//! The append-only log: framing, scanning with torn-tail detection, and the writer.
+//!
+//! ```text
+//! one record:
+//! ┌────────────────┬────────────────┬─────────────────────────────────────────────┐
+//! │ length: u32 LE │ crc32: u32 LE  │ payload (length bytes)                      │
+//! └────────────────┴────────────────┴─────────────────────────────────────────────┘
+//! payload:
+//! ┌────────────────┬────────────────┬─────────────────────────────────────────────┐
+//! │ height: u64 LE │ time_ms: u64 LE│ entry bytes (an encoded SignedRequest)       │
+//! └────────────────┴────────────────┴─────────────────────────────────────────────┘
+//! ```
+//! The checksum covers the payload. A record that runs past the end of the file, or whose
+//! checksum fails while nothing follows it, is a torn tail (a crash mid-write): recovery cuts
+//! it off. A bad record with more data after it is corruption: recovery refuses to go on.
+
+use std::io::Write;
+
+use super::fs::WriteFile;
+
+const HEADER: usize = 8;
+const PAYLOAD_FIXED: usize = 16;
+/// Largest payload accepted (a request is at most 256 KiB; see `wire`).
+pub const PAYLOAD_MAX: usize = 1 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub height: u64,
+    pub time_ms: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// What scanning one segment found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Scan {
+    pub entries: Vec<LogEntry>,
+    /// Bytes that hold whole, valid records; anything after is a torn tail.
+    pub valid_len: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Corruption {
+    pub offset: usize,
+    pub reason: String,
+}
+
+pub fn encode(entry: &LogEntry, out: &mut Vec<u8>) {
+    let len = PAYLOAD_FIXED + entry.bytes.len();
+    assert!(len <= PAYLOAD_MAX, "log payload of {len} bytes is over the limit");
+    let start = out.len();
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&entry.height.to_le_bytes());
+    out.extend_from_slice(&entry.time_ms.to_le_bytes());
+    out.extend_from_slice(&entry.bytes);
+    let crc = crc32fast::hash(&out[start + HEADER..]);
+    out[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Reads every record of a segment. A torn tail ends the scan quietly (`valid_len` says
+/// where); corruption before the tail is an error naming the offset.
+pub fn scan(data: &[u8]) -> Result<Scan, Corruption> {
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let rest = &data[at..];
+        if rest.len() < HEADER {
+            break; // torn inside a header
+        }
+        let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+        if len == 0 && rest.iter().all(|&b| b == 0) {
+            break; // zero-filled tail: the file grew but the data never landed
+        }
+        if !(PAYLOAD_FIXED..=PAYLOAD_MAX).contains(&len) {
+            return Err(Corruption { offset: at, reason: format!("record length {len} is impossible") });
+        }
+        if rest.len() < HEADER + len {
+            break; // torn inside the payload
+        }
+        let payload = &rest[HEADER..HEADER + len];
+        if crc32fast::hash(payload) != crc {
+            if rest.len() == HEADER + len {
+                break; // the last record, torn
+            }
+            return Err(Corruption { offset: at, reason: "checksum mismatch".into() });
+        }
+        entries.push(LogEntry {
+            height: u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes")),
+            time_ms: u64::from_le_bytes(payload[8..16].try_into().expect("8 bytes")),
+            bytes: payload[PAYLOAD_FIXED..].to_vec(),
+        });
+        at += HEADER + len;
+    }
+    Ok(Scan { entries, valid_len: at })
+}
+
+/// Appends records to the open segment; `sync` makes everything appended so far durable.
+pub struct LogWriter {
+    pub(super) file: Box<dyn WriteFile>,
+    /// Encoded records not yet handed to the file.
+    pub(super) pending: Vec<u8>,
+}
+
+impl LogWriter {
+    pub fn new(file: Box<dyn WriteFile>) -> Self {
+        LogWriter { file, pending: Vec::new() }
+    }
+
+    pub fn append(&mut self, entry: &LogEntry) {
+        encode(entry, &mut self.pending);
+    }
+
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        if !self.pending.is_empty() {
+            self.file.write_all(&self.pending)?;
+            self.pending.clear();
+        }
+        self.file.sync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(height: u64, len: usize) -> LogEntry {
+        LogEntry { height, time_ms: height * 10, bytes: vec![height as u8; len] }
+    }
+
+    fn three() -> Vec<u8> {
+        let mut data = Vec::new();
+        for (h, len) in [(1, 5), (2, 0), (3, 300)] {
+            encode(&entry(h, len), &mut data);
+        }
+        data
+    }
+
+    #[test]
+    fn round_trip() {
+        let data = three();
+        let scan = scan(&data).unwrap();
+        assert_eq!(scan.entries, vec![entry(1, 5), entry(2, 0), entry(3, 300)]);
+        assert_eq!(scan.valid_len, data.len());
+    }
+
+    #[test]
+    fn every_torn_tail_is_cut_at_the_last_whole_record() {
+        let data = three();
+        let two = {
+            let mut d = Vec::new();
+            encode(&entry(1, 5), &mut d);
+            encode(&entry(2, 0), &mut d);
+            d.len()
+        };
+        for cut in two..data.len() {
+            let s = scan(&data[..cut]).unwrap();
+            assert_eq!((s.entries.len(), s.valid_len), (2, two), "cut at {cut}");
+        }
+        // A garbled last record (its checksum fails, nothing after it) is torn too.
+        let mut garbled = data.clone();
+        *garbled.last_mut().unwrap() ^= 1;
+        assert_eq!(scan(&garbled).unwrap().valid_len, two);
+        // Zeroes after the end: the file was extended but the bytes never landed.
+        let mut zeroed = data.clone();
+        zeroed.extend_from_slice(&[0; 100]);
+        assert_eq!(scan(&zeroed).unwrap().valid_len, data.len());
+    }
+
+    #[test]
+    fn corruption_in_the_middle_is_an_error_with_its_offset() {
+        let mut data = three();
+        data[HEADER + 2] ^= 0x40; // inside the first record's payload
+        assert_eq!(scan(&data), Err(Corruption { offset: 0, reason: "checksum mismatch".into() }));
+        let mut data = three();
+        data[0] = 0xff; // an impossible length in the first header
+        data[3] = 0x7f;
+        assert_eq!(scan(&data).unwrap_err().offset, 0);
+    }
+}

@@ -1,0 +1,205 @@
+//! CSV snapshots of the chat state: one folder per snapshot, four files.
+//!
+//! ```text
+//! accounts.csv  name,number,public_key,created_ms
+//! messages.csv  id,to,from,from_account,time_ms,unread,text
+//! sessions.csv  user,session,account,last_seq,open,reply        (reply: JSON)
+//! meta.csv      key,value  (format, height, time_ms, next_message_id, next_account,
+//!                           accounts, messages, sessions, digest)
+//! ```
+//! meta.csv is written last; a folder without it is incomplete. Loading rebuilds the state
+//! row by row and then checks its digest against meta.csv.
+
+use std::path::Path;
+
+use csv::{ByteRecord, ReaderBuilder, Writer};
+
+use super::{StorageError, io_err};
+use super::fs::Fs;
+use crate::chat::{ChatState, Reply, RestoreMeta, Restorer, SessionRecord, StoredMessage};
+use crate::crypto::{decode_hex, encode_hex};
+
+const FORMAT: &str = "quintet-snapshot-v1";
+const ACCOUNTS: (&str, &[&str]) = ("accounts.csv", &["name", "number", "public_key", "created_ms"]);
+const MESSAGES: (&str, &[&str]) = ("messages.csv", &["id", "to", "from", "from_account", "time_ms", "unread", "text"]);
+const SESSIONS: (&str, &[&str]) = ("sessions.csv", &["user", "session", "account", "last_seq", "open", "reply"]);
+const META: (&str, &[&str]) = ("meta.csv", &["key", "value"]);
+
+/// What meta.csv says about a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub height: u64,
+    pub digest: [u8; 32],
+}
+
+fn csv_err(path: &Path, line: u64, reason: impl ToString) -> StorageError {
+    StorageError::Snapshot { path: path.display().to_string(), line, reason: reason.to_string() }
+}
+
+/// Writes one CSV file and makes it durable.
+fn write_csv(
+    fs: &dyn Fs,
+    dir: &Path,
+    (name, header): (&str, &[&str]),
+    rows: impl FnOnce(&mut Writer<Box<dyn super::fs::WriteFile>>) -> csv::Result<()>,
+) -> Result<(), StorageError> {
+    let path = dir.join(name);
+    let file = fs.create(&path).map_err(io_err(&path))?;
+    let mut writer = Writer::from_writer(file);
+    let result = writer.write_record(header).and_then(|_| rows(&mut writer)).and_then(|_| Ok(writer.flush()?));
+    result.map_err(|e| csv_err(&path, 0, e))?;
+    let mut file = writer.into_inner().map_err(|e| csv_err(&path, 0, e.error().to_string()))?;
+    file.sync().map_err(io_err(&path))
+}
+
+pub fn write(fs: &dyn Fs, dir: &Path, state: &ChatState) -> Result<SnapshotMeta, StorageError> {
+    write_csv(fs, dir, ACCOUNTS, |w| {
+        for (name, a) in &state.accounts {
+            w.write_record([name.clone(), a.number.to_string(), encode_hex(&a.public_key), a.created_ms.to_string()])?;
+        }
+        Ok(())
+    })?;
+    write_csv(fs, dir, MESSAGES, |w| {
+        let mut record = ByteRecord::new();
+        for (to, a) in &state.accounts {
+            for (id, m) in &a.mailbox {
+                record.clear();
+                record.push_field(id.to_string().as_bytes());
+                record.push_field(to.as_bytes());
+                record.push_field(m.from.as_bytes());
+                record.push_field(m.from_account.to_string().as_bytes());
+                record.push_field(m.time_ms.to_string().as_bytes());
+                record.push_field(if a.unread.contains(id) { b"1" } else { b"0" });
+                record.push_field(m.text.as_bytes());
+                w.write_byte_record(&record)?;
+            }
+        }
+        Ok(())
+    })?;
+    write_csv(fs, dir, SESSIONS, |w| {
+        for ((user, session), r) in state.sessions.iter() {
+            let reply = serde_json::to_string(&r.reply).expect("replies always encode");
+            let open = if r.open { "1" } else { "0" };
+            let fields = [user.clone(), session.to_string(), r.account.to_string(), r.last_seq.to_string(), open.into(), reply];
+            w.write_record(&fields)?;
+        }
+        Ok(())
+    })?;
+    let digest = state.digest();
+    let meta = [
+        ("format", FORMAT.to_string()),
+        ("height", state.height.to_string()),
+        ("time_ms", state.time_ms.to_string()),
+        ("next_message_id", state.next_message_id.to_string()),
+        ("next_account", state.next_account.to_string()),
+        ("accounts", state.accounts.len().to_string()),
+        ("messages", state.message_count.to_string()),
+        ("sessions", state.sessions.len().to_string()),
+        ("digest", encode_hex(&digest)),
+    ];
+    write_csv(fs, dir, META, |w| meta.iter().try_for_each(|(k, v)| w.write_record([k, v.as_str()])))?;
+    Ok(SnapshotMeta { height: state.height, digest })
+}
+
+/// Reads one CSV file, checking its header, and hands each row to `row` with its line.
+fn read_csv(
+    fs: &dyn Fs,
+    dir: &Path,
+    (name, header): (&str, &[&str]),
+    mut row: impl FnMut(&ByteRecord, u64) -> Result<(), String>,
+) -> Result<(), StorageError> {
+    let path = dir.join(name);
+    let file = fs.open_read(&path).map_err(io_err(&path))?;
+    let mut reader = ReaderBuilder::new().has_headers(true).from_reader(file);
+    let found = reader.byte_headers().map_err(|e| csv_err(&path, 1, e))?.clone();
+    if found.iter().ne(header.iter().map(|h| h.as_bytes())) {
+        return Err(csv_err(&path, 1, format!("header is not {}", header.join(","))));
+    }
+    let mut record = ByteRecord::new();
+    let mut line = 1;
+    while reader.read_byte_record(&mut record).map_err(|e| csv_err(&path, line + 1, e))? {
+        line += 1;
+        if record.len() != header.len() {
+            return Err(csv_err(&path, line, format!("{} fields, expected {}", record.len(), header.len())));
+        }
+        row(&record, line).map_err(|reason| csv_err(&path, line, reason))?;
+    }
+    Ok(())
+}
+
+fn text(record: &ByteRecord, i: usize) -> Result<&str, String> {
+    std::str::from_utf8(&record[i]).map_err(|_| format!("field {} is not UTF-8", i + 1))
+}
+
+fn number(record: &ByteRecord, i: usize) -> Result<u64, String> {
+    text(record, i)?.parse().map_err(|_| format!("field {} is not a number", i + 1))
+}
+
+fn flag(record: &ByteRecord, i: usize) -> Result<bool, String> {
+    match &record[i] {
+        b"0" => Ok(false),
+        b"1" => Ok(true),
+        _ => Err(format!("field {} is not 0 or 1", i + 1)),
+    }
+}
+
+fn bytes32(value: &str) -> Result<[u8; 32], String> {
+    decode_hex(value).and_then(|b| b.try_into().ok()).ok_or_else(|| format!("{value:?} is not 32 bytes of hex"))
+}
+
+/// Reads meta.csv: the counters, the height and the digest the files must rebuild.
+pub fn read_meta(fs: &dyn Fs, dir: &Path) -> Result<(RestoreMeta, [u8; 32]), StorageError> {
+    let mut values = std::collections::BTreeMap::new();
+    read_csv(fs, dir, META, |r, _| {
+        values.insert(text(r, 0)?.to_owned(), text(r, 1)?.to_owned());
+        Ok(())
+    })?;
+    let path = dir.join(META.0);
+    let get = |key: &str| values.get(key).ok_or_else(|| csv_err(&path, 0, format!("no {key} row")));
+    if get("format")? != FORMAT {
+        return Err(csv_err(&path, 0, format!("format is not {FORMAT}")));
+    }
+    let num = |key: &str| get(key)?.parse::<u64>().map_err(|_| csv_err(&path, 0, format!("{key} is not a number")));
+    let meta = RestoreMeta {
+        height: num("height")?,
+        time_ms: num("time_ms")?,
+        next_message_id: num("next_message_id")?,
+        next_account: num("next_account")?,
+    };
+    let digest = bytes32(get("digest")?).map_err(|e| csv_err(&path, 0, e))?;
+    Ok((meta, digest))
+}
+
+/// Loads a snapshot folder and checks the rebuilt state against its digest.
+pub fn load(fs: &dyn Fs, dir: &Path) -> Result<ChatState, StorageError> {
+    let (meta, digest) = read_meta(fs, dir)?;
+    let mut restorer = Restorer::new(meta);
+    read_csv(fs, dir, ACCOUNTS, |r, _| {
+        let key = bytes32(text(r, 2)?)?;
+        restorer.account(text(r, 0)?, number(r, 1)?, key, number(r, 3)?).map_err(|e| e.to_string())
+    })?;
+    read_csv(fs, dir, MESSAGES, |r, _| {
+        let message = StoredMessage {
+            from: text(r, 2)?.to_owned(),
+            from_account: number(r, 3)?,
+            time_ms: number(r, 4)?,
+            text: text(r, 6)?.to_owned(),
+        };
+        restorer.message(number(r, 0)?, text(r, 1)?, message, flag(r, 5)?).map_err(|e| e.to_string())
+    })?;
+    read_csv(fs, dir, SESSIONS, |r, _| {
+        let reply: Reply = serde_json::from_str(text(r, 5)?).map_err(|e| format!("reply: {e}"))?;
+        let record = SessionRecord { account: number(r, 2)?, last_seq: number(r, 3)?, reply, open: flag(r, 4)? };
+        restorer.session(text(r, 0)?, number(r, 1)?, record).map_err(|e| e.to_string())
+    })?;
+    let state = restorer.finish();
+    let found = state.digest();
+    if found != digest {
+        return Err(StorageError::Digest {
+            path: dir.display().to_string(),
+            expected: encode_hex(&digest),
+            found: encode_hex(&found),
+        });
+    }
+    Ok(state)
+}

@@ -1,0 +1,103 @@
+//! Hostile and broken requests over raw gRPC: malformed bytes, no signature, a wrong
+//! signature, oversized bodies, another cluster's requests, unknown users and replays. Each
+//! gets a clear, signed refusal (or a transport error for what cannot even be read), and
+//! none changes the state.
+
+mod common;
+
+use prost::Message as _;
+use quintet::crypto::{self, SigningKey, TAG_REPLY, TAG_REQUEST};
+use quintet::pb::{self, replica_client::ReplicaClient};
+use quintet::{chat::Op, wire};
+
+struct Raw {
+    rpc: ReplicaClient<tonic::transport::Channel>,
+    replica_key: quintet::crypto::VerifyingKey,
+}
+
+impl Raw {
+    async fn submit(&mut self, body: Vec<u8>, signature: Vec<u8>) -> Result<pb::ReplyBody, tonic::Status> {
+        let reply = self.rpc.submit(pb::SignedRequest { body, signature }).await?.into_inner();
+        crypto::verify(&self.replica_key, TAG_REPLY, &reply.body, &reply.signature).expect("replies are signed");
+        Ok(pb::ReplyBody::decode(reply.body.as_slice()).unwrap())
+    }
+
+    async fn status(&mut self) -> (u64, u64, u64) {
+        let s = self.rpc.status(pb::StatusRequest {}).await.unwrap().into_inner();
+        (s.height, s.accounts, s.messages)
+    }
+}
+
+fn body(cluster: &str, user: &str, session: u64, seq: u64, op: &Op) -> Vec<u8> {
+    pb::RequestBody { cluster: cluster.into(), user: user.into(), session, seq, op: Some(wire::encode_op(op)) }.encode_to_vec()
+}
+
+fn code(reply: &pb::ReplyBody) -> String {
+    match reply.outcome.as_ref().and_then(|o| o.kind.as_ref()) {
+        Some(pb::outcome::Kind::Failure(f)) => {
+            assert!(!f.message.is_empty() && !f.message.contains("Error {"), "readable message: {}", f.message);
+            f.code.clone()
+        }
+        other => format!("ok: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_change_nothing() {
+    let cluster = common::OneReplica::start("badinput");
+    let mut raw = Raw {
+        rpc: ReplicaClient::connect(format!("http://{}", cluster.addr)).await.unwrap(),
+        replica_key: cluster.key.verifying_key(),
+    };
+    let alice = SigningKey::from_bytes(&[1; 32]);
+    let session = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+    let create = body("test-cluster", "alice", session, 1, &Op::CreateAccount { public_key: alice.verifying_key().to_bytes() });
+    let created = raw.submit(create.clone(), crypto::sign(&alice, TAG_REQUEST, &create)).await.unwrap();
+    assert_eq!(created.height, 1);
+    let send = body("test-cluster", "alice", session, 2, &Op::Send { to: "alice".into(), text: "hi".into() });
+    let sent = raw.submit(send.clone(), crypto::sign(&alice, TAG_REQUEST, &send)).await.unwrap();
+    let before = raw.status().await;
+    assert_eq!(before, (2, 1, 1));
+    // A resend of the last request gets the cached reply and applies nothing.
+    let again = raw.submit(send.clone(), crypto::sign(&alice, TAG_REQUEST, &send)).await.unwrap();
+    assert_eq!((again.height, again.outcome), (sent.height, sent.outcome.clone()));
+    assert_eq!(raw.status().await, before);
+
+    // Malformed bytes.
+    let reply = raw.submit(vec![0xff, 0x01, 0x02], vec![]).await.unwrap();
+    assert_eq!((code(&reply), reply.height), ("malformed".into(), 0));
+    // A body with no operation.
+    let no_op = pb::RequestBody { cluster: "test-cluster".into(), user: "alice".into(), ..Default::default() }.encode_to_vec();
+    assert_eq!(code(&raw.submit(no_op, vec![]).await.unwrap()), "malformed");
+    // Unsigned.
+    let next = body("test-cluster", "alice", session, 3, &Op::Send { to: "alice".into(), text: "x".into() });
+    assert_eq!(code(&raw.submit(next.clone(), vec![]).await.unwrap()), "bad_signature");
+    // Signed by someone else, and signed for another purpose (a reply's domain tag).
+    let mallory = SigningKey::from_bytes(&[2; 32]);
+    assert_eq!(code(&raw.submit(next.clone(), crypto::sign(&mallory, TAG_REQUEST, &next)).await.unwrap()), "bad_signature");
+    assert_eq!(code(&raw.submit(next.clone(), crypto::sign(&alice, TAG_REPLY, &next)).await.unwrap()), "bad_signature");
+    // Another cluster's request.
+    let foreign = body("other-cluster", "alice", session, 3, &Op::Login);
+    assert_eq!(code(&raw.submit(foreign.clone(), crypto::sign(&alice, TAG_REQUEST, &foreign)).await.unwrap()), "wrong_cluster");
+    // An unknown user.
+    let ghost = body("test-cluster", "ghost", session, 1, &Op::Login);
+    assert_eq!(code(&raw.submit(ghost.clone(), crypto::sign(&alice, TAG_REQUEST, &ghost)).await.unwrap()), "unknown_user");
+    // Oversized: a body over the request limit gets a signed refusal...
+    let big = body("test-cluster", "alice", session, 3, &Op::Send { to: "alice".into(), text: "x".repeat(100_000) });
+    assert_eq!(code(&raw.submit(big.clone(), crypto::sign(&alice, TAG_REQUEST, &big)).await.unwrap()), "too_large");
+    // ...a text just over 64 KiB is refused by the state machine, and logged as refused...
+    let long = body("test-cluster", "alice", session, 3, &Op::Send { to: "alice".into(), text: "x".repeat(65_537) });
+    let reply = raw.submit(long.clone(), crypto::sign(&alice, TAG_REQUEST, &long)).await.unwrap();
+    assert_eq!(code(&reply), "text_too_long");
+    // ...and a message past the transport limit is refused before it is even decoded.
+    let huge = raw.submit(vec![0; 300_000], vec![]).await.expect_err("transport refuses");
+    assert_eq!(huge.code(), tonic::Code::OutOfRange, "{huge:?}");
+    // Replays of older requests of the session are refused without reaching the log.
+    assert_eq!(code(&raw.submit(send.clone(), crypto::sign(&alice, TAG_REQUEST, &send)).await.unwrap()), "replayed");
+    let replayed_create = raw.submit(create.clone(), crypto::sign(&alice, TAG_REQUEST, &create)).await.unwrap();
+    assert_eq!(code(&replayed_create), "replayed");
+
+    let (height, accounts, messages) = raw.status().await;
+    assert_eq!((accounts, messages), (before.1, before.2), "no refused request changed the state");
+    assert_eq!(height, before.0 + 1, "only the over-long text (refused by the state machine) took a log height");
+}

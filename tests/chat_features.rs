@@ -1,0 +1,128 @@
+//! Two users exercise every chat feature through `quintet chat --json` over pipes, against a
+//! real replica process on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::OneReplica;
+use serde_json::json;
+
+#[test]
+fn two_users_use_every_feature() {
+    let cluster = OneReplica::start("features");
+    let mut alice = cluster.chat("alice", "alice-pw");
+    let mut bob = cluster.chat("bob", "bob-pw");
+
+    // Create accounts; names are unique (also without regard to case).
+    assert_eq!(alice.run("create")["type"], "result");
+    assert_eq!(bob.run("create")["account"], 2);
+    let mut carol = cluster.chat("Alice", "x");
+    assert_eq!(carol.run("create")["code"], "name_taken");
+    assert_eq!(carol.finish().0, Some(0));
+
+    // Bob is offline (logged out): messages wait for him.
+    assert_eq!(bob.run("logout")["command"], "logout");
+    let first = alice.run("send bob hello bob, twice  spaced");
+    assert_eq!(first["command"], "send");
+    let first_id = first["id"].as_u64().unwrap();
+    let second_id = alice.run("send bob second")["id"].as_u64().unwrap();
+    assert_eq!(alice.run("send nobody hi")["code"], "unknown_user");
+    assert_eq!(alice.run("send bob")["code"], "usage");
+
+    // Login shows the unread count; read takes N at a time, oldest first.
+    let login = bob.run("login");
+    assert_eq!((login["command"].clone(), login["unread"].clone()), (json!("login"), json!(2)));
+    let read = bob.run("read 1");
+    assert_eq!(read["messages"][0]["text"], "hello bob, twice  spaced");
+    assert_eq!(read["messages"][0]["from"], "alice");
+    assert_eq!(read["unread_left"], 1);
+    assert_eq!(bob.run("read")["messages"][0]["id"], second_id);
+    assert_eq!(bob.run("read")["messages"], json!([]));
+
+    // Bob is online now: alice's next message arrives on his stream at once.
+    let live = alice.run("send bob are you there?")["id"].as_u64().unwrap();
+    let delivery = loop {
+        let v = bob.next(Duration::from_secs(20)).expect("live delivery");
+        if v["type"] == "delivery" {
+            break v;
+        }
+    };
+    assert_eq!((delivery["id"].as_u64(), delivery["text"].as_str()), (Some(live), Some("are you there?")));
+
+    // List accounts with wildcards and pages.
+    assert_eq!(alice.run("list")["names"], json!(["alice", "bob"]));
+    assert_eq!(alice.run("list b*")["names"], json!(["bob"]));
+    assert_eq!(alice.run("list ?l*")["names"], json!(["alice"]));
+    assert_eq!(alice.run("list * 2")["code"], "no_such_page");
+    assert_eq!(alice.run("list a/b")["code"], "invalid_pattern");
+
+    // Delete one message and a set; only from your own mailbox.
+    assert_eq!(alice.run(&format!("delete {first_id}"))["code"], "no_such_message");
+    assert_eq!(bob.run(&format!("delete {first_id}"))["count"], 1);
+    assert_eq!(bob.run(&format!("delete {second_id} {live}"))["count"], 2);
+    assert_eq!(bob.run(&format!("delete {second_id}"))["code"], "no_such_message");
+    assert_eq!(bob.run("delete x")["code"], "usage");
+
+    // Bad commands get a clear error and the session goes on.
+    assert_eq!(bob.run("frobnicate")["code"], "usage");
+    assert_eq!(bob.run("read 0")["code"], "usage");
+
+    // Delete an account: its unread mail goes with it; the name cannot log in again.
+    alice.run("send bob one more");
+    bob.run("logout");
+    assert_eq!(bob.run("login")["unread"], 1);
+    let deleted = bob.run("delete-account");
+    assert_eq!((deleted["command"].clone(), deleted["unread_dropped"].clone()), (json!("delete-account"), json!(1)));
+    assert_eq!(bob.run("login")["code"], "unknown_user");
+    assert_eq!(alice.run("send bob gone?")["code"], "unknown_user");
+    assert_eq!(alice.run("list")["names"], json!(["alice"]));
+
+    // End of input logs out cleanly.
+    let (code, rest) = alice.finish();
+    assert_eq!(code, Some(0));
+    assert_eq!(rest.last().map(|v| v["command"].clone()), Some(json!("logout")));
+    assert_eq!(bob.finish().0, Some(0));
+}
+
+#[test]
+fn a_wrong_password_is_another_key_and_cannot_act_for_the_user() {
+    let cluster = OneReplica::start("password");
+    let mut alice = cluster.chat("alice", "right");
+    alice.run("create");
+    let mut mallory = cluster.chat("alice", "wrong");
+    assert_eq!(mallory.run("login")["code"], "bad_signature");
+    assert_eq!(mallory.run("read")["code"], "bad_signature");
+    // The right password works from a second client too.
+    let mut again = cluster.chat("alice", "right");
+    assert_eq!(again.run("login")["command"], "login");
+}
+
+#[test]
+fn without_a_quorum_the_client_stops_with_a_clear_message_and_status_2() {
+    let mut cluster = OneReplica::start("noquorum");
+    cluster.kill9();
+    let mut chat = common::Chat::start(&cluster.client_config, "alice", "pw", &["--timeout-ms", "1500"]);
+    chat.send("create");
+    let (code, lines) = chat.finish();
+    assert_eq!(code, Some(2));
+    let fatal = lines.iter().find(|v| v["type"] == "fatal").expect("a fatal line");
+    let message = fatal["message"].as_str().unwrap();
+    assert!(message.contains("no quorum") && message.contains("A: unreachable"), "{message}");
+}
+
+#[test]
+fn ctrl_c_logs_out_cleanly() {
+    let cluster = OneReplica::start("ctrlc");
+    let mut alice = cluster.chat("alice", "pw");
+    assert_eq!(alice.run("create")["type"], "result");
+    let pid = alice.proc.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let logout = alice.result();
+    assert_eq!((logout["type"].as_str(), logout["command"].as_str()), (Some("result"), Some("logout")));
+    assert_eq!(alice.proc.0.wait().unwrap().code(), Some(0));
+    // The session is closed at the replica: a new client must log in again, and can.
+    let mut again = cluster.chat("alice", "pw");
+    assert_eq!(again.run("read")["code"], "not_logged_in");
+    assert_eq!(again.run("login")["command"], "login");
+}

@@ -1,0 +1,233 @@
+//! Shared harness for integration tests: a one-replica cluster in a temporary folder, the
+//! real `quintet` binary on 127.0.0.1 with port 0, and chat clients driven over pipes.
+//! Every process started here is killed by its PID when its handle is dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use quintet::config::{ClusterConfig, ReplicaEntry};
+use quintet::crypto::{self, KdfParams, SigningKey, encode_hex};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_quintet");
+/// Cheap key derivation so tests do not spend seconds in Argon2.
+pub const TEST_KDF: KdfParams = KdfParams { memory_kib: 64, iterations: 1 };
+
+/// A temporary folder, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("quintet-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process that is killed (SIGKILL, by PID) and reaped when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Lines a process printed, gathered by a thread so reads can time out.
+pub fn line_reader(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+pub struct OneReplica {
+    pub dir: TempDir,
+    pub key: SigningKey,
+    /// The config the replica reads (its own address is port 0; it is told to listen).
+    pub server_config: PathBuf,
+    /// The config clients read, with the port the replica really bound.
+    pub client_config: PathBuf,
+    pub addr: SocketAddr,
+    pub replica: Option<Proc>,
+    /// How many times the replica was started (names its log files).
+    starts: u32,
+}
+
+pub fn config(name: &str, address: &str, key: &SigningKey) -> ClusterConfig {
+    ClusterConfig {
+        name: name.into(),
+        delta_ms: 200,
+        kdf: TEST_KDF,
+        replicas: vec![ReplicaEntry {
+            id: "A".into(),
+            address: address.into(),
+            public_key: encode_hex(key.verifying_key().as_bytes()),
+        }],
+    }
+}
+
+impl OneReplica {
+    pub fn start(name: &str) -> Self {
+        let dir = TempDir::new(name);
+        let key = crypto::generate_key();
+        crypto::write_key_file(&dir.0.join("A.key"), &key).unwrap();
+        let server_config = dir.0.join("cluster.toml");
+        std::fs::write(&server_config, config("test-cluster", "127.0.0.1:0", &key).to_toml()).unwrap();
+        let mut cluster = OneReplica {
+            dir,
+            key,
+            server_config,
+            client_config: PathBuf::new(),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            replica: None,
+            starts: 0,
+        };
+        cluster.restart();
+        cluster
+    }
+
+    /// Starts the replica (again), on the same port as before if it had one.
+    pub fn restart(&mut self) {
+        assert!(self.replica.is_none(), "stop the replica first");
+        let log = self.dir.0.join(format!("replica-{}.log", self.starts));
+        self.starts += 1;
+        let mut child = Command::new(BIN)
+            .args(["replica", "--id", "A", "--config"])
+            .arg(&self.server_config)
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start the replica");
+        let lines = line_reader(child.stdout.take().unwrap());
+        let line = lines.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            let _ = child.wait();
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("replica did not report its address; its log:\n{output}")
+        });
+        let addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().expect("address in the listening line");
+        self.addr = addr;
+        self.client_config = self.dir.0.join("client.toml");
+        std::fs::write(&self.client_config, config("test-cluster", &addr.to_string(), &self.key).to_toml()).unwrap();
+        self.replica = Some(Proc(child));
+    }
+
+    pub fn kill9(&mut self) {
+        let mut proc = self.replica.take().expect("running");
+        proc.0.kill().unwrap(); // SIGKILL, by PID
+        proc.0.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait for the clean exit (which writes a snapshot).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut proc = self.replica.take().expect("running");
+        let status = Command::new("kill").arg("-TERM").arg(proc.0.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = proc.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "replica did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.0.join("A")
+    }
+
+    pub fn chat(&self, user: &str, password: &str) -> Chat {
+        Chat::start(&self.client_config, user, password, &[])
+    }
+}
+
+/// A `quintet chat --json` client driven over pipes.
+pub struct Chat {
+    pub proc: Proc,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Chat {
+    pub fn start(config: &Path, user: &str, password: &str, extra: &[&str]) -> Chat {
+        let mut child = Command::new(BIN)
+            .args(["chat", "--json", "--user", user, "--config"])
+            .arg(config)
+            .args(extra)
+            .env("QUINTET_PASSWORD", password)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chat");
+        let lines = line_reader(child.stdout.take().unwrap());
+        let stdin = child.stdin.take();
+        Chat { proc: Proc(child), stdin, lines }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next output line as JSON, within a bound.
+    pub fn next(&mut self, within: Duration) -> Option<serde_json::Value> {
+        let line = self.lines.recv_timeout(within).ok()?;
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+    }
+
+    /// The next result or error line, skipping live deliveries (returned separately).
+    pub fn result(&mut self) -> serde_json::Value {
+        loop {
+            let v = self.next(Duration::from_secs(20)).expect("a result within 20 s");
+            if v["type"] != "delivery" {
+                return v;
+            }
+        }
+    }
+
+    /// Sends a command and returns its result line.
+    pub fn run(&mut self, line: &str) -> serde_json::Value {
+        self.send(line);
+        self.result()
+    }
+
+    /// Closes stdin (end of input: the client logs out and exits) and waits for the exit.
+    pub fn finish(mut self) -> (Option<i32>, Vec<serde_json::Value>) {
+        self.stdin = None;
+        let mut rest = Vec::new();
+        while let Some(v) = self.next(Duration::from_secs(30)) {
+            rest.push(v);
+        }
+        let status = self.proc.0.wait().unwrap();
+        (status.code(), rest)
+    }
+}
