@@ -5,6 +5,7 @@
 //! - resident memory of a state holding 1M messages (printed before the timings).
 //!
 //! Run: `cargo bench --bench storage` (release build, real files under the temp folder).
+//! `scripts/bench-replica-memory.sh` measures a real replica process holding 1M messages.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -117,6 +118,15 @@ fn log_append_then_fsync(bencher: divan::Bencher, records: u64) {
 }
 
 fn main() {
+    // scripts/bench-replica-memory.sh asks for the 1M-message state as a replica data folder.
+    if let Ok(out) = std::env::var("QUINTET_BENCH_DATA_OUT") {
+        let state = full_state();
+        let dir = PathBuf::from(out).join(format!("snap-{:020}", state.height()));
+        std::fs::create_dir_all(&dir).unwrap();
+        snapshot::write(&RealFs, &dir, state).unwrap();
+        println!("wrote {}", dir.display());
+        return;
+    }
     let before = rss_mb();
     let state = full_state();
     let after = rss_mb();
