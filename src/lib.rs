@@ -22,9 +22,11 @@ pub mod chat;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod consensus;
 pub mod crypto;
 pub mod replica;
 pub mod rng;
+pub mod sim;
 pub mod storage;
 pub mod wire;
 

@@ -2,6 +2,7 @@
 
 mod chat;
 mod render;
+mod sim;
 mod up;
 
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ pub enum Command {
     },
     /// The chat client: interactive on a terminal, one command per line from a pipe.
     Chat(chat::ChatArgs),
+    /// Run the deterministic simulator of the ordering protocol.
+    Sim(sim::SimArgs),
     /// Show every replica's height and counts.
     Status {
         #[arg(long)]
@@ -74,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Chat(args) => chat::run(args).await,
+        Command::Sim(args) => sim::run(args),
         Command::Status { config } => {
             let config = ClusterConfig::load(&config)?;
             let client = crate::client::QuorumClient::new(&config)?;

@@ -68,11 +68,19 @@ impl Tally {
         if body.request_digest != self.request_digest {
             return Err(Rejected::OtherRequest);
         }
-        let outcome = body.outcome.unwrap_or_default();
-        let vote = (body.height, outcome.encode_to_vec());
+        self.add_vote(index, body.height, body.outcome.unwrap_or_default())
+    }
+
+    /// The rule itself, for a reply already authenticated as replica `index`'s answer to
+    /// this request (the simulator calls this directly).
+    pub fn add_vote(&mut self, index: usize, height: u64, outcome: pb::Outcome) -> Result<Option<Agreed>, Rejected> {
+        if self.votes.contains_key(&index) {
+            return Err(Rejected::Duplicate);
+        }
+        let vote = (height, outcome.encode_to_vec());
         self.votes.insert(index, vote.clone());
         let replicas: Vec<usize> = self.votes.iter().filter(|(_, v)| **v == vote).map(|(i, _)| *i).collect();
-        Ok((replicas.len() >= self.quorum).then_some(Agreed { height: body.height, outcome, replicas }))
+        Ok((replicas.len() >= self.quorum).then_some(Agreed { height, outcome, replicas }))
     }
 
     /// True when no result can reach the quorum any more with `total` replicas.

@@ -1,0 +1,386 @@
+//! The protocol core: a sans-IO state machine (no clock, no I/O, no randomness).
+//!
+//! Call order: build with [`Core::new`] (fresh, or restored from the last `Persist` and the
+//! committed chain), then call [`Core::handle`] with the current time for every input. The
+//! driver performs the returned actions **in order**: a `Persist` must be durable before any
+//! later `Send`/`Broadcast` of the same batch leaves. `Commit` blocks come in height order,
+//! each once. Call `handle(now, Input::Tick)` at least every Δ/4 so timers fire.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::types::*;
+use super::verify::Checker;
+use super::{Config, Digest32};
+
+pub enum Input {
+    Message(ReplicaId, Message),
+    /// A client request (signed request bytes) that arrived at this replica.
+    Request(Vec<u8>),
+    Tick,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Make this durable before performing any later action of the batch.
+    Persist(Persistent),
+    /// Store this block durably (a block store, pruned at the committed height), before any
+    /// later action of the batch: votes and proposals must never name a block that a
+    /// restart would forget.
+    StoreBlock(Block),
+    Send(ReplicaId, Message),
+    Broadcast(Message),
+    /// Execute this committed block (heights strictly increase by one).
+    Commit(Block),
+}
+
+/// What must survive a crash (NOTEBOOK "Persistent state").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Persistent {
+    pub view: View,
+    /// Blocks this replica voted for in `view`, above the committed height.
+    pub votes: Vec<Block>,
+    pub high_qc: QuorumCert,
+    /// Blocks this replica proposed in `view`, above the committed height.
+    pub proposals: Vec<Block>,
+    /// The rank reported in this replica's STATUS for `view`.
+    pub reported: Option<Rank>,
+    /// BC(view − 1), by which this replica entered `view` (S8 needs it after a restart).
+    pub entered_by: Option<BlameCert>,
+    /// As leader of `view`: the justification its proposals carry.
+    pub justification: Option<Justification>,
+}
+
+/// What a restarting replica hands back to the core.
+pub struct Restored {
+    pub persistent: Option<Persistent>,
+    /// The committed chain, in height order (a suffix is enough; its tip is what counts).
+    pub committed: Vec<Block>,
+    /// Stored blocks above the committed height (from `StoreBlock`).
+    pub blocks: Vec<Block>,
+}
+
+/// Blame bookkeeping of the view being left (S6) or entered (S7).
+pub(super) struct Entering {
+    /// BC(view − 1), carried in this view's statuses and proposals.
+    pub blame_cert: BlameCert,
+    /// When BC(view − 1) was received.
+    pub since_ms: u64,
+    pub status_sent: bool,
+}
+
+pub struct Core {
+    pub(super) cfg: Config,
+    pub(super) me: ReplicaId,
+    pub(super) crypto: Box<dyn super::Crypto>,
+    // ---- persistent (S-persist)
+    pub(super) view: View,
+    pub(super) votes: Vec<Block>,
+    pub(super) high_qc: QuorumCert,
+    pub(super) proposals: Vec<Block>,
+    pub(super) reported: Option<Rank>,
+    // ---- volatile
+    pub(super) blocks: BTreeMap<Hash, Block>,
+    pub(super) qcs: BTreeMap<Hash, QuorumCert>,
+    pub(super) vote_pool: BTreeMap<(View, Height, Hash), BTreeMap<ReplicaId, Vec<u8>>>,
+    /// vote_time(B) for blocks voted since this start (S4b).
+    pub(super) vote_time: BTreeMap<Hash, u64>,
+    /// Blocks that meet S4a, waiting on S4b.
+    pub(super) candidates: BTreeSet<(Height, Hash)>,
+    /// Proposals seen per (view, height) from the view's leader (for equivocation).
+    pub(super) seen: BTreeMap<(View, Height), Proposal>,
+    pub(super) forwarded: BTreeSet<Hash>,
+    pub(super) equivocation: Option<View>,
+    pub(super) blames: BTreeMap<View, BTreeMap<ReplicaId, Vec<u8>>>,
+    pub(super) blamed: Option<View>,
+    pub(super) entering: Option<Entering>,
+    /// As leader of `view`: statuses received for it.
+    pub(super) statuses: BTreeMap<ReplicaId, Status>,
+    pub(super) justification: Option<Justification>,
+    /// Proposals waiting for a missing ancestor.
+    pub(super) orphans: BTreeMap<Hash, Vec<(ReplicaId, Proposal)>>,
+    pub(super) fetching: BTreeMap<Hash, u64>,
+    pub(super) committed_height: Height,
+    pub(super) committed_hash: Hash,
+    /// Requests waiting to commit, by digest, with their arrival time.
+    pub(super) pending: BTreeMap<Digest32, (u64, Vec<u8>)>,
+    /// CHECKPOINT signers per (height, hash) above the committed height (S11).
+    pub(super) checkpoints: BTreeMap<(Height, Hash), BTreeSet<ReplicaId>>,
+    /// Blocks proved committed by a checkpoint certificate, waiting for their blocks.
+    pub(super) certified_commits: BTreeSet<(Height, Hash)>,
+    pub(super) recent: VecDeque<Digest32>,
+    pub(super) recent_set: BTreeSet<Digest32>,
+    pub(super) last_progress_ms: u64,
+    /// When this replica entered its current view (or started): a request's T_req runs from
+    /// max(arrival, this), so commits of other requests never hide a censored one (S10).
+    pub(super) view_since_ms: u64,
+    /// Messages this replica re-sends every retransmission period while they matter (S10).
+    pub(super) last_blame: Option<Blame>,
+    pub(super) last_status: Option<Status>,
+    pub(super) last_checkpoint: Option<Checkpoint>,
+    pub(super) last_retransmit_ms: u64,
+    /// As leader: propose (empty) blocks until `high_qc` reaches this height, because some
+    /// replica blamed the view while waiting (it lags and needs a same-view 2-chain).
+    pub(super) nudge_to: Option<Height>,
+    /// Consecutive failed views: timeouts double with it (S10).
+    pub(super) failures: u32,
+    /// Certified blocks found not to extend this replica's committed chain (never committed;
+    /// nonzero only if safety broke somewhere, so the simulator reports it).
+    pub conflicts: u64,
+    pub(super) out: Vec<Action>,
+}
+
+/// Requests remembered as committed (duplicates of them are dropped).
+const RECENT_MAX: usize = 100_000;
+
+impl Core {
+    pub fn new(cfg: Config, me: ReplicaId, crypto: Box<dyn super::Crypto>, restored: Restored) -> Self {
+        assert!(cfg.n % 2 == 1 && (me as usize) < cfg.n, "n must be odd and the id below n");
+        let mut core = Core {
+            cfg,
+            me,
+            crypto,
+            view: 0,
+            votes: Vec::new(),
+            high_qc: QuorumCert::genesis(),
+            proposals: Vec::new(),
+            reported: None,
+            blocks: BTreeMap::new(),
+            qcs: BTreeMap::new(),
+            vote_pool: BTreeMap::new(),
+            vote_time: BTreeMap::new(),
+            candidates: BTreeSet::new(),
+            seen: BTreeMap::new(),
+            forwarded: BTreeSet::new(),
+            equivocation: None,
+            blames: BTreeMap::new(),
+            blamed: None,
+            entering: None,
+            statuses: BTreeMap::new(),
+            justification: None,
+            orphans: BTreeMap::new(),
+            fetching: BTreeMap::new(),
+            committed_height: 0,
+            committed_hash: GENESIS,
+            pending: BTreeMap::new(),
+            checkpoints: BTreeMap::new(),
+            certified_commits: BTreeSet::new(),
+            recent: VecDeque::new(),
+            recent_set: BTreeSet::new(),
+            last_progress_ms: 0,
+            view_since_ms: 0,
+            last_blame: None,
+            last_status: None,
+            last_checkpoint: None,
+            last_retransmit_ms: 0,
+            nudge_to: None,
+            failures: 0,
+            conflicts: 0,
+            out: Vec::new(),
+        };
+        for block in restored.committed {
+            core.committed_height = block.height;
+            core.committed_hash = block.hash;
+            for r in &block.requests {
+                core.remember_committed(super::digest(r));
+            }
+            core.blocks.insert(block.hash, block);
+        }
+        for block in restored.blocks {
+            core.blocks.insert(block.hash, block);
+        }
+        if let Some(p) = restored.persistent {
+            core.view = p.view;
+            core.high_qc = p.high_qc;
+            core.reported = p.reported;
+            core.justification = p.justification;
+            // Re-entering: the status is sent again (S6) unless it was already reported.
+            core.entering = p.entered_by.map(|blame_cert| Entering {
+                blame_cert,
+                since_ms: 0,
+                status_sent: p.reported.is_some(),
+            });
+            for b in p.votes.iter().chain(&p.proposals) {
+                core.blocks.insert(b.hash, b.clone());
+            }
+            core.votes = p.votes;
+            core.proposals = p.proposals;
+        }
+        core
+    }
+
+    /// Feeds one input; returns what the driver must do, in order.
+    pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Action> {
+        if self.last_progress_ms == 0 {
+            self.last_progress_ms = now_ms;
+            self.view_since_ms = now_ms;
+        }
+        match input {
+            Input::Message(from, message) => self.on_message(now_ms, from, message),
+            Input::Request(bytes) => self.on_request(now_ms, bytes),
+            Input::Tick => {}
+        }
+        self.on_tick(now_ms);
+        let mut out = std::mem::take(&mut self.out);
+        if self.cfg.planted.vote_before_persist {
+            // Planted bug: everything this batch persists is written after its messages left.
+            let (persists, rest): (Vec<_>, Vec<_>) =
+                out.into_iter().partition(|a| matches!(a, Action::Persist(_) | Action::StoreBlock(_)));
+            out = rest.into_iter().chain(persists).collect();
+        }
+        out
+    }
+
+    fn on_message(&mut self, now: u64, from: ReplicaId, message: Message) {
+        if (from as usize) >= self.cfg.n {
+            return;
+        }
+        match message {
+            Message::Propose(p) => self.on_proposal(now, from, p),
+            Message::Vote(v) => self.on_vote(now, v),
+            Message::Blame(b) => self.on_blame(now, b),
+            Message::BlameCert(bc) => self.on_blame_cert(now, bc),
+            Message::Status(s) => self.on_status(now, s),
+            Message::Checkpoint(c) => self.on_checkpoint(now, c),
+            Message::Fetch(hash) => {
+                if let Some(block) = self.blocks.get(&hash) {
+                    self.out.push(Action::Send(from, Message::Block(Box::new(block.clone()))));
+                }
+            }
+            Message::Block(block) => self.on_fetched(now, *block),
+        }
+    }
+
+    fn on_request(&mut self, now: u64, bytes: Vec<u8>) {
+        let digest = super::digest(&bytes);
+        if self.recent_set.contains(&digest) || self.pending.len() >= self.cfg.pending_max {
+            return;
+        }
+        self.pending.entry(digest).or_insert((now, bytes));
+    }
+
+    pub(super) fn checker(&self) -> Checker<'_> {
+        Checker { n: self.cfg.n, qc_size: self.cfg.qc_size(), quorum: self.cfg.quorum(), crypto: self.crypto.as_ref() }
+    }
+
+    pub fn leader(&self, view: View) -> ReplicaId {
+        (view % self.cfg.n as u64) as ReplicaId
+    }
+
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    pub fn committed_height(&self) -> Height {
+        self.committed_height
+    }
+
+    pub fn high_qc(&self) -> &QuorumCert {
+        &self.high_qc
+    }
+
+    /// One line of state for traces.
+    pub fn describe(&self) -> String {
+        format!(
+            "view {} entered {} blamed {:?} committed {} high_qc {:?} pending {} votes {} proposals {} statuses {} justified {} timeout {}ms",
+            self.view,
+            self.entered(),
+            self.blamed,
+            self.committed_height,
+            self.high_qc.rank(),
+            self.pending.len(),
+            self.votes.len(),
+            self.proposals.len(),
+            self.statuses.len(),
+            self.justification.is_some(),
+            self.timeout_ms()
+        )
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// True once this replica finished entering its view (its STATUS is out, S6).
+    pub(super) fn entered(&self) -> bool {
+        self.entering.as_ref().is_none_or(|e| e.status_sent)
+    }
+
+    pub(super) fn persistent(&self) -> Persistent {
+        Persistent {
+            view: self.view,
+            votes: self.votes.clone(),
+            high_qc: self.high_qc.clone(),
+            proposals: self.proposals.clone(),
+            reported: self.reported,
+            entered_by: self.entering.as_ref().map(|e| e.blame_cert.clone()),
+            justification: self.justification.clone(),
+        }
+    }
+
+    /// Keeps a newly learned, valid block, and has the driver store it.
+    pub(super) fn store_block(&mut self, block: &Block) {
+        if block.height > self.committed_height && !self.blocks.contains_key(&block.hash) {
+            self.blocks.insert(block.hash, block.clone());
+            self.out.push(Action::StoreBlock(block.clone()));
+        }
+    }
+
+    pub(super) fn persist(&mut self) {
+        let p = self.persistent();
+        self.out.push(Action::Persist(p));
+    }
+
+    /// True when `block` is `ancestor` or descends from it, as far as known blocks tell.
+    /// Unknown links count as "no": callers fetch and retry.
+    pub(super) fn extends(&self, block: &Hash, ancestor: &Hash) -> bool {
+        let Some(target_height) = self.height_of(ancestor) else { return false };
+        let mut at = *block;
+        loop {
+            if at == *ancestor {
+                return true;
+            }
+            let Some(b) = self.blocks.get(&at) else { return false };
+            if b.height <= target_height {
+                return false;
+            }
+            at = b.parent;
+        }
+    }
+
+    pub(super) fn height_of(&self, hash: &Hash) -> Option<Height> {
+        if *hash == GENESIS { Some(0) } else { self.blocks.get(hash).map(|b| b.height) }
+    }
+
+    pub(super) fn fetch(&mut self, now: u64, hash: Hash, from: ReplicaId) {
+        let last = self.fetching.get(&hash).copied();
+        if last.is_some_and(|t| now < t + self.cfg.delta_ms * 2) || hash == GENESIS {
+            return;
+        }
+        self.fetching.insert(hash, now);
+        let expiry = self.cfg.delta_ms * 20;
+        self.fetching.retain(|_, t| now < *t + expiry);
+        if last.is_some() || from == self.me {
+            self.out.push(Action::Broadcast(Message::Fetch(hash)));
+        } else {
+            self.out.push(Action::Send(from, Message::Fetch(hash)));
+        }
+    }
+
+    /// The current timeout (S10): doubles per failed view, capped.
+    pub(super) fn timeout_ms(&self) -> u64 {
+        let factor = 1u64 << self.failures.min(16);
+        (self.cfg.timeout_base_ms.saturating_mul(factor)).min(self.cfg.timeout_cap_ms)
+    }
+
+    pub(super) fn remember_committed(&mut self, digest: Digest32) {
+        self.pending.remove(&digest);
+        if self.recent_set.insert(digest) {
+            self.recent.push_back(digest);
+            if self.recent.len() > RECENT_MAX
+                && let Some(old) = self.recent.pop_front()
+            {
+                self.recent_set.remove(&old);
+            }
+        }
+    }
+}

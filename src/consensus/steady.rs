@@ -1,0 +1,377 @@
+//! Steady-state transitions: S1 propose, S2 receive/forward/vote, S3 certify, S4 commit,
+//! S9 fetch. Each function names the step it implements.
+
+use super::core::{Action, Core};
+use super::types::*;
+use super::verify::highest_qc;
+
+/// Proposals held while their parent is being fetched (beyond this they are dropped; the
+/// chain is fetched again from later proposals).
+const ORPHANS_MAX: usize = 1_024;
+/// How far up the chain one newly certified block looks for commit candidates (S4a).
+const ANCESTOR_WALK: usize = 64;
+
+impl Core {
+    /// S2: validate, detect equivocation, forward on first receipt, learn the parent QC,
+    /// then vote if the voting rule allows.
+    pub(super) fn on_proposal(&mut self, now: u64, from: ReplicaId, p: Proposal) {
+        if self.checker().proposal(&p).is_err() {
+            return;
+        }
+        let (hash, view, height) = (p.block.hash, p.block.view, p.block.height);
+        if view > self.view
+            && let Some(j) = &p.justification
+        {
+            self.enter_view(now, j.blame_cert.clone()); // S8
+        }
+        match self.seen.get(&(view, height)) {
+            Some(other) if other.block.hash != hash => {
+                let other = other.clone();
+                self.on_equivocation(now, other, p.clone());
+            }
+            Some(_) => {}
+            None => {
+                self.seen.insert((view, height), p.clone());
+            }
+        }
+        if self.forwarded.insert(hash) && view + 1 >= self.view {
+            self.out.push(Action::Broadcast(Message::Propose(p.clone())));
+        }
+        self.store_block(&p.block);
+        self.on_qc(now, p.block.parent_qc.clone());
+        self.on_certified(hash);
+        if p.block.parent != GENESIS && !self.blocks.contains_key(&p.block.parent) {
+            self.fetch(now, p.block.parent, from);
+            let waiting = self.orphans.entry(p.block.parent).or_default();
+            if waiting.len() < ORPHANS_MAX && !waiting.iter().any(|(_, q)| q.block.hash == hash) {
+                waiting.push((from, p));
+            }
+            return;
+        }
+        self.try_vote(now, &p);
+        if let Some(children) = self.orphans.remove(&hash) {
+            for (sender, child) in children {
+                self.on_proposal(now, sender, child);
+            }
+        }
+    }
+
+    /// S2, the voting rule (conditions 1–4 of the notebook).
+    fn try_vote(&mut self, now: u64, p: &Proposal) {
+        let b = &p.block;
+        // S2.1
+        if b.view != self.view || !self.entered() || self.equivocation == Some(self.view) {
+            return;
+        }
+        if self.votes.iter().any(|v| v.hash == b.hash) {
+            // A repeated proposal means the leader still lacks votes: send ours again.
+            if !self.qcs.contains_key(&b.hash) {
+                let signature = self.crypto.sign(&signed::vote(b.view, b.height, &b.hash));
+                let vote = Vote { view: b.view, height: b.height, hash: b.hash, voter: self.me, signature };
+                self.out.push(Action::Broadcast(Message::Vote(vote)));
+            }
+            return;
+        }
+        if !self.extends(&b.hash, &self.committed_hash) {
+            return;
+        }
+        // S2.2: one chain per view.
+        if self.votes.iter().any(|v| !self.extends(&b.hash, &v.hash) && !self.extends(&v.hash, &b.hash)) {
+            return;
+        }
+        // S2.3: the lock.
+        if b.parent_qc.rank() < self.high_qc.rank() && !self.extends(&b.hash, &self.high_qc.hash) {
+            return;
+        }
+        // S2.4: a view's first block extends the highest QC of its justification, which
+        // ranks at least as high as what this replica reported.
+        if b.parent_qc.view < b.view && b.view > 0 {
+            let Some(j) = &p.justification else { return };
+            let Some(highest) = highest_qc(j) else { return };
+            let reported = self.reported.unwrap_or(self.high_qc.rank());
+            if b.parent_qc.rank() != highest.rank() || b.parent != highest.hash || highest.rank() < reported {
+                return;
+            }
+        }
+        let signature = self.crypto.sign(&signed::vote(b.view, b.height, &b.hash));
+        let vote = Vote { view: b.view, height: b.height, hash: b.hash, voter: self.me, signature };
+        self.votes.push(b.clone());
+        self.persist();
+        self.out.push(Action::Broadcast(Message::Vote(vote.clone())));
+        self.vote_time.insert(b.hash, now);
+        self.on_vote(now, vote);
+    }
+
+    /// S3: count a vote; q of them form a QC.
+    pub(super) fn on_vote(&mut self, now: u64, vote: Vote) {
+        if vote.height <= self.committed_height || self.checker().vote(&vote).is_err() {
+            return;
+        }
+        let key = (vote.view, vote.height, vote.hash);
+        let pool = self.vote_pool.entry(key).or_default();
+        pool.insert(vote.voter, vote.signature);
+        if pool.len() == self.cfg.qc_size() {
+            let votes = pool.iter().map(|(v, s)| (*v, s.clone())).collect();
+            let qc = QuorumCert { view: vote.view, height: vote.height, hash: vote.hash, votes };
+            self.on_qc(now, qc);
+        }
+    }
+
+    /// S3: learn a QC (formed here, or carried in a proposal or status). `high_qc` only rises.
+    pub(super) fn on_qc(&mut self, now: u64, qc: QuorumCert) {
+        if qc.is_genesis() || qc.height <= self.committed_height || self.qcs.contains_key(&qc.hash) {
+            return;
+        }
+        if self.checker().qc(&qc).is_err() {
+            return;
+        }
+        if qc.rank() > self.high_qc.rank() {
+            self.high_qc = qc.clone();
+            self.persist();
+        }
+        let hash = qc.hash;
+        self.qcs.insert(hash, qc);
+        if !self.blocks.contains_key(&hash) {
+            self.fetch(now, hash, self.me);
+        }
+        self.on_certified(hash);
+        self.try_commit(now);
+    }
+
+    /// S4a, incrementally: once both block `x` and QC(x) are known, its certified ancestors
+    /// from the same view (within `ANCESTOR_WALK`) have a certified descendant and become
+    /// commit candidates. A block's QC always reaches a replica no later than its
+    /// children's blocks do (each child carries it), so walking up from each newly
+    /// certified block finds every candidate.
+    pub(super) fn on_certified(&mut self, x: Hash) {
+        let (Some(top), true) = (self.blocks.get(&x), self.qcs.contains_key(&x)) else { return };
+        if self.cfg.planted.single_qc_commit {
+            self.candidates.insert((top.height, x));
+        }
+        let view = top.view;
+        let mut at = top.parent;
+        for _ in 0..ANCESTOR_WALK {
+            let Some(b) = self.blocks.get(&at) else { break };
+            if b.height <= self.committed_height || (b.view != view && !self.cfg.planted.cross_view_chain) {
+                break;
+            }
+            if self.qcs.contains_key(&at) {
+                self.candidates.insert((b.height, at));
+            }
+            at = b.parent;
+        }
+    }
+
+    /// S4b, then commit the highest candidate that qualifies (with its ancestors).
+    pub(super) fn try_commit(&mut self, now: u64) {
+        let wait = if self.cfg.planted.no_delta_wait { 0 } else { 2 * self.cfg.delta_ms };
+        let cross_view = self.cfg.planted.cross_view_chain;
+        let ready = self.candidates.iter().rev().find(|(_, hash)| {
+            let Some(b) = self.blocks.get(hash) else { return false };
+            (cross_view || (b.view == self.view && self.entered()))
+                && self.equivocation != Some(b.view)
+                && self.vote_time.get(hash).is_some_and(|t| now >= t + wait)
+        });
+        if let Some(&(_, hash)) = ready {
+            self.commit_through(now, hash);
+        }
+    }
+
+    /// Commits `hash` and every uncommitted ancestor, in height order.
+    pub(super) fn commit_through(&mut self, now: u64, hash: Hash) {
+        let mut chain = Vec::new();
+        let mut at = hash;
+        while at != self.committed_hash {
+            let Some(b) = self.blocks.get(&at) else {
+                self.fetch(now, at, self.me);
+                return;
+            };
+            if b.height <= self.committed_height {
+                // Not an extension of what this replica committed: never commit it.
+                self.conflicts += 1;
+                self.candidates.retain(|(_, h)| *h != hash);
+                return;
+            }
+            chain.push(b.clone());
+            at = b.parent;
+        }
+        for block in chain.into_iter().rev() {
+            assert_eq!(block.height, self.committed_height + 1, "commits are contiguous");
+            self.committed_height = block.height;
+            self.committed_hash = block.hash;
+            for r in &block.requests {
+                self.remember_committed(super::digest(r));
+            }
+            self.out.push(Action::Commit(block));
+        }
+        self.last_progress_ms = now;
+        self.failures = 0;
+        self.prune();
+        // S11: tell the others, so a replica that missed the votes can follow.
+        let (height, hash) = (self.committed_height, self.committed_hash);
+        let signature = self.crypto.sign(&signed::checkpoint(height, &hash));
+        let checkpoint = Checkpoint { height, hash, voter: self.me, signature };
+        self.last_checkpoint = Some(checkpoint.clone());
+        self.out.push(Action::Broadcast(Message::Checkpoint(checkpoint)));
+    }
+
+    /// S11: q matching CHECKPOINTs mean an honest replica committed the block: commit it too.
+    pub(super) fn on_checkpoint(&mut self, now: u64, c: Checkpoint) {
+        if c.height <= self.committed_height
+            || (c.voter as usize) >= self.cfg.n
+            || !self.crypto.verify(c.voter, &signed::checkpoint(c.height, &c.hash), &c.signature)
+        {
+            return;
+        }
+        let signers = self.checkpoints.entry((c.height, c.hash)).or_default();
+        signers.insert(c.voter);
+        if signers.len() >= self.cfg.quorum() {
+            if !self.blocks.contains_key(&c.hash) {
+                self.fetch(now, c.hash, c.voter);
+            }
+            self.certified_commits.insert((c.height, c.hash));
+            self.try_certified_commits(now);
+        }
+    }
+
+    /// Commits what checkpoint certificates proved, once the blocks are here (S9, S11).
+    pub(super) fn try_certified_commits(&mut self, now: u64) {
+        self.certified_commits.retain(|(h, _)| *h > self.committed_height);
+        if let Some(&(_, hash)) = self.certified_commits.iter().next_back()
+            && self.blocks.contains_key(&hash)
+        {
+            self.commit_through(now, hash);
+        }
+    }
+
+    fn prune(&mut self) {
+        let h = self.committed_height;
+        self.candidates.retain(|(height, _)| *height > h);
+        self.votes.retain(|b| b.height > h);
+        self.proposals.retain(|b| b.height > h);
+        self.vote_pool.retain(|(_, height, _), _| *height > h);
+        self.qcs.retain(|_, qc| qc.height > h);
+        self.seen.retain(|(_, height), _| *height + 1 > h);
+        self.checkpoints.retain(|(height, _), _| *height > h);
+    }
+
+    /// S1: the leader extends the block of its `high_qc` (S7 decides a view's first block).
+    pub(super) fn propose(&mut self, now: u64) {
+        if self.leader(self.view) != self.me || !self.entered() || self.equivocation == Some(self.view) {
+            return;
+        }
+        let tip = match (&self.justification, self.view) {
+            (_, 0) => self.high_qc.clone(),
+            (None, _) => return,
+            (Some(j), _) if self.proposals.is_empty() && self.high_qc.view < self.view => {
+                highest_qc(j).cloned().expect("a justification holds statuses")
+            }
+            (Some(_), _) => self.high_qc.clone(),
+        };
+        if tip.height < self.committed_height || self.proposals.iter().any(|b| b.height > tip.height) {
+            return; // waiting for the last proposal's QC
+        }
+        if !tip.is_genesis() && !self.blocks.contains_key(&tip.hash) {
+            self.fetch(now, tip.hash, self.me);
+            return;
+        }
+        let in_chain = self.chain_request_digests(&tip.hash);
+        let mut requests = Vec::new();
+        let mut bytes = 0;
+        for (digest, (_, r)) in &self.pending {
+            if requests.len() >= self.cfg.batch_max || bytes > self.cfg.batch_bytes_max {
+                break;
+            }
+            if !in_chain.contains(digest) {
+                bytes += r.len();
+                requests.push(r.clone());
+            }
+        }
+        let nudged = self.nudge_to.is_some_and(|h| tip.height < h);
+        if !nudged {
+            self.nudge_to = None;
+        }
+        if requests.is_empty() && !nudged && !self.needs_empty_block(&tip.hash) {
+            return;
+        }
+        let parent_time = self.blocks.get(&tip.hash).map_or(0, |b| b.time_ms);
+        let mut block = Block {
+            view: self.view,
+            height: tip.height + 1,
+            parent: tip.hash,
+            parent_qc: tip,
+            proposer: self.me,
+            time_ms: now.max(parent_time),
+            requests,
+            hash: GENESIS,
+        };
+        block.hash = block.compute_hash();
+        let signature = self.crypto.sign(&signed::proposal(&block.hash));
+        let justification = if self.view > 0 { self.justification.clone() } else { None };
+        let proposal = Proposal { block: block.clone(), signature, justification };
+        self.proposals.push(block);
+        self.persist();
+        self.forwarded.insert(proposal.block.hash);
+        self.out.push(Action::Broadcast(Message::Propose(proposal.clone())));
+        self.on_proposal(now, self.me, proposal);
+    }
+
+    /// Digests of the requests in the uncommitted blocks of the chain ending at `tip`.
+    fn chain_request_digests(&self, tip: &Hash) -> std::collections::BTreeSet<super::Digest32> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut at = *tip;
+        while let Some(b) = self.blocks.get(&at).filter(|b| b.height > self.committed_height) {
+            out.extend(b.requests.iter().map(|r| super::digest(r)));
+            at = b.parent;
+        }
+        out
+    }
+
+    /// An empty block is worth proposing while some uncommitted block with requests lacks the
+    /// two certified blocks of the current view above it that its commit needs (S1, S4a).
+    fn needs_empty_block(&self, tip: &Hash) -> bool {
+        let mut current_view_blocks = 0;
+        let mut at = *tip;
+        while let Some(b) = self.blocks.get(&at).filter(|b| b.height > self.committed_height) {
+            if b.view == self.view {
+                current_view_blocks += 1;
+            }
+            if !b.requests.is_empty() {
+                return current_view_blocks < 2;
+            }
+            at = b.parent;
+        }
+        false
+    }
+
+    /// S9: a fetched block is accepted only if its hash matches what was asked for.
+    pub(super) fn on_fetched(&mut self, now: u64, block: Block) {
+        let hash = block.hash;
+        // The request stays on record until it expires (see `fetch`): four replies to one
+        // broadcast FETCH must not each start a new one.
+        if !self.fetching.contains_key(&hash) || block.compute_hash() != hash || self.blocks.contains_key(&hash) {
+            return;
+        }
+        if block.height <= self.committed_height {
+            // Below what is committed and not part of it: an abandoned fork. Proposals that
+            // wait for it can never be voted for.
+            self.orphans.remove(&hash);
+            return;
+        }
+        let parent = block.parent;
+        let parent_qc = block.parent_qc.clone();
+        self.store_block(&block);
+        self.on_qc(now, parent_qc);
+        if parent != GENESIS && !self.blocks.contains_key(&parent) && self.height_of(&hash).unwrap_or(0) > self.committed_height + 1 {
+            self.fetch(now, parent, self.me);
+        }
+        if let Some(children) = self.orphans.remove(&hash) {
+            for (sender, child) in children {
+                self.on_proposal(now, sender, child);
+            }
+        }
+        self.on_certified(hash);
+        self.try_commit(now);
+        self.try_certified_commits(now);
+    }
+}

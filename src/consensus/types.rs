@@ -1,0 +1,206 @@
+//! The protocol's objects (NOTEBOOK "QOP v1"): blocks, votes, quorum certificates, blames,
+//! statuses, and the message enum. Every signed object has a canonical byte encoding with its
+//! own domain tag; signatures cover exactly those bytes.
+
+use sha2::{Digest, Sha256};
+
+pub type ReplicaId = u8;
+pub type View = u64;
+pub type Height = u64;
+pub type Hash = [u8; 32];
+
+/// (view, height), compared lexicographically: how QCs are ranked.
+pub type Rank = (View, Height);
+
+/// The hash of the genesis block, which every chain starts from (height 0, view 0).
+pub const GENESIS: Hash = [0; 32];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub view: View,
+    pub height: Height,
+    pub parent: Hash,
+    pub parent_qc: QuorumCert,
+    pub proposer: ReplicaId,
+    pub time_ms: u64,
+    /// Client requests, opaque here (signed request bytes).
+    pub requests: Vec<Vec<u8>>,
+    /// Computed from the fields above; checked on receipt.
+    pub hash: Hash,
+}
+
+impl Block {
+    pub fn compute_hash(&self) -> Hash {
+        let mut h = Sha256::new();
+        h.update(b"quintet/block/v1\0");
+        for v in [self.view, self.height, self.parent_qc.view, self.parent_qc.height, self.time_ms] {
+            h.update(v.to_le_bytes());
+        }
+        h.update(self.parent);
+        h.update(self.parent_qc.hash);
+        h.update([self.proposer]);
+        h.update((self.requests.len() as u64).to_le_bytes());
+        for r in &self.requests {
+            h.update(Sha256::digest(r));
+        }
+        h.finalize().into()
+    }
+
+    pub fn rank(&self) -> Rank {
+        (self.view, self.height)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vote {
+    pub view: View,
+    pub height: Height,
+    pub hash: Hash,
+    pub voter: ReplicaId,
+    pub signature: Vec<u8>,
+}
+
+/// q votes for one block. The genesis QC has none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumCert {
+    pub view: View,
+    pub height: Height,
+    pub hash: Hash,
+    pub votes: Vec<(ReplicaId, Vec<u8>)>,
+}
+
+impl QuorumCert {
+    pub fn genesis() -> Self {
+        QuorumCert { view: 0, height: 0, hash: GENESIS, votes: Vec::new() }
+    }
+
+    pub fn rank(&self) -> Rank {
+        (self.view, self.height)
+    }
+
+    pub fn is_genesis(&self) -> bool {
+        self.height == 0 && self.hash == GENESIS
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlameReason {
+    Timeout,
+    /// Two proposals signed by the view's leader that conflict.
+    Equivocation(Box<(Proposal, Proposal)>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blame {
+    pub view: View,
+    pub voter: ReplicaId,
+    pub reason: BlameReason,
+    pub signature: Vec<u8>,
+    /// BC(view − 1) for view > 0, so a replica still in an older view can follow (S8).
+    pub entered_by: Option<BlameCert>,
+}
+
+/// q blames for one view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlameCert {
+    pub view: View,
+    pub blames: Vec<(ReplicaId, Vec<u8>)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The view this status is for (the one being entered).
+    pub view: View,
+    pub high_qc: QuorumCert,
+    pub voter: ReplicaId,
+    pub signature: Vec<u8>,
+    /// BC(view − 1), so the receiver can enter the view (S8).
+    pub blame_cert: BlameCert,
+}
+
+/// Why the leader may start a view: BC(v − 1) and at least q statuses for v.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Justification {
+    pub blame_cert: BlameCert,
+    pub statuses: Vec<Status>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    pub block: Block,
+    /// The leader's signature over the block hash.
+    pub signature: Vec<u8>,
+    /// Present in every proposal of a view after view 0 (S1, S8).
+    pub justification: Option<Justification>,
+}
+
+/// "I committed `hash` at `height`" (S11). q matching ones prove an honest replica committed
+/// it, so a replica that missed the votes may commit it too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub height: Height,
+    pub hash: Hash,
+    pub voter: ReplicaId,
+    pub signature: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    Propose(Proposal),
+    Vote(Vote),
+    Blame(Blame),
+    BlameCert(BlameCert),
+    Status(Status),
+    Checkpoint(Checkpoint),
+    Fetch(Hash),
+    Block(Box<Block>),
+}
+
+impl Message {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Propose(_) => "propose",
+            Message::Vote(_) => "vote",
+            Message::Blame(_) => "blame",
+            Message::BlameCert(_) => "blame-cert",
+            Message::Status(_) => "status",
+            Message::Checkpoint(_) => "checkpoint",
+            Message::Fetch(_) => "fetch",
+            Message::Block(_) => "block",
+        }
+    }
+}
+
+/// The bytes each kind of signature covers.
+pub mod signed {
+    use super::*;
+
+    pub fn proposal(hash: &Hash) -> Vec<u8> {
+        [b"quintet/proposal/v1\0".as_slice(), hash].concat()
+    }
+
+    pub fn vote(view: View, height: Height, hash: &Hash) -> Vec<u8> {
+        [b"quintet/vote/v1\0".as_slice(), &view.to_le_bytes(), &height.to_le_bytes(), hash].concat()
+    }
+
+    /// A blame signs only the view: q blames for v certify "leave v" whatever the reasons.
+    pub fn blame(view: View) -> Vec<u8> {
+        [b"quintet/blame/v1\0".as_slice(), &view.to_le_bytes()].concat()
+    }
+
+    pub fn checkpoint(height: Height, hash: &Hash) -> Vec<u8> {
+        [b"quintet/checkpoint/v1\0".as_slice(), &height.to_le_bytes(), hash].concat()
+    }
+
+    pub fn status(view: View, qc: &QuorumCert) -> Vec<u8> {
+        let fixed = [view.to_le_bytes(), qc.view.to_le_bytes(), qc.height.to_le_bytes()].concat();
+        [b"quintet/status/v1\0".as_slice(), &fixed, &qc.hash].concat()
+    }
+}
+
+/// Signing and verification, injected: the replica uses ed25519 keys, the simulator a fast
+/// keyed hash (and can plant forgeries).
+pub trait Crypto: Send {
+    fn sign(&self, bytes: &[u8]) -> Vec<u8>;
+    fn verify(&self, signer: ReplicaId, bytes: &[u8], signature: &[u8]) -> bool;
+}

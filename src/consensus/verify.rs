@@ -1,0 +1,147 @@
+//! Validity of what other replicas send: certificates, statuses, justifications and
+//! proposals. Every check is total (no panics on any input) and returns a reason.
+
+use std::collections::BTreeSet;
+
+use super::types::*;
+
+/// What verification needs to know about the cluster.
+pub struct Checker<'a> {
+    pub n: usize,
+    /// Signatures that make a QC (q; lowered only by a planted bug).
+    pub qc_size: usize,
+    /// Blames that make a BC, and statuses a justification needs (q).
+    pub quorum: usize,
+    pub crypto: &'a dyn Crypto,
+}
+
+pub type Checked = Result<(), &'static str>;
+
+impl Checker<'_> {
+    pub fn leader(&self, view: View) -> ReplicaId {
+        (view % self.n as u64) as ReplicaId
+    }
+
+    fn distinct_valid(&self, sigs: &[(ReplicaId, Vec<u8>)], bytes: &[u8], needed: usize) -> Checked {
+        let mut seen = BTreeSet::new();
+        for (who, sig) in sigs {
+            if (*who as usize) >= self.n || !seen.insert(*who) {
+                return Err("unknown or repeated signer");
+            }
+            if !self.crypto.verify(*who, bytes, sig) {
+                return Err("bad signature in certificate");
+            }
+        }
+        if seen.len() < needed {
+            return Err("too few signatures");
+        }
+        Ok(())
+    }
+
+    pub fn qc(&self, qc: &QuorumCert) -> Checked {
+        if qc.is_genesis() {
+            return if qc.view == 0 && qc.votes.is_empty() { Ok(()) } else { Err("malformed genesis QC") };
+        }
+        if qc.height == 0 {
+            return Err("QC for height 0 that is not genesis");
+        }
+        self.distinct_valid(&qc.votes, &signed::vote(qc.view, qc.height, &qc.hash), self.qc_size)
+    }
+
+    pub fn blame_cert(&self, bc: &BlameCert) -> Checked {
+        self.distinct_valid(&bc.blames, &signed::blame(bc.view), self.quorum)
+    }
+
+    pub fn vote(&self, vote: &Vote) -> Checked {
+        if (vote.voter as usize) >= self.n {
+            return Err("unknown voter");
+        }
+        let bytes = signed::vote(vote.view, vote.height, &vote.hash);
+        if self.crypto.verify(vote.voter, &bytes, &vote.signature) { Ok(()) } else { Err("bad vote signature") }
+    }
+
+    pub fn blame(&self, blame: &Blame) -> Checked {
+        if (blame.voter as usize) >= self.n {
+            return Err("unknown blamer");
+        }
+        if !self.crypto.verify(blame.voter, &signed::blame(blame.view), &blame.signature) {
+            return Err("bad blame signature");
+        }
+        if let BlameReason::Equivocation(pair) = &blame.reason {
+            self.equivocation(&pair.0, &pair.1)?;
+        }
+        Ok(())
+    }
+
+    /// Two valid proposals of one view from its leader, at one height, different blocks.
+    pub fn equivocation(&self, a: &Proposal, b: &Proposal) -> Checked {
+        self.proposal_signature(a)?;
+        self.proposal_signature(b)?;
+        let (x, y) = (&a.block, &b.block);
+        if x.view == y.view && x.height == y.height && x.hash != y.hash { Ok(()) } else { Err("not an equivocation") }
+    }
+
+    pub fn status(&self, status: &Status) -> Checked {
+        if (status.voter as usize) >= self.n {
+            return Err("unknown status sender");
+        }
+        if !self.crypto.verify(status.voter, &signed::status(status.view, &status.high_qc), &status.signature) {
+            return Err("bad status signature");
+        }
+        if status.view == 0 || status.blame_cert.view + 1 != status.view {
+            return Err("status without the blame certificate of the previous view");
+        }
+        self.qc(&status.high_qc)?;
+        self.blame_cert(&status.blame_cert)
+    }
+
+    /// The leader's signature, the hash, and the parent QC's shape.
+    pub fn proposal_signature(&self, p: &Proposal) -> Checked {
+        let b = &p.block;
+        if b.proposer != self.leader(b.view) {
+            return Err("proposer is not the view's leader");
+        }
+        if b.compute_hash() != b.hash {
+            return Err("block hash does not match its contents");
+        }
+        if !self.crypto.verify(b.proposer, &signed::proposal(&b.hash), &p.signature) {
+            return Err("bad proposal signature");
+        }
+        Ok(())
+    }
+
+    pub fn proposal(&self, p: &Proposal) -> Checked {
+        self.proposal_signature(p)?;
+        let b = &p.block;
+        if b.parent != b.parent_qc.hash || b.height != b.parent_qc.height + 1 || b.parent_qc.view > b.view {
+            return Err("block does not extend its parent QC");
+        }
+        self.qc(&b.parent_qc)?;
+        match (&p.justification, b.view) {
+            (None, 0) => Ok(()),
+            (None, _) => Err("proposal after view 0 without a justification"),
+            (Some(j), view) => self.justification(j, view),
+        }
+    }
+
+    /// BC(view − 1) and ≥ q valid statuses for `view` from distinct replicas.
+    pub fn justification(&self, j: &Justification, view: View) -> Checked {
+        if view == 0 || j.blame_cert.view + 1 != view {
+            return Err("justification for the wrong view");
+        }
+        self.blame_cert(&j.blame_cert)?;
+        let mut senders = BTreeSet::new();
+        for s in &j.statuses {
+            if s.view != view || !senders.insert(s.voter) {
+                return Err("status for another view, or repeated");
+            }
+            self.status(s)?;
+        }
+        if senders.len() < self.quorum { Err("too few statuses") } else { Ok(()) }
+    }
+}
+
+/// The highest-ranked QC among a justification's statuses.
+pub fn highest_qc(j: &Justification) -> Option<&QuorumCert> {
+    j.statuses.iter().map(|s| &s.high_qc).max_by_key(|qc| qc.rank())
+}

@@ -1,0 +1,186 @@
+//! View change: S5 blame, S6 leave on a blame certificate, S7 the new leader's wait, S8 enter
+//! a view from a message that carries its certificate, S10 timers.
+
+use super::core::{Action, Core, Entering};
+use super::types::*;
+
+impl Core {
+    /// Runs on every input: status after the 2Δ wait (S6), the new leader's wait (S7),
+    /// proposing (S1), time-based commits (S4b), timers (S5/S10), fetch retries (S9).
+    pub(super) fn on_tick(&mut self, now: u64) {
+        let delta = self.cfg.delta_ms;
+        if let Some(e) = &self.entering
+            && !e.status_sent
+            && now >= e.since_ms + 2 * delta
+        {
+            self.send_status(now);
+        }
+        if self.justification.is_none() && self.view > 0 && self.leader(self.view) == self.me {
+            let since = self.entering.as_ref().map_or(0, |e| e.since_ms);
+            let q = self.cfg.quorum();
+            let enough = self.statuses.len() >= q && (now >= since + 4 * delta || self.statuses.len() == self.cfg.n);
+            if enough && let Some(e) = &self.entering {
+                self.justification = Some(Justification {
+                    blame_cert: e.blame_cert.clone(),
+                    statuses: self.statuses.values().cloned().collect(),
+                });
+                self.persist();
+            }
+        }
+        self.propose(now);
+        self.try_commit(now);
+        let waited_since = self.pending.values().map(|(t, _)| *t).min().map(|t| t.max(self.view_since_ms));
+        if self.blamed != Some(self.view)
+            && self.entered()
+            && waited_since.is_some_and(|t| now > t + self.timeout_ms())
+        {
+            self.blame(now, BlameReason::Timeout); // S5, S10
+        }
+        if now >= self.last_retransmit_ms + 4 * delta {
+            self.last_retransmit_ms = now;
+            self.retransmit();
+        }
+        let missing: Vec<Hash> = self.orphans.keys().copied().collect();
+        for hash in missing {
+            self.fetch(now, hash, self.me);
+        }
+    }
+
+    /// S10: links may drop messages, so what this replica is waiting on is sent again: its
+    /// blame of the current view, its status (until the view's leader proposes), its latest
+    /// uncertified proposal, and its latest checkpoint.
+    fn retransmit(&mut self) {
+        if let Some(b) = self.last_blame.clone().filter(|b| b.view == self.view) {
+            self.out.push(Action::Broadcast(Message::Blame(b)));
+        }
+        if let Some(s) = self.last_status.clone().filter(|s| s.view == self.view)
+            && !self.seen.keys().any(|(v, _)| *v == self.view)
+            && self.leader(self.view) != self.me
+        {
+            self.out.push(Action::Send(self.leader(self.view), Message::Status(s)));
+        }
+        if let Some(last) = self.proposals.last().filter(|b| !self.qcs.contains_key(&b.hash)).cloned() {
+            let signature = self.crypto.sign(&signed::proposal(&last.hash));
+            let justification = if self.view > 0 { self.justification.clone() } else { None };
+            self.out.push(Action::Broadcast(Message::Propose(Proposal { block: last, signature, justification })));
+        }
+        if let Some(c) = self.last_checkpoint.clone() {
+            self.out.push(Action::Broadcast(Message::Checkpoint(c)));
+        }
+    }
+
+    fn send_status(&mut self, now: u64) {
+        let Some(e) = &mut self.entering else { return };
+        e.status_sent = true;
+        let blame_cert = e.blame_cert.clone();
+        let signature = self.crypto.sign(&signed::status(self.view, &self.high_qc));
+        let status = Status { view: self.view, high_qc: self.high_qc.clone(), voter: self.me, signature, blame_cert };
+        self.reported = Some(self.high_qc.rank());
+        self.persist();
+        self.last_status = Some(status.clone());
+        let leader = self.leader(self.view);
+        if leader == self.me {
+            self.on_status(now, status);
+        } else {
+            self.out.push(Action::Send(leader, Message::Status(status)));
+        }
+    }
+
+    /// S5: blame the current view, once.
+    pub(super) fn blame(&mut self, now: u64, reason: BlameReason) {
+        if self.blamed == Some(self.view) {
+            return;
+        }
+        self.blamed = Some(self.view);
+        let signature = self.crypto.sign(&signed::blame(self.view));
+        let entered_by = self.entering.as_ref().map(|e| e.blame_cert.clone());
+        let blame = Blame { view: self.view, voter: self.me, reason, signature, entered_by };
+        self.out.push(Action::Broadcast(Message::Blame(blame.clone())));
+        self.last_blame = Some(blame.clone());
+        self.on_blame(now, blame);
+    }
+
+    pub(super) fn on_blame(&mut self, now: u64, blame: Blame) {
+        if blame.view < self.view || self.checker().blame(&blame).is_err() {
+            return;
+        }
+        if blame.view > self.view
+            && let Some(bc) = &blame.entered_by
+            && bc.view + 1 == blame.view
+        {
+            self.on_blame_cert(now, bc.clone()); // S8
+        }
+        if let BlameReason::Equivocation(pair) = &blame.reason
+            && blame.view == self.view
+        {
+            let (a, b) = (pair.0.clone(), pair.1.clone());
+            self.on_equivocation(now, a, b);
+        }
+        if blame.view == self.view && blame.voter != self.me && self.leader(self.view) == self.me && self.nudge_to.is_none() {
+            self.nudge_to = Some(self.high_qc.height + 2);
+        }
+        let view = blame.view;
+        let blames = self.blames.entry(view).or_default();
+        blames.insert(blame.voter, blame.signature);
+        if blames.len() >= self.cfg.quorum() {
+            let blames = blames.iter().map(|(v, s)| (*v, s.clone())).collect();
+            self.enter_view(now, BlameCert { view, blames });
+        }
+        self.blames.retain(|v, _| *v >= view.saturating_sub(1));
+    }
+
+    pub(super) fn on_blame_cert(&mut self, now: u64, bc: BlameCert) {
+        if bc.view >= self.view && self.checker().blame_cert(&bc).is_ok() {
+            self.enter_view(now, bc);
+        }
+    }
+
+    /// S5: two conflicting proposals from one view's leader: stop voting and committing in
+    /// that view, and blame it with the proof.
+    pub(super) fn on_equivocation(&mut self, now: u64, a: Proposal, b: Proposal) {
+        if a.block.view != self.view || self.checker().equivocation(&a, &b).is_err() {
+            return;
+        }
+        self.equivocation = Some(self.view);
+        self.blame(now, BlameReason::Equivocation(Box::new((a, b))));
+    }
+
+    /// S6 (and S8): on the first BC(w) with w ≥ the current view, move to view w + 1.
+    pub(super) fn enter_view(&mut self, now: u64, bc: BlameCert) {
+        if bc.view < self.view {
+            return;
+        }
+        self.out.push(Action::Broadcast(Message::BlameCert(bc.clone())));
+        self.view = bc.view + 1;
+        self.votes.clear();
+        self.proposals.clear();
+        self.reported = None;
+        self.persist();
+        if !self.cfg.planted.cross_view_chain {
+            self.vote_time.clear();
+            self.candidates.clear();
+        }
+        self.equivocation = None;
+        self.statuses.clear();
+        self.justification = None;
+        self.nudge_to = None;
+        self.failures = self.failures.saturating_add(1);
+        self.last_progress_ms = now;
+        self.view_since_ms = now;
+        self.entering = Some(Entering { blame_cert: bc, since_ms: now, status_sent: false });
+    }
+
+    /// S7: the new leader collects statuses for its view (and learns their QCs, S3).
+    pub(super) fn on_status(&mut self, now: u64, status: Status) {
+        if status.view < self.view || self.checker().status(&status).is_err() {
+            return;
+        }
+        if status.view > self.view {
+            self.enter_view(now, status.blame_cert.clone()); // S8
+        }
+        self.on_qc(now, status.high_qc.clone());
+        if status.view == self.view && self.leader(self.view) == self.me && self.justification.is_none() {
+            self.statuses.insert(status.voter, status);
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! What one simulated run may do wrong, drawn from its seed and printed with it.
+
+use std::fmt;
+
+use crate::consensus::ReplicaId;
+use crate::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Crash faults only, any timing: delays past Δ, loss, partitions (requirement R1).
+    Crash,
+    /// Up to f Byzantine replicas (plus crashes within f), network synchronous within Δ (R2).
+    Byzantine,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Behaviour {
+    /// As leader, sends different blocks to different halves of the replicas.
+    Equivocate,
+    /// Votes for every proposal it sees, whatever the rules say.
+    DoubleVote,
+    /// Sends votes and blames in other replicas' names with made-up signatures.
+    Forge,
+    /// Never sends its votes.
+    Withhold,
+    /// As leader, never orders the first client's requests.
+    Censor,
+    /// Sends old messages again, at random.
+    Replay,
+    /// Sends proposals whose contents do not match their hash, and votes for made-up blocks.
+    Garbage,
+    /// Answers clients with made-up results.
+    Lie,
+    /// Sends nothing at all.
+    Mute,
+    /// With the other Byzantine replica, as leader: two hidden chains, one per half of the
+    /// honest replicas (see fork.rs). Needs f Byzantine replicas.
+    Fork,
+}
+
+pub const BEHAVIOURS: [Behaviour; 10] = [
+    Behaviour::Equivocate,
+    Behaviour::DoubleVote,
+    Behaviour::Forge,
+    Behaviour::Withhold,
+    Behaviour::Censor,
+    Behaviour::Replay,
+    Behaviour::Garbage,
+    Behaviour::Lie,
+    Behaviour::Mute,
+    Behaviour::Fork,
+];
+
+#[derive(Clone, Debug)]
+pub struct Faults {
+    pub mode: Mode,
+    pub n: usize,
+    pub delta_ms: u64,
+    /// Largest message delay in the safety phase (≤ Δ when synchronous).
+    pub delay_max_ms: u64,
+    pub loss_pct: u64,
+    pub dup_pct: u64,
+    /// Partitions that heal, during the safety phase.
+    pub partitions: u32,
+    /// Crash-and-restart events during the safety phase.
+    pub crashes: u32,
+    /// Chance that a crash lands between two actions of one batch.
+    pub crash_mid_batch_pct: u64,
+    pub byzantine: Vec<(ReplicaId, Behaviour)>,
+    /// Messages between two honest replicas take exactly Δ (the slowest synchrony allows),
+    /// the adversary's favourite schedule.
+    pub slow_honest_links: bool,
+    pub clients: usize,
+    pub ops_per_client: usize,
+}
+
+impl Faults {
+    pub fn draw(rng: &mut Rng, n: usize, mode: Option<Mode>, hostile: bool) -> Faults {
+        let f = n / 2;
+        let delta_ms = 100;
+        let mode = mode.unwrap_or(if rng.chance(1, 2) { Mode::Crash } else { Mode::Byzantine });
+        let mut faults = Faults {
+            mode,
+            n,
+            delta_ms,
+            delay_max_ms: delta_ms,
+            loss_pct: 0,
+            dup_pct: rng.below(6),
+            partitions: 0,
+            crashes: 0,
+            crash_mid_batch_pct: 0,
+            byzantine: Vec::new(),
+            slow_honest_links: false,
+            clients: 2 + rng.below(3) as usize,
+            ops_per_client: 4 + rng.below(8) as usize,
+        };
+        match mode {
+            Mode::Crash => {
+                faults.delay_max_ms = *rng.pick(&[delta_ms / 2, 2 * delta_ms, 10 * delta_ms]);
+                faults.loss_pct = rng.below(11);
+                faults.partitions = rng.below(4) as u32;
+                faults.crashes = rng.below(7) as u32;
+                faults.crash_mid_batch_pct = rng.below(31);
+                if hostile {
+                    // For hunting persistence bugs: crashes between two actions of a batch
+                    // are ten times likelier, with more partitions and loss around them.
+                    faults.delay_max_ms = *rng.pick(&[delta_ms / 2, 2 * delta_ms]);
+                    faults.loss_pct = 5 + rng.below(11);
+                    faults.partitions = 2 + rng.below(4) as u32;
+                    faults.crashes = 4 + rng.below(7) as u32;
+                    faults.crash_mid_batch_pct = 100 + rng.below(201);
+                }
+            }
+            Mode::Byzantine => {
+                faults.delay_max_ms = 1 + rng.below(delta_ms);
+                let byzantine = 1 + rng.below(f as u64) as usize;
+                // Replica 0 leads view 0: make it Byzantine half the time, so faulty leaders
+                // are exercised from the start.
+                let mut ids: Vec<ReplicaId> = (0..n as ReplicaId).collect();
+                if !rng.chance(1, 2) {
+                    ids.rotate_left(1 + rng.below(n as u64 - 1) as usize);
+                }
+                for id in ids.iter().copied().take(byzantine) {
+                    faults.byzantine.push((id, *rng.pick(&BEHAVIOURS)));
+                }
+                // A fork needs the whole coalition, led by the view-0 leader.
+                if faults.byzantine.iter().any(|(_, b)| *b == Behaviour::Fork) {
+                    faults.byzantine = (0..f as ReplicaId).map(|id| (id, Behaviour::Fork)).collect();
+                }
+                faults.slow_honest_links = rng.chance(1, 2);
+                // Crashes count against f too.
+                faults.crashes = if faults.byzantine.len() < f { rng.below(3) as u32 } else { 0 };
+            }
+        }
+        faults
+    }
+
+    /// No faults at all (scenarios add their own): synchronous, delays up to Δ/2.
+    pub fn quiet(n: usize, clients: usize, ops_per_client: usize) -> Faults {
+        Faults {
+            mode: Mode::Byzantine,
+            n,
+            delta_ms: 100,
+            delay_max_ms: 50,
+            loss_pct: 0,
+            dup_pct: 0,
+            partitions: 0,
+            crashes: 0,
+            crash_mid_batch_pct: 0,
+            byzantine: Vec::new(),
+            slow_honest_links: false,
+            clients,
+            ops_per_client,
+        }
+    }
+
+    pub fn is_byzantine(&self, id: ReplicaId) -> Option<Behaviour> {
+        self.byzantine.iter().find(|(b, _)| *b == id).map(|(_, behaviour)| *behaviour)
+    }
+}
+
+impl fmt::Display for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{}",
+            self.mode,
+            self.n,
+            self.delta_ms,
+            self.delay_max_ms,
+            self.loss_pct,
+            self.dup_pct,
+            self.partitions,
+            self.crashes,
+            self.crash_mid_batch_pct,
+            self.byzantine,
+            self.slow_honest_links,
+            self.clients,
+            self.ops_per_client
+        )
+    }
+}

@@ -1,0 +1,213 @@
+//! Simulator runs kept as tests: seed sweeps in both modes, the negative controls (planted
+//! bugs the checkers must catch), and scenarios that read like stories.
+
+use super::*;
+use crate::consensus::{Message, Planted};
+
+fn sweep(seeds: std::ops::Range<u64>, options: &SimOptions) -> Summary {
+    let mut summary = Summary::default();
+    for seed in seeds {
+        summary.add(&run(seed, options));
+    }
+    println!("{summary}");
+    summary
+}
+
+fn mode(mode: Mode) -> SimOptions {
+    SimOptions { mode: Some(mode), ..SimOptions::default() }
+}
+
+#[test]
+fn crash_faults_with_any_timing_are_safe_and_then_live() {
+    let s = sweep(0..120, &mode(Mode::Crash));
+    assert_eq!(s.first_violation, None);
+    assert!(s.stats.crashes > 100 && s.stats.dropped > 1000 && s.stats.partitions > 50, "faults were injected");
+}
+
+#[test]
+fn byzantine_replicas_under_synchrony_are_safe_and_live() {
+    let s = sweep(0..120, &mode(Mode::Byzantine));
+    assert_eq!(s.first_violation, None);
+    assert!(s.behaviours.len() >= 8, "most behaviours were drawn: {:?}", s.behaviours);
+}
+
+#[test]
+fn hostile_crash_runs_and_three_replicas() {
+    let hostile = SimOptions { hostile: true, ..mode(Mode::Crash) };
+    assert_eq!(sweep(0..40, &hostile).first_violation, None);
+    let three = SimOptions { n: 3, ..SimOptions::default() };
+    assert_eq!(sweep(0..60, &three).first_violation, None);
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    let options = SimOptions { trace: true, ..SimOptions::default() };
+    let (a, b) = (run(7, &options), run(7, &options));
+    assert_eq!(a.trace, b.trace);
+    assert!(a.trace.len() > 100);
+}
+
+// ------------------------------------------------------------------ negative controls
+
+/// The first seed below `bound` whose run reports a safety violation (liveness aside).
+fn first_unsafe(options: &SimOptions, bound: u64) -> Option<(u64, String)> {
+    (0..bound).find_map(|seed| {
+        let r = run(seed, options);
+        r.violations.into_iter().find(|v| !v.starts_with("liveness")).map(|v| (seed, v))
+    })
+}
+
+fn planted(mode: Mode, hostile: bool, planted: Planted) -> SimOptions {
+    SimOptions { mode: Some(mode), hostile, planted, ..SimOptions::default() }
+}
+
+#[test]
+fn negative_control_no_delta_wait_forks_under_a_byzantine_coalition() {
+    let options = planted(Mode::Byzantine, false, Planted { no_delta_wait: true, ..Planted::default() });
+    let found = first_unsafe(&options, 100).expect("the checker must catch commits without the 2Δ wait");
+    println!("no-delta-wait caught at seed {}: {}", found.0, found.1);
+}
+
+#[test]
+fn negative_control_cross_view_two_chain_forks() {
+    let options = planted(Mode::Byzantine, false, Planted { cross_view_chain: true, ..Planted::default() });
+    let found = first_unsafe(&options, 100).expect("the checker must catch a 2-chain across views");
+    println!("cross-view caught at seed {}: {}", found.0, found.1);
+}
+
+#[test]
+fn negative_control_quorum_of_two_forks_under_partitions() {
+    let options = planted(Mode::Crash, false, Planted { qc_size: Some(2), ..Planted::default() });
+    let found = first_unsafe(&options, 400).expect("the checker must catch QCs of 2 votes");
+    println!("qc2 caught at seed {}: {}", found.0, found.1);
+}
+
+#[test]
+fn negative_control_commit_on_a_single_qc_forks() {
+    let options = planted(Mode::Crash, false, Planted { single_qc_commit: true, ..Planted::default() });
+    let found = first_unsafe(&options, 1000).expect("the checker must catch a commit on one QC");
+    println!("single-qc caught at seed {}: {}", found.0, found.1);
+}
+
+/// The trap behind "persist before sending": a replica votes for B′ (learning QC(B) from it
+/// in the same step), crashes before its state is on disk, restarts with an older lock, and
+/// with the replicas that never saw QC(B) elects a leader that forks away from committed B.
+fn vote_then_crash_story(seed: u64, planted: Planted) -> Report {
+    let faults = Faults::quiet(5, 1, 3);
+    let mut w = World::new(seed, faults, planted, false);
+    w.after(0, Event::Partition(vec![0, 0, 0, 1, 1]));
+    w.drop_if = Some(Box::new(|_, to, m| to == 2 && matches!(m, Message::Vote(v) if v.height == 1)));
+    w.crash_after_vote = Some((2, 2));
+    w.after(500, Event::Restart(2));
+    w.after(800, Event::Partition(vec![0, 0, 1, 1, 1]));
+    w.run_for(20_000);
+    finish(seed, w)
+}
+
+#[test]
+fn negative_control_vote_sent_before_it_is_persisted_forks_after_a_crash() {
+    let bug = Planted { vote_before_persist: true, ..Planted::default() };
+    let found = (0..20).find(|seed| vote_then_crash_story(*seed, bug).violations.iter().any(|v| v.starts_with("agreement")));
+    assert!(found.is_some(), "the checker must catch votes sent before they are durable");
+    for seed in 0..20 {
+        let r = vote_then_crash_story(seed, Planted::default());
+        assert!(r.violations.iter().all(|v| v.starts_with("liveness")), "seed {seed}: {:?}", r.violations);
+    }
+}
+
+// ------------------------------------------------------------------ stories
+
+fn story(byzantine: Vec<(u8, Behaviour)>, clients: usize, ops: usize) -> World {
+    let mut faults = Faults::quiet(5, clients, ops);
+    faults.byzantine = byzantine;
+    World::new(1, faults, Planted::default(), false)
+}
+
+fn run_to_completion(w: &mut World, limit_ms: u64) {
+    let end = w.now + limit_ms;
+    w.run_until(end, |w| w.clients.iter().all(|c| c.done()));
+    assert!(w.clients.iter().all(|c| c.done()), "every operation completes");
+    assert_eq!(w.checker.violations, Vec::<String>::new());
+}
+
+fn view_of(w: &World, id: u8) -> u64 {
+    w.nodes[id as usize].core.as_ref().map_or(0, |c| c.view())
+}
+
+#[test]
+fn story_the_leader_crashes_and_the_next_one_takes_over() {
+    let mut w = story(vec![], 3, 12);
+    w.run_for(1_000);
+    let before = w.accepted();
+    assert!(before > 3);
+    w.after(0, Event::Crash(0));
+    run_to_completion(&mut w, 60_000);
+    assert!(view_of(&w, 1) >= 1, "a view change happened");
+    assert_eq!(w.accepted(), 36);
+}
+
+#[test]
+fn story_two_followers_crash_and_nobody_notices() {
+    let mut w = story(vec![], 3, 12);
+    w.after(5, Event::Crash(3));
+    w.after(5, Event::Crash(4));
+    run_to_completion(&mut w, 60_000);
+    assert_eq!(view_of(&w, 0), 0, "crashed followers never cause a view change");
+    w.after(0, Event::Restart(3));
+    w.after(0, Event::Restart(4));
+    w.run_for(3_000);
+    assert_eq!(w.committed(3), w.committed(0), "restarted followers catch up");
+}
+
+#[test]
+fn story_an_equivocating_leader_is_caught_and_replaced() {
+    let mut w = story(vec![(0, Behaviour::Equivocate)], 3, 10);
+    run_to_completion(&mut w, 60_000);
+    assert!(view_of(&w, 1) >= 1);
+}
+
+#[test]
+fn story_a_forking_coalition_with_the_slowest_honest_links_gets_nowhere() {
+    let mut w = story(vec![(0, Behaviour::Fork), (1, Behaviour::Fork)], 3, 10);
+    w.faults.slow_honest_links = true;
+    run_to_completion(&mut w, 60_000);
+}
+
+#[test]
+fn story_a_censoring_leader_is_blamed_and_the_censored_client_gets_through() {
+    let mut w = story(vec![(0, Behaviour::Censor)], 3, 10);
+    run_to_completion(&mut w, 60_000);
+    assert!(view_of(&w, 2) >= 1, "the censor lost the lead");
+    assert_eq!(w.clients[0].accepted.len(), 10);
+}
+
+#[test]
+fn story_the_leader_and_two_followers_are_cut_off_from_the_other_two() {
+    let mut w = story(vec![], 3, 30);
+    w.after(200, Event::Partition(vec![0, 0, 0, 1, 1]));
+    w.run_for(3_000);
+    let during = w.accepted();
+    assert!(during > 20, "the majority side with the leader keeps going");
+    assert_eq!(w.committed(3), w.committed(4));
+    w.after(0, Event::Heal);
+    run_to_completion(&mut w, 60_000);
+    w.run_for(2_000);
+    assert_eq!(w.committed(3), w.committed(0), "the cut-off replicas catch up after the heal");
+    assert_eq!(view_of(&w, 0), 0);
+}
+
+#[test]
+fn story_a_replica_that_missed_ten_thousand_requests_catches_up() {
+    let mut w = story(vec![], 20, 500);
+    w.after(1, Event::Crash(4));
+    run_to_completion(&mut w, 600_000);
+    assert_eq!(w.accepted(), 10_000);
+    w.after(0, Event::Restart(4));
+    let target = w.committed(0);
+    let end = w.now + 120_000;
+    w.run_until(end, |w| w.committed(4) >= target);
+    assert!(w.committed(4) >= target, "replica 4 reached height {} of {target}", w.committed(4));
+    let digest = |id: usize| w.nodes[id].chat.digest();
+    assert_eq!(digest(4), digest(0), "the caught-up replica has the same chat state");
+    assert_eq!(w.checker.violations, Vec::<String>::new());
+}

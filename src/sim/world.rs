@@ -1,0 +1,472 @@
+//! The simulated world: replicas, clients, a network with delays, loss, duplication and
+//! partitions, crashes (also between two actions of one batch), Byzantine behaviours, and
+//! simulated time. Everything is driven by one seeded generator, so a seed replays exactly.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use super::check::Checker;
+use super::client::SimClient;
+use super::faults::{Behaviour, Faults, Mode};
+use super::node::Node;
+use crate::consensus::{self, Action, Block, Config, Input, Message, Planted, Proposal, ReplicaId, Vote};
+use crate::pb;
+use crate::rng::Rng;
+
+/// Simulated wall clock at the start (sessions are checked against it).
+pub const T0_MS: u64 = 1_800_000_000_000;
+
+pub enum Event {
+    Deliver { from: ReplicaId, to: ReplicaId, message: Message },
+    Request { to: ReplicaId, bytes: Vec<u8> },
+    Reply { client: usize, from: ReplicaId, digest: [u8; 32], height: u64, outcome: pb::Outcome },
+    Tick(ReplicaId),
+    ClientWake(usize),
+    Crash(ReplicaId),
+    Restart(ReplicaId),
+    Partition(Vec<u8>),
+    Heal,
+    /// Start of the liveness phase: heal, restart every crashed replica, synchrony.
+    Liveness,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub events: u64,
+    pub messages: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub crashes: u64,
+    pub mid_batch_crashes: u64,
+    pub restarts: u64,
+    pub partitions: u64,
+    pub byzantine_actions: u64,
+}
+
+pub struct World {
+    pub now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: BTreeMap<u64, Event>,
+    pub nodes: Vec<Node>,
+    pub clients: Vec<SimClient>,
+    pub faults: Faults,
+    pub cfg: Config,
+    rng: Rng,
+    partition: Option<Vec<u8>>,
+    /// After the liveness phase starts: delays within Δ, no loss, no crashes mid-batch.
+    synchronous: bool,
+    pub liveness_from: u64,
+    pub checker: Checker,
+    pub stats: Stats,
+    pub trace: Option<Vec<String>>,
+    fork: Option<super::fork::Fork>,
+    /// Scenario hook: messages for which this returns true are lost.
+    pub drop_if: Option<Box<dyn FnMut(ReplicaId, ReplicaId, &Message) -> bool>>,
+    /// Scenario hook: this replica crashes right after sending its vote at this height.
+    pub crash_after_vote: Option<(ReplicaId, u64)>,
+}
+
+impl World {
+    pub fn new(seed: u64, faults: Faults, planted: Planted, trace: bool) -> Self {
+        let mut cfg = Config::new(faults.n, faults.delta_ms);
+        cfg.planted = planted;
+        let nodes = (0..faults.n as ReplicaId).map(|id| Node::new(id, faults.is_byzantine(id))).collect();
+        let clients = (0..faults.clients).map(|c| SimClient::new(c, faults.ops_per_client, T0_MS)).collect();
+        let honest = (0..faults.n as ReplicaId).map(|id| faults.is_byzantine(id).is_none()).collect();
+        let mut world = World {
+            now: T0_MS,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            nodes,
+            clients,
+            cfg,
+            rng: Rng::new(seed ^ 0x5eed_0f_5eed),
+            partition: None,
+            synchronous: faults.mode == Mode::Byzantine,
+            liveness_from: u64::MAX,
+            checker: Checker::new(honest),
+            faults,
+            stats: Stats::default(),
+            trace: trace.then(Vec::new),
+            fork: None,
+            drop_if: None,
+            crash_after_vote: None,
+        };
+        let coalition: Vec<ReplicaId> =
+            world.faults.byzantine.iter().filter(|(_, b)| *b == Behaviour::Fork).map(|(id, _)| *id).collect();
+        if coalition.len() >= 2 {
+            let honest = (0..world.faults.n as ReplicaId).filter(|id| world.faults.is_byzantine(*id).is_none()).collect();
+            world.fork = Some(super::fork::Fork::new(coalition[0], coalition[1], honest, world.cfg.quorum()));
+        }
+        for id in 0..world.nodes.len() {
+            world.nodes[id].boot(&world.cfg);
+            world.at(T0_MS + 1 + id as u64, Event::Tick(id as ReplicaId));
+        }
+        for c in 0..world.clients.len() {
+            world.at(T0_MS + 10 + c as u64, Event::ClientWake(c));
+        }
+        world
+    }
+
+    /// Schedules `event` this many milliseconds from now (scenarios).
+    pub fn after(&mut self, ms: u64, event: Event) {
+        self.at(self.now + ms, event);
+    }
+
+    /// Runs the next `ms` milliseconds (scenarios).
+    pub fn run_for(&mut self, ms: u64) {
+        let until = self.now + ms;
+        self.run_until(until, |_| false);
+    }
+
+    /// The committed height of a replica (0 while it is down).
+    pub fn committed(&self, id: ReplicaId) -> u64 {
+        self.nodes[id as usize].core.as_ref().map_or(0, |c| c.committed_height())
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.clients.iter().map(|c| c.accepted.len()).sum()
+    }
+
+    pub fn at(&mut self, time: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse((time, self.seq)));
+        self.events.insert(self.seq, event);
+    }
+
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if let Some(trace) = &mut self.trace {
+            trace.push(format!("{:>8} {}", self.now - T0_MS, line()));
+        }
+    }
+
+    /// Runs events until `until` or until `stop` says so (checked between events).
+    pub fn run_until(&mut self, until: u64, stop: impl Fn(&World) -> bool) {
+        while let Some(Reverse((time, seq))) = self.queue.peek().copied() {
+            if time > until || stop(self) {
+                break;
+            }
+            self.queue.pop();
+            let event = self.events.remove(&seq).expect("queued event");
+            self.now = time;
+            self.stats.events += 1;
+            self.step(event);
+        }
+        self.now = self.now.max(until.min(self.queue.peek().map_or(until, |r| r.0.0)));
+    }
+
+    fn step(&mut self, event: Event) {
+        match event {
+            Event::Deliver { from, to, message } => {
+                if !self.nodes[to as usize].is_up() {
+                    return;
+                }
+                self.note(|| format!("{to} <- {from} {}", message.kind()));
+                if let Some(fork) = self.fork.as_mut().filter(|f| f.member(to)) {
+                    let (pass, extra) = fork.on_receive(&message, self.now);
+                    self.perform(to, extra);
+                    if !pass {
+                        return;
+                    }
+                }
+                let extra = self.byzantine_on_receive(to, &message);
+                self.input(to, Input::Message(from, message));
+                self.perform(to, extra);
+            }
+            Event::Request { to, bytes } => {
+                let node = &self.nodes[to as usize];
+                if !node.is_up() {
+                    return;
+                }
+                if node.behaviour == Some(Behaviour::Censor)
+                    && super::node::decode(&bytes).is_some_and(|r| r.user == super::client::user_name(0))
+                {
+                    self.stats.byzantine_actions += 1;
+                    return;
+                }
+                if let Some((height, outcome)) = node.cached(&bytes) {
+                    let digest = consensus::digest(&bytes);
+                    self.reply(to, &super::client::user_name_of(&bytes), digest, height, outcome);
+                    return;
+                }
+                self.input(to, Input::Request(bytes));
+            }
+            Event::Reply { client, from, digest, height, outcome } => {
+                if self.clients[client].on_reply(from as usize, digest, height, outcome, self.now) {
+                    let accepted = self.clients[client].accepted.last().expect("just accepted").clone();
+                    self.note(|| format!("client {client} accepted height {}", accepted.height));
+                    let think = 1 + self.rng.below(50);
+                    self.at(self.now + think, Event::ClientWake(client));
+                }
+            }
+            Event::Tick(id) => {
+                if self.nodes[id as usize].is_up() {
+                    self.input(id, Input::Tick);
+                    let extra = self.byzantine_on_tick(id);
+                    self.perform(id, extra);
+                }
+                self.at(self.now + self.cfg.delta_ms / 4, Event::Tick(id));
+            }
+            Event::ClientWake(c) => self.client_wake(c),
+            Event::Crash(id) => self.crash(id),
+            Event::Restart(id) => {
+                if !self.nodes[id as usize].is_up() {
+                    self.note(|| format!("{id} restarts"));
+                    self.stats.restarts += 1;
+                    let cfg = self.cfg.clone();
+                    self.nodes[id as usize].boot(&cfg);
+                }
+            }
+            Event::Partition(groups) => {
+                self.note(|| format!("partition {groups:?}"));
+                self.stats.partitions += 1;
+                self.partition = Some(groups);
+            }
+            Event::Heal => self.partition = None,
+            Event::Liveness => {
+                self.note(|| "liveness phase: heal, restart, synchrony".into());
+                self.partition = None;
+                self.synchronous = true;
+                self.liveness_from = self.now;
+                for id in 0..self.nodes.len() as ReplicaId {
+                    if !self.nodes[id as usize].is_up() {
+                        self.at(self.now, Event::Restart(id));
+                    }
+                }
+            }
+        }
+    }
+
+    fn crash(&mut self, id: ReplicaId) {
+        if self.nodes[id as usize].is_up() {
+            self.note(|| format!("{id} crashes"));
+            self.stats.crashes += 1;
+            self.nodes[id as usize].core = None;
+        }
+    }
+
+    fn input(&mut self, id: ReplicaId, input: Input) {
+        let now = self.now;
+        let Some(core) = self.nodes[id as usize].core.as_mut() else { return };
+        let actions = core.handle(now, input);
+        let conflicts = core.conflicts;
+        self.checker.on_conflicts(id, conflicts);
+        let actions = self.byzantine_outputs(id, actions);
+        self.perform(id, actions);
+    }
+
+    /// Carries out a batch in order; in crash runs a crash may land between two actions.
+    fn perform(&mut self, id: ReplicaId, actions: Vec<Action>) {
+        let mid_batch = !self.synchronous && self.faults.crash_mid_batch_pct > 0 && actions.len() > 1;
+        for action in actions {
+            if !self.nodes[id as usize].is_up() {
+                return;
+            }
+            if mid_batch && self.rng.chance(self.faults.crash_mid_batch_pct, 1000) {
+                self.stats.mid_batch_crashes += 1;
+                self.crash(id);
+                let downtime = 1 + self.rng.below(20 * self.cfg.delta_ms);
+                self.at(self.now + downtime, Event::Restart(id));
+                return;
+            }
+            match action {
+                Action::Persist(p) => self.nodes[id as usize].disk.persistent = Some(p),
+                Action::StoreBlock(b) => {
+                    self.nodes[id as usize].disk.blocks.insert((b.height, b.hash), b);
+                }
+                Action::Send(to, message) => self.transmit(id, to, message),
+                Action::Broadcast(message) => {
+                    let vote_height = if let Message::Vote(v) = &message { Some(v.height) } else { None };
+                    for to in 0..self.nodes.len() as ReplicaId {
+                        if to != id {
+                            self.transmit(id, to, message.clone());
+                        }
+                    }
+                    if vote_height.is_some() && self.crash_after_vote == vote_height.map(|h| (id, h)) {
+                        self.crash_after_vote = None;
+                        self.crash(id);
+                        return;
+                    }
+                }
+                Action::Commit(block) => self.commit(id, block),
+            }
+        }
+    }
+
+    fn commit(&mut self, id: ReplicaId, block: Block) {
+        self.note(|| format!("{id} commits height {} ({} requests)", block.height, block.requests.len()));
+        let node = &mut self.nodes[id as usize];
+        node.disk.committed.push(block.clone());
+        while node.disk.blocks.first_key_value().is_some_and(|((h, _), _)| *h <= block.height) {
+            node.disk.blocks.pop_first();
+        }
+        let executed = node.execute(&block);
+        self.checker.on_commit(id, &block, self.now);
+        for e in executed {
+            self.reply(id, &e.user, e.digest, e.height, e.outcome);
+        }
+    }
+
+    fn reply(&mut self, from: ReplicaId, user: &str, digest: [u8; 32], height: u64, mut outcome: pb::Outcome) {
+        let Some(client) = self.clients.iter().position(|c| c.user == user) else { return };
+        if self.nodes[from as usize].behaviour == Some(Behaviour::Lie) {
+            self.stats.byzantine_actions += 1;
+            outcome = crate::wire::failure("lie", "made up by a Byzantine replica");
+        }
+        let delay = self.delay();
+        self.at(self.now + delay, Event::Reply { client, from, digest, height, outcome });
+    }
+
+    fn delay(&mut self) -> u64 {
+        let max = if self.synchronous { self.faults.delay_max_ms.min(self.cfg.delta_ms) } else { self.faults.delay_max_ms };
+        let mut d = 1 + self.rng.below(max.max(1));
+        if !self.synchronous && self.rng.chance(1, 100) {
+            d += self.rng.below(50 * self.cfg.delta_ms); // a straggler far past Δ
+        }
+        d
+    }
+
+    fn transmit(&mut self, from: ReplicaId, to: ReplicaId, message: Message) {
+        self.stats.messages += 1;
+        if let Some(drop_if) = &mut self.drop_if
+            && drop_if(from, to, &message)
+        {
+            self.stats.dropped += 1;
+            return;
+        }
+        if let Some(groups) = &self.partition
+            && groups[from as usize] != groups[to as usize]
+        {
+            self.stats.dropped += 1;
+            return;
+        }
+        if !self.synchronous && self.rng.chance(self.faults.loss_pct, 100) {
+            self.stats.dropped += 1;
+            return;
+        }
+        let honest_link = self.faults.slow_honest_links
+            && self.nodes[from as usize].behaviour.is_none()
+            && self.nodes[to as usize].behaviour.is_none();
+        if self.rng.chance(self.faults.dup_pct, 100) {
+            self.stats.duplicated += 1;
+            let delay = if honest_link { self.cfg.delta_ms } else { self.delay() };
+            self.at(self.now + delay, Event::Deliver { from, to, message: message.clone() });
+        }
+        let delay = if honest_link { self.cfg.delta_ms } else { self.delay() };
+        self.at(self.now + delay, Event::Deliver { from, to, message });
+    }
+
+    fn client_wake(&mut self, c: usize) {
+        let (clients, quorum, now) = (self.clients.len(), self.cfg.quorum(), self.now);
+        let Some(pending) = self.clients[c].next_op(&mut self.rng, clients, quorum, now) else { return };
+        let bytes = pending.bytes.clone();
+        for to in 0..self.nodes.len() as ReplicaId {
+            let delay = self.delay();
+            self.at(self.now + delay, Event::Request { to, bytes: bytes.clone() });
+        }
+        // Resend after a while if no quorum answered (same bytes: applied once at most).
+        let resend = 30 * self.cfg.delta_ms;
+        self.at(self.now + resend, Event::ClientWake(c));
+    }
+
+    // ------------------------------------------------------------------ Byzantine
+
+    fn byzantine_outputs(&mut self, id: ReplicaId, actions: Vec<Action>) -> Vec<Action> {
+        let Some(behaviour) = self.nodes[id as usize].behaviour else { return actions };
+        if let Some(fork) = self.fork.as_mut().filter(|f| f.member(id)) {
+            self.stats.byzantine_actions += 1;
+            return fork.outputs(id, actions);
+        }
+        let mut out = Vec::new();
+        for action in actions {
+            match (behaviour, action) {
+                (_, a @ (Action::Persist(_) | Action::StoreBlock(_) | Action::Commit(_))) => out.push(a),
+                (Behaviour::Mute, _) => self.stats.byzantine_actions += 1,
+                (Behaviour::Withhold, Action::Broadcast(Message::Vote(_))) => self.stats.byzantine_actions += 1,
+                (Behaviour::Equivocate, Action::Broadcast(Message::Propose(p))) if p.block.proposer == id => {
+                    self.stats.byzantine_actions += 1;
+                    let twin = self.twin(id, &p);
+                    for to in 0..self.nodes.len() as ReplicaId {
+                        if to != id {
+                            let which = if (to as usize) * 2 < self.nodes.len() { p.clone() } else { twin.clone() };
+                            out.push(Action::Send(to, Message::Propose(which)));
+                        }
+                    }
+                }
+                (Behaviour::Garbage, Action::Broadcast(Message::Propose(mut p))) => {
+                    self.stats.byzantine_actions += 1;
+                    p.block.time_ms += 1; // the hash no longer matches
+                    out.push(Action::Broadcast(Message::Propose(p)));
+                }
+                (_, a) => out.push(a),
+            }
+        }
+        out
+    }
+
+    /// A second block for the same view and height, properly signed by the leader.
+    fn twin(&mut self, id: ReplicaId, p: &Proposal) -> Proposal {
+        let mut block = p.block.clone();
+        block.requests.reverse();
+        block.requests.truncate(block.requests.len().saturating_sub(1));
+        block.time_ms += 1;
+        block.hash = block.compute_hash();
+        let crypto = consensus::SimCrypto { me: id };
+        let signature = consensus::Crypto::sign(&crypto, &consensus::signed::proposal(&block.hash));
+        Proposal { block, signature, justification: p.justification.clone() }
+    }
+
+    fn byzantine_on_receive(&mut self, id: ReplicaId, message: &Message) -> Vec<Action> {
+        let Some(behaviour) = self.nodes[id as usize].behaviour else { return Vec::new() };
+        let node = &mut self.nodes[id as usize];
+        if node.heard.len() < 200 {
+            node.heard.push(message.clone());
+        }
+        match (behaviour, message) {
+            (Behaviour::DoubleVote, Message::Propose(p)) => {
+                self.stats.byzantine_actions += 1;
+                let b = &p.block;
+                let crypto = consensus::SimCrypto { me: id };
+                let signature = consensus::Crypto::sign(&crypto, &consensus::signed::vote(b.view, b.height, &b.hash));
+                vec![Action::Broadcast(Message::Vote(Vote { view: b.view, height: b.height, hash: b.hash, voter: id, signature }))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn byzantine_on_tick(&mut self, id: ReplicaId) -> Vec<Action> {
+        let Some(behaviour) = self.nodes[id as usize].behaviour else { return Vec::new() };
+        if !self.rng.chance(1, 4) {
+            return Vec::new();
+        }
+        let view = self.nodes[id as usize].core.as_ref().map_or(0, |c| c.view());
+        let victim = self.rng.below(self.nodes.len() as u64) as ReplicaId;
+        let mut junk = [0u8; 32];
+        junk[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+        let action = match behaviour {
+            Behaviour::Forge => {
+                let vote = Vote { view, height: 1 + self.rng.below(50), hash: junk, voter: victim, signature: junk[..16].to_vec() };
+                Action::Broadcast(Message::Vote(vote))
+            }
+            Behaviour::Garbage => {
+                let crypto = consensus::SimCrypto { me: id };
+                let height = 1 + self.rng.below(50);
+                let signature = consensus::Crypto::sign(&crypto, &consensus::signed::vote(view, height, &junk));
+                Action::Broadcast(Message::Vote(Vote { view, height, hash: junk, voter: id, signature }))
+            }
+            Behaviour::Replay => {
+                let heard = &self.nodes[id as usize].heard;
+                if heard.is_empty() {
+                    return Vec::new();
+                }
+                let message = heard[self.rng.below(heard.len() as u64) as usize].clone();
+                Action::Send(victim, message)
+            }
+            _ => return Vec::new(),
+        };
+        self.stats.byzantine_actions += 1;
+        vec![action]
+    }
+}
