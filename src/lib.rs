@@ -5,6 +5,11 @@
 //!
 //! - [`chat`]: the deterministic chat state machine (`apply(request, context) -> reply`)
 //!   and its state digest. Pure: no I/O, no clock.
+//! - [`consensus`]: the ordering protocol (NOTEBOOK "QOP v1") as a sans-IO core: messages,
+//!   requests and ticks in; persist, send, broadcast and commit actions out.
+//! - [`sim`]: the deterministic, seeded simulator that drives the real core, chat state
+//!   machine and client voting rule through crash and Byzantine faults (`quintet sim`).
+//! - [`rng`]: the seeded generator behind tests, benchmarks and the simulator.
 //! - [`crypto`]: replica and user keys, password key derivation (Argon2id), domain-separated
 //!   signing and strict verification.
 //! - [`storage`]: the append-only log and CSV snapshots, behind the [`storage::Fs`] trait so

@@ -1,1 +1,168 @@
+//! Exact transitions of the core: what one input produces, in which order (S1–S6).
 
+use super::*;
+
+const DELTA: u64 = 100;
+
+fn core(me: ReplicaId, restored: Option<Persistent>) -> Core {
+    let restored = Restored { persistent: restored, committed: Vec::new(), blocks: Vec::new() };
+    Core::new(Config::new(5, DELTA), me, Box::new(SimCrypto { me }), restored)
+}
+
+fn sign_as(who: ReplicaId, bytes: &[u8]) -> Vec<u8> {
+    SimCrypto { me: who }.sign(bytes)
+}
+
+/// A view-`view` block at `height` over `parent_qc`, signed by the view's leader.
+fn proposal(view: View, parent_qc: QuorumCert, tag: u64, justification: Option<Justification>) -> Proposal {
+    let mut block = Block {
+        view,
+        height: parent_qc.height + 1,
+        parent: parent_qc.hash,
+        parent_qc,
+        proposer: (view % 5) as ReplicaId,
+        time_ms: tag,
+        requests: vec![tag.to_le_bytes().to_vec()],
+        hash: GENESIS,
+    };
+    block.hash = block.compute_hash();
+    let signature = sign_as(block.proposer, &signed::proposal(&block.hash));
+    Proposal { block, signature, justification }
+}
+
+fn qc_for(b: &Block, voters: &[ReplicaId]) -> QuorumCert {
+    let votes = voters.iter().map(|v| (*v, sign_as(*v, &signed::vote(b.view, b.height, &b.hash)))).collect();
+    QuorumCert { view: b.view, height: b.height, hash: b.hash, votes }
+}
+
+fn kinds(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Persist(_) => "persist".to_string(),
+            Action::StoreBlock(_) => "store".to_string(),
+            Action::Send(to, m) => format!("send {} to {to}", m.kind()),
+            Action::Broadcast(m) => format!("broadcast {}", m.kind()),
+            Action::Commit(b) => format!("commit {}", b.height),
+        })
+        .collect()
+}
+
+#[test]
+fn s1_the_leader_persists_its_proposal_before_sending_it_and_votes_for_it() {
+    let mut leader = core(0, None);
+    let actions = leader.handle(1_000, Input::Request(b"req".to_vec()));
+    let k = kinds(&actions);
+    let persist = k.iter().position(|a| a == "persist").expect("persist");
+    let send = k.iter().position(|a| a == "broadcast propose").expect("proposal sent");
+    assert!(persist < send, "{k:?}");
+    let vote = k.iter().position(|a| a == "broadcast vote").expect("the leader votes too");
+    assert!(send < vote);
+}
+
+#[test]
+fn s2_a_follower_forwards_stores_and_persists_its_vote_before_sending_it() {
+    let mut follower = core(2, None);
+    let p = proposal(0, QuorumCert::genesis(), 1, None);
+    let k = kinds(&follower.handle(1_000, Input::Message(0, Message::Propose(p.clone()))));
+    assert_eq!(k, ["broadcast propose", "store", "persist", "broadcast vote"]);
+    // The same proposal again is neither forwarded nor voted twice (the vote is resent).
+    let k = kinds(&follower.handle(1_001, Input::Message(1, Message::Propose(p))));
+    assert_eq!(k, ["broadcast vote"]);
+}
+
+#[test]
+fn s2_a_forged_proposal_is_ignored() {
+    let mut follower = core(2, None);
+    let mut p = proposal(0, QuorumCert::genesis(), 1, None);
+    p.signature = sign_as(3, &signed::proposal(&p.block.hash)); // not the leader's
+    assert!(follower.handle(1_000, Input::Message(3, Message::Propose(p))).is_empty());
+}
+
+#[test]
+fn s4_commit_waits_two_deltas_after_the_vote() {
+    let mut r = core(2, None);
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None);
+    r.handle(1_000, Input::Message(0, Message::Propose(b1.clone())));
+    let b2 = proposal(0, qc_for(&b1.block, &[0, 1, 2]), 2, None);
+    r.handle(1_010, Input::Message(0, Message::Propose(b2.clone())));
+    // QC(b2) arrives through votes: the 2-chain is complete at t = 1020.
+    for v in [0u8, 1] {
+        let b = &b2.block;
+        let vote = Vote { view: 0, height: 2, hash: b.hash, voter: v, signature: sign_as(v, &signed::vote(0, 2, &b.hash)) };
+        let k = kinds(&r.handle(1_020, Input::Message(v, Message::Vote(vote))));
+        assert!(!k.iter().any(|a| a.starts_with("commit")), "no commit before 2Δ: {k:?}");
+    }
+    assert!(!kinds(&r.handle(1_000 + 2 * DELTA - 1, Input::Tick)).iter().any(|a| a.starts_with("commit")));
+    let k = kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick));
+    assert!(k.contains(&"commit 1".to_string()), "{k:?}");
+    assert!(k.contains(&"broadcast checkpoint".to_string()));
+}
+
+#[test]
+fn s5_two_blocks_from_one_leader_at_one_height_stop_voting_and_blame_with_proof() {
+    let mut r = core(2, None);
+    let a = proposal(0, QuorumCert::genesis(), 1, None);
+    let b = proposal(0, QuorumCert::genesis(), 2, None);
+    r.handle(1_000, Input::Message(0, Message::Propose(a)));
+    let actions = r.handle(1_001, Input::Message(0, Message::Propose(b)));
+    let blame = actions.iter().find_map(|a| match a {
+        Action::Broadcast(Message::Blame(bl)) => Some(bl.clone()),
+        _ => None,
+    });
+    let blame = blame.expect("a blame");
+    assert!(matches!(blame.reason, BlameReason::Equivocation(_)));
+    assert!(!kinds(&actions).contains(&"broadcast vote".to_string()), "no vote for the second block");
+}
+
+/// BC(0) and statuses for view 1: replica 3 reports QC(b1), the others genesis.
+fn justification_for_view_1(b1: &Block) -> Justification {
+    let blames = [0u8, 1, 2].iter().map(|v| (*v, sign_as(*v, &signed::blame(0)))).collect();
+    let blame_cert = BlameCert { view: 0, blames };
+    let statuses = [2u8, 3, 4]
+        .iter()
+        .map(|v| {
+            let high_qc = if *v == 3 { qc_for(b1, &[0, 3, 4]) } else { QuorumCert::genesis() };
+            let signature = sign_as(*v, &signed::status(1, &high_qc));
+            Status { view: 1, high_qc, voter: *v, signature, blame_cert: blame_cert.clone() }
+        })
+        .collect();
+    Justification { blame_cert, statuses }
+}
+
+#[test]
+fn s2_4_a_views_first_block_must_extend_the_highest_qc_of_its_justification() {
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let j = justification_for_view_1(&b1);
+    // The view-1 leader (replica 1) ignores the higher QC and forks from genesis.
+    let fork = proposal(1, QuorumCert::genesis(), 9, Some(j.clone()));
+    let mut r = core(4, None);
+    r.handle(1_000, Input::Message(3, Message::Propose(proposal(0, QuorumCert::genesis(), 1, None))));
+    let actions = r.handle(1_000, Input::Message(1, Message::Propose(fork)));
+    assert_eq!(r.view(), 1, "the justification's BC(0) moved it to view 1 (S8)");
+    let after_wait = r.handle(1_000 + 2 * DELTA, Input::Tick);
+    assert!(!kinds(&actions).contains(&"broadcast vote".to_string()));
+    assert!(kinds(&after_wait).contains(&"send status to 1".to_string()));
+    let mut r2 = r;
+    let refused = r2.handle(1_300, Input::Message(1, Message::Propose(proposal(1, QuorumCert::genesis(), 9, Some(j.clone())))));
+    assert!(!kinds(&refused).contains(&"broadcast vote".to_string()), "a fork from genesis is refused");
+    // Extending the highest QC is accepted.
+    let good = proposal(1, qc_for(&b1, &[0, 3, 4]), 10, Some(j));
+    assert!(kinds(&r2.handle(1_301, Input::Message(1, Message::Propose(good)))).contains(&"broadcast vote".to_string()));
+}
+
+#[test]
+fn restart_restores_votes_so_no_conflicting_vote_follows() {
+    let mut r = core(2, None);
+    let a = proposal(0, QuorumCert::genesis(), 1, None);
+    let actions = r.handle(1_000, Input::Message(0, Message::Propose(a)));
+    let persisted = actions.iter().rev().find_map(|x| match x {
+        Action::Persist(p) => Some(p.clone()),
+        _ => None,
+    });
+    let mut restarted = core(2, persisted);
+    // A conflicting view-0 block (the replica forgot nothing: it refuses).
+    let b = proposal(0, QuorumCert::genesis(), 2, None);
+    let k = kinds(&restarted.handle(2_000, Input::Message(0, Message::Propose(b))));
+    assert!(!k.contains(&"broadcast vote".to_string()), "{k:?}");
+}

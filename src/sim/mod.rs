@@ -7,6 +7,7 @@
 //! synchrony) followed by a liveness phase (partitions healed, crashed replicas restarted,
 //! synchrony; at most f faulty) in which every client operation must complete.
 
+mod byzantine;
 mod check;
 mod client;
 mod faults;

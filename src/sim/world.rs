@@ -9,7 +9,7 @@ use super::check::Checker;
 use super::client::SimClient;
 use super::faults::{Behaviour, Faults, Mode};
 use super::node::Node;
-use crate::consensus::{self, Action, Block, Config, Input, Message, Planted, Proposal, ReplicaId, Vote};
+use crate::consensus::{self, Action, Block, Config, Input, Message, Planted, ReplicaId};
 use crate::pb;
 use crate::rng::Rng;
 
@@ -52,7 +52,7 @@ pub struct World {
     pub clients: Vec<SimClient>,
     pub faults: Faults,
     pub cfg: Config,
-    rng: Rng,
+    pub(super) rng: Rng,
     partition: Option<Vec<u8>>,
     /// After the liveness phase starts: delays within Δ, no loss, no crashes mid-batch.
     synchronous: bool,
@@ -60,7 +60,7 @@ pub struct World {
     pub checker: Checker,
     pub stats: Stats,
     pub trace: Option<Vec<String>>,
-    fork: Option<super::fork::Fork>,
+    pub(super) fork: Option<super::fork::Fork>,
     /// Scenario hook: messages for which this returns true are lost.
     pub drop_if: Option<Box<dyn FnMut(ReplicaId, ReplicaId, &Message) -> bool>>,
     /// Scenario hook: this replica crashes right after sending its vote at this height.
@@ -369,104 +369,5 @@ impl World {
         // Resend after a while if no quorum answered (same bytes: applied once at most).
         let resend = 30 * self.cfg.delta_ms;
         self.at(self.now + resend, Event::ClientWake(c));
-    }
-
-    // ------------------------------------------------------------------ Byzantine
-
-    fn byzantine_outputs(&mut self, id: ReplicaId, actions: Vec<Action>) -> Vec<Action> {
-        let Some(behaviour) = self.nodes[id as usize].behaviour else { return actions };
-        if let Some(fork) = self.fork.as_mut().filter(|f| f.member(id)) {
-            self.stats.byzantine_actions += 1;
-            return fork.outputs(id, actions);
-        }
-        let mut out = Vec::new();
-        for action in actions {
-            match (behaviour, action) {
-                (_, a @ (Action::Persist(_) | Action::StoreBlock(_) | Action::Commit(_))) => out.push(a),
-                (Behaviour::Mute, _) => self.stats.byzantine_actions += 1,
-                (Behaviour::Withhold, Action::Broadcast(Message::Vote(_))) => self.stats.byzantine_actions += 1,
-                (Behaviour::Equivocate, Action::Broadcast(Message::Propose(p))) if p.block.proposer == id => {
-                    self.stats.byzantine_actions += 1;
-                    let twin = self.twin(id, &p);
-                    for to in 0..self.nodes.len() as ReplicaId {
-                        if to != id {
-                            let which = if (to as usize) * 2 < self.nodes.len() { p.clone() } else { twin.clone() };
-                            out.push(Action::Send(to, Message::Propose(which)));
-                        }
-                    }
-                }
-                (Behaviour::Garbage, Action::Broadcast(Message::Propose(mut p))) => {
-                    self.stats.byzantine_actions += 1;
-                    p.block.time_ms += 1; // the hash no longer matches
-                    out.push(Action::Broadcast(Message::Propose(p)));
-                }
-                (_, a) => out.push(a),
-            }
-        }
-        out
-    }
-
-    /// A second block for the same view and height, properly signed by the leader.
-    fn twin(&mut self, id: ReplicaId, p: &Proposal) -> Proposal {
-        let mut block = p.block.clone();
-        block.requests.reverse();
-        block.requests.truncate(block.requests.len().saturating_sub(1));
-        block.time_ms += 1;
-        block.hash = block.compute_hash();
-        let crypto = consensus::SimCrypto { me: id };
-        let signature = consensus::Crypto::sign(&crypto, &consensus::signed::proposal(&block.hash));
-        Proposal { block, signature, justification: p.justification.clone() }
-    }
-
-    fn byzantine_on_receive(&mut self, id: ReplicaId, message: &Message) -> Vec<Action> {
-        let Some(behaviour) = self.nodes[id as usize].behaviour else { return Vec::new() };
-        let node = &mut self.nodes[id as usize];
-        if node.heard.len() < 200 {
-            node.heard.push(message.clone());
-        }
-        match (behaviour, message) {
-            (Behaviour::DoubleVote, Message::Propose(p)) => {
-                self.stats.byzantine_actions += 1;
-                let b = &p.block;
-                let crypto = consensus::SimCrypto { me: id };
-                let signature = consensus::Crypto::sign(&crypto, &consensus::signed::vote(b.view, b.height, &b.hash));
-                vec![Action::Broadcast(Message::Vote(Vote { view: b.view, height: b.height, hash: b.hash, voter: id, signature }))]
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    fn byzantine_on_tick(&mut self, id: ReplicaId) -> Vec<Action> {
-        let Some(behaviour) = self.nodes[id as usize].behaviour else { return Vec::new() };
-        if !self.rng.chance(1, 4) {
-            return Vec::new();
-        }
-        let view = self.nodes[id as usize].core.as_ref().map_or(0, |c| c.view());
-        let victim = self.rng.below(self.nodes.len() as u64) as ReplicaId;
-        let mut junk = [0u8; 32];
-        junk[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
-        let action = match behaviour {
-            Behaviour::Forge => {
-                let vote = Vote { view, height: 1 + self.rng.below(50), hash: junk, voter: victim, signature: junk[..16].to_vec() };
-                Action::Broadcast(Message::Vote(vote))
-            }
-            Behaviour::Garbage => {
-                let crypto = consensus::SimCrypto { me: id };
-                let height = 1 + self.rng.below(50);
-                let signature = consensus::Crypto::sign(&crypto, &consensus::signed::vote(view, height, &junk));
-                Action::Broadcast(Message::Vote(Vote { view, height, hash: junk, voter: id, signature }))
-            }
-            Behaviour::Replay => {
-                let heard = &self.nodes[id as usize].heard;
-                if heard.is_empty() {
-                    return Vec::new();
-                }
-                let message = heard[self.rng.below(heard.len() as u64) as usize].clone();
-                Action::Send(victim, message)
-            }
-            _ => return Vec::new(),
-        };
-        self.stats.byzantine_actions += 1;
-        vec![action]
     }
 }
