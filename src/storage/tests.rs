@@ -26,6 +26,24 @@ fn heights(r: &Recovered) -> Vec<u64> {
     r.tail.iter().map(|e| e.height).collect()
 }
 
+/// A store holding heights 1 to 3, synced, closed.
+fn three_synced_records() -> MemFs {
+    let fs = MemFs::new();
+    let (mut s, _) = open(&fs, EVERY).unwrap();
+    for h in 1..=3 {
+        s.append(&entry(h)).unwrap();
+    }
+    s.sync().unwrap();
+    fs
+}
+
+/// Bytes one framed record of `entry(height)` takes.
+fn record_len(height: u64) -> usize {
+    let mut v = Vec::new();
+    log::encode(&entry(height), &mut v);
+    v.len()
+}
+
 fn segment(fs: &MemFs) -> PathBuf {
     fs.paths().into_iter().filter(|p| p.extension().is_some_and(|e| e == "qlog")).last().expect("a segment")
 }
@@ -55,8 +73,7 @@ fn synced_records_survive_a_crash_and_unsynced_ones_do_not() {
 
 #[test]
 fn a_torn_tail_is_cut_off_at_every_possible_length() {
-    let record_len = { let mut v = Vec::new(); log::encode(&entry(4), &mut v); v.len() };
-    for keep in 1..record_len {
+    for keep in 1..record_len(4) {
         let fs = MemFs::new();
         let (mut s, _) = open(&fs, EVERY).unwrap();
         for h in 1..=3 {
@@ -82,14 +99,8 @@ fn a_torn_tail_is_cut_off_at_every_possible_length() {
 
 #[test]
 fn corruption_before_the_tail_refuses_to_start_naming_file_and_offset() {
-    let fs = MemFs::new();
-    let (mut s, _) = open(&fs, EVERY).unwrap();
-    for h in 1..=3 {
-        s.append(&entry(h)).unwrap();
-    }
-    s.sync().unwrap();
-    drop(s);
-    let second = { let mut v = Vec::new(); log::encode(&entry(1), &mut v); v.len() };
+    let fs = three_synced_records();
+    let second = record_len(1);
     fs.corrupt(&segment(&fs), second + 12);
     let err = open(&fs, EVERY).err().expect("corruption is an error");
     match &err {
@@ -212,13 +223,7 @@ fn a_malformed_snapshot_row_names_its_file_and_line() {
 
 #[test]
 fn a_half_written_snapshot_is_ignored_and_the_old_state_loads() {
-    let fs = MemFs::new();
-    let (mut s, _) = open(&fs, EVERY).unwrap();
-    for h in 1..=3 {
-        s.append(&entry(h)).unwrap();
-    }
-    s.sync().unwrap();
-    drop(s);
+    let fs = three_synced_records();
     let tmp: &Path = Path::new("/data/A/snap-00000000000000000003.tmp");
     fs.create_dir_all(tmp).unwrap();
     fs.create(&tmp.join("accounts.csv")).unwrap().write_all(b"garbage").unwrap();
