@@ -2,7 +2,7 @@
 //! into blocks, safe under crash faults with any timing and under f Byzantine replicas with
 //! synchrony, for n = 2f + 1 replicas.
 //!
-//! No tokio, no clock, no files, no unseeded randomness here: inputs (messages, requests,
+//! No async runtime, no clock, no files, no unseeded randomness here: inputs (messages, requests,
 //! ticks with the current time) go in, actions (persist, send, broadcast, commit) come out.
 //! Signing goes through the [`Crypto`] trait.
 
