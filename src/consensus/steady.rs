@@ -66,8 +66,7 @@ impl Core {
         if self.votes.iter().any(|v| v.hash == b.hash) {
             // A repeated proposal means the leader still lacks votes: send ours again.
             if !self.qcs.contains_key(&b.hash) {
-                let signature = self.crypto.sign(&signed::vote(b.view, b.height, &b.hash));
-                let vote = Vote { view: b.view, height: b.height, hash: b.hash, voter: self.me, signature };
+                let vote = self.own_vote(b);
                 self.out.push(Action::Broadcast(Message::Vote(vote)));
             }
             return;
@@ -93,13 +92,25 @@ impl Core {
                 return;
             }
         }
-        let signature = self.crypto.sign(&signed::vote(b.view, b.height, &b.hash));
-        let vote = Vote { view: b.view, height: b.height, hash: b.hash, voter: self.me, signature };
+        let vote = self.own_vote(b);
         self.votes.push(b.clone());
         self.persist();
         self.out.push(Action::Broadcast(Message::Vote(vote.clone())));
         self.vote_time.insert(b.hash, now);
         self.on_vote(now, vote);
+    }
+
+    /// This replica's signed vote for `b`.
+    fn own_vote(&self, b: &Block) -> Vote {
+        let signature = self.crypto.sign(&signed::vote(b.view, b.height, &b.hash));
+        Vote { view: b.view, height: b.height, hash: b.hash, voter: self.me, signature }
+    }
+
+    /// This replica's signed proposal of `block` (its own), with the view's justification.
+    pub(super) fn own_proposal(&self, block: Block) -> Proposal {
+        let signature = self.crypto.sign(&signed::proposal(&block.hash));
+        let justification = if self.view > 0 { self.justification.clone() } else { None };
+        Proposal { block, signature, justification }
     }
 
     /// S3: count a vote; q of them form a QC.
@@ -275,7 +286,9 @@ impl Core {
             self.fetch(now, tip.hash, self.me);
             return;
         }
-        let in_chain = self.chain_request_digests(&tip.hash);
+        // Only hash the chain's requests when there are pooled ones to filter (this runs on
+        // every input at the leader).
+        let in_chain = if self.pending.is_empty() { Default::default() } else { self.chain_request_digests(&tip.hash) };
         let mut requests = Vec::new();
         let mut bytes = 0;
         for (digest, (_, r)) in &self.pending {
@@ -306,9 +319,7 @@ impl Core {
             hash: GENESIS,
         };
         block.hash = block.compute_hash();
-        let signature = self.crypto.sign(&signed::proposal(&block.hash));
-        let justification = if self.view > 0 { self.justification.clone() } else { None };
-        let proposal = Proposal { block: block.clone(), signature, justification };
+        let proposal = self.own_proposal(block.clone());
         self.proposals.push(block);
         self.persist();
         self.forwarded.insert(proposal.block.hash);

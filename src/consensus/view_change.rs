@@ -60,9 +60,8 @@ impl Core {
             self.out.push(Action::Send(self.leader(self.view), Message::Status(s)));
         }
         if let Some(last) = self.proposals.last().filter(|b| !self.qcs.contains_key(&b.hash)).cloned() {
-            let signature = self.crypto.sign(&signed::proposal(&last.hash));
-            let justification = if self.view > 0 { self.justification.clone() } else { None };
-            self.out.push(Action::Broadcast(Message::Propose(Proposal { block: last, signature, justification })));
+            let proposal = self.own_proposal(last);
+            self.out.push(Action::Broadcast(Message::Propose(proposal)));
         }
         if let Some(c) = self.last_checkpoint.clone() {
             self.out.push(Action::Broadcast(Message::Checkpoint(c)));

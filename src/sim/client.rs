@@ -40,11 +40,6 @@ pub fn user_name(client: usize) -> String {
     format!("u{client}")
 }
 
-/// The user a request's bytes name (empty when they do not decode).
-pub fn user_name_of(bytes: &[u8]) -> String {
-    super::node::decode(bytes).map(|r| r.user).unwrap_or_default()
-}
-
 impl SimClient {
     pub fn new(id: usize, ops: usize, start_ms: u64) -> Self {
         SimClient {

@@ -91,8 +91,7 @@ impl Node {
     }
 
     /// The reply already given to a request, if it was executed here (PROTOCOL step 10).
-    pub fn cached(&self, bytes: &[u8]) -> Option<(u64, pb::Outcome)> {
-        let request = decode(bytes)?;
+    pub fn cached(&self, request: &crate::chat::Request) -> Option<(u64, pb::Outcome)> {
         let reply = self.chat.cached_reply(&request.user, request.session, request.seq)?;
         Some((reply.height >> POSITION_BITS, wire::encode_outcome(&reply.outcome)))
     }

@@ -180,15 +180,14 @@ impl World {
                 if !node.is_up() {
                     return;
                 }
-                if node.behaviour == Some(Behaviour::Censor)
-                    && super::node::decode(&bytes).is_some_and(|r| r.user == super::client::user_name(0))
-                {
+                let Some(request) = super::node::decode(&bytes) else { return };
+                if node.behaviour == Some(Behaviour::Censor) && request.user == super::client::user_name(0) {
                     self.stats.byzantine_actions += 1;
                     return;
                 }
-                if let Some((height, outcome)) = node.cached(&bytes) {
+                if let Some((height, outcome)) = node.cached(&request) {
                     let digest = consensus::digest(&bytes);
-                    self.reply(to, &super::client::user_name_of(&bytes), digest, height, outcome);
+                    self.reply(to, &request.user, digest, height, outcome);
                     return;
                 }
                 self.input(to, Input::Request(bytes));
