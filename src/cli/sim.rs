@@ -26,7 +26,7 @@ pub struct SimArgs {
     /// Crash runs with ten times more crashes between two actions of a batch.
     #[arg(long)]
     hostile: bool,
-    /// Plant a known bug (negative control): no-delta-wait, qc2, single-qc, cross-view, vote-before-persist.
+    /// Plant a known bug (negative control): no-delta-wait, qc2, single-qc, cross-view, vote-before-persist, unchecked-state.
     #[arg(long)]
     plant: Option<String>,
 }
@@ -39,6 +39,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "single-qc" => p.single_qc_commit = true,
         "cross-view" => p.cross_view_chain = true,
         "vote-before-persist" => p.vote_before_persist = true,
+        "unchecked-state" => p.unchecked_state = true,
         other => anyhow::bail!("unknown planted bug {other:?}"),
     }
     Ok(p)

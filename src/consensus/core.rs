@@ -17,6 +17,9 @@ pub enum Input {
     /// A client request (signed request bytes) that arrived at this replica.
     Request(Vec<u8>),
     Tick,
+    /// The driver executed through `height` (after a `TakeSnapshot`), kept a state image of
+    /// it, and the image hashes to `state` (S11).
+    Snapshot { height: Height, hash: Hash, state: Digest32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +34,17 @@ pub enum Action {
     Broadcast(Message),
     /// Execute this committed block (heights strictly increase by one).
     Commit(Block),
+    /// Keep a state image of the state right after the last `Commit` (at this height), and
+    /// report its sha256 with `Input::Snapshot` (S11).
+    TakeSnapshot { height: Height, hash: Hash },
+    /// A stable checkpoint (S11): the log and images below it may be deleted, and the image
+    /// at its height must be kept (with the certificate) until a newer one is stable.
+    Stable(StateCert),
+    /// Send the image named by this stable checkpoint (with its block) as `Message::State`.
+    SendState(ReplicaId, StateCert),
+    /// Replace the chat state with this certified image; its block is the new committed tip
+    /// (the next `Commit` extends it). Checked here: certificate, block, image hash.
+    InstallState(Box<StateTransfer>),
 }
 
 /// What must survive a crash (NOTEBOOK "Persistent state").
@@ -57,6 +71,10 @@ pub struct Restored {
     pub committed: Vec<Block>,
     /// Stored blocks above the committed height (from `StoreBlock`).
     pub blocks: Vec<Block>,
+    /// The newest stable checkpoint the driver kept (from `Stable` or `InstallState`), and
+    /// the state images it holds at or above it: (height, block hash, image sha256).
+    pub stable: Option<StateCert>,
+    pub images: Vec<(Height, Hash, Digest32)>,
 }
 
 /// Blame bookkeeping of the view being left (S6) or entered (S7).
@@ -117,6 +135,15 @@ pub struct Core {
     pub(super) last_blame: Option<Blame>,
     pub(super) last_status: Option<Status>,
     pub(super) last_checkpoint: Option<Checkpoint>,
+    pub(super) last_state_checkpoint: Option<Checkpoint>,
+    /// S11 state: this replica's own images (height → block hash, image sha256), signed
+    /// state CHECKPOINTs not yet stable, the newest stable checkpoint, and state-fetch pacing.
+    pub(super) own_states: BTreeMap<Height, (Hash, Digest32)>,
+    pub(super) state_votes: BTreeMap<(Height, Hash, Digest32), BTreeMap<ReplicaId, Vec<u8>>>,
+    pub(super) stable: Option<StateCert>,
+    pub(super) state_fetch_seen: Option<Height>,
+    pub(super) state_fetch_turn: usize,
+    pub(super) state_served: BTreeMap<ReplicaId, u64>,
     pub(super) last_retransmit_ms: u64,
     /// As leader: propose (empty) blocks until `high_qc` reaches this height, because some
     /// replica blamed the view while waiting (it lags and needs a same-view 2-chain).
@@ -171,6 +198,13 @@ impl Core {
             last_blame: None,
             last_status: None,
             last_checkpoint: None,
+            last_state_checkpoint: None,
+            own_states: BTreeMap::new(),
+            state_votes: BTreeMap::new(),
+            stable: restored.stable,
+            state_fetch_seen: None,
+            state_fetch_turn: 0,
+            state_served: BTreeMap::new(),
             last_retransmit_ms: 0,
             nudge_to: None,
             failures: 0,
@@ -186,7 +220,12 @@ impl Core {
             core.blocks.insert(block.hash, block);
         }
         for block in restored.blocks {
-            core.blocks.insert(block.hash, block);
+            if block.height > core.committed_height {
+                core.blocks.insert(block.hash, block);
+            }
+        }
+        for (height, hash, state) in restored.images {
+            core.own_states.insert(height, (hash, state));
         }
         if let Some(p) = restored.persistent {
             core.view = p.view;
@@ -218,6 +257,7 @@ impl Core {
             Input::Message(from, message) => self.on_message(now_ms, from, message),
             Input::Request(bytes) => self.on_request(now_ms, bytes),
             Input::Tick => {}
+            Input::Snapshot { height, hash, state } => self.on_snapshot(height, hash, state),
         }
         self.on_tick(now_ms);
         let mut out = std::mem::take(&mut self.out);
@@ -247,6 +287,8 @@ impl Core {
                 }
             }
             Message::Block(block) => self.on_fetched(now, *block),
+            Message::FetchState(height) => self.on_fetch_state(now, from, height),
+            Message::State(t) => self.on_state(now, *t),
         }
     }
 

@@ -6,6 +6,7 @@
 //! ticks with the current time) go in, actions (persist, send, broadcast, commit) come out.
 //! Signing goes through the [`Crypto`] trait.
 
+mod checkpoints;
 mod core;
 mod steady;
 mod types;
@@ -41,6 +42,10 @@ pub struct Planted {
     pub cross_view_chain: bool,
     /// Send votes (and every other message of a batch) before persisting (S2, S3).
     pub vote_before_persist: bool,
+    /// Install any state transfer without checking its certificate, block or image (S11).
+    pub unchecked_state: bool,
+    /// A new leader proposes on the first q STATUS, without the 4Δ wait (S7).
+    pub first_statuses: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -56,6 +61,12 @@ pub struct Config {
     pub batch_bytes_max: usize,
     /// Most requests pooled at once (beyond: dropped; clients resend).
     pub pending_max: usize,
+    /// Blocks between state checkpoints (S11): the driver keeps a state image at every
+    /// multiple of this height, and the log below a stable one may be deleted.
+    pub checkpoint_every: u64,
+    /// How far a block's time may lie ahead of a voter's clock (S2.5); behind it, this plus
+    /// the longest view timeout.
+    pub clock_skew_ms: u64,
     pub planted: Planted,
 }
 
@@ -69,6 +80,8 @@ impl Config {
             batch_max: 256,
             batch_bytes_max: 1 << 20,
             pending_max: 100_000,
+            checkpoint_every: 1_000,
+            clock_skew_ms: 2_000,
             planted: Planted::default(),
         }
     }

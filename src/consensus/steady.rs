@@ -92,6 +92,13 @@ impl Core {
                 return;
             }
         }
+        // S2.5: the block's time (the chat state's clock: message times, session windows)
+        // never goes back and stays near this replica's own clock.
+        let parent_time = self.blocks.get(&b.parent).map_or(0, |parent| parent.time_ms);
+        let slack = self.cfg.clock_skew_ms;
+        if b.time_ms < parent_time || b.time_ms > now + slack || b.time_ms + slack + self.cfg.timeout_cap_ms < now {
+            return;
+        }
         let vote = self.own_vote(b);
         self.votes.push(b.clone());
         self.persist();
@@ -213,49 +220,19 @@ impl Core {
             for r in &block.requests {
                 self.remember_committed(super::digest(r));
             }
+            let (height, hash) = (block.height, block.hash);
             self.out.push(Action::Commit(block));
+            if height % self.cfg.checkpoint_every == 0 {
+                self.out.push(Action::TakeSnapshot { height, hash });
+            }
         }
         self.last_progress_ms = now;
         self.failures = 0;
         self.prune();
-        // S11: tell the others, so a replica that missed the votes can follow.
-        let (height, hash) = (self.committed_height, self.committed_hash);
-        let signature = self.crypto.sign(&signed::checkpoint(height, &hash));
-        let checkpoint = Checkpoint { height, hash, voter: self.me, signature };
-        self.last_checkpoint = Some(checkpoint.clone());
-        self.out.push(Action::Broadcast(Message::Checkpoint(checkpoint)));
+        self.after_commit();
     }
 
-    /// S11: q matching CHECKPOINTs mean an honest replica committed the block: commit it too.
-    pub(super) fn on_checkpoint(&mut self, now: u64, c: Checkpoint) {
-        if c.height <= self.committed_height
-            || (c.voter as usize) >= self.cfg.n
-            || !self.crypto.verify(c.voter, &signed::checkpoint(c.height, &c.hash), &c.signature)
-        {
-            return;
-        }
-        let signers = self.checkpoints.entry((c.height, c.hash)).or_default();
-        signers.insert(c.voter);
-        if signers.len() >= self.cfg.quorum() {
-            if !self.blocks.contains_key(&c.hash) {
-                self.fetch(now, c.hash, c.voter);
-            }
-            self.certified_commits.insert((c.height, c.hash));
-            self.try_certified_commits(now);
-        }
-    }
-
-    /// Commits what checkpoint certificates proved, once the blocks are here (S9, S11).
-    pub(super) fn try_certified_commits(&mut self, now: u64) {
-        self.certified_commits.retain(|(h, _)| *h > self.committed_height);
-        if let Some(&(_, hash)) = self.certified_commits.iter().next_back()
-            && self.blocks.contains_key(&hash)
-        {
-            self.commit_through(now, hash);
-        }
-    }
-
-    fn prune(&mut self) {
+    pub(super) fn prune(&mut self) {
         let h = self.committed_height;
         self.candidates.retain(|(height, _)| *height > h);
         self.votes.retain(|b| b.height > h);

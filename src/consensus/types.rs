@@ -4,6 +4,8 @@
 
 use sha2::{Digest, Sha256};
 
+use super::Digest32;
+
 pub type ReplicaId = u8;
 pub type View = u64;
 pub type Height = u64;
@@ -135,13 +137,37 @@ pub struct Proposal {
 }
 
 /// "I committed `hash` at `height`" (S11). q matching ones prove an honest replica committed
-/// it, so a replica that missed the votes may commit it too.
+/// it, so a replica that missed the votes may commit it too. At every `checkpoint_every`-th
+/// height it also names `state`, the sha256 of the replica's state image after executing the
+/// block; q matching ones make a [`StateCert`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     pub height: Height,
     pub hash: Hash,
+    pub state: Option<Digest32>,
     pub voter: ReplicaId,
     pub signature: Vec<u8>,
+}
+
+/// q signed CHECKPOINTs naming one state (S11): a stable checkpoint. An honest replica
+/// executed the committed chain up to `hash` and its state image hashes to `state`, so an
+/// image with that hash may replace the chain below it, and the log behind it may go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateCert {
+    pub height: Height,
+    pub hash: Hash,
+    pub state: Digest32,
+    pub signatures: Vec<(ReplicaId, Vec<u8>)>,
+}
+
+/// A state image on its way to a replica that is behind a stable checkpoint (S11): the
+/// certificate, the committed block at its height (the chain goes on from its hash), and the
+/// image itself (opaque here; sha256(image) must equal `cert.state`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateTransfer {
+    pub cert: StateCert,
+    pub block: Block,
+    pub image: Vec<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,6 +180,9 @@ pub enum Message {
     Checkpoint(Checkpoint),
     Fetch(Hash),
     Block(Box<Block>),
+    /// "Send me a state image at this height or above" (S11).
+    FetchState(Height),
+    State(Box<StateTransfer>),
 }
 
 impl Message {
@@ -167,6 +196,8 @@ impl Message {
             Message::Checkpoint(_) => "checkpoint",
             Message::Fetch(_) => "fetch",
             Message::Block(_) => "block",
+            Message::FetchState(_) => "fetch-state",
+            Message::State(_) => "state",
         }
     }
 }
@@ -188,8 +219,13 @@ pub mod signed {
         [b"quintet/blame/v1\0".as_slice(), &view.to_le_bytes()].concat()
     }
 
-    pub fn checkpoint(height: Height, hash: &Hash) -> Vec<u8> {
-        [b"quintet/checkpoint/v1\0".as_slice(), &height.to_le_bytes(), hash].concat()
+    pub fn checkpoint(height: Height, hash: &Hash, state: Option<&Digest32>) -> Vec<u8> {
+        match state {
+            None => [b"quintet/checkpoint/v1\0".as_slice(), &height.to_le_bytes(), hash].concat(),
+            Some(state) => {
+                [b"quintet/checkpoint-state/v1\0".as_slice(), &height.to_le_bytes(), hash, state].concat()
+            }
+        }
     }
 
     pub fn status(view: View, qc: &QuorumCert) -> Vec<u8> {

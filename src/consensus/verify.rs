@@ -48,6 +48,26 @@ impl Checker<'_> {
         self.distinct_valid(&qc.votes, &signed::vote(qc.view, qc.height, &qc.hash), self.qc_size)
     }
 
+    /// A stable checkpoint (S11): q distinct valid CHECKPOINT signatures naming this state.
+    pub fn state_cert(&self, cert: &StateCert) -> Checked {
+        if cert.height == 0 {
+            return Err("state certificate for height 0");
+        }
+        self.distinct_valid(&cert.signatures, &signed::checkpoint(cert.height, &cert.hash, Some(&cert.state)), self.quorum)
+    }
+
+    /// A state transfer: a valid certificate, its block, and an image that hashes to it.
+    pub fn state_transfer(&self, t: &StateTransfer) -> Checked {
+        self.state_cert(&t.cert)?;
+        if t.block.height != t.cert.height || t.block.hash != t.cert.hash || t.block.compute_hash() != t.block.hash {
+            return Err("state transfer block does not match its certificate");
+        }
+        if super::digest(&t.image) != t.cert.state {
+            return Err("state image does not hash to the certified state");
+        }
+        Ok(())
+    }
+
     pub fn blame_cert(&self, bc: &BlameCert) -> Checked {
         self.distinct_valid(&bc.blames, &signed::blame(bc.view), self.quorum)
     }

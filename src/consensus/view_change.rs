@@ -18,7 +18,8 @@ impl Core {
         if self.justification.is_none() && self.view > 0 && self.leader(self.view) == self.me {
             let since = self.entering.as_ref().map_or(0, |e| e.since_ms);
             let q = self.cfg.quorum();
-            let enough = self.statuses.len() >= q && (now >= since + 4 * delta || self.statuses.len() == self.cfg.n);
+            let waited = now >= since + 4 * delta || self.cfg.planted.first_statuses;
+            let enough = self.statuses.len() >= q && (waited || self.statuses.len() == self.cfg.n);
             if enough && let Some(e) = &self.entering {
                 self.justification = Some(Justification {
                     blame_cert: e.blame_cert.clone(),
@@ -66,6 +67,12 @@ impl Core {
         if let Some(c) = self.last_checkpoint.clone() {
             self.out.push(Action::Broadcast(Message::Checkpoint(c)));
         }
+        // Also once stable: a replica that restarts far behind learns the stable checkpoint
+        // from these, and then asks for its image.
+        if let Some(c) = self.last_state_checkpoint.clone() {
+            self.out.push(Action::Broadcast(Message::Checkpoint(c)));
+        }
+        self.maybe_fetch_state();
     }
 
     fn send_status(&mut self, now: u64) {

@@ -15,7 +15,16 @@ impl World {
         let mut out = Vec::new();
         for action in actions {
             match (behaviour, action) {
-                (_, a @ (Action::Persist(_) | Action::StoreBlock(_) | Action::Commit(_))) => out.push(a),
+                // What a replica does to its own disk and state is not a message: it passes.
+                (
+                    _,
+                    a @ (Action::Persist(_)
+                    | Action::StoreBlock(_)
+                    | Action::Commit(_)
+                    | Action::TakeSnapshot { .. }
+                    | Action::Stable(_)
+                    | Action::InstallState(_)),
+                ) => out.push(a),
                 (Behaviour::Mute, _) => self.stats.byzantine_actions += 1,
                 (Behaviour::Withhold, Action::Broadcast(Message::Vote(_))) => self.stats.byzantine_actions += 1,
                 (Behaviour::Equivocate, Action::Broadcast(Message::Propose(p))) if p.block.proposer == id => {
@@ -79,9 +88,50 @@ impl World {
         let mut junk = [0u8; 32];
         junk[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         let action = match behaviour {
+            Behaviour::Forge if self.rng.chance(1, 8) => {
+                // A state transfer far ahead, with forged signatures and an empty state.
+                let committed = self.nodes[id as usize].core.as_ref().map_or(0, |c| c.committed_height());
+                let mut block = consensus::Block {
+                    view,
+                    height: committed + 1 + self.rng.below(100),
+                    parent: junk,
+                    parent_qc: consensus::QuorumCert::genesis(),
+                    proposer: id,
+                    time_ms: self.now,
+                    requests: Vec::new(),
+                    hash: [0; 32],
+                };
+                block.hash = block.compute_hash();
+                let Ok(image) = crate::storage::image_of(&crate::chat::ChatState::new()) else { return Vec::new() };
+                let signatures = (0..self.cfg.quorum() as ReplicaId).map(|who| (who, junk[..16].to_vec())).collect();
+                let cert = consensus::StateCert { height: block.height, hash: block.hash, state: consensus::digest(&image), signatures };
+                Action::Send(victim, Message::State(Box::new(consensus::StateTransfer { cert, block, image })))
+            }
             Behaviour::Forge => {
                 let vote = Vote { view, height: 1 + self.rng.below(50), hash: junk, voter: victim, signature: junk[..16].to_vec() };
                 Action::Broadcast(Message::Vote(vote))
+            }
+            Behaviour::Garbage if self.rng.chance(1, 2) => {
+                // Bytes, not a message: random ones, or a message heard, cut short or with
+                // bytes flipped. The codec must refuse or decode them without harm.
+                let heard = &self.nodes[id as usize].heard;
+                let mut bytes = match heard.is_empty() || self.rng.chance(1, 3) {
+                    true => (0..self.rng.below(200)).map(|_| self.rng.next_u64() as u8).collect::<Vec<u8>>(),
+                    false => crate::wire::peer::encode_message(&heard[self.rng.below(heard.len() as u64) as usize]),
+                };
+                if !bytes.is_empty() {
+                    for _ in 0..1 + self.rng.below(4) {
+                        let at = self.rng.below(bytes.len() as u64) as usize;
+                        bytes[at] ^= 1 << self.rng.below(8);
+                    }
+                    if self.rng.chance(1, 2) {
+                        bytes.truncate(self.rng.below(bytes.len() as u64) as usize);
+                    }
+                }
+                self.stats.byzantine_actions += 1;
+                let delay = self.delay();
+                self.after(delay, super::world::Event::Deliver { from: id, to: victim, bytes: bytes.into() });
+                return Vec::new();
             }
             Behaviour::Garbage => {
                 let crypto = consensus::SimCrypto { me: id };

@@ -2,6 +2,8 @@
 //! - After every commit: honest replicas never commit different blocks at one height.
 //! - After every step: no honest core found a certified block conflicting with its own
 //!   committed chain.
+//! - After every state transfer: the installed chat state equals the state the one committed
+//!   history gives at that height.
 //! - At the end: every result a client accepted (q matching replies) is exactly what the one
 //!   committed history gives for that request, at that height (so no accepted request was
 //!   lost, and the client-visible history is linearizable: it respects real-time order);
@@ -15,8 +17,8 @@ use crate::consensus::{Block, Hash, Height, ReplicaId};
 
 pub struct Checker {
     honest: Vec<bool>,
-    /// height -> (block hash, first honest replica that committed it)
-    agreed: BTreeMap<Height, (Hash, ReplicaId)>,
+    /// height -> (the block, first honest replica that committed it): the one history.
+    agreed: BTreeMap<Height, (Block, ReplicaId)>,
     pub violations: Vec<String>,
 }
 
@@ -35,12 +37,12 @@ impl Checker {
         }
         match self.agreed.get(&block.height) {
             None => {
-                self.agreed.insert(block.height, (block.hash, id));
+                self.agreed.insert(block.height, (block.clone(), id));
             }
-            Some((hash, first)) if *hash != block.hash => self.violations.push(format!(
+            Some((agreed, first)) if agreed.hash != block.hash => self.violations.push(format!(
                 "agreement: at height {} replica {first} committed {} but replica {id} committed {} (t={now})",
                 block.height,
-                short(hash),
+                short(&agreed.hash),
                 short(&block.hash)
             )),
             Some(_) => {}
@@ -53,26 +55,49 @@ impl Checker {
         }
     }
 
+    /// The block the history holds at `height`.
+    pub fn block_at(&self, height: Height) -> Option<&Block> {
+        self.agreed.get(&height).map(|(b, _)| b)
+    }
+
     pub fn agreed_height(&self) -> Height {
         self.agreed.keys().next_back().copied().unwrap_or(0)
     }
 
-    /// Checks accepted results against the longest honest committed chain, executed afresh.
-    pub fn check_accepted(&mut self, nodes: &[Node], accepted: &[Accepted]) {
-        let Some(longest) = nodes
-            .iter()
-            .filter(|n| self.honest[n.id as usize])
-            .max_by_key(|n| n.disk.committed.len())
-        else {
-            return;
-        };
+    /// Executes the one committed history through `height` on a fresh replica; `None` (and
+    /// a violation) if a height is missing from it.
+    fn replay(&mut self, height: Height) -> Option<(Node, Vec<super::node::Executed>)> {
         let mut reference = Node::new(255, None);
+        let mut executed = Vec::new();
+        for h in 1..=height {
+            let Some((block, _)) = self.agreed.get(&h) else {
+                self.violations.push(format!("history: no honest replica committed height {h}"));
+                return None;
+            };
+            executed.extend(reference.execute(&block.clone()));
+        }
+        Some((reference, executed))
+    }
+
+    /// A replica installed a state image at `height`: it must be the history's state there.
+    pub fn on_install(&mut self, id: ReplicaId, height: Height, state: &crate::chat::ChatState) {
+        if !self.honest[id as usize] {
+            return;
+        }
+        let Some((reference, _)) = self.replay(height) else { return };
+        if reference.chat.digest() != state.digest() {
+            self.violations.push(format!("state transfer: replica {id} installed a state at height {height} that the history does not give"));
+        }
+    }
+
+    /// Checks accepted results against the one committed history, executed afresh.
+    pub fn check_accepted(&mut self, accepted: &[Accepted]) {
+        let top = self.agreed_height();
+        let Some((_, executed)) = self.replay(top) else { return };
         let mut results: BTreeMap<[u8; 32], (u64, Vec<u8>)> = BTreeMap::new();
-        for block in &longest.disk.committed {
-            for e in reference.execute(block) {
-                use prost::Message as _;
-                results.entry(e.digest).or_insert((e.height, e.outcome.encode_to_vec()));
-            }
+        for e in executed {
+            use prost::Message as _;
+            results.entry(e.digest).or_insert((e.height, e.outcome.encode_to_vec()));
         }
         for a in accepted {
             match results.get(&a.digest) {
@@ -80,7 +105,7 @@ impl Checker {
                     "lost: client {} accepted a result at height {} that the committed history (height {}) does not hold",
                     a.client,
                     a.height,
-                    longest.disk.committed.len()
+                    top
                 )),
                 Some((height, outcome)) if *height != a.height || *outcome != a.outcome => self.violations.push(format!(
                     "linearizability: client {} accepted height {} but the history gives height {height} or another result",

@@ -72,6 +72,9 @@ pub struct Faults {
     pub slow_honest_links: bool,
     pub clients: usize,
     pub ops_per_client: usize,
+    /// Blocks between state images (S11); small, so images, stable checkpoints, log
+    /// truncation and state transfer happen in every run.
+    pub checkpoint_every: u64,
 }
 
 impl Faults {
@@ -93,6 +96,7 @@ impl Faults {
             slow_honest_links: false,
             clients: 2 + rng.below(3) as usize,
             ops_per_client: 4 + rng.below(8) as usize,
+            checkpoint_every: 16,
         };
         match mode {
             Mode::Crash => {
@@ -132,6 +136,7 @@ impl Faults {
                 faults.crashes = if faults.byzantine.len() < f { rng.below(3) as u32 } else { 0 };
             }
         }
+        faults.checkpoint_every = *rng.pick(&[4, 16, 64]);
         faults
     }
 
@@ -151,6 +156,7 @@ impl Faults {
             slow_honest_links: false,
             clients,
             ops_per_client,
+            checkpoint_every: 16,
         }
     }
 
@@ -163,7 +169,7 @@ impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{}",
+            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={}",
             self.mode,
             self.n,
             self.delta_ms,
@@ -176,7 +182,8 @@ impl fmt::Display for Faults {
             self.byzantine,
             self.slow_honest_links,
             self.clients,
-            self.ops_per_client
+            self.ops_per_client,
+            self.checkpoint_every
         )
     }
 }

@@ -103,7 +103,7 @@ pub fn finish(seed: u64, mut world: World) -> Report {
         }
     }
     let accepted: Vec<_> = world.clients.iter().flat_map(|c| c.accepted.clone()).collect();
-    world.checker.check_accepted(&world.nodes, &accepted);
+    world.checker.check_accepted(&accepted);
     for c in world.clients.iter().filter(|c| !c.done()) {
         let since = c.current.as_ref().map_or(0, |p| p.submitted_ms - T0_MS);
         world.checker.violations.push(format!(
@@ -159,6 +159,9 @@ impl Summary {
         s.restarts += r.stats.restarts;
         s.partitions += r.stats.partitions;
         s.byzantine_actions += r.stats.byzantine_actions;
+        s.images += r.stats.images;
+        s.refused += r.stats.refused;
+        s.state_transfers += r.stats.state_transfers;
         for (_, b) in &r.faults.byzantine {
             *self.behaviours.entry(format!("{b:?}")).or_default() += 1;
         }
@@ -173,11 +176,12 @@ impl std::fmt::Display for Summary {
         writeln!(f, "runs: {} ({} crash/async, {} byzantine/sync)", self.runs, self.crash_mode, self.byzantine_mode)?;
         writeln!(
             f,
-            "faults: {} messages dropped, {} duplicated, {} crashes ({} between two actions of a batch), {} restarts, {} partitions, {} byzantine actions",
-            s.dropped, s.duplicated, s.crashes, s.mid_batch_crashes, s.restarts, s.partitions, s.byzantine_actions
+            "faults: {} messages dropped, {} duplicated, {} crashes ({} between two actions of a batch), {} restarts, {} partitions, {} byzantine actions ({} garbage messages refused by the codec)",
+            s.dropped, s.duplicated, s.crashes, s.mid_batch_crashes, s.restarts, s.partitions, s.byzantine_actions, s.refused
         )?;
         writeln!(f, "byzantine replicas by behaviour: {:?}", self.behaviours)?;
         writeln!(f, "work: {} client operations accepted, {} view changes, {} messages, {} events", self.ops, self.view_changes, s.messages, s.events)?;
+        writeln!(f, "checkpoints: {} state images taken, {} state transfers installed", s.images, s.state_transfers)?;
         match &self.first_violation {
             None => writeln!(f, "violations: none"),
             Some((seed, v)) => writeln!(f, "violations: {} seed(s); first: seed {seed}: {v}", self.violating_seeds),

@@ -1,21 +1,33 @@
-//! One simulated replica: the real consensus core, a "disk" that keeps exactly what the core
-//! asked to persist plus the committed chain, and the real chat state machine that executes
-//! committed blocks. Its Byzantine behaviour, if any, is applied by the world around it.
+//! One simulated replica: the real consensus core, the real replica storage
+//! ([`ReplicaStore`]) on a fault-injecting in-memory disk that loses every unsynced byte on a
+//! crash, and the real chat state machine that executes committed blocks. It carries out
+//! the core's actions as the replica driver does: storage first, a sync before anything
+//! leaves. Its Byzantine behaviour, if any, is applied by the world around it.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use prost::Message as _;
 
 use super::faults::Behaviour;
 use crate::chat::{ChatState, Context};
-use crate::consensus::{Block, Config, Core, Persistent, ReplicaId, Restored, SimCrypto};
+use crate::consensus::{Action, Block, Config, Core, Input, Message, ReplicaId, SimCrypto};
+use crate::storage::{MemFs, ReplicaStore, StorageError};
 use crate::{pb, wire};
 
-/// What survives a crash.
-#[derive(Default)]
-pub struct Disk {
-    pub persistent: Option<Persistent>,
-    pub committed: Vec<Block>,
-    /// The block store: blocks above the committed height, by (height, hash).
-    pub blocks: std::collections::BTreeMap<(u64, crate::consensus::Hash), Block>,
+/// Where a simulated replica keeps its data on its `MemFs`.
+const DATA: &str = "/replica";
+
+/// What the world must do after a node carried out one action.
+pub enum Effect {
+    Send(ReplicaId, Message),
+    Broadcast(Message),
+    /// A committed block was executed; these are the replies (after a sync).
+    Committed(Block, Vec<Executed>),
+    /// A state image was installed at this height.
+    Installed(u64),
+    /// Feed this back into the core (a snapshot's hash).
+    Input(Input),
 }
 
 /// Requests per block are numbered inside the chat state's heights: block height × 2²⁰ +
@@ -33,11 +45,14 @@ pub struct Executed {
 pub struct Node {
     pub id: ReplicaId,
     pub core: Option<Core>,
-    pub disk: Disk,
+    pub fs: MemFs,
+    pub store: Option<ReplicaStore>,
     pub chat: ChatState,
     pub behaviour: Option<Behaviour>,
     /// Messages a replaying Byzantine replica may send again.
     pub heard: Vec<crate::consensus::Message>,
+    /// The block executed last (a `TakeSnapshot` names it).
+    last_committed: Option<Block>,
 }
 
 /// Decodes a client request as a replica would (the simulator's requests are unsigned: the
@@ -49,28 +64,80 @@ pub fn decode(bytes: &[u8]) -> Option<crate::chat::Request> {
 
 impl Node {
     pub fn new(id: ReplicaId, behaviour: Option<Behaviour>) -> Self {
-        Node { id, core: None, disk: Disk::default(), chat: ChatState::new(), behaviour, heard: Vec::new() }
+        Node { id, core: None, fs: MemFs::new(), store: None, chat: ChatState::new(), behaviour, heard: Vec::new(), last_committed: None }
     }
 
-    /// Starts (or restarts) from the disk: the core from its persisted state, the chat state
-    /// by executing the committed chain again.
-    pub fn boot(&mut self, cfg: &Config) {
-        let restored = Restored {
-            persistent: self.disk.persistent.clone(),
-            committed: self.disk.committed.clone(),
-            blocks: self.disk.blocks.values().cloned().collect(),
-        };
-        self.core = Some(Core::new(cfg.clone(), self.id, Box::new(SimCrypto { me: self.id }), restored));
-        self.chat = ChatState::new();
-        let chain = std::mem::take(&mut self.disk.committed);
-        for block in &chain {
+    /// Starts (or restarts) from the disk: the chat state from the newest image plus the
+    /// committed blocks after it, the core from what it persisted.
+    pub fn boot(&mut self, cfg: &Config) -> Result<(), StorageError> {
+        let (store, opened) = ReplicaStore::open(Arc::new(self.fs.clone()), Path::new(DATA))?;
+        self.chat = opened.state;
+        for block in &opened.replay {
             self.execute(block);
         }
-        self.disk.committed = chain;
+        self.core = Some(Core::new(cfg.clone(), self.id, Box::new(SimCrypto { me: self.id }), opened.restored));
+        self.store = Some(store);
+        Ok(())
+    }
+
+    /// Power cut: the core and everything unsynced are gone.
+    pub fn crash(&mut self) {
+        self.core = None;
+        self.store = None;
+        self.fs.crash();
     }
 
     pub fn is_up(&self) -> bool {
         self.core.is_some()
+    }
+
+    /// Carries out one action as the replica driver does.
+    pub fn perform(&mut self, action: Action) -> Result<Vec<Effect>, StorageError> {
+        let store = self.store.as_mut().expect("a running node has its store");
+        Ok(match action {
+            Action::Persist(p) => {
+                store.persist(&p)?;
+                vec![]
+            }
+            Action::StoreBlock(b) => {
+                store.store_block(&b)?;
+                vec![]
+            }
+            Action::Send(to, m) => {
+                store.sync()?;
+                vec![Effect::Send(to, m)]
+            }
+            Action::Broadcast(m) => {
+                store.sync()?;
+                vec![Effect::Broadcast(m)]
+            }
+            Action::Commit(block) => {
+                store.commit(&block)?;
+                store.sync()?;
+                let executed = self.execute(&block);
+                self.last_committed = Some(block.clone());
+                vec![Effect::Committed(block, executed)]
+            }
+            Action::TakeSnapshot { height, hash } => {
+                let last = self.last_committed.as_ref().filter(|b| b.height == height && b.hash == hash);
+                let block = last.expect("TakeSnapshot follows the Commit of its block");
+                let state = store.take_image(block, &self.chat)?;
+                vec![Effect::Input(Input::Snapshot { height, hash, state })]
+            }
+            Action::Stable(cert) => {
+                store.stable(&cert)?;
+                vec![]
+            }
+            Action::SendState(to, cert) => {
+                let transfer = store.image(&cert)?;
+                vec![Effect::Send(to, Message::State(Box::new(transfer)))]
+            }
+            Action::InstallState(t) => {
+                self.chat = store.install(&t)?;
+                self.last_committed = Some(t.block.clone());
+                vec![Effect::Installed(t.cert.height)]
+            }
+        })
     }
 
     /// Executes one committed block on the chat state.

@@ -29,6 +29,8 @@ fn byzantine_replicas_under_synchrony_are_safe_and_live() {
     let s = sweep(0..120, &mode(Mode::Byzantine));
     assert_eq!(s.first_violation, None);
     assert!(s.behaviours.len() >= 8, "most behaviours were drawn: {:?}", s.behaviours);
+    assert!(s.stats.refused > 0, "garbage bytes reached the codec");
+    assert!(s.stats.images > 100 && s.stats.state_transfers > 0, "state checkpoints and transfers happened");
 }
 
 #[test]
@@ -80,6 +82,13 @@ fn negative_control_quorum_of_two_forks_under_partitions() {
     let options = planted(Mode::Crash, false, Planted { qc_size: Some(2), ..Planted::default() });
     let found = first_unsafe(&options, 400).expect("the checker must catch QCs of 2 votes");
     println!("qc2 caught at seed {}: {}", found.0, found.1);
+}
+
+#[test]
+fn negative_control_a_state_transfer_installed_unchecked_is_caught() {
+    let options = planted(Mode::Byzantine, false, Planted { unchecked_state: true, ..Planted::default() });
+    let found = first_unsafe(&options, 100).expect("the checker must catch a forged state installed unchecked");
+    println!("unchecked-state caught at seed {}: {}", found.0, found.1);
 }
 
 #[test]
@@ -210,4 +219,44 @@ fn story_a_replica_that_missed_ten_thousand_requests_catches_up() {
     let digest = |id: usize| w.nodes[id].chat.digest();
     assert_eq!(digest(4), digest(0), "the caught-up replica has the same chat state");
     assert_eq!(w.checker.violations, Vec::<String>::new());
+    // The others truncated their logs behind stable checkpoints, so replica 4 came back by a
+    // certified state image, not block by block from height 1.
+    assert!(w.stats.state_transfers >= 1, "replica 4 installed a state image");
+    let first_segment = std::path::Path::new("/replica/chain-00000000000000000001.qlog");
+    assert!(w.nodes[0].fs.file_len(first_segment).is_none(), "replica 0 deleted its first chain segment");
+}
+
+/// The force-locking trap (PROTOCOL.md): only replica 4 holds the highest QC (QC of height
+/// 2, view 0); the view-0 leader crashes; replica 3 is Byzantine and withholds its votes;
+/// replica 4's STATUS reaches each new leader a full Δ after the others. A leader that
+/// proposes on the first q STATUS builds on height 1, which replica 4 refuses (S2.4: below
+/// what it reported), and with only two other voters nothing is certified. Returns the view
+/// of the committed block at height 2 and the highest view any replica reached.
+fn force_locking_story(planted: Planted) -> (u64, u64, Vec<String>) {
+    let mut faults = Faults::quiet(5, 1, 6);
+    faults.byzantine = vec![(3, Behaviour::Withhold)];
+    let mut w = World::new(1, faults, planted, false);
+    w.drop_if = Some(Box::new(|_, to, m| to != 4 && matches!(m, Message::Vote(v) if v.height == 2 && v.view == 0)));
+    w.delay_if = Some(Box::new(|from, _, m| match m {
+        Message::Status(_) if from == 4 => Some(100),
+        _ => Some(1),
+    }));
+    w.crash_after_vote = Some((0, 2));
+    let end = w.now + 60_000;
+    w.run_until(end, |w| w.clients.iter().all(|c| c.done()));
+    let views: Vec<u64> = (0..5).map(|id| view_of(&w, id)).collect();
+    let at2 = w.checker.block_at(2).map_or(u64::MAX, |b| b.view);
+    (at2, views.into_iter().max().unwrap_or(0), w.checker.violations.clone())
+}
+
+#[test]
+fn story_force_locking_a_new_leader_waits_four_deltas_for_the_hidden_qc() {
+    let (view_at_2, top, violations) = force_locking_story(Planted::default());
+    println!("with the 4Δ wait: height 2 from view {view_at_2}, highest view {top}");
+    let (bad_at_2, bad_top, bad) = force_locking_story(Planted { first_statuses: true, ..Planted::default() });
+    println!("first q STATUS: height 2 from view {bad_at_2}, highest view {bad_top}, {bad:?}");
+    assert_eq!(violations, Vec::<String>::new());
+    assert_eq!((view_at_2, top), (0, 1), "view 1 extends the hidden QC and succeeds");
+    // The trap, planted: the hidden QC's block is abandoned and view 1 fails.
+    assert!(bad_at_2 != 0 && bad_top >= 2, "first-q leader: height 2 from view {bad_at_2}, views to {bad_top}");
 }

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BinaryHeap};
 use super::check::Checker;
 use super::client::SimClient;
 use super::faults::{Behaviour, Faults, Mode};
-use super::node::Node;
-use crate::consensus::{self, Action, Block, Config, Input, Message, Planted, ReplicaId};
+use super::node::{Effect, Node};
+use crate::consensus::{self, Action, Config, Input, Message, Planted, ReplicaId};
 use crate::pb;
 use crate::rng::Rng;
 
@@ -17,7 +17,8 @@ use crate::rng::Rng;
 pub const T0_MS: u64 = 1_800_000_000_000;
 
 pub enum Event {
-    Deliver { from: ReplicaId, to: ReplicaId, message: Message },
+    /// Replica messages travel as bytes through the real codec (`wire::peer`).
+    Deliver { from: ReplicaId, to: ReplicaId, bytes: std::rc::Rc<[u8]> },
     Request { to: ReplicaId, bytes: Vec<u8> },
     Reply { client: usize, from: ReplicaId, digest: [u8; 32], height: u64, outcome: pb::Outcome },
     Tick(ReplicaId),
@@ -41,6 +42,10 @@ pub struct Stats {
     pub restarts: u64,
     pub partitions: u64,
     pub byzantine_actions: u64,
+    pub images: u64,
+    /// Replica messages refused by the codec (garbage bytes from Byzantine replicas).
+    pub refused: u64,
+    pub state_transfers: u64,
 }
 
 pub struct World {
@@ -63,6 +68,8 @@ pub struct World {
     pub(super) fork: Option<super::fork::Fork>,
     /// Scenario hook: messages for which this returns true are lost.
     pub drop_if: Option<Box<dyn FnMut(ReplicaId, ReplicaId, &Message) -> bool>>,
+    /// Scenario hook: messages for which this returns a delay take exactly that long.
+    pub delay_if: Option<Box<dyn FnMut(ReplicaId, ReplicaId, &Message) -> Option<u64>>>,
     /// Scenario hook: this replica crashes right after sending its vote at this height.
     pub crash_after_vote: Option<(ReplicaId, u64)>,
 }
@@ -71,6 +78,7 @@ impl World {
     pub fn new(seed: u64, faults: Faults, planted: Planted, trace: bool) -> Self {
         let mut cfg = Config::new(faults.n, faults.delta_ms);
         cfg.planted = planted;
+        cfg.checkpoint_every = faults.checkpoint_every;
         let nodes = (0..faults.n as ReplicaId).map(|id| Node::new(id, faults.is_byzantine(id))).collect();
         let clients = (0..faults.clients).map(|c| SimClient::new(c, faults.ops_per_client, T0_MS)).collect();
         let honest = (0..faults.n as ReplicaId).map(|id| faults.is_byzantine(id).is_none()).collect();
@@ -92,6 +100,7 @@ impl World {
             trace: trace.then(Vec::new),
             fork: None,
             drop_if: None,
+            delay_if: None,
             crash_after_vote: None,
         };
         let coalition: Vec<ReplicaId> =
@@ -101,7 +110,7 @@ impl World {
             world.fork = Some(super::fork::Fork::new(coalition[0], coalition[1], honest, world.cfg.quorum()));
         }
         for id in 0..world.nodes.len() {
-            world.nodes[id].boot(&world.cfg);
+            world.nodes[id].boot(&world.cfg).expect("an empty disk opens");
             world.at(T0_MS + 1 + id as u64, Event::Tick(id as ReplicaId));
         }
         for c in 0..world.clients.len() {
@@ -159,10 +168,21 @@ impl World {
 
     fn step(&mut self, event: Event) {
         match event {
-            Event::Deliver { from, to, message } => {
+            Event::Deliver { from, to, bytes } => {
                 if !self.nodes[to as usize].is_up() {
                     return;
                 }
+                let message = match crate::wire::peer::decode_message(&bytes) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        self.note(|| format!("{to} <- {from} refused: {e}"));
+                        self.stats.refused += 1;
+                        if self.faults.is_byzantine(from).is_none() {
+                            self.checker.violations.push(format!("codec: replica {to} could not decode replica {from}'s message: {e}"));
+                        }
+                        return;
+                    }
+                };
                 self.note(|| format!("{to} <- {from} {}", message.kind()));
                 if let Some(fork) = self.fork.as_mut().filter(|f| f.member(to)) {
                     let (pass, extra) = fork.on_receive(&message, self.now);
@@ -215,7 +235,9 @@ impl World {
                     self.note(|| format!("{id} restarts"));
                     self.stats.restarts += 1;
                     let cfg = self.cfg.clone();
-                    self.nodes[id as usize].boot(&cfg);
+                    if let Err(e) = self.nodes[id as usize].boot(&cfg) {
+                        self.storage_failed(id, e);
+                    }
                 }
             }
             Event::Partition(groups) => {
@@ -242,7 +264,7 @@ impl World {
         if self.nodes[id as usize].is_up() {
             self.note(|| format!("{id} crashes"));
             self.stats.crashes += 1;
-            self.nodes[id as usize].core = None;
+            self.nodes[id as usize].crash();
         }
     }
 
@@ -270,42 +292,65 @@ impl World {
                 self.at(self.now + downtime, Event::Restart(id));
                 return;
             }
-            match action {
-                Action::Persist(p) => self.nodes[id as usize].disk.persistent = Some(p),
-                Action::StoreBlock(b) => {
-                    self.nodes[id as usize].disk.blocks.insert((b.height, b.hash), b);
+            let vote_height = if let Action::Broadcast(Message::Vote(v)) = &action { Some(v.height) } else { None };
+            let effects = match self.nodes[id as usize].perform(action) {
+                Ok(effects) => effects,
+                Err(e) => {
+                    self.storage_failed(id, e);
+                    return;
                 }
-                Action::Send(to, message) => self.transmit(id, to, message),
-                Action::Broadcast(message) => {
-                    let vote_height = if let Message::Vote(v) = &message { Some(v.height) } else { None };
-                    for to in 0..self.nodes.len() as ReplicaId {
-                        if to != id {
-                            self.transmit(id, to, message.clone());
-                        }
-                    }
-                    if vote_height.is_some() && self.crash_after_vote == vote_height.map(|h| (id, h)) {
-                        self.crash_after_vote = None;
-                        self.crash(id);
-                        return;
-                    }
-                }
-                Action::Commit(block) => self.commit(id, block),
+            };
+            for effect in effects {
+                self.effect(id, effect);
+            }
+            if vote_height.is_some() && self.crash_after_vote == vote_height.map(|h| (id, h)) {
+                self.crash_after_vote = None;
+                self.crash(id);
+                return;
             }
         }
     }
 
-    fn commit(&mut self, id: ReplicaId, block: Block) {
-        self.note(|| format!("{id} commits height {} ({} requests)", block.height, block.requests.len()));
-        let node = &mut self.nodes[id as usize];
-        node.disk.committed.push(block.clone());
-        while node.disk.blocks.first_key_value().is_some_and(|((h, _), _)| *h <= block.height) {
-            node.disk.blocks.pop_first();
+    fn effect(&mut self, id: ReplicaId, effect: Effect) {
+        match effect {
+            Effect::Send(to, message) => {
+                let bytes = self.encode(id, &message);
+                self.transmit(id, to, &message, bytes)
+            }
+            Effect::Broadcast(message) => {
+                let bytes = self.encode(id, &message);
+                for to in 0..self.nodes.len() as ReplicaId {
+                    if to != id {
+                        self.transmit(id, to, &message, bytes.clone());
+                    }
+                }
+            }
+            Effect::Committed(block, executed) => {
+                self.note(|| format!("{id} commits height {} ({} requests)", block.height, block.requests.len()));
+                self.checker.on_commit(id, &block, self.now);
+                for e in executed {
+                    self.reply(id, &e.user, e.digest, e.height, e.outcome);
+                }
+            }
+            Effect::Installed(height) => {
+                self.note(|| format!("{id} installs a state image at height {height}"));
+                self.stats.state_transfers += 1;
+                self.checker.on_install(id, height, &self.nodes[id as usize].chat);
+            }
+            Effect::Input(input) => {
+                self.stats.images += 1;
+                self.input(id, input)
+            }
         }
-        let executed = node.execute(&block);
-        self.checker.on_commit(id, &block, self.now);
-        for e in executed {
-            self.reply(id, &e.user, e.digest, e.height, e.outcome);
+    }
+
+    /// A storage error in the simulator is a bug (or a replica whose state diverged): it is
+    /// reported, and the replica stops as a real one would.
+    fn storage_failed(&mut self, id: ReplicaId, e: crate::storage::StorageError) {
+        if self.faults.is_byzantine(id).is_none() {
+            self.checker.violations.push(format!("storage: replica {id}: {e}"));
         }
+        self.nodes[id as usize].crash();
     }
 
     fn reply(&mut self, from: ReplicaId, user: &str, digest: [u8; 32], height: u64, mut outcome: pb::Outcome) {
@@ -318,7 +363,18 @@ impl World {
         self.at(self.now + delay, Event::Reply { client, from, digest, height, outcome });
     }
 
-    fn delay(&mut self) -> u64 {
+    /// Encodes a replica message for the simulated network; in test builds also checks that
+    /// an honest replica's message decodes back to itself (a Byzantine one's block may carry
+    /// a hash that does not match it: the wire carries no hash, so that garbage is lost).
+    fn encode(&self, from: ReplicaId, message: &Message) -> std::rc::Rc<[u8]> {
+        let bytes = crate::wire::peer::encode_message(message);
+        if cfg!(debug_assertions) && self.faults.is_byzantine(from).is_none() {
+            assert_eq!(crate::wire::peer::decode_message(&bytes).as_ref(), Ok(message), "codec round trip");
+        }
+        bytes.into()
+    }
+
+    pub(super) fn delay(&mut self) -> u64 {
         let max = if self.synchronous { self.faults.delay_max_ms.min(self.cfg.delta_ms) } else { self.faults.delay_max_ms };
         let mut d = 1 + self.rng.below(max.max(1));
         if !self.synchronous && self.rng.chance(1, 100) {
@@ -327,10 +383,10 @@ impl World {
         d
     }
 
-    fn transmit(&mut self, from: ReplicaId, to: ReplicaId, message: Message) {
+    pub(super) fn transmit(&mut self, from: ReplicaId, to: ReplicaId, message: &Message, bytes: std::rc::Rc<[u8]>) {
         self.stats.messages += 1;
         if let Some(drop_if) = &mut self.drop_if
-            && drop_if(from, to, &message)
+            && drop_if(from, to, message)
         {
             self.stats.dropped += 1;
             return;
@@ -351,10 +407,15 @@ impl World {
         if self.rng.chance(self.faults.dup_pct, 100) {
             self.stats.duplicated += 1;
             let delay = if honest_link { self.cfg.delta_ms } else { self.delay() };
-            self.at(self.now + delay, Event::Deliver { from, to, message: message.clone() });
+            self.at(self.now + delay, Event::Deliver { from, to, bytes: bytes.clone() });
         }
-        let delay = if honest_link { self.cfg.delta_ms } else { self.delay() };
-        self.at(self.now + delay, Event::Deliver { from, to, message });
+        let fixed = self.delay_if.as_mut().and_then(|f| f(from, to, message));
+        let delay = match fixed {
+            Some(d) => d,
+            None if honest_link => self.cfg.delta_ms,
+            None => self.delay(),
+        };
+        self.at(self.now + delay, Event::Deliver { from, to, bytes });
     }
 
     fn client_wake(&mut self, c: usize) {

@@ -20,8 +20,9 @@ use super::fs::WriteFile;
 
 const HEADER: usize = 8;
 const PAYLOAD_FIXED: usize = 16;
-/// Largest payload accepted (a request is at most 256 KiB; see `wire`).
-pub const PAYLOAD_MAX: usize = 1 << 20;
+/// Largest payload accepted: a consensus record can hold several full blocks (1 MiB of
+/// requests each, see `consensus::Config`).
+pub const PAYLOAD_MAX: usize = 64 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {

@@ -12,10 +12,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::fs::{Fs, WriteFile};
 
+/// The bytes a reader sees, and what survives a crash: `data[..durable_len]`, unless the file
+/// was emptied since its last sync, in which case `replaced` holds its old durable bytes (so
+/// a sync costs nothing per byte already written).
 #[derive(Clone, Debug, Default)]
 struct MemFile {
     data: Vec<u8>,
-    durable: Vec<u8>,
+    durable_len: usize,
+    replaced: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -54,13 +58,11 @@ impl MemFs {
     /// Power cut in the middle of writing: files keep up to `keep` of their unsynced bytes.
     pub fn crash_torn(&self, keep: usize) {
         for file in self.lock().files.values_mut() {
-            if file.data.len() > file.durable.len() && file.data.starts_with(&file.durable) {
-                let end = (file.durable.len() + keep).min(file.data.len());
-                file.data.truncate(end);
-            } else {
-                file.data = file.durable.clone();
+            match file.replaced.take() {
+                Some(old) => file.data = old,
+                None => file.data.truncate((file.durable_len + keep).min(file.data.len())),
             }
-            file.durable = file.data.clone();
+            file.durable_len = file.data.len();
         }
     }
 
@@ -77,8 +79,8 @@ impl MemFs {
         let mut inner = self.lock();
         let file = inner.files.get_mut(path).expect("corrupt: no such file");
         file.data[offset] ^= 0xff;
-        if offset < file.durable.len() {
-            file.durable[offset] ^= 0xff;
+        if let Some(old) = file.replaced.as_mut().filter(|old| offset < old.len()) {
+            old[offset] ^= 0xff;
         }
     }
 
@@ -117,7 +119,8 @@ impl WriteFile for MemWriter {
             return Err(io::Error::other("injected fsync failure"));
         }
         let file = inner.files.get_mut(&self.path).ok_or_else(|| not_found(&self.path))?;
-        file.durable = file.data.clone();
+        file.replaced = None;
+        file.durable_len = file.data.len();
         Ok(())
     }
 }
@@ -149,7 +152,11 @@ impl Fs for MemFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let mut inner = self.lock();
         let file = inner.files.entry(path.to_path_buf()).or_default();
+        if file.replaced.is_none() {
+            file.replaced = Some(file.data[..file.durable_len].to_vec());
+        }
         file.data.clear();
+        file.durable_len = 0;
         Ok(Box::new(MemWriter { fs: self.clone(), path: path.to_path_buf() }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
@@ -160,7 +167,8 @@ impl Fs for MemFs {
         let mut inner = self.lock();
         let file = inner.files.get_mut(path).ok_or_else(|| not_found(path))?;
         file.data.truncate(len as usize);
-        file.durable = file.data.clone();
+        file.replaced = None;
+        file.durable_len = file.data.len();
         Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -20,6 +20,7 @@
 mod fs;
 mod log;
 mod memfs;
+mod replica_store;
 pub mod snapshot;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ use std::sync::Arc;
 pub use fs::{Fs, RealFs, WriteFile};
 pub use log::{LogEntry, PAYLOAD_MAX};
 pub use memfs::MemFs;
+pub use replica_store::{Opened, ReplicaStore, image_of};
 
 use crate::chat::ChatState;
 
@@ -49,6 +51,11 @@ pub enum StorageError {
     Snapshot { path: String, line: u64, reason: String },
     #[error("{path}: snapshot digest mismatch (meta.csv says {expected}, the files give {found})")]
     Digest { path: String, expected: String, found: String },
+    #[error(
+        "state image at height {height} hashes to {ours}, but 3 replicas signed {certified}: this replica's state \
+         diverged; stop it and recover it with reset.sh"
+    )]
+    Diverged { height: u64, ours: String, certified: String },
     #[error("storage failed earlier ({0}); restart the replica so it recovers from what is on disk")]
     Failed(String),
 }

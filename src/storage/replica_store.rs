@@ -1,0 +1,479 @@
+//! The disk of a replica that runs the ordering protocol: what the consensus core must not
+//! forget, the committed chain, and state images at checkpoint heights (S11).
+//!
+//! ```text
+//! DATA/consensus.qlog                 Persist records (height 0) and stored blocks (height =
+//!                                     block height); the last Persist wins; rewritten whole
+//!                                     (temp + fsync + rename) when it grows
+//! DATA/chain-00000000000000000001.qlog  committed blocks, one record each (height = block
+//!                                     height); a new segment starts after every image
+//! DATA/snap-00000000000000001000/     the state image after block 1000: the snapshot CSV
+//!                                     files, block.pb (that block), image.sha256 (the
+//!                                     image's hash) and, once stable, cert.pb (S11)
+//! ```
+//! The *image* that travels between replicas and whose hash CHECKPOINTs sign is the four
+//! CSV files packed in a fixed order ([`pack`]); the CSV writer is deterministic, so replicas
+//! with equal states have byte-equal images.
+//!
+//! Every write is buffered until [`ReplicaStore::sync`], which the driver calls before any
+//! message of the batch leaves. A failed write or fsync poisons the store until restart.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::fs::Fs;
+use super::log::{self, LogEntry, LogWriter};
+use super::{StorageError, io_err, snapshot};
+use crate::chat::ChatState;
+use crate::consensus::{Block, Digest32, Hash, Height, Persistent, Restored, StateCert, StateTransfer};
+use crate::crypto::{decode_hex, encode_hex};
+use crate::wire::peer;
+
+const CONSENSUS: &str = "consensus.qlog";
+const IMAGE_TAG: &[u8] = b"quintet-image-v1\n";
+/// The files of a snapshot that make up its image, in image order.
+const IMAGE_FILES: [&str; 4] = ["accounts.csv", "messages.csv", "sessions.csv", "meta.csv"];
+
+/// What [`ReplicaStore::open`] found.
+pub struct Opened {
+    /// For `Core::new`.
+    pub restored: Restored,
+    /// The state of the newest image (empty without one), its digest checked.
+    pub state: ChatState,
+    /// Committed blocks after that image, to execute in order.
+    pub replay: Vec<Block>,
+}
+
+pub struct ReplicaStore {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    consensus: LogWriter,
+    chain: LogWriter,
+    /// The newest Persist and the stored blocks above the committed height, encoded: what a
+    /// rewrite of consensus.qlog keeps.
+    persisted: Option<Vec<u8>>,
+    stored: BTreeMap<(Height, Hash), Vec<u8>>,
+    consensus_records: usize,
+    committed: Height,
+    failed: Option<String>,
+}
+
+fn snap_dir(dir: &Path, height: Height) -> PathBuf {
+    dir.join(format!("snap-{height:020}"))
+}
+
+fn chain_name(first: Height) -> String {
+    format!("chain-{first:020}.qlog")
+}
+
+fn parse(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+    name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()
+}
+
+fn read_all(fs: &dyn Fs, path: &Path) -> Result<Vec<u8>, StorageError> {
+    let mut data = Vec::new();
+    fs.open_read(path).and_then(|mut f| f.read_to_end(&mut data)).map_err(io_err(path))?;
+    Ok(data)
+}
+
+fn write_synced(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let mut file = fs.create(path).map_err(io_err(path))?;
+    std::io::Write::write_all(&mut file, bytes).and_then(|_| file.sync()).map_err(io_err(path))
+}
+
+fn corrupt(path: &Path, reason: impl ToString) -> StorageError {
+    StorageError::Corrupt { path: path.display().to_string(), offset: 0, reason: reason.to_string() }
+}
+
+/// Reads one log file: its records, with a torn tail cut off (durably).
+fn scan_file(fs: &dyn Fs, path: &Path) -> Result<Vec<LogEntry>, StorageError> {
+    let data = read_all(fs, path)?;
+    let scan = log::scan(&data).map_err(|c| StorageError::Corrupt {
+        path: path.display().to_string(),
+        offset: c.offset,
+        reason: c.reason,
+    })?;
+    if scan.valid_len < data.len() {
+        fs.truncate(path, scan.valid_len as u64).map_err(io_err(path))?;
+    }
+    Ok(scan.entries)
+}
+
+/// The image of a snapshot folder: the tag, then per file its name and bytes, each with a
+/// u64 length. Returns the bytes (when `keep`) and their sha256.
+fn pack(fs: &dyn Fs, dir: &Path, keep: bool) -> Result<(Vec<u8>, Digest32), StorageError> {
+    let mut hasher = Sha256::new();
+    let mut out = Vec::new();
+    let mut put = |bytes: &[u8]| {
+        hasher.update(bytes);
+        if keep {
+            out.extend_from_slice(bytes);
+        }
+    };
+    put(IMAGE_TAG);
+    for name in IMAGE_FILES {
+        let data = read_all(fs, &dir.join(name))?;
+        put(&(name.len() as u64).to_le_bytes());
+        put(name.as_bytes());
+        put(&(data.len() as u64).to_le_bytes());
+        put(&data);
+    }
+    Ok((out, hasher.finalize().into()))
+}
+
+/// Splits an image into its files; `None` if it is not one.
+fn unpack(image: &[u8]) -> Option<Vec<(&'static str, &[u8])>> {
+    fn take<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let len = usize::try_from(u64::from_le_bytes(rest.get(..8)?.try_into().ok()?)).ok()?;
+        let bytes = rest.get(8..8usize.checked_add(len)?)?;
+        *rest = &rest[8 + len..];
+        Some(bytes)
+    }
+    let mut rest = image.strip_prefix(IMAGE_TAG)?;
+    let mut files = Vec::new();
+    for name in IMAGE_FILES {
+        if take(&mut rest)? != name.as_bytes() {
+            return None;
+        }
+        files.push((name, take(&mut rest)?));
+    }
+    rest.is_empty().then_some(files)
+}
+
+/// The image of a chat state, built on a scratch in-memory disk (tests and the simulator).
+pub fn image_of(state: &ChatState) -> Result<Vec<u8>, StorageError> {
+    let fs = super::MemFs::new();
+    let dir = Path::new("/image");
+    fs.create_dir_all(dir).map_err(io_err(dir))?;
+    snapshot::write(&fs, dir, state)?;
+    Ok(pack(&fs, dir, true)?.0)
+}
+
+/// One image folder as found on disk.
+struct Image {
+    height: Height,
+    block: Block,
+    state: Digest32,
+    cert: Option<StateCert>,
+}
+
+fn read_image(fs: &dyn Fs, dir: &Path, height: Height) -> Result<Image, StorageError> {
+    let folder = snap_dir(dir, height);
+    let block_path = folder.join("block.pb");
+    let block = peer::decode_block(&read_all(fs, &block_path)?).map_err(|e| corrupt(&block_path, e))?;
+    let sha_path = folder.join("image.sha256");
+    let text = String::from_utf8(read_all(fs, &sha_path)?).unwrap_or_default();
+    let state = decode_hex(text.trim()).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt(&sha_path, "not a sha256"))?;
+    let cert_path = folder.join("cert.pb");
+    let cert = match fs.list(&folder).map_err(io_err(&folder))?.iter().any(|n| n == "cert.pb") {
+        true => Some(peer::decode_state_cert(&read_all(fs, &cert_path)?).map_err(|e| corrupt(&cert_path, e))?),
+        false => None,
+    };
+    if block.height != height || cert.as_ref().is_some_and(|c| c.height != height || c.state != state) {
+        return Err(corrupt(&folder, "block.pb, image.sha256 and cert.pb disagree with the folder"));
+    }
+    Ok(Image { height, block, state, cert })
+}
+
+impl ReplicaStore {
+    pub fn open(fs: Arc<dyn Fs>, dir: &Path) -> Result<(ReplicaStore, Opened), StorageError> {
+        let f = fs.as_ref();
+        f.create_dir_all(dir).map_err(io_err(dir))?;
+        let names = f.list(dir).map_err(io_err(dir))?;
+        for name in names.iter().filter(|n| n.ends_with(".tmp")) {
+            let path = dir.join(name);
+            let _ = f.remove_dir_all(&path);
+            let _ = f.remove_file(&path);
+        }
+        // Images: the newest gives the state; every one at or above the newest stable one
+        // can be served.
+        let mut heights: Vec<Height> = names.iter().filter_map(|n| parse(n, "snap-", "")).collect();
+        heights.sort_unstable();
+        let images = heights.iter().map(|h| read_image(f, dir, *h)).collect::<Result<Vec<_>, _>>()?;
+        let stable = images.iter().rev().find_map(|i| i.cert.clone());
+        let newest = images.last();
+        let state = match newest {
+            Some(image) => snapshot::load(f, &snap_dir(dir, image.height))?,
+            None => ChatState::new(),
+        };
+        let base = newest.map_or(0, |i| i.height);
+
+        let mut chains: Vec<Height> = names.iter().filter_map(|n| parse(n, "chain-", ".qlog")).collect();
+        chains.sort_unstable();
+        let mut replay = Vec::new();
+        for first in &chains {
+            let path = dir.join(chain_name(*first));
+            for entry in scan_file(f, &path)?.into_iter().filter(|e| e.height > base) {
+                let expected = base + 1 + replay.len() as u64;
+                if entry.height != expected {
+                    let path = path.display().to_string();
+                    return Err(StorageError::Gap { path, expected, found: entry.height });
+                }
+                let block = peer::decode_block(&entry.bytes).map_err(|e| corrupt(&path, e))?;
+                let parent = replay.last().map_or_else(|| newest.map_or([0; 32], |i| i.block.hash), |b: &Block| b.hash);
+                if block.parent != parent {
+                    return Err(corrupt(&path, format!("block {} does not extend block {}", block.height, block.height - 1)));
+                }
+                replay.push(block);
+            }
+        }
+        let committed_height = base + replay.len() as u64;
+
+        let consensus_path = dir.join(CONSENSUS);
+        let mut persisted = None;
+        let mut stored = BTreeMap::new();
+        let entries = match names.iter().any(|n| n == CONSENSUS) {
+            true => scan_file(f, &consensus_path)?,
+            false => Vec::new(),
+        };
+        let consensus_records = entries.len();
+        for entry in entries {
+            if entry.height == 0 {
+                persisted = Some(entry.bytes);
+            } else if entry.height > committed_height {
+                let block = peer::decode_block(&entry.bytes).map_err(|e| corrupt(&consensus_path, e))?;
+                stored.insert((block.height, block.hash), entry.bytes);
+            }
+        }
+        let persistent = match &persisted {
+            Some(bytes) => Some(peer::decode_persistent(bytes).map_err(|e| corrupt(&consensus_path, e))?),
+            None => None,
+        };
+        let blocks = stored.values().map(|b| peer::decode_block(b).expect("decoded above")).collect();
+
+        let consensus = LogWriter::new(f.open_append(&consensus_path).map_err(io_err(&consensus_path))?);
+        let segment = dir.join(chain_name(chains.last().copied().unwrap_or(base + 1).max(base + 1)));
+        let chain = LogWriter::new(f.open_append(&segment).map_err(io_err(&segment))?);
+        f.sync_dir(dir).map_err(io_err(dir))?;
+
+        let stable_height = stable.as_ref().map_or(0, |s| s.height);
+        let served = images.iter().filter(|i| i.height >= stable_height).map(|i| (i.height, i.block.hash, i.state));
+        let restored = Restored {
+            persistent,
+            committed: newest.map(|i| i.block.clone()).into_iter().chain(replay.iter().cloned()).collect(),
+            blocks,
+            stable,
+            images: served.collect(),
+        };
+        let store = ReplicaStore {
+            fs,
+            dir: dir.to_path_buf(),
+            consensus,
+            chain,
+            persisted,
+            stored,
+            consensus_records,
+            committed: committed_height,
+            failed: None,
+        };
+        Ok((store, Opened { restored, state, replay }))
+    }
+
+    fn check(&self) -> Result<(), StorageError> {
+        self.failed.as_ref().map_or(Ok(()), |reason| Err(StorageError::Failed(reason.clone())))
+    }
+
+    /// Runs a step that writes; its first failure poisons the store.
+    fn guard<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        self.check()?;
+        let result = step(self);
+        if let Err(e) = &result {
+            self.failed = Some(e.to_string());
+        }
+        result
+    }
+
+    pub fn persist(&mut self, p: &Persistent) -> Result<(), StorageError> {
+        self.check()?;
+        let bytes = peer::encode_persistent(p);
+        self.consensus.append(&LogEntry { height: 0, time_ms: 0, bytes: bytes.clone() });
+        self.persisted = Some(bytes);
+        self.consensus_records += 1;
+        Ok(())
+    }
+
+    pub fn store_block(&mut self, b: &Block) -> Result<(), StorageError> {
+        self.check()?;
+        let bytes = peer::encode_block(b);
+        self.consensus.append(&LogEntry { height: b.height, time_ms: b.time_ms, bytes: bytes.clone() });
+        self.stored.insert((b.height, b.hash), bytes);
+        self.consensus_records += 1;
+        Ok(())
+    }
+
+    /// Appends a committed block to the chain (the caller executes it).
+    pub fn commit(&mut self, b: &Block) -> Result<(), StorageError> {
+        self.check()?;
+        assert_eq!(b.height, self.committed + 1, "commits are contiguous");
+        self.chain.append(&LogEntry { height: b.height, time_ms: b.time_ms, bytes: peer::encode_block(b) });
+        self.committed = b.height;
+        self.stored.retain(|(h, _), _| *h > b.height);
+        Ok(())
+    }
+
+    /// Makes everything appended durable. Call before any message that depends on it leaves.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.guard(|s| {
+            s.consensus.sync().map_err(io_err(&s.dir.join(CONSENSUS)))?;
+            s.chain.sync().map_err(io_err(&s.dir))?;
+            if s.consensus_records > 4 * (s.stored.len() + 1) + 1_000 {
+                s.rewrite_consensus()?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces consensus.qlog by its live records: the newest Persist and the stored blocks
+    /// above the committed height.
+    fn rewrite_consensus(&mut self) -> Result<(), StorageError> {
+        let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
+        let path = dir.join(CONSENSUS);
+        let tmp = dir.join(format!("{CONSENSUS}.tmp"));
+        let mut data = Vec::new();
+        if let Some(p) = &self.persisted {
+            log::encode(&LogEntry { height: 0, time_ms: 0, bytes: p.clone() }, &mut data);
+        }
+        for ((height, _), b) in &self.stored {
+            log::encode(&LogEntry { height: *height, time_ms: 0, bytes: b.clone() }, &mut data);
+        }
+        write_synced(fs, &tmp, &data)?;
+        fs.rename(&tmp, &path).map_err(io_err(&tmp))?;
+        fs.sync_dir(dir).map_err(io_err(dir))?;
+        self.consensus = LogWriter::new(fs.open_append(&path).map_err(io_err(&path))?);
+        self.consensus_records = self.stored.len() + 1;
+        Ok(())
+    }
+
+    /// Keeps the image of `state` (which must have executed exactly through `block`) and
+    /// returns its sha256, for `Input::Snapshot`. The chain goes on in a new segment.
+    pub fn take_image(&mut self, block: &Block, state: &ChatState) -> Result<Digest32, StorageError> {
+        self.sync()?;
+        self.guard(|s| {
+            let (fs, dir) = (s.fs.as_ref(), s.dir.as_path());
+            let folder = snap_dir(dir, block.height);
+            let tmp = folder.with_extension("tmp");
+            let _ = fs.remove_dir_all(&tmp);
+            fs.create_dir_all(&tmp).map_err(io_err(&tmp))?;
+            snapshot::write(fs, &tmp, state)?;
+            let (_, digest) = pack(fs, &tmp, false)?;
+            s.finish_image(&tmp, &folder, block, &digest, None)?;
+            Ok(digest)
+        })
+    }
+
+    /// Writes block.pb, image.sha256 (and cert.pb) into a complete temp folder, renames it
+    /// into place, and starts a new chain segment after it.
+    fn finish_image(&mut self, tmp: &Path, folder: &Path, block: &Block, digest: &Digest32, cert: Option<&StateCert>) -> Result<(), StorageError> {
+        let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
+        write_synced(fs, &tmp.join("block.pb"), &peer::encode_block(block))?;
+        write_synced(fs, &tmp.join("image.sha256"), encode_hex(digest).as_bytes())?;
+        if let Some(cert) = cert {
+            write_synced(fs, &tmp.join("cert.pb"), &peer::encode_state_cert(cert))?;
+        }
+        fs.sync_dir(tmp).map_err(io_err(tmp))?;
+        let _ = fs.remove_dir_all(folder);
+        fs.rename(tmp, folder).map_err(io_err(tmp))?;
+        fs.sync_dir(dir).map_err(io_err(dir))?;
+        let segment = dir.join(chain_name(block.height + 1));
+        self.chain = LogWriter::new(fs.open_append(&segment).map_err(io_err(&segment))?);
+        fs.sync_dir(dir).map_err(io_err(dir))
+    }
+
+    /// A stable checkpoint (S11). If this replica's own image at its height matches, the
+    /// certificate is kept with it and everything older is deleted. Returns `Diverged` when
+    /// the image differs: this replica's state is not the one 3 replicas signed.
+    pub fn stable(&mut self, cert: &StateCert) -> Result<(), StorageError> {
+        self.guard(|s| {
+            let (fs, dir) = (s.fs.as_ref(), s.dir.as_path());
+            let folder = snap_dir(dir, cert.height);
+            if !fs.list(dir).map_err(io_err(dir))?.iter().any(|n| parse(n, "snap-", "") == Some(cert.height)) {
+                return Ok(()); // never took that image (it was behind); nothing to truncate yet
+            }
+            let image = read_image(fs, dir, cert.height)?;
+            if image.state != cert.state || image.block.hash != cert.hash {
+                return Err(StorageError::Diverged {
+                    height: cert.height,
+                    ours: encode_hex(&image.state),
+                    certified: encode_hex(&cert.state),
+                });
+            }
+            let tmp = folder.join("cert.pb.tmp");
+            write_synced(fs, &tmp, &peer::encode_state_cert(cert))?;
+            fs.rename(&tmp, &folder.join("cert.pb")).map_err(io_err(&tmp))?;
+            fs.sync_dir(&folder).map_err(io_err(&folder))?;
+            s.delete_below(cert.height)
+        })
+    }
+
+    /// Deletes images below `height` and chain segments that hold only blocks up to it.
+    fn delete_below(&mut self, height: Height) -> Result<(), StorageError> {
+        let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
+        for name in fs.list(dir).map_err(io_err(dir))? {
+            let path = dir.join(&name);
+            if parse(&name, "snap-", "").is_some_and(|h| h < height) {
+                fs.remove_dir_all(&path).map_err(io_err(&path))?;
+            } else if parse(&name, "chain-", ".qlog").is_some_and(|first| first <= height) {
+                fs.remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+        fs.sync_dir(dir).map_err(io_err(dir))
+    }
+
+    /// The image at a stable height and its block, for `Message::State`.
+    pub fn image(&self, cert: &StateCert) -> Result<StateTransfer, StorageError> {
+        self.check()?;
+        let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
+        let image = read_image(fs, dir, cert.height)?;
+        let (bytes, digest) = pack(fs, &snap_dir(dir, cert.height), true)?;
+        if digest != cert.state {
+            let folder = snap_dir(dir, cert.height);
+            return Err(corrupt(&folder, "the image's files no longer hash to image.sha256"));
+        }
+        Ok(StateTransfer { cert: cert.clone(), block: image.block, image: bytes })
+    }
+
+    /// Installs a certified image (the core checked certificate, block and hash): it becomes
+    /// the newest image, the chain restarts after its block, and everything older goes.
+    /// Returns the state it holds.
+    pub fn install(&mut self, t: &StateTransfer) -> Result<ChatState, StorageError> {
+        self.sync()?;
+        self.guard(|s| {
+            let (fs, dir) = (s.fs.as_ref(), s.dir.as_path());
+            let folder = snap_dir(dir, t.cert.height);
+            let tmp = folder.with_extension("tmp");
+            let _ = fs.remove_dir_all(&tmp);
+            fs.create_dir_all(&tmp).map_err(io_err(&tmp))?;
+            let files = unpack(&t.image).ok_or_else(|| corrupt(&tmp, "the state image is not a packed snapshot"))?;
+            for (name, bytes) in files {
+                write_synced(fs, &tmp.join(name), bytes)?;
+            }
+            let state = snapshot::load(fs, &tmp)?;
+            s.finish_image(&tmp, &folder, &t.block, &t.cert.state, Some(&t.cert))?;
+            s.committed = t.cert.height;
+            s.stored.retain(|(h, _), _| *h > t.cert.height);
+            s.delete_below(t.cert.height)?;
+            Ok(state)
+        })
+    }
+
+    /// Hands buffered records to the files without syncing (tests tear them).
+    #[cfg(test)]
+    fn write_unsynced(&mut self) {
+        for w in [&mut self.consensus, &mut self.chain] {
+            let pending = std::mem::take(&mut w.pending);
+            std::io::Write::write_all(&mut w.file, &pending).expect("in-memory write");
+        }
+    }
+
+    pub fn committed_height(&self) -> Height {
+        self.committed
+    }
+}
+
+#[cfg(test)]
+#[path = "replica_store_tests.rs"]
+mod tests;

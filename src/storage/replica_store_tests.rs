@@ -1,0 +1,203 @@
+//! The replica store on the fault-injecting `MemFs`: what survives a crash, torn tails,
+//! images, stable checkpoints, truncation, installs, and divergence.
+
+use super::*;
+use crate::chat::tests::random_requests;
+use crate::consensus::{QuorumCert, SimCrypto, signed};
+use crate::storage::MemFs;
+
+const DIR: &str = "/r";
+
+fn open(fs: &MemFs) -> (ReplicaStore, Opened) {
+    ReplicaStore::open(Arc::new(fs.clone()), Path::new(DIR)).expect("opens")
+}
+
+/// A chain of blocks 1..=n (parent links, no requests) with different times.
+fn chain(n: u64) -> Vec<Block> {
+    let mut parent = [0; 32];
+    (1..=n)
+        .map(|height| {
+            let mut b = Block {
+                view: 0,
+                height,
+                parent,
+                parent_qc: QuorumCert::genesis(),
+                proposer: 0,
+                time_ms: 1_000 + height,
+                requests: vec![height.to_le_bytes().to_vec()],
+                hash: [0; 32],
+            };
+            b.hash = b.compute_hash();
+            parent = b.hash;
+            b
+        })
+        .collect()
+}
+
+fn persistent(view: u64) -> Persistent {
+    Persistent {
+        view,
+        votes: chain(2),
+        high_qc: QuorumCert::genesis(),
+        proposals: Vec::new(),
+        reported: Some((view, 1)),
+        entered_by: None,
+        justification: None,
+    }
+}
+
+/// A chat state with some content, standing for "the state after block `h`".
+fn state(seed: u64) -> ChatState {
+    let mut s = ChatState::new();
+    for (request, ctx) in random_requests(seed, 60) {
+        s.apply(&request, ctx);
+    }
+    s
+}
+
+fn cert(b: &Block, state: Digest32) -> StateCert {
+    let bytes = signed::checkpoint(b.height, &b.hash, Some(&state));
+    let signatures = (0..3).map(|w| (w, crate::consensus::Crypto::sign(&SimCrypto { me: w }, &bytes))).collect();
+    StateCert { height: b.height, hash: b.hash, state, signatures }
+}
+
+#[test]
+fn what_was_synced_comes_back_and_what_was_not_is_gone() {
+    let fs = MemFs::new();
+    let blocks = chain(6);
+    let (mut store, opened) = open(&fs);
+    assert!(opened.restored.persistent.is_none() && opened.replay.is_empty());
+    store.persist(&persistent(1)).unwrap();
+    for b in &blocks[..4] {
+        store.store_block(b).unwrap();
+    }
+    for b in &blocks[..2] {
+        store.commit(b).unwrap();
+    }
+    store.sync().unwrap();
+    store.persist(&persistent(2)).unwrap();
+    store.commit(&blocks[2]).unwrap();
+    drop(store);
+    fs.crash();
+    let (_, opened) = open(&fs);
+    assert_eq!(opened.restored.persistent, Some(persistent(1)), "the unsynced Persist is gone");
+    assert_eq!(opened.replay, blocks[..2].to_vec());
+    assert_eq!(opened.restored.blocks, blocks[2..4].to_vec(), "stored blocks above the committed height");
+}
+
+#[test]
+fn a_torn_tail_of_either_log_is_cut_and_the_rest_is_kept() {
+    let blocks = chain(3);
+    for keep in 0..400 {
+        let fs = MemFs::new();
+        let (mut store, _) = open(&fs);
+        store.persist(&persistent(1)).unwrap();
+        store.commit(&blocks[0]).unwrap();
+        store.sync().unwrap();
+        store.persist(&persistent(2)).unwrap();
+        store.commit(&blocks[1]).unwrap();
+        store.commit(&blocks[2]).unwrap();
+        // Written but not synced, then a power cut that keeps `keep` bytes of each file.
+        store.write_unsynced();
+        drop(store);
+        fs.crash_torn(keep);
+        let (_, opened) = ReplicaStore::open(Arc::new(fs.clone()), Path::new(DIR)).unwrap_or_else(|e| panic!("keep {keep}: {e}"));
+        let p = opened.restored.persistent.expect("the first Persist at least");
+        assert!(p == persistent(1) || p == persistent(2), "keep {keep}");
+        assert!(!opened.replay.is_empty() && opened.replay[..] == blocks[..opened.replay.len()], "keep {keep}");
+    }
+}
+
+#[test]
+fn an_image_becomes_stable_and_everything_older_goes() {
+    let fs = MemFs::new();
+    let blocks = chain(10);
+    let (mut store, _) = open(&fs);
+    for b in &blocks[..4] {
+        store.commit(b).unwrap();
+    }
+    let s4 = state(4);
+    let d4 = store.take_image(&blocks[3], &s4).unwrap();
+    for b in &blocks[4..8] {
+        store.commit(b).unwrap();
+    }
+    let s8 = state(8);
+    let d8 = store.take_image(&blocks[7], &s8).unwrap();
+    store.commit(&blocks[8]).unwrap();
+    store.sync().unwrap();
+    // Served image: its bytes hash to what take_image reported.
+    store.stable(&cert(&blocks[3], d4)).unwrap();
+    let t = store.image(&cert(&blocks[3], d4)).unwrap();
+    assert_eq!(crate::consensus::digest(&t.image), d4);
+    assert_eq!(t.block, blocks[3]);
+    store.stable(&cert(&blocks[7], d8)).unwrap();
+    let names = fs.paths().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
+    assert!(!names.contains("snap-00000000000000000004") && !names.contains("chain-00000000000000000001"), "{names}");
+    assert!(!names.contains("chain-00000000000000000005"), "{names}");
+    drop(store);
+    let (_, opened) = open(&fs);
+    assert_eq!(opened.state.digest(), s8.digest(), "the state comes from the newest image");
+    assert_eq!(opened.replay, vec![blocks[8].clone()]);
+    assert_eq!(opened.restored.committed, vec![blocks[7].clone(), blocks[8].clone()]);
+    assert_eq!(opened.restored.stable, Some(cert(&blocks[7], d8)));
+    assert_eq!(opened.restored.images, vec![(8, blocks[7].hash, d8)]);
+}
+
+#[test]
+fn a_stable_checkpoint_naming_another_state_is_divergence() {
+    let fs = MemFs::new();
+    let blocks = chain(2);
+    let (mut store, _) = open(&fs);
+    store.commit(&blocks[0]).unwrap();
+    store.commit(&blocks[1]).unwrap();
+    let mut d = store.take_image(&blocks[1], &state(1)).unwrap();
+    d[0] ^= 1;
+    let e = store.stable(&cert(&blocks[1], d)).unwrap_err();
+    assert!(matches!(e, StorageError::Diverged { height: 2, .. }), "{e}");
+    assert!(e.to_string().contains("reset.sh"));
+}
+
+#[test]
+fn an_installed_image_replaces_the_state_and_survives_a_restart() {
+    let blocks = chain(6);
+    let (from, to) = (MemFs::new(), MemFs::new());
+    let (mut a, _) = open(&from);
+    for b in &blocks[..5] {
+        a.commit(b).unwrap();
+    }
+    let s5 = state(5);
+    let d5 = a.take_image(&blocks[4], &s5).unwrap();
+    a.stable(&cert(&blocks[4], d5)).unwrap();
+    let transfer = a.image(&cert(&blocks[4], d5)).unwrap();
+
+    let (mut b, _) = open(&to);
+    b.commit(&blocks[0]).unwrap();
+    b.sync().unwrap();
+    let installed = b.install(&transfer).unwrap();
+    assert_eq!(installed.digest(), s5.digest());
+    b.commit(&blocks[5]).unwrap();
+    b.sync().unwrap();
+    drop(b);
+    to.crash();
+    let (_, opened) = open(&to);
+    assert_eq!(opened.state.digest(), s5.digest());
+    assert_eq!(opened.replay, vec![blocks[5].clone()]);
+    assert_eq!(opened.restored.stable, Some(cert(&blocks[4], d5)));
+}
+
+#[test]
+fn images_that_are_not_packed_snapshots_are_refused_without_panicking() {
+    let blocks = chain(1);
+    let good = image_of(&state(3)).unwrap();
+    let mut bad = vec![Vec::new(), b"quintet-image-v1\n".to_vec(), good[..good.len() / 2].to_vec()];
+    let mut flipped = good.clone();
+    flipped[good.len() / 3] ^= 0x55;
+    bad.push(flipped);
+    bad.push([good.clone(), vec![0]].concat());
+    for image in bad {
+        let fs = MemFs::new();
+        let (mut store, _) = open(&fs);
+        let t = StateTransfer { cert: cert(&blocks[0], crate::consensus::digest(&image)), block: blocks[0].clone(), image };
+        assert!(store.install(&t).is_err());
+    }
+}

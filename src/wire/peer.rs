@@ -1,0 +1,398 @@
+//! Between the wire (`pb`) and the ordering protocol's types: replica-to-replica messages and
+//! the records of a replica's consensus log. Decoding is total: any bytes give a message or a
+//! `PeerWireError`, never a panic. Shape checks live here (hash lengths, ids, required
+//! fields); what the bytes mean (signatures, certificates) is checked by the core.
+
+use prost::Message as _;
+
+use crate::consensus::{self as qop, Hash, ReplicaId};
+use crate::pb;
+
+/// Largest replica-to-replica message accepted off the network: a full block (1 MiB of
+/// requests) with its certificates, or a state image chunk. State images travel in
+/// `StateTransfer`, bounded by `IMAGE_MAX`.
+pub const PEER_MESSAGE_MAX: usize = IMAGE_MAX + (4 << 20);
+/// Largest state image accepted in one transfer.
+pub const IMAGE_MAX: usize = 1 << 30;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PeerWireError {
+    #[error("peer message is {0} bytes; the limit is {PEER_MESSAGE_MAX}")]
+    TooLarge(usize),
+    #[error("not a valid protobuf message: {0}")]
+    Malformed(String),
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("{field} is {len} bytes, not 32")]
+    HashLength { field: &'static str, len: usize },
+    #[error("replica id {0} is out of range")]
+    Id(u32),
+}
+
+type Result<T> = std::result::Result<T, PeerWireError>;
+
+fn hash(field: &'static str, bytes: &[u8]) -> Result<Hash> {
+    bytes.try_into().map_err(|_| PeerWireError::HashLength { field, len: bytes.len() })
+}
+
+fn id(v: u32) -> Result<ReplicaId> {
+    ReplicaId::try_from(v).map_err(|_| PeerWireError::Id(v))
+}
+
+fn need<T>(field: &'static str, v: Option<T>) -> Result<T> {
+    v.ok_or(PeerWireError::Missing(field))
+}
+
+fn sigs_out(sigs: &[(ReplicaId, Vec<u8>)]) -> Vec<pb::PeerSignature> {
+    sigs.iter().map(|(who, s)| pb::PeerSignature { signer: *who as u32, signature: s.clone() }).collect()
+}
+
+fn sigs_in(sigs: Vec<pb::PeerSignature>) -> Result<Vec<(ReplicaId, Vec<u8>)>> {
+    sigs.into_iter().map(|s| Ok((id(s.signer)?, s.signature))).collect()
+}
+
+// ---------------------------------------------------------------- to the wire
+
+fn qc_out(qc: &qop::QuorumCert) -> pb::QuorumCert {
+    pb::QuorumCert { view: qc.view, height: qc.height, hash: qc.hash.to_vec(), votes: sigs_out(&qc.votes) }
+}
+
+fn block_out(b: &qop::Block) -> pb::Block {
+    pb::Block {
+        view: b.view,
+        height: b.height,
+        parent: b.parent.to_vec(),
+        parent_qc: Some(qc_out(&b.parent_qc)),
+        proposer: b.proposer as u32,
+        time_ms: b.time_ms,
+        requests: b.requests.clone(),
+    }
+}
+
+fn bc_out(bc: &qop::BlameCert) -> pb::BlameCert {
+    pb::BlameCert { view: bc.view, blames: sigs_out(&bc.blames) }
+}
+
+fn status_out(s: &qop::Status) -> pb::ViewStatus {
+    pb::ViewStatus {
+        view: s.view,
+        high_qc: Some(qc_out(&s.high_qc)),
+        voter: s.voter as u32,
+        signature: s.signature.clone(),
+        blame_cert: Some(bc_out(&s.blame_cert)),
+    }
+}
+
+fn justification_out(j: &qop::Justification) -> pb::Justification {
+    pb::Justification { blame_cert: Some(bc_out(&j.blame_cert)), statuses: j.statuses.iter().map(status_out).collect() }
+}
+
+fn proposal_out(p: &qop::Proposal) -> pb::Proposal {
+    pb::Proposal {
+        block: Some(block_out(&p.block)),
+        signature: p.signature.clone(),
+        justification: p.justification.as_ref().map(justification_out),
+    }
+}
+
+fn state_cert_out(c: &qop::StateCert) -> pb::StateCert {
+    pb::StateCert { height: c.height, hash: c.hash.to_vec(), state: c.state.to_vec(), signatures: sigs_out(&c.signatures) }
+}
+
+fn message_out(m: &qop::Message) -> pb::PeerMessage {
+    use pb::peer_message::Kind;
+    let kind = match m {
+        qop::Message::Propose(p) => Kind::Propose(proposal_out(p)),
+        qop::Message::Vote(v) => Kind::Vote(pb::Vote {
+            view: v.view,
+            height: v.height,
+            hash: v.hash.to_vec(),
+            voter: v.voter as u32,
+            signature: v.signature.clone(),
+        }),
+        qop::Message::Blame(b) => Kind::Blame(pb::Blame {
+            view: b.view,
+            voter: b.voter as u32,
+            signature: b.signature.clone(),
+            entered_by: b.entered_by.as_ref().map(bc_out),
+            equivocation: match &b.reason {
+                qop::BlameReason::Timeout => None,
+                qop::BlameReason::Equivocation(pair) => {
+                    Some(pb::Equivocation { first: Some(proposal_out(&pair.0)), second: Some(proposal_out(&pair.1)) })
+                }
+            },
+        }),
+        qop::Message::BlameCert(bc) => Kind::BlameCert(bc_out(bc)),
+        qop::Message::Status(s) => Kind::Status(status_out(s)),
+        qop::Message::Checkpoint(c) => Kind::Checkpoint(pb::Checkpoint {
+            height: c.height,
+            hash: c.hash.to_vec(),
+            state: c.state.map(|s| s.to_vec()).unwrap_or_default(),
+            voter: c.voter as u32,
+            signature: c.signature.clone(),
+        }),
+        qop::Message::Fetch(h) => Kind::Fetch(h.to_vec()),
+        qop::Message::Block(b) => Kind::Block(block_out(b)),
+        qop::Message::FetchState(h) => Kind::FetchState(*h),
+        qop::Message::State(t) => Kind::State(pb::StateTransfer {
+            cert: Some(state_cert_out(&t.cert)),
+            block: Some(block_out(&t.block)),
+            image: t.image.clone(),
+        }),
+    };
+    pb::PeerMessage { kind: Some(kind) }
+}
+
+pub fn encode_message(m: &qop::Message) -> Vec<u8> {
+    message_out(m).encode_to_vec()
+}
+
+pub fn encode_block(b: &qop::Block) -> Vec<u8> {
+    block_out(b).encode_to_vec()
+}
+
+pub fn encode_state_cert(c: &qop::StateCert) -> Vec<u8> {
+    state_cert_out(c).encode_to_vec()
+}
+
+pub fn encode_persistent(p: &qop::Persistent) -> Vec<u8> {
+    pb::PersistentState {
+        view: p.view,
+        votes: p.votes.iter().map(block_out).collect(),
+        high_qc: Some(qc_out(&p.high_qc)),
+        proposals: p.proposals.iter().map(block_out).collect(),
+        has_reported: p.reported.is_some(),
+        reported_view: p.reported.map_or(0, |r| r.0),
+        reported_height: p.reported.map_or(0, |r| r.1),
+        entered_by: p.entered_by.as_ref().map(bc_out),
+        justification: p.justification.as_ref().map(justification_out),
+    }
+    .encode_to_vec()
+}
+
+// ---------------------------------------------------------------- from the wire
+
+fn qc_in(qc: pb::QuorumCert) -> Result<qop::QuorumCert> {
+    Ok(qop::QuorumCert { view: qc.view, height: qc.height, hash: hash("qc hash", &qc.hash)?, votes: sigs_in(qc.votes)? })
+}
+
+fn block_in(b: pb::Block) -> Result<qop::Block> {
+    let mut block = qop::Block {
+        view: b.view,
+        height: b.height,
+        parent: hash("block parent", &b.parent)?,
+        parent_qc: qc_in(need("block parent_qc", b.parent_qc)?)?,
+        proposer: id(b.proposer)?,
+        time_ms: b.time_ms,
+        requests: b.requests,
+        hash: [0; 32],
+    };
+    block.hash = block.compute_hash();
+    Ok(block)
+}
+
+fn bc_in(bc: pb::BlameCert) -> Result<qop::BlameCert> {
+    Ok(qop::BlameCert { view: bc.view, blames: sigs_in(bc.blames)? })
+}
+
+fn status_in(s: pb::ViewStatus) -> Result<qop::Status> {
+    Ok(qop::Status {
+        view: s.view,
+        high_qc: qc_in(need("status high_qc", s.high_qc)?)?,
+        voter: id(s.voter)?,
+        signature: s.signature,
+        blame_cert: bc_in(need("status blame_cert", s.blame_cert)?)?,
+    })
+}
+
+fn justification_in(j: pb::Justification) -> Result<qop::Justification> {
+    Ok(qop::Justification {
+        blame_cert: bc_in(need("justification blame_cert", j.blame_cert)?)?,
+        statuses: j.statuses.into_iter().map(status_in).collect::<Result<_>>()?,
+    })
+}
+
+fn proposal_in(p: pb::Proposal) -> Result<qop::Proposal> {
+    Ok(qop::Proposal {
+        block: block_in(need("proposal block", p.block)?)?,
+        signature: p.signature,
+        justification: p.justification.map(justification_in).transpose()?,
+    })
+}
+
+fn state_cert_in(c: pb::StateCert) -> Result<qop::StateCert> {
+    Ok(qop::StateCert {
+        height: c.height,
+        hash: hash("state cert hash", &c.hash)?,
+        state: hash("state cert state", &c.state)?,
+        signatures: sigs_in(c.signatures)?,
+    })
+}
+
+fn message_in(m: pb::PeerMessage) -> Result<qop::Message> {
+    use pb::peer_message::Kind;
+    Ok(match need("message kind", m.kind)? {
+        Kind::Propose(p) => qop::Message::Propose(proposal_in(p)?),
+        Kind::Vote(v) => qop::Message::Vote(qop::Vote {
+            view: v.view,
+            height: v.height,
+            hash: hash("vote hash", &v.hash)?,
+            voter: id(v.voter)?,
+            signature: v.signature,
+        }),
+        Kind::Blame(b) => qop::Message::Blame(qop::Blame {
+            view: b.view,
+            voter: id(b.voter)?,
+            signature: b.signature,
+            entered_by: b.entered_by.map(bc_in).transpose()?,
+            reason: match b.equivocation {
+                None => qop::BlameReason::Timeout,
+                Some(e) => qop::BlameReason::Equivocation(Box::new((
+                    proposal_in(need("equivocation first", e.first)?)?,
+                    proposal_in(need("equivocation second", e.second)?)?,
+                ))),
+            },
+        }),
+        Kind::BlameCert(bc) => qop::Message::BlameCert(bc_in(bc)?),
+        Kind::Status(s) => qop::Message::Status(status_in(s)?),
+        Kind::Checkpoint(c) => qop::Message::Checkpoint(qop::Checkpoint {
+            height: c.height,
+            hash: hash("checkpoint hash", &c.hash)?,
+            state: if c.state.is_empty() { None } else { Some(hash("checkpoint state", &c.state)?) },
+            voter: id(c.voter)?,
+            signature: c.signature,
+        }),
+        Kind::Fetch(h) => qop::Message::Fetch(hash("fetch hash", &h)?),
+        Kind::Block(b) => qop::Message::Block(Box::new(block_in(b)?)),
+        Kind::FetchState(h) => qop::Message::FetchState(h),
+        Kind::State(t) => qop::Message::State(Box::new(qop::StateTransfer {
+            cert: state_cert_in(need("state cert", t.cert)?)?,
+            block: block_in(need("state block", t.block)?)?,
+            image: t.image,
+        })),
+    })
+}
+
+fn decode<T: prost::Message + Default>(bytes: &[u8]) -> Result<T> {
+    if bytes.len() > PEER_MESSAGE_MAX {
+        return Err(PeerWireError::TooLarge(bytes.len()));
+    }
+    T::decode(bytes).map_err(|e| PeerWireError::Malformed(e.to_string()))
+}
+
+pub fn decode_message(bytes: &[u8]) -> Result<qop::Message> {
+    message_in(decode(bytes)?)
+}
+
+pub fn decode_block(bytes: &[u8]) -> Result<qop::Block> {
+    block_in(decode(bytes)?)
+}
+
+pub fn decode_state_cert(bytes: &[u8]) -> Result<qop::StateCert> {
+    state_cert_in(decode(bytes)?)
+}
+
+pub fn decode_persistent(bytes: &[u8]) -> Result<qop::Persistent> {
+    let p: pb::PersistentState = decode(bytes)?;
+    Ok(qop::Persistent {
+        view: p.view,
+        votes: p.votes.into_iter().map(block_in).collect::<Result<_>>()?,
+        high_qc: qc_in(need("persistent high_qc", p.high_qc)?)?,
+        proposals: p.proposals.into_iter().map(block_in).collect::<Result<_>>()?,
+        reported: p.has_reported.then_some((p.reported_view, p.reported_height)),
+        entered_by: p.entered_by.map(bc_in).transpose()?,
+        justification: p.justification.map(justification_in).transpose()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::{Block, QuorumCert};
+    use crate::rng::Rng;
+
+    fn block(height: u64) -> qop::Block {
+        let qc = qop::QuorumCert { view: 1, height: height - 1, hash: [7; 32], votes: vec![(0, vec![1; 16]), (2, vec![2; 16])] };
+        let mut b = Block { view: 2, height, parent: [7; 32], parent_qc: qc, proposer: 3, time_ms: 99, requests: vec![vec![1, 2], vec![]], hash: [0; 32] };
+        b.hash = b.compute_hash();
+        b
+    }
+
+    /// One message of every kind, with every optional part present somewhere.
+    fn every_kind() -> Vec<qop::Message> {
+        let bc = qop::BlameCert { view: 4, blames: vec![(1, vec![3; 16])] };
+        let status = qop::Status { view: 5, high_qc: QuorumCert::genesis(), voter: 1, signature: vec![4], blame_cert: bc.clone() };
+        let j = qop::Justification { blame_cert: bc.clone(), statuses: vec![status.clone()] };
+        let p = qop::Proposal { block: block(3), signature: vec![5; 16], justification: Some(j) };
+        let p0 = qop::Proposal { block: block(4), signature: vec![6], justification: None };
+        let cert = qop::StateCert { height: 3, hash: [8; 32], state: [9; 32], signatures: vec![(0, vec![1])] };
+        vec![
+            qop::Message::Propose(p.clone()),
+            qop::Message::Vote(qop::Vote { view: 1, height: 2, hash: [1; 32], voter: 4, signature: vec![9] }),
+            qop::Message::Blame(qop::Blame {
+                view: 6,
+                voter: 2,
+                reason: qop::BlameReason::Equivocation(Box::new((p.clone(), p0.clone()))),
+                signature: vec![1],
+                entered_by: Some(bc.clone()),
+            }),
+            qop::Message::Blame(qop::Blame { view: 0, voter: 2, reason: qop::BlameReason::Timeout, signature: vec![], entered_by: None }),
+            qop::Message::BlameCert(bc),
+            qop::Message::Status(status),
+            qop::Message::Checkpoint(qop::Checkpoint { height: 3, hash: [2; 32], state: None, voter: 0, signature: vec![2] }),
+            qop::Message::Checkpoint(qop::Checkpoint { height: 3, hash: [2; 32], state: Some([3; 32]), voter: 0, signature: vec![2] }),
+            qop::Message::Fetch([4; 32]),
+            qop::Message::Block(Box::new(block(5))),
+            qop::Message::FetchState(17),
+            qop::Message::State(Box::new(qop::StateTransfer { cert, block: block(3), image: vec![1, 2, 3] })),
+        ]
+    }
+
+    #[test]
+    fn every_message_kind_and_the_persistent_state_round_trip() {
+        for m in every_kind() {
+            assert_eq!(decode_message(&encode_message(&m)), Ok(m));
+        }
+        let p = qop::Persistent {
+            view: 3,
+            votes: vec![block(2)],
+            high_qc: block(2).parent_qc,
+            proposals: vec![block(3)],
+            reported: Some((2, 1)),
+            entered_by: Some(qop::BlameCert { view: 2, blames: vec![] }),
+            justification: None,
+        };
+        assert_eq!(decode_persistent(&encode_persistent(&p)), Ok(p));
+    }
+
+    #[test]
+    fn any_bytes_give_a_message_or_a_clear_error_never_a_panic() {
+        let mut rng = Rng::new(11);
+        for m in every_kind() {
+            let bytes = encode_message(&m);
+            for cut in 0..bytes.len() {
+                let _ = decode_message(&bytes[..cut]);
+            }
+            for _ in 0..500 {
+                let mut b = bytes.clone();
+                for _ in 0..1 + rng.below(3) {
+                    let at = rng.below(b.len() as u64) as usize;
+                    b[at] ^= 1 << rng.below(8);
+                }
+                let _ = decode_message(&b);
+                let _ = decode_persistent(&b);
+            }
+        }
+        for len in 0..64 {
+            let b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            let _ = decode_message(&b);
+        }
+        assert_eq!(decode_message(&[]), Err(PeerWireError::Missing("message kind")));
+        let short = pb::PeerMessage { kind: Some(pb::peer_message::Kind::Fetch(vec![1; 31])) }.encode_to_vec();
+        assert_eq!(decode_message(&short), Err(PeerWireError::HashLength { field: "fetch hash", len: 31 }));
+        let vote = pb::Vote { hash: vec![0; 32], voter: 300, ..Default::default() };
+        let bad_id = pb::PeerMessage { kind: Some(pb::peer_message::Kind::Vote(vote)) }.encode_to_vec();
+        assert_eq!(decode_message(&bad_id), Err(PeerWireError::Id(300)));
+        assert!(decode_message(&[0xff; 10]).unwrap_err().to_string().contains("not a valid protobuf"));
+    }
+}
