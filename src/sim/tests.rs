@@ -260,3 +260,22 @@ fn story_force_locking_a_new_leader_waits_four_deltas_for_the_hidden_qc() {
     // The trap, planted: the hidden QC's block is abandoned and view 1 fails.
     assert!(bad_at_2 != 0 && bad_top >= 2, "first-q leader: height 2 from view {bad_at_2}, views to {bad_top}");
 }
+
+/// "Only the leader collects votes" lets a leader hide a QC (PROTOCOL.md). Here the view-0
+/// leader proposes height 1, votes, and falls silent for good: it never passes a QC on. As
+/// votes are broadcast, every other replica forms QC(1) itself before any view change, and
+/// the next leader extends it: height 1 of the history is the view-0 block.
+#[test]
+fn story_a_leader_that_never_shares_a_qc_cannot_hide_it() {
+    let mut w = story(vec![], 1, 4);
+    w.crash_after_vote = Some((0, 1));
+    let end = w.now + 3_000;
+    w.run_until(end, |w| view_of(w, 1) > 0);
+    for id in 1..5u8 {
+        let core = w.nodes[id as usize].core.as_ref().expect("up");
+        assert!(core.high_qc().height >= 1, "replica {id} formed QC(1) from broadcast votes");
+    }
+    run_to_completion(&mut w, 60_000);
+    assert_eq!(w.checker.block_at(1).map(|b| b.view), Some(0), "the view-0 block was extended");
+    assert!(view_of(&w, 1) >= 1);
+}
