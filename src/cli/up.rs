@@ -101,10 +101,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     let client = QuorumClient::new(&config)?;
     let mut shown = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // One listener for the whole run: a Ctrl-C that lands while the status poll runs is kept
+    // for the next turn (a listener made anew each turn would miss it).
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut ctrl_c => break,
         }
         let mut lines = Vec::new();
         for (id, child) in children.iter_mut() {
