@@ -95,12 +95,39 @@ fn segment_name(first_height: u64) -> String {
     format!("log-{first_height:020}.qlog")
 }
 
-fn snapshot_name(height: u64) -> String {
+pub(crate) fn snapshot_name(height: u64) -> String {
     format!("snap-{height:020}")
 }
 
-fn parse_height(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+pub(crate) fn parse_height(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
     name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()
+}
+
+pub(crate) fn read_all(fs: &dyn Fs, path: &Path) -> Result<Vec<u8>, StorageError> {
+    let mut data = Vec::new();
+    fs.open_read(path).and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut data)).map_err(io_err(path))?;
+    Ok(data)
+}
+
+/// Reads one log segment. A torn tail (a crash mid-write) is cut off, durably, only in the
+/// `last` segment: in any other it is corruption, since a segment is synced before the next
+/// one starts. Returns the records and, when a tail was cut, (bytes before, bytes after).
+pub(crate) fn read_segment(
+    fs: &dyn Fs,
+    path: &Path,
+    last: bool,
+) -> Result<(Vec<LogEntry>, Option<(usize, usize)>), StorageError> {
+    let data = read_all(fs, path)?;
+    let corrupt = |offset, reason| StorageError::Corrupt { path: path.display().to_string(), offset, reason };
+    let scan = log::scan(&data).map_err(|c| corrupt(c.offset, c.reason))?;
+    if scan.valid_len == data.len() {
+        return Ok((scan.entries, None));
+    }
+    if !last {
+        return Err(corrupt(scan.valid_len, "torn record in a segment that later ones follow".into()));
+    }
+    fs.truncate(path, scan.valid_len as u64).map_err(io_err(path))?;
+    Ok((scan.entries, Some((data.len(), scan.valid_len))))
 }
 
 impl Storage {
@@ -126,22 +153,11 @@ impl Storage {
         let mut expected = snapshot_height + 1;
         for (i, first) in segments.iter().enumerate() {
             let path = dir.join(segment_name(*first));
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut fs.open_read(&path).map_err(io(&path))?, &mut data).map_err(io(&path))?;
-            let scan = log::scan(&data).map_err(|c| StorageError::Corrupt {
-                path: path.display().to_string(),
-                offset: c.offset,
-                reason: c.reason,
-            })?;
-            if scan.valid_len < data.len() {
-                if i + 1 < segments.len() {
-                    let reason = "torn record in a segment that later ones follow".into();
-                    return Err(StorageError::Corrupt { path: path.display().to_string(), offset: scan.valid_len, reason });
-                }
-                fs.truncate(&path, scan.valid_len as u64).map_err(io(&path))?;
-                truncated = Some((path.clone(), data.len(), scan.valid_len));
+            let (entries, cut) = read_segment(fs.as_ref(), &path, i + 1 == segments.len())?;
+            if let Some((before, after)) = cut {
+                truncated = Some((path.clone(), before, after));
             }
-            for entry in scan.entries.into_iter().filter(|e| e.height > snapshot_height) {
+            for entry in entries.into_iter().filter(|e| e.height > snapshot_height) {
                 if entry.height != expected {
                     return Err(StorageError::Gap { path: path.display().to_string(), expected, found: entry.height });
                 }

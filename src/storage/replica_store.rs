@@ -19,7 +19,6 @@
 //! message of the batch leaves. A failed write or fsync poisons the store until restart.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::fs::Fs;
 use super::log::{self, LogEntry, LogWriter};
-use super::{StorageError, io_err, snapshot};
+use super::{StorageError, io_err, parse_height, read_all, read_segment, snapshot, snapshot_name};
 use crate::chat::ChatState;
 use crate::consensus::{Block, Digest32, Hash, Height, Persistent, Restored, StateCert, StateTransfer};
 use crate::crypto::{decode_hex, encode_hex};
@@ -63,21 +62,11 @@ pub struct ReplicaStore {
 }
 
 fn snap_dir(dir: &Path, height: Height) -> PathBuf {
-    dir.join(format!("snap-{height:020}"))
+    dir.join(snapshot_name(height))
 }
 
 fn chain_name(first: Height) -> String {
     format!("chain-{first:020}.qlog")
-}
-
-fn parse(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
-    name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()
-}
-
-fn read_all(fs: &dyn Fs, path: &Path) -> Result<Vec<u8>, StorageError> {
-    let mut data = Vec::new();
-    fs.open_read(path).and_then(|mut f| f.read_to_end(&mut data)).map_err(io_err(path))?;
-    Ok(data)
 }
 
 fn write_synced(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
@@ -87,20 +76,6 @@ fn write_synced(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), StorageErr
 
 fn corrupt(path: &Path, reason: impl ToString) -> StorageError {
     StorageError::Corrupt { path: path.display().to_string(), offset: 0, reason: reason.to_string() }
-}
-
-/// Reads one log file: its records, with a torn tail cut off (durably).
-fn scan_file(fs: &dyn Fs, path: &Path) -> Result<Vec<LogEntry>, StorageError> {
-    let data = read_all(fs, path)?;
-    let scan = log::scan(&data).map_err(|c| StorageError::Corrupt {
-        path: path.display().to_string(),
-        offset: c.offset,
-        reason: c.reason,
-    })?;
-    if scan.valid_len < data.len() {
-        fs.truncate(path, scan.valid_len as u64).map_err(io_err(path))?;
-    }
-    Ok(scan.entries)
 }
 
 /// The image of a snapshot folder: the tag, then per file its name and bytes, each with a
@@ -191,7 +166,7 @@ impl ReplicaStore {
         }
         // Images: the newest gives the state; every one at or above the newest stable one
         // can be served.
-        let mut heights: Vec<Height> = names.iter().filter_map(|n| parse(n, "snap-", "")).collect();
+        let mut heights: Vec<Height> = names.iter().filter_map(|n| parse_height(n, "snap-", "")).collect();
         heights.sort_unstable();
         let images = heights.iter().map(|h| read_image(f, dir, *h)).collect::<Result<Vec<_>, _>>()?;
         let stable = images.iter().rev().find_map(|i| i.cert.clone());
@@ -202,12 +177,13 @@ impl ReplicaStore {
         };
         let base = newest.map_or(0, |i| i.height);
 
-        let mut chains: Vec<Height> = names.iter().filter_map(|n| parse(n, "chain-", ".qlog")).collect();
+        let mut chains: Vec<Height> = names.iter().filter_map(|n| parse_height(n, "chain-", ".qlog")).collect();
         chains.sort_unstable();
         let mut replay = Vec::new();
-        for first in &chains {
+        for (i, first) in chains.iter().enumerate() {
             let path = dir.join(chain_name(*first));
-            for entry in scan_file(f, &path)?.into_iter().filter(|e| e.height > base) {
+            let (entries, _) = read_segment(f, &path, i + 1 == chains.len())?;
+            for entry in entries.into_iter().filter(|e| e.height > base) {
                 let expected = base + 1 + replay.len() as u64;
                 if entry.height != expected {
                     let path = path.display().to_string();
@@ -227,7 +203,7 @@ impl ReplicaStore {
         let mut persisted = None;
         let mut stored = BTreeMap::new();
         let entries = match names.iter().any(|n| n == CONSENSUS) {
-            true => scan_file(f, &consensus_path)?,
+            true => read_segment(f, &consensus_path, true)?.0,
             false => Vec::new(),
         };
         let consensus_records = entries.len();
@@ -390,7 +366,7 @@ impl ReplicaStore {
         self.guard(|s| {
             let (fs, dir) = (s.fs.as_ref(), s.dir.as_path());
             let folder = snap_dir(dir, cert.height);
-            if !fs.list(dir).map_err(io_err(dir))?.iter().any(|n| parse(n, "snap-", "") == Some(cert.height)) {
+            if !fs.list(dir).map_err(io_err(dir))?.iter().any(|n| parse_height(n, "snap-", "") == Some(cert.height)) {
                 return Ok(()); // never took that image (it was behind); nothing to truncate yet
             }
             let image = read_image(fs, dir, cert.height)?;
@@ -414,9 +390,9 @@ impl ReplicaStore {
         let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
         for name in fs.list(dir).map_err(io_err(dir))? {
             let path = dir.join(&name);
-            if parse(&name, "snap-", "").is_some_and(|h| h < height) {
+            if parse_height(&name, "snap-", "").is_some_and(|h| h < height) {
                 fs.remove_dir_all(&path).map_err(io_err(&path))?;
-            } else if parse(&name, "chain-", ".qlog").is_some_and(|first| first <= height) {
+            } else if parse_height(&name, "chain-", ".qlog").is_some_and(|first| first <= height) {
                 fs.remove_file(&path).map_err(io_err(&path))?;
             }
         }

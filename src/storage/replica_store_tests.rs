@@ -201,3 +201,22 @@ fn images_that_are_not_packed_snapshots_are_refused_without_panicking() {
         assert!(store.install(&t).is_err());
     }
 }
+
+#[test]
+fn a_damaged_end_of_a_chain_segment_that_later_ones_follow_is_corruption_not_a_torn_tail() {
+    let fs = MemFs::new();
+    let blocks = chain(5);
+    let (mut store, _) = open(&fs);
+    for b in &blocks[..4] {
+        store.commit(b).unwrap();
+    }
+    store.take_image(&blocks[3], &state(4)).unwrap();
+    store.commit(&blocks[4]).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let first = Path::new(DIR).join("chain-00000000000000000001.qlog");
+    let len = fs.file_len(&first).unwrap();
+    fs.corrupt(&first, len - 1);
+    let e = ReplicaStore::open(Arc::new(fs.clone()), Path::new(DIR)).err().expect("refused");
+    assert!(e.to_string().contains("later ones follow"), "{e}");
+}
