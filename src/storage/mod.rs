@@ -20,6 +20,7 @@
 mod fs;
 mod log;
 mod memfs;
+mod image;
 mod replica_store;
 pub mod snapshot;
 
@@ -32,7 +33,8 @@ use std::sync::Arc;
 pub use fs::{Fs, RealFs, WriteFile};
 pub use log::{LogEntry, PAYLOAD_MAX};
 pub use memfs::MemFs;
-pub use replica_store::{Opened, ReplicaStore, image_of};
+pub use image::image_of;
+pub use replica_store::{Opened, ReplicaStore};
 
 use crate::chat::ChatState;
 

@@ -12,7 +12,7 @@
 //!                                     image's hash) and, once stable, cert.pb (S11)
 //! ```
 //! The *image* that travels between replicas and whose hash CHECKPOINTs sign is the four
-//! CSV files packed in a fixed order ([`pack`]); the CSV writer is deterministic, so replicas
+//! CSV files packed in a fixed order (`image.rs`); the CSV writer is deterministic, so replicas
 //! with equal states have byte-equal images.
 //!
 //! Every write is buffered until [`ReplicaStore::sync`], which the driver calls before any
@@ -22,21 +22,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::fs::Fs;
+use super::image::{pack, read_image, unpack};
 use super::log::{self, LogEntry, LogWriter};
-use super::{StorageError, io_err, parse_height, read_all, read_segment, snapshot, snapshot_name};
+use super::{StorageError, io_err, parse_height, read_segment, snapshot, snapshot_name};
 use crate::chat::ChatState;
 use crate::consensus::{Block, Digest32, Hash, Height, Persistent, Restored, StateCert, StateTransfer};
-use crate::crypto::{decode_hex, encode_hex};
+use crate::crypto::encode_hex;
 use crate::wire::peer;
 
 const CONSENSUS: &str = "consensus.qlog";
-const IMAGE_TAG: &[u8] = b"quintet-image-v1\n";
-/// The files of a snapshot that make up its image, in image order.
-const IMAGE_FILES: [&str; 4] = ["accounts.csv", "messages.csv", "sessions.csv", "meta.csv"];
-
 /// What [`ReplicaStore::open`] found.
 pub struct Opened {
     /// For `Core::new`.
@@ -61,7 +56,7 @@ pub struct ReplicaStore {
     failed: Option<String>,
 }
 
-fn snap_dir(dir: &Path, height: Height) -> PathBuf {
+pub(super) fn snap_dir(dir: &Path, height: Height) -> PathBuf {
     dir.join(snapshot_name(height))
 }
 
@@ -74,84 +69,8 @@ fn write_synced(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), StorageErr
     std::io::Write::write_all(&mut file, bytes).and_then(|_| file.sync()).map_err(io_err(path))
 }
 
-fn corrupt(path: &Path, reason: impl ToString) -> StorageError {
+pub(super) fn corrupt(path: &Path, reason: impl ToString) -> StorageError {
     StorageError::Corrupt { path: path.display().to_string(), offset: 0, reason: reason.to_string() }
-}
-
-/// The image of a snapshot folder: the tag, then per file its name and bytes, each with a
-/// u64 length. Returns the bytes (when `keep`) and their sha256.
-fn pack(fs: &dyn Fs, dir: &Path, keep: bool) -> Result<(Vec<u8>, Digest32), StorageError> {
-    let mut hasher = Sha256::new();
-    let mut out = Vec::new();
-    let mut put = |bytes: &[u8]| {
-        hasher.update(bytes);
-        if keep {
-            out.extend_from_slice(bytes);
-        }
-    };
-    put(IMAGE_TAG);
-    for name in IMAGE_FILES {
-        let data = read_all(fs, &dir.join(name))?;
-        put(&(name.len() as u64).to_le_bytes());
-        put(name.as_bytes());
-        put(&(data.len() as u64).to_le_bytes());
-        put(&data);
-    }
-    Ok((out, hasher.finalize().into()))
-}
-
-/// Splits an image into its files; `None` if it is not one.
-fn unpack(image: &[u8]) -> Option<Vec<(&'static str, &[u8])>> {
-    fn take<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-        let len = usize::try_from(u64::from_le_bytes(rest.get(..8)?.try_into().ok()?)).ok()?;
-        let bytes = rest.get(8..8usize.checked_add(len)?)?;
-        *rest = &rest[8 + len..];
-        Some(bytes)
-    }
-    let mut rest = image.strip_prefix(IMAGE_TAG)?;
-    let mut files = Vec::new();
-    for name in IMAGE_FILES {
-        if take(&mut rest)? != name.as_bytes() {
-            return None;
-        }
-        files.push((name, take(&mut rest)?));
-    }
-    rest.is_empty().then_some(files)
-}
-
-/// The image of a chat state, built on a scratch in-memory disk (tests and the simulator).
-pub fn image_of(state: &ChatState) -> Result<Vec<u8>, StorageError> {
-    let fs = super::MemFs::new();
-    let dir = Path::new("/image");
-    fs.create_dir_all(dir).map_err(io_err(dir))?;
-    snapshot::write(&fs, dir, state)?;
-    Ok(pack(&fs, dir, true)?.0)
-}
-
-/// One image folder as found on disk.
-struct Image {
-    height: Height,
-    block: Block,
-    state: Digest32,
-    cert: Option<StateCert>,
-}
-
-fn read_image(fs: &dyn Fs, dir: &Path, height: Height) -> Result<Image, StorageError> {
-    let folder = snap_dir(dir, height);
-    let block_path = folder.join("block.pb");
-    let block = peer::decode_block(&read_all(fs, &block_path)?).map_err(|e| corrupt(&block_path, e))?;
-    let sha_path = folder.join("image.sha256");
-    let text = String::from_utf8(read_all(fs, &sha_path)?).unwrap_or_default();
-    let state = decode_hex(text.trim()).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt(&sha_path, "not a sha256"))?;
-    let cert_path = folder.join("cert.pb");
-    let cert = match fs.list(&folder).map_err(io_err(&folder))?.iter().any(|n| n == "cert.pb") {
-        true => Some(peer::decode_state_cert(&read_all(fs, &cert_path)?).map_err(|e| corrupt(&cert_path, e))?),
-        false => None,
-    };
-    if block.height != height || cert.as_ref().is_some_and(|c| c.height != height || c.state != state) {
-        return Err(corrupt(&folder, "block.pb, image.sha256 and cert.pb disagree with the folder"));
-    }
-    Ok(Image { height, block, state, cert })
 }
 
 impl ReplicaStore {
@@ -202,6 +121,7 @@ impl ReplicaStore {
         let consensus_path = dir.join(CONSENSUS);
         let mut persisted = None;
         let mut stored = BTreeMap::new();
+        let mut blocks = BTreeMap::new();
         let entries = match names.iter().any(|n| n == CONSENSUS) {
             true => read_segment(f, &consensus_path, true)?.0,
             false => Vec::new(),
@@ -213,13 +133,13 @@ impl ReplicaStore {
             } else if entry.height > committed_height {
                 let block = peer::decode_block(&entry.bytes).map_err(|e| corrupt(&consensus_path, e))?;
                 stored.insert((block.height, block.hash), entry.bytes);
+                blocks.insert((block.height, block.hash), block);
             }
         }
         let persistent = match &persisted {
             Some(bytes) => Some(peer::decode_persistent(bytes).map_err(|e| corrupt(&consensus_path, e))?),
             None => None,
         };
-        let blocks = stored.values().map(|b| peer::decode_block(b).expect("decoded above")).collect();
 
         let consensus = LogWriter::new(f.open_append(&consensus_path).map_err(io_err(&consensus_path))?);
         let segment = dir.join(chain_name(chains.last().copied().unwrap_or(base + 1).max(base + 1)));
@@ -231,7 +151,7 @@ impl ReplicaStore {
         let restored = Restored {
             persistent,
             committed: newest.map(|i| i.block.clone()).into_iter().chain(replay.iter().cloned()).collect(),
-            blocks,
+            blocks: blocks.into_values().collect(),
             stable,
             images: served.collect(),
         };

@@ -4,7 +4,7 @@
 use super::*;
 use crate::chat::tests::random_requests;
 use crate::consensus::{QuorumCert, SimCrypto, signed};
-use crate::storage::MemFs;
+use crate::storage::{MemFs, image_of};
 
 const DIR: &str = "/r";
 
