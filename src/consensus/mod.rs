@@ -8,6 +8,7 @@
 
 mod checkpoints;
 mod core;
+mod interface;
 mod steady;
 mod types;
 mod verify;

@@ -12,6 +12,7 @@ mod check;
 mod client;
 mod faults;
 mod fork;
+mod network;
 mod node;
 mod world;
 
@@ -149,19 +150,7 @@ impl Summary {
             self.violating_seeds += 1;
             self.first_violation.get_or_insert((r.seed, v.clone()));
         }
-        let s = &mut self.stats;
-        s.events += r.stats.events;
-        s.messages += r.stats.messages;
-        s.dropped += r.stats.dropped;
-        s.duplicated += r.stats.duplicated;
-        s.crashes += r.stats.crashes;
-        s.mid_batch_crashes += r.stats.mid_batch_crashes;
-        s.restarts += r.stats.restarts;
-        s.partitions += r.stats.partitions;
-        s.byzantine_actions += r.stats.byzantine_actions;
-        s.images += r.stats.images;
-        s.refused += r.stats.refused;
-        s.state_transfers += r.stats.state_transfers;
+        self.stats.add(&r.stats);
         for (_, b) in &r.faults.byzantine {
             *self.behaviours.entry(format!("{b:?}")).or_default() += 1;
         }

@@ -1,0 +1,75 @@
+//! The simulated network: replies to clients, message encoding through the real codec,
+//! delays (within Δ once synchronous, with stragglers before), loss, duplication,
+//! partitions and the scenario hooks that drop or delay chosen messages.
+
+use super::faults::Behaviour;
+use super::world::{Event, World};
+use crate::consensus::{Message, ReplicaId};
+use crate::pb;
+
+impl World {
+    pub(super) fn reply(&mut self, from: ReplicaId, user: &str, digest: [u8; 32], height: u64, mut outcome: pb::Outcome) {
+        let Some(client) = self.clients.iter().position(|c| c.user == user) else { return };
+        if self.nodes[from as usize].behaviour == Some(Behaviour::Lie) {
+            self.stats.byzantine_actions += 1;
+            outcome = crate::wire::failure("lie", "made up by a Byzantine replica");
+        }
+        let delay = self.delay();
+        self.at(self.now + delay, Event::Reply { client, from, digest, height, outcome });
+    }
+
+    /// Encodes a replica message for the simulated network; in test builds also checks that
+    /// an honest replica's message decodes back to itself (a Byzantine one's block may carry
+    /// a hash that does not match it: the wire carries no hash, so that garbage is lost).
+    pub(super) fn encode(&self, from: ReplicaId, message: &Message) -> std::rc::Rc<[u8]> {
+        let bytes = crate::wire::peer::encode_message(message);
+        if cfg!(debug_assertions) && self.faults.is_byzantine(from).is_none() {
+            assert_eq!(crate::wire::peer::decode_message(&bytes).as_ref(), Ok(message), "codec round trip");
+        }
+        bytes.into()
+    }
+
+    pub(super) fn delay(&mut self) -> u64 {
+        let max = if self.synchronous { self.faults.delay_max_ms.min(self.cfg.delta_ms) } else { self.faults.delay_max_ms };
+        let mut d = 1 + self.rng.below(max.max(1));
+        if !self.synchronous && self.rng.chance(1, 100) {
+            d += self.rng.below(50 * self.cfg.delta_ms); // a straggler far past Δ
+        }
+        d
+    }
+
+    pub(super) fn transmit(&mut self, from: ReplicaId, to: ReplicaId, message: &Message, bytes: std::rc::Rc<[u8]>) {
+        self.stats.messages += 1;
+        if let Some(drop_if) = &mut self.drop_if
+            && drop_if(from, to, message)
+        {
+            self.stats.dropped += 1;
+            return;
+        }
+        if let Some(groups) = &self.partition
+            && groups[from as usize] != groups[to as usize]
+        {
+            self.stats.dropped += 1;
+            return;
+        }
+        if !self.synchronous && self.rng.chance(self.faults.loss_pct, 100) {
+            self.stats.dropped += 1;
+            return;
+        }
+        let honest_link = self.faults.slow_honest_links
+            && self.nodes[from as usize].behaviour.is_none()
+            && self.nodes[to as usize].behaviour.is_none();
+        if self.rng.chance(self.faults.dup_pct, 100) {
+            self.stats.duplicated += 1;
+            let delay = if honest_link { self.cfg.delta_ms } else { self.delay() };
+            self.at(self.now + delay, Event::Deliver { from, to, bytes: bytes.clone() });
+        }
+        let fixed = self.delay_if.as_mut().and_then(|f| f(from, to, message));
+        let delay = match fixed {
+            Some(d) => d,
+            None if honest_link => self.cfg.delta_ms,
+            None => self.delay(),
+        };
+        self.at(self.now + delay, Event::Deliver { from, to, bytes });
+    }
+}
