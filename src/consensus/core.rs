@@ -325,6 +325,19 @@ impl Core {
         }
     }
 
+    /// The first unknown block met walking down from `block` to the committed one, if any.
+    pub(super) fn first_gap(&self, block: &Hash) -> Option<Hash> {
+        let mut at = *block;
+        while at != self.committed_hash && at != GENESIS {
+            let Some(b) = self.blocks.get(&at) else { return Some(at) };
+            if b.height <= self.committed_height {
+                return None;
+            }
+            at = b.parent;
+        }
+        None
+    }
+
     pub(super) fn height_of(&self, hash: &Hash) -> Option<Height> {
         if *hash == GENESIS { Some(0) } else { self.blocks.get(hash).map(|b| b.height) }
     }

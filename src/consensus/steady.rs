@@ -40,9 +40,13 @@ impl Core {
         self.store_block(&p.block);
         self.on_qc(now, p.block.parent_qc.clone());
         self.on_certified(hash);
-        if p.block.parent != GENESIS && !self.blocks.contains_key(&p.block.parent) {
-            self.fetch(now, p.block.parent, from);
-            let waiting = self.orphans.entry(p.block.parent).or_default();
+        // S9: every link down to the committed block must be known before the voting rule
+        // can be checked. A crash can lose stored blocks from the middle of the chain, and a
+        // lost FETCH reply leaves a gap that nothing else asks for again, so each receipt of
+        // the proposal asks for the lowest-reaching missing link it finds.
+        if let Some(gap) = self.first_gap(&p.block.parent) {
+            self.fetch(now, gap, from);
+            let waiting = self.orphans.entry(gap).or_default();
             if waiting.len() < ORPHANS_MAX && !waiting.iter().any(|(_, q)| q.block.hash == hash) {
                 waiting.push((from, p));
             }

@@ -171,6 +171,30 @@ fn restart_restores_votes_so_no_conflicting_vote_follows() {
     assert!(!k.contains(&"broadcast vote".to_string()), "{k:?}");
 }
 
+#[test]
+fn s9_a_block_lost_from_the_middle_of_the_chain_is_fetched_on_each_proposal_then_voted() {
+    // Seeds 84459 and 86605: a crash lost a stored block below others, and the FETCH
+    // reply for it was lost too; nothing asked again, so the replica never voted again.
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let b2 = proposal(0, qc_for(&b1, &[0, 1, 3]), 2, None).block;
+    let b3 = proposal(0, qc_for(&b2, &[0, 1, 3]), 3, None).block;
+    let p4 = proposal(0, qc_for(&b3, &[0, 1, 3]), 4, None);
+    let restored = Restored { persistent: None, committed: Vec::new(), blocks: vec![b1, b3], stable: None, images: Vec::new() };
+    let mut r = Core::new(Config::new(5, DELTA), 2, Box::new(SimCrypto { me: 2 }), restored);
+    let asked = |actions: &[Action]| {
+        actions.iter().any(|a| matches!(a, Action::Send(_, Message::Fetch(h)) | Action::Broadcast(Message::Fetch(h)) if *h == b2.hash))
+    };
+    let actions = r.handle(1_000, Input::Message(0, Message::Propose(p4.clone())));
+    assert!(asked(&actions), "{:?}", kinds(&actions));
+    assert!(!kinds(&actions).contains(&"broadcast vote".to_string()));
+    // The reply is lost; the leader repeats its proposal after 2Δ: the replica asks again.
+    let actions = r.handle(1_000 + 2 * DELTA, Input::Message(0, Message::Propose(p4)));
+    assert!(asked(&actions), "{:?}", kinds(&actions));
+    // The block arrives: the parked proposal gets its vote.
+    let k = kinds(&r.handle(1_000 + 3 * DELTA, Input::Message(1, Message::Block(Box::new(b2)))));
+    assert!(k.contains(&"broadcast vote".to_string()), "{k:?}");
+}
+
 // ------------------------------------------------------------------ S11 state checkpoints
 
 fn state_checkpoint(who: ReplicaId, b: &Block, state: Digest32) -> Message {
