@@ -78,6 +78,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<Exit> {
             println!("seed {seed}: VIOLATION: {v}   [{}]", report.faults);
         }
         summary.add(&report);
+        let done = seed - args.from + 1;
+        if done % 5_000 == 0 && done < count {
+            eprintln!("{done} of {count} seeds run, {} violating so far", summary.violating_seeds);
+        }
     }
     print!("{summary}");
     Ok(if summary.violating_seeds == 0 { Exit::Ok } else { Exit::Failed(1) })

@@ -195,6 +195,43 @@ fn s9_a_block_lost_from_the_middle_of_the_chain_is_fetched_on_each_proposal_then
     assert!(k.contains(&"broadcast vote".to_string()), "{k:?}");
 }
 
+fn blame_cert_of_view_0() -> BlameCert {
+    let blames = [0u8, 1, 3].iter().map(|v| (*v, sign_as(*v, &signed::blame(0)))).collect();
+    BlameCert { view: 0, blames }
+}
+
+#[test]
+fn s6_a_replica_that_restarts_before_its_status_is_out_still_holds_the_certificate() {
+    // Seed 19230: the view was persisted before the certificate that entered it, so a
+    // crash in between left a replica in view 1 whose blames could not lead others there.
+    let mut r = core(2, None);
+    let actions = r.handle(1_000, Input::Message(0, Message::BlameCert(blame_cert_of_view_0())));
+    let last = actions.iter().rev().find_map(|a| match a {
+        Action::Persist(p) => Some(p.clone()),
+        _ => None,
+    });
+    let last = last.expect("entering a view is persisted");
+    assert_eq!(last.view, 1);
+    assert_eq!(last.entered_by.as_ref().map(|bc| bc.view), Some(0));
+    // Restarted, it sends its status once the 2Δ wait is over, to the leader of view 1.
+    let mut restarted = core(2, Some(last));
+    let k = kinds(&restarted.handle(1_000 + 2 * DELTA, Input::Tick));
+    assert!(k.contains(&"send status to 1".to_string()), "{k:?}");
+}
+
+#[test]
+fn s8_a_blame_from_a_replica_left_in_an_older_view_is_answered_with_the_way_out() {
+    let mut r = core(2, None);
+    r.handle(1_000, Input::Message(0, Message::BlameCert(blame_cert_of_view_0())));
+    let blame = Blame { view: 0, voter: 4, reason: BlameReason::Timeout, signature: sign_as(4, &signed::blame(0)), entered_by: None };
+    let k = kinds(&r.handle(1_100, Input::Message(4, Message::Blame(blame.clone()))));
+    assert_eq!(k, ["send blame-cert to 4"]);
+    // A forged one gets nothing.
+    let forged = Blame { signature: sign_as(3, &signed::blame(0)), ..blame };
+    let k = kinds(&r.handle(1_200, Input::Message(4, Message::Blame(forged))));
+    assert!(!k.contains(&"send blame-cert to 4".to_string()), "{k:?}");
+}
+
 // ------------------------------------------------------------------ S11 state checkpoints
 
 fn state_checkpoint(who: ReplicaId, b: &Block, state: Digest32) -> Message {

@@ -107,7 +107,17 @@ impl Core {
     }
 
     pub(super) fn on_blame(&mut self, now: u64, blame: Blame) {
-        if blame.view < self.view || self.checker().blame(&blame).is_err() {
+        if self.checker().blame(&blame).is_err() {
+            return;
+        }
+        if blame.view < self.view {
+            // S8: the sender is still in a view this replica left; show it the way out.
+            if let Some(e) = &self.entering
+                && e.blame_cert.view == blame.view
+                && blame.voter != self.me
+            {
+                self.out.push(Action::Send(blame.voter, Message::BlameCert(e.blame_cert.clone())));
+            }
             return;
         }
         if blame.view > self.view
@@ -161,7 +171,6 @@ impl Core {
         self.votes.clear();
         self.proposals.clear();
         self.reported = None;
-        self.persist();
         if !self.cfg.planted.cross_view_chain {
             self.vote_time.clear();
             self.candidates.clear();
@@ -174,6 +183,10 @@ impl Core {
         self.last_progress_ms = now;
         self.view_since_ms = now;
         self.entering = Some(Entering { blame_cert: bc, since_ms: now, status_sent: false });
+        // Persisted with the certificate that entered the view: a replica that restarts
+        // before its STATUS is out re-enters properly, and its blames carry the certificate
+        // to replicas still in the old view (S8).
+        self.persist();
     }
 
     /// S7: the new leader collects statuses for its view (and learns their QCs, S3).

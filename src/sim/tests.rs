@@ -44,7 +44,7 @@ fn hostile_crash_runs_and_three_replicas() {
 /// Seeds the long runs found unlive, kept once fixed (see NOTEBOOK.md, the long runs).
 #[test]
 fn seeds_found_by_long_runs_stay_fixed() {
-    for seed in [84459, 86605] {
+    for seed in [19230, 84459, 86605] {
         let r = run(seed, &SimOptions::default());
         assert_eq!(r.violations, Vec::<String>::new(), "seed {seed}");
     }
