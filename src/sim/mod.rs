@@ -59,6 +59,9 @@ pub struct Report {
     pub committed_height: u64,
     pub accepted_ops: usize,
     pub max_view: u64,
+    /// Submit-to-accept times (simulated ms) of the operations submitted under synchrony:
+    /// all of them in Byzantine runs, those submitted once faults healed in crash runs.
+    pub latencies_ms: Vec<u64>,
     pub trace: Vec<String>,
 }
 
@@ -117,6 +120,11 @@ pub fn finish(seed: u64, mut world: World) -> Report {
         seed,
         committed_height: world.checker.agreed_height(),
         accepted_ops: accepted.len(),
+        latencies_ms: accepted
+            .iter()
+            .filter(|a| world.faults.mode == Mode::Byzantine || a.submitted_ms >= world.liveness_from)
+            .map(|a| a.accepted_ms - a.submitted_ms)
+            .collect(),
         max_view: world.nodes.iter().filter_map(|n| n.core.as_ref().map(|c| c.view())).max().unwrap_or(0),
         violations: std::mem::take(&mut world.checker.violations),
         stats: world.stats.clone(),
@@ -137,6 +145,32 @@ pub struct Summary {
     pub behaviours: std::collections::BTreeMap<String, u64>,
     pub ops: u64,
     pub view_changes: u64,
+    /// Latencies under synchrony (see `Report::latencies_ms`) by mode: crash, byzantine.
+    pub latency: [Histogram; 2],
+}
+
+/// Counts of values in 10 ms buckets; percentiles are read off the buckets' upper ends.
+#[derive(Default)]
+pub struct Histogram {
+    buckets: std::collections::BTreeMap<u64, u64>,
+    count: u64,
+}
+
+impl Histogram {
+    pub fn add(&mut self, ms: u64) {
+        *self.buckets.entry(ms / 10).or_default() += 1;
+        self.count += 1;
+    }
+
+    /// The smallest bucket end at or below which a fraction `p` of the values lie.
+    pub fn percentile(&self, p: f64) -> Option<u64> {
+        let target = ((self.count as f64) * p).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        self.buckets.iter().find_map(|(bucket, n)| {
+            seen += n;
+            (seen >= target).then_some((bucket + 1) * 10)
+        })
+    }
 }
 
 impl Summary {
@@ -155,6 +189,10 @@ impl Summary {
             *self.behaviours.entry(format!("{b:?}")).or_default() += 1;
         }
         self.ops += r.accepted_ops as u64;
+        let histogram = &mut self.latency[matches!(r.faults.mode, Mode::Byzantine) as usize];
+        for ms in &r.latencies_ms {
+            histogram.add(*ms);
+        }
         self.view_changes += r.max_view;
     }
 }
@@ -171,6 +209,12 @@ impl std::fmt::Display for Summary {
         writeln!(f, "byzantine replicas by behaviour: {:?}", self.behaviours)?;
         writeln!(f, "work: {} client operations accepted, {} view changes, {} messages, {} events", self.ops, self.view_changes, s.messages, s.events)?;
         writeln!(f, "checkpoints: {} state images taken, {} state transfers installed", s.images, s.state_transfers)?;
+        let kinds = [("crash runs once healed", &self.latency[0]), ("byzantine runs", &self.latency[1])];
+        for (name, h) in kinds {
+            if let (Some(p50), Some(p99), Some(max)) = (h.percentile(0.5), h.percentile(0.99), h.percentile(1.0)) {
+                writeln!(f, "latency, {name} ({} operations): p50 <= {p50} ms, p99 <= {p99} ms, max <= {max} ms", h.count)?;
+            }
+        }
         match &self.first_violation {
             None => writeln!(f, "violations: none"),
             Some((seed, v)) => writeln!(f, "violations: {} seed(s); first: seed {seed}: {v}", self.violating_seeds),

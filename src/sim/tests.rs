@@ -288,3 +288,16 @@ fn story_a_leader_that_never_shares_a_qc_cannot_hide_it() {
     assert_eq!(w.checker.block_at(1).map(|b| b.view), Some(0), "the view-0 block was extended");
     assert!(view_of(&w, 1) >= 1);
 }
+
+#[test]
+fn latency_percentiles_read_off_ten_millisecond_buckets() {
+    let mut h = Histogram::default();
+    assert_eq!(h.percentile(0.5), None);
+    for ms in [5, 15, 15, 25, 305] {
+        h.add(ms);
+    }
+    assert_eq!(h.percentile(0.5), Some(20));
+    assert_eq!(h.percentile(0.8), Some(30));
+    assert_eq!(h.percentile(0.99), Some(310));
+    assert_eq!(h.percentile(1.0), Some(310));
+}
