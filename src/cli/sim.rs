@@ -79,7 +79,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<Exit> {
         }
         summary.add(&report);
         let done = seed - args.from + 1;
-        if done % 5_000 == 0 && done < count {
+        if done.is_multiple_of(5_000) && done < count {
             eprintln!("{done} of {count} seeds run, {} violating so far", summary.violating_seeds);
         }
     }

@@ -42,6 +42,10 @@ pub struct Core {
     pub(super) candidates: BTreeSet<(Height, Hash)>,
     /// Proposals seen per (view, height) from the view's leader (for equivocation).
     pub(super) seen: BTreeMap<(View, Height), Proposal>,
+    /// The last justification found valid, with the view it was checked for.
+    pub(super) verified_justification: Option<(View, Justification)>,
+    /// The leader's digests of the requests on its uncommitted chain: (tip, committed height, digests).
+    pub(super) chain_digests: Option<(Hash, Height, std::collections::BTreeSet<super::Digest32>)>,
     pub(super) forwarded: BTreeSet<Hash>,
     pub(super) equivocation: Option<View>,
     pub(super) blames: BTreeMap<View, BTreeMap<ReplicaId, Vec<u8>>>,
@@ -132,6 +136,8 @@ impl Core {
             last_progress_ms: 0,
             view_since_ms: 0,
             last_blame: None,
+            verified_justification: None,
+            chain_digests: None,
             last_status: None,
             last_checkpoint: None,
             last_state_checkpoint: None,

@@ -9,6 +9,7 @@
 mod checkpoints;
 mod core;
 mod interface;
+mod propose;
 mod steady;
 mod types;
 mod verify;

@@ -1,4 +1,4 @@
-//! Steady-state transitions: S1 propose, S2 receive/forward/vote, S3 certify, S4 commit,
+//! Steady-state transitions: S2 receive/forward/vote, S3 certify, S4 commit,
 //! S9 fetch. Each function names the step it implements.
 
 use super::core::{Action, Core};
@@ -15,7 +15,7 @@ impl Core {
     /// S2: validate, detect equivocation, forward on first receipt, learn the parent QC,
     /// then vote if the voting rule allows.
     pub(super) fn on_proposal(&mut self, now: u64, from: ReplicaId, p: Proposal) {
-        if self.checker().proposal(&p).is_err() {
+        if !self.valid_proposal(&p) {
             return;
         }
         let (hash, view, height) = (p.block.hash, p.block.view, p.block.height);
@@ -38,7 +38,7 @@ impl Core {
             self.out.push(Action::Broadcast(Message::Propose(p.clone())));
         }
         self.store_block(&p.block);
-        self.on_qc(now, p.block.parent_qc.clone());
+        self.learn_qc(now, p.block.parent_qc.clone());
         self.on_certified(hash);
         // S9: every link down to the committed block must be known before the voting rule
         // can be checked. A crash can lose stored blocks from the middle of the chain, and a
@@ -58,6 +58,28 @@ impl Core {
                 self.on_proposal(now, sender, child);
             }
         }
+    }
+
+    /// S2's validity check, done once per distinct proposal and once per justification:
+    /// the forwarded copies of a proposal, and the justification that every proposal of a
+    /// view carries, are not verified again (they are compared instead).
+    fn valid_proposal(&mut self, p: &Proposal) -> bool {
+        if self.seen.get(&(p.block.view, p.block.height)).is_some_and(|first| first == p) {
+            return true;
+        }
+        let checker = self.checker();
+        if checker.proposal_block(p).is_err() {
+            return false;
+        }
+        let Some(j) = &p.justification else { return checker.proposal_justification(p).is_ok() };
+        if self.verified_justification.as_ref().is_some_and(|(view, known)| *view == p.block.view && known == j) {
+            return true;
+        }
+        if checker.proposal_justification(p).is_err() {
+            return false;
+        }
+        self.verified_justification = Some((p.block.view, j.clone()));
+        true
     }
 
     /// S2, the voting rule (conditions 1–4 of the notebook).
@@ -135,16 +157,26 @@ impl Core {
         if pool.len() == self.cfg.qc_size() {
             let votes = pool.iter().map(|(v, s)| (*v, s.clone())).collect();
             let qc = QuorumCert { view: vote.view, height: vote.height, hash: vote.hash, votes };
-            self.on_qc(now, qc);
+            self.learn_qc(now, qc);
         }
     }
 
-    /// S3: learn a QC (formed here, or carried in a proposal or status). `high_qc` only rises.
+    /// S3: learn a QC not checked yet (the parent QC of a fetched block).
     pub(super) fn on_qc(&mut self, now: u64, qc: QuorumCert) {
-        if qc.is_genesis() || qc.height <= self.committed_height || self.qcs.contains_key(&qc.hash) {
+        if self.knows_qc(&qc) || self.checker().qc(&qc).is_err() {
             return;
         }
-        if self.checker().qc(&qc).is_err() {
+        self.learn_qc(now, qc);
+    }
+
+    fn knows_qc(&self, qc: &QuorumCert) -> bool {
+        qc.is_genesis() || qc.height <= self.committed_height || self.qcs.contains_key(&qc.hash)
+    }
+
+    /// S3: learn a valid QC (formed here from checked votes, or carried in a proposal or
+    /// status that was checked with it). `high_qc` only rises.
+    pub(super) fn learn_qc(&mut self, now: u64, qc: QuorumCert) {
+        if self.knows_qc(&qc) {
             return;
         }
         if qc.rank() > self.high_qc.rank() {
@@ -245,95 +277,6 @@ impl Core {
         self.qcs.retain(|_, qc| qc.height > h);
         self.seen.retain(|(_, height), _| *height + 1 > h);
         self.checkpoints.retain(|(height, _), _| *height > h);
-    }
-
-    /// S1: the leader extends the block of its `high_qc` (S7 decides a view's first block).
-    pub(super) fn propose(&mut self, now: u64) {
-        if self.leader(self.view) != self.me || !self.entered() || self.equivocation == Some(self.view) {
-            return;
-        }
-        let tip = match (&self.justification, self.view) {
-            (_, 0) => self.high_qc.clone(),
-            (None, _) => return,
-            (Some(j), _) if self.proposals.is_empty() && self.high_qc.view < self.view => {
-                highest_qc(j).cloned().expect("a justification holds statuses")
-            }
-            (Some(_), _) => self.high_qc.clone(),
-        };
-        if tip.height < self.committed_height || self.proposals.iter().any(|b| b.height > tip.height) {
-            return; // waiting for the last proposal's QC
-        }
-        if !tip.is_genesis() && !self.blocks.contains_key(&tip.hash) {
-            self.fetch(now, tip.hash, self.me);
-            return;
-        }
-        // Only hash the chain's requests when there are pooled ones to filter (this runs on
-        // every input at the leader).
-        let in_chain = if self.pending.is_empty() { Default::default() } else { self.chain_request_digests(&tip.hash) };
-        let mut requests = Vec::new();
-        let mut bytes = 0;
-        for (digest, (_, r)) in &self.pending {
-            if requests.len() >= self.cfg.batch_max || bytes > self.cfg.batch_bytes_max {
-                break;
-            }
-            if !in_chain.contains(digest) {
-                bytes += r.len();
-                requests.push(r.clone());
-            }
-        }
-        let nudged = self.nudge_to.is_some_and(|h| tip.height < h);
-        if !nudged {
-            self.nudge_to = None;
-        }
-        if requests.is_empty() && !nudged && !self.needs_empty_block(&tip.hash) {
-            return;
-        }
-        let parent_time = self.blocks.get(&tip.hash).map_or(0, |b| b.time_ms);
-        let mut block = Block {
-            view: self.view,
-            height: tip.height + 1,
-            parent: tip.hash,
-            parent_qc: tip,
-            proposer: self.me,
-            time_ms: now.max(parent_time),
-            requests,
-            hash: GENESIS,
-        };
-        block.hash = block.compute_hash();
-        let proposal = self.own_proposal(block.clone());
-        self.proposals.push(block);
-        self.persist();
-        self.forwarded.insert(proposal.block.hash);
-        self.out.push(Action::Broadcast(Message::Propose(proposal.clone())));
-        self.on_proposal(now, self.me, proposal);
-    }
-
-    /// Digests of the requests in the uncommitted blocks of the chain ending at `tip`.
-    fn chain_request_digests(&self, tip: &Hash) -> std::collections::BTreeSet<super::Digest32> {
-        let mut out = std::collections::BTreeSet::new();
-        let mut at = *tip;
-        while let Some(b) = self.blocks.get(&at).filter(|b| b.height > self.committed_height) {
-            out.extend(b.requests.iter().map(|r| super::digest(r)));
-            at = b.parent;
-        }
-        out
-    }
-
-    /// An empty block is worth proposing while some uncommitted block with requests lacks the
-    /// two certified blocks of the current view above it that its commit needs (S1, S4a).
-    fn needs_empty_block(&self, tip: &Hash) -> bool {
-        let mut current_view_blocks = 0;
-        let mut at = *tip;
-        while let Some(b) = self.blocks.get(&at).filter(|b| b.height > self.committed_height) {
-            if b.view == self.view {
-                current_view_blocks += 1;
-            }
-            if !b.requests.is_empty() {
-                return current_view_blocks < 2;
-            }
-            at = b.parent;
-        }
-        false
     }
 
     /// S9: a fetched block is accepted only if its hash matches what was asked for.

@@ -155,6 +155,55 @@ fn s2_4_a_views_first_block_must_extend_the_highest_qc_of_its_justification() {
     assert!(kinds(&r2.handle(1_301, Input::Message(1, Message::Propose(good)))).contains(&"broadcast vote".to_string()));
 }
 
+/// Counts the signature checks a core makes.
+struct Counting {
+    inner: SimCrypto,
+    verified: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Crypto for Counting {
+    fn sign(&self, bytes: &[u8]) -> Vec<u8> {
+        self.inner.sign(bytes)
+    }
+    fn verify(&self, signer: ReplicaId, bytes: &[u8], signature: &[u8]) -> bool {
+        self.verified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.verify(signer, bytes, signature)
+    }
+}
+
+#[test]
+fn s2_forwarded_copies_and_a_views_repeated_justification_are_verified_once() {
+    let verified = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let crypto = Counting { inner: SimCrypto { me: 4 }, verified: verified.clone() };
+    let restored = Restored { persistent: None, committed: Vec::new(), blocks: Vec::new(), stable: None, images: Vec::new() };
+    let mut r = Core::new(Config::new(5, DELTA), 4, Box::new(crypto), restored);
+    let mut checks = |r: &mut Core, from: ReplicaId, p: &Proposal| {
+        verified.store(0, std::sync::atomic::Ordering::Relaxed);
+        let k = kinds(&r.handle(1_300, Input::Message(from, Message::Propose(p.clone()))));
+        (verified.load(std::sync::atomic::Ordering::Relaxed), k)
+    };
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let j = justification_for_view_1(&b1);
+    let first = proposal(1, qc_for(&b1, &[0, 3, 4]), 10, Some(j.clone()));
+    let (n, _) = checks(&mut r, 1, &first);
+    assert!(n > 10, "the first receipt checks the justification too ({n} checks)");
+    let (n, _) = checks(&mut r, 2, &first);
+    assert_eq!(n, 0, "a forwarded copy is compared, not verified again");
+    // The next block of the view carries the same justification: only the leader's
+    // signature and the parent QC's three votes are checked.
+    let second = proposal(1, qc_for(&first.block, &[1, 2, 4]), 11, Some(j.clone()));
+    let (n, k) = checks(&mut r, 1, &second);
+    assert_eq!(n, 4, "{k:?}");
+    // A copy of a known block with another justification is checked in full, and refused
+    // when that justification is bad.
+    let mut bad = j;
+    bad.statuses.truncate(2);
+    let third = proposal(1, qc_for(&second.block, &[1, 2, 4]), 12, Some(bad));
+    let (n, k) = checks(&mut r, 1, &third);
+    assert!(n > 4, "{n}");
+    assert!(!k.contains(&"broadcast vote".to_string()), "{k:?}");
+}
+
 #[test]
 fn restart_restores_votes_so_no_conflicting_vote_follows() {
     let mut r = core(2, None);

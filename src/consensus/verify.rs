@@ -131,13 +131,22 @@ impl Checker<'_> {
     }
 
     pub fn proposal(&self, p: &Proposal) -> Checked {
+        self.proposal_block(p)?;
+        self.proposal_justification(p)
+    }
+
+    /// The leader's signature, the hash, and the parent QC.
+    pub fn proposal_block(&self, p: &Proposal) -> Checked {
         self.proposal_signature(p)?;
         let b = &p.block;
         if b.parent != b.parent_qc.hash || b.height != b.parent_qc.height + 1 || b.parent_qc.view > b.view {
             return Err("block does not extend its parent QC");
         }
-        self.qc(&b.parent_qc)?;
-        match (&p.justification, b.view) {
+        self.qc(&b.parent_qc)
+    }
+
+    pub fn proposal_justification(&self, p: &Proposal) -> Checked {
+        match (&p.justification, p.block.view) {
             (None, 0) => Ok(()),
             (None, _) => Err("proposal after view 0 without a justification"),
             (Some(j), view) => self.justification(j, view),

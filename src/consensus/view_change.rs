@@ -197,7 +197,7 @@ impl Core {
         if status.view > self.view {
             self.enter_view(now, status.blame_cert.clone()); // S8
         }
-        self.on_qc(now, status.high_qc.clone());
+        self.learn_qc(now, status.high_qc.clone()); // checked with the status
         if status.view == self.view && self.leader(self.view) == self.me && self.justification.is_none() {
             self.statuses.insert(status.voter, status);
         }

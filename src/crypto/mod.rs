@@ -4,10 +4,12 @@
 
 mod hex;
 mod kdf;
+mod peer;
 
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use hex::{decode_hex, encode_hex};
 pub use kdf::{KdfParams, derive_user_key};
+pub use peer::{PeerCrypto, TAG_PEER};
 
 use ed25519_dalek::{Signature, Signer};
 
