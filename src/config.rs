@@ -84,7 +84,7 @@ impl ClusterConfig {
             return bad("kdf needs memory_kib >= 8 and iterations >= 1".into());
         }
         let n = self.replicas.len();
-        if n == 0 || n % 2 == 0 || n > 9 {
+        if n == 0 || n.is_multiple_of(2) || n > 9 {
             return bad(format!("{n} replicas: use an odd number from 1 to 9 (n = 2f + 1)"));
         }
         for (i, r) in self.replicas.iter().enumerate() {

@@ -16,7 +16,7 @@
 //!   tests can inject torn writes, failed fsyncs and corruption.
 //! - [`wire`]: conversions between the protobuf messages ([`pb`]) and the chat types, with
 //!   every size and shape check for input that comes off the network.
-//! - [`config`]: `cluster.toml`.
+//! - [`config`] reads and writes `cluster.toml`.
 //! - [`replica`]: the async driver: gRPC service, the apply loop (log, fsync, reply), live
 //!   delivery.
 //! - [`client`]: the quorum client: send to every replica, accept `quorum` matching signed

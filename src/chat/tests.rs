@@ -303,7 +303,7 @@ pub(crate) fn random_requests(seed: u64, count: usize) -> Vec<(Request, Context)
             1 => Op::Login,
             2 => Op::Logout,
             3 => Op::ListAccounts { pattern: rng.pick(&["", "*a*", "?e?", "x*"]).to_string(), after: String::new(), limit: 2 },
-            4 | 5 | 6 => Op::Send { to: rng.pick(&users).to_string(), text: format!("t{}", rng.below(1000)) },
+            4..=6 => Op::Send { to: rng.pick(&users).to_string(), text: format!("t{}", rng.below(1000)) },
             7 => Op::Read { max: 1 + rng.below(3) as u32 },
             8 => Op::MarkRead { ids: ids(&mut rng) },
             9 => Op::DeleteMessages { ids: ids(&mut rng) },

@@ -184,10 +184,10 @@ impl QuorumClient {
         tasks.spawn(async move {
             while let Some((index, delivery)) = raw_rx.recv().await {
                 let (id, key) = &keys[index];
-                if let Some(shown) = tally.add(index, id, key, &delivery) {
-                    if out_tx.send(shown).await.is_err() {
-                        return;
-                    }
+                if let Some(shown) = tally.add(index, id, key, &delivery)
+                    && out_tx.send(shown).await.is_err()
+                {
+                    return;
                 }
             }
         });

@@ -177,7 +177,7 @@ fn s2_forwarded_copies_and_a_views_repeated_justification_are_verified_once() {
     let crypto = Counting { inner: SimCrypto { me: 4 }, verified: verified.clone() };
     let restored = Restored { persistent: None, committed: Vec::new(), blocks: Vec::new(), stable: None, images: Vec::new() };
     let mut r = Core::new(Config::new(5, DELTA), 4, Box::new(crypto), restored);
-    let mut checks = |r: &mut Core, from: ReplicaId, p: &Proposal| {
+    let checks = |r: &mut Core, from: ReplicaId, p: &Proposal| {
         verified.store(0, std::sync::atomic::Ordering::Relaxed);
         let k = kinds(&r.handle(1_300, Input::Message(from, Message::Propose(p.clone()))));
         (verified.load(std::sync::atomic::Ordering::Relaxed), k)

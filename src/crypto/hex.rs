@@ -16,7 +16,7 @@ pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
         (c as char).to_digit(16).map(|d| d as u8)
     }
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     bytes.chunks(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()

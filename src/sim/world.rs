@@ -122,7 +122,7 @@ impl World {
             nodes,
             clients,
             cfg,
-            rng: Rng::new(seed ^ 0x5eed_0f_5eed),
+            rng: Rng::new(seed ^ 0x005e_ed0f_5eed),
             partition: None,
             synchronous: faults.mode == Mode::Byzantine,
             liveness_from: u64::MAX,

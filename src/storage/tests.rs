@@ -45,7 +45,7 @@ fn record_len(height: u64) -> usize {
 }
 
 fn segment(fs: &MemFs) -> PathBuf {
-    fs.paths().into_iter().filter(|p| p.extension().is_some_and(|e| e == "qlog")).last().expect("a segment")
+    fs.paths().into_iter().rfind(|p| p.extension().is_some_and(|e| e == "qlog")).expect("a segment")
 }
 
 #[test]
