@@ -46,23 +46,36 @@ fn signatures() {
     println!("ed25519 protocol signature: sign {sign_us:.1} µs, verify_strict {verify_us:.1} µs");
 }
 
+/// What the replicas hand each other and the disk.
+#[derive(Default)]
+struct Bus {
+    wire: VecDeque<(usize, usize, Vec<u8>)>,
+    feedback: Vec<(usize, Input)>,
+    persists: u64,
+    persist_bytes: u64,
+    block_bytes: u64,
+}
+
 /// Runs the actions of replica `me`; returns how many requests it committed.
-fn perform(me: usize, actions: Vec<Action>, wire: &mut VecDeque<(usize, usize, Vec<u8>)>, feedback: &mut Vec<(usize, Input)>) -> usize {
+fn perform(me: usize, actions: Vec<Action>, bus: &mut Bus) -> usize {
     let mut committed = 0;
     for action in actions {
         match action {
-            Action::Persist(p) => drop(peer::encode_persistent(&p)),
-            Action::StoreBlock(b) => drop(peer::encode_block(&b)),
-            Action::Send(to, m) => wire.push_back((me, to as usize, peer::encode_message(&m))),
+            Action::Persist(p) => {
+                bus.persists += 1;
+                bus.persist_bytes += peer::encode_persistent(&p).len() as u64;
+            }
+            Action::StoreBlock(b) => bus.block_bytes += peer::encode_block(&b).len() as u64,
+            Action::Send(to, m) => bus.wire.push_back((me, to as usize, peer::encode_message(&m))),
             Action::Broadcast(m) => {
                 let bytes = peer::encode_message(&m);
                 for to in (0..N).filter(|to| *to != me) {
-                    wire.push_back((me, to, bytes.clone()));
+                    bus.wire.push_back((me, to, bytes.clone()));
                 }
             }
             Action::Commit(b) => committed += b.requests.len(),
             Action::TakeSnapshot { height, hash } => {
-                feedback.push((me, Input::Snapshot { height, hash, state: digest(&hash) }));
+                bus.feedback.push((me, Input::Snapshot { height, hash, state: digest(&hash) }));
             }
             Action::Stable(_) | Action::SendState(..) | Action::InstallState(_) => {}
         }
@@ -76,8 +89,7 @@ fn cluster() {
         (0..N).map(|me| Core::new(Config::new(N, 100), me as ReplicaId, Box::new(crypto(me)), restored())).collect();
     let requests: Vec<Vec<u8>> =
         (0..REQUESTS).map(|i| format!("{i:>width$}", width = REQUEST_BYTES).into_bytes()).collect();
-    let mut wire = VecDeque::new();
-    let mut feedback = Vec::new();
+    let mut bus = Bus::default();
     let mut committed = [0usize; N];
     let (mut messages, mut bytes) = (0u64, 0u64);
     let mut now = T0_MS;
@@ -90,24 +102,24 @@ fn cluster() {
         while next < REQUESTS && next < committed[0] + 2_000 {
             for (me, core) in cores.iter_mut().enumerate() {
                 let actions = core.handle(now, Input::Request(requests[next].clone()));
-                committed[me] += perform(me, actions, &mut wire, &mut feedback);
+                committed[me] += perform(me, actions, &mut bus);
             }
             next += 1;
         }
         for (me, core) in cores.iter_mut().enumerate() {
             let actions = core.handle(now, Input::Tick);
-            committed[me] += perform(me, actions, &mut wire, &mut feedback);
+            committed[me] += perform(me, actions, &mut bus);
         }
-        for (me, input) in std::mem::take(&mut feedback) {
+        for (me, input) in std::mem::take(&mut bus.feedback) {
             let actions = cores[me].handle(now, input);
-            committed[me] += perform(me, actions, &mut wire, &mut feedback);
+            committed[me] += perform(me, actions, &mut bus);
         }
-        while let Some((from, to, encoded)) = wire.pop_front() {
+        while let Some((from, to, encoded)) = bus.wire.pop_front() {
             messages += 1;
             bytes += encoded.len() as u64;
             let message: Message = peer::decode_message(&encoded).expect("honest bytes decode");
             let actions = cores[to].handle(now, Input::Message(from as ReplicaId, message));
-            committed[to] += perform(to, actions, &mut wire, &mut feedback);
+            committed[to] += perform(to, actions, &mut bus);
         }
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -121,6 +133,13 @@ fn cluster() {
         heights[0],
         bytes as f64 / 1e6,
         now - T0_MS,
+    );
+    println!(
+        "per replica: {:.0} Persist records ({:.1} MB, {:.0} bytes per request), {:.1} MB of stored blocks",
+        bus.persists as f64 / N as f64,
+        bus.persist_bytes as f64 / N as f64 / 1e6,
+        bus.persist_bytes as f64 / (N * REQUESTS) as f64,
+        bus.block_bytes as f64 / N as f64 / 1e6,
     );
 }
 

@@ -28,9 +28,9 @@ pub struct Core {
     pub(super) crypto: Box<dyn super::Crypto>,
     // ---- persistent (S-persist)
     pub(super) view: View,
-    pub(super) votes: Vec<Block>,
+    pub(super) votes: Vec<BlockRef>,
     pub(super) high_qc: QuorumCert,
-    pub(super) proposals: Vec<Block>,
+    pub(super) proposals: Vec<BlockRef>,
     pub(super) reported: Option<Rank>,
     // ---- volatile
     pub(super) blocks: BTreeMap<Hash, Block>,
@@ -180,9 +180,7 @@ impl Core {
                 since_ms: 0,
                 status_sent: p.reported.is_some(),
             });
-            for b in p.votes.iter().chain(&p.proposals) {
-                core.blocks.insert(b.hash, b.clone());
-            }
+            // The blocks they name came back with `restored.blocks`, stored before them.
             core.votes = p.votes;
             core.proposals = p.proposals;
         }

@@ -44,11 +44,12 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Persistent {
     pub view: View,
-    /// Blocks this replica voted for in `view`, above the committed height.
-    pub votes: Vec<Block>,
+    /// Blocks this replica voted for in `view`, above the committed height. Only named: the
+    /// blocks themselves were stored (`StoreBlock`) before the record naming them.
+    pub votes: Vec<BlockRef>,
     pub high_qc: QuorumCert,
-    /// Blocks this replica proposed in `view`, above the committed height.
-    pub proposals: Vec<Block>,
+    /// Blocks this replica proposed in `view`, above the committed height (named, likewise).
+    pub proposals: Vec<BlockRef>,
     /// The rank reported in this replica's STATUS for `view`.
     pub reported: Option<Rank>,
     /// BC(view − 1), by which this replica entered `view` (S8 needs it after a restart).

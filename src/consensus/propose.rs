@@ -66,7 +66,9 @@ impl Core {
         };
         block.hash = block.compute_hash();
         let proposal = self.own_proposal(block.clone());
-        self.proposals.push(block);
+        // Stored before the record that names it (a restart must know the block it proposed).
+        self.store_block(&block);
+        self.proposals.push(block.named());
         self.persist();
         self.forwarded.insert(proposal.block.hash);
         self.out.push(Action::Broadcast(Message::Propose(proposal.clone())));

@@ -126,7 +126,7 @@ impl Core {
             return;
         }
         let vote = self.own_vote(b);
-        self.votes.push(b.clone());
+        self.votes.push(b.named());
         self.persist();
         self.out.push(Action::Broadcast(Message::Vote(vote.clone())));
         self.vote_time.insert(b.hash, now);

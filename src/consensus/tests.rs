@@ -208,16 +208,24 @@ fn s2_forwarded_copies_and_a_views_repeated_justification_are_verified_once() {
 fn restart_restores_votes_so_no_conflicting_vote_follows() {
     let mut r = core(2, None);
     let a = proposal(0, QuorumCert::genesis(), 1, None);
-    let actions = r.handle(1_000, Input::Message(0, Message::Propose(a)));
+    let actions = r.handle(1_000, Input::Message(0, Message::Propose(a.clone())));
     let persisted = actions.iter().rev().find_map(|x| match x {
         Action::Persist(p) => Some(p.clone()),
         _ => None,
     });
-    let mut restarted = core(2, persisted);
+    // The record names the voted block; the block itself comes back from the block store.
+    let persisted = persisted.expect("the vote was persisted");
+    assert_eq!(persisted.votes, vec![a.block.named()]);
+    let restored = Restored { persistent: Some(persisted), committed: Vec::new(), blocks: vec![a.block.clone()], stable: None, images: Vec::new() };
+    let mut restarted = Core::new(Config::new(5, DELTA), 2, Box::new(SimCrypto { me: 2 }), restored);
     // A conflicting view-0 block (the replica forgot nothing: it refuses).
     let b = proposal(0, QuorumCert::genesis(), 2, None);
     let k = kinds(&restarted.handle(2_000, Input::Message(0, Message::Propose(b))));
     assert!(!k.contains(&"broadcast vote".to_string()), "{k:?}");
+    // A child of the voted block is voted for.
+    let child = proposal(0, qc_for(&a.block, &[0, 1, 3]), 3, None);
+    let k = kinds(&restarted.handle(2_100, Input::Message(0, Message::Propose(child))));
+    assert!(k.contains(&"broadcast vote".to_string()), "{k:?}");
 }
 
 #[test]

@@ -240,3 +240,17 @@ pub trait Crypto: Send {
     fn sign(&self, bytes: &[u8]) -> Vec<u8>;
     fn verify(&self, signer: ReplicaId, bytes: &[u8], signature: &[u8]) -> bool;
 }
+
+/// A block named by height and hash: what the persistent state keeps of the blocks a replica
+/// voted for or proposed (their bodies are in the block store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRef {
+    pub height: Height,
+    pub hash: Hash,
+}
+
+impl Block {
+    pub fn named(&self) -> BlockRef {
+        BlockRef { height: self.height, hash: self.hash }
+    }
+}

@@ -60,8 +60,9 @@ impl Core {
         {
             self.out.push(Action::Send(self.leader(self.view), Message::Status(s)));
         }
-        if let Some(last) = self.proposals.last().filter(|b| !self.qcs.contains_key(&b.hash)).cloned() {
-            let proposal = self.own_proposal(last);
+        let last = self.proposals.last().filter(|b| !self.qcs.contains_key(&b.hash));
+        if let Some(block) = last.and_then(|b| self.blocks.get(&b.hash)).cloned() {
+            let proposal = self.own_proposal(block);
             self.out.push(Action::Broadcast(Message::Propose(proposal)));
         }
         if let Some(c) = self.last_checkpoint.clone() {

@@ -37,7 +37,7 @@ fn chain(n: u64) -> Vec<Block> {
 fn persistent(view: u64) -> Persistent {
     Persistent {
         view,
-        votes: chain(2),
+        votes: chain(2).iter().map(Block::named).collect(),
         high_qc: QuorumCert::genesis(),
         proposals: Vec::new(),
         reported: Some((view, 1)),

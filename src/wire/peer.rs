@@ -155,12 +155,16 @@ pub fn encode_state_cert(c: &qop::StateCert) -> Vec<u8> {
     state_cert_out(c).encode_to_vec()
 }
 
+fn block_ref_out(b: &qop::BlockRef) -> pb::BlockRef {
+    pb::BlockRef { height: b.height, hash: b.hash.to_vec() }
+}
+
 pub fn encode_persistent(p: &qop::Persistent) -> Vec<u8> {
     pb::PersistentState {
         view: p.view,
-        votes: p.votes.iter().map(block_out).collect(),
+        votes: p.votes.iter().map(block_ref_out).collect(),
         high_qc: Some(qc_out(&p.high_qc)),
-        proposals: p.proposals.iter().map(block_out).collect(),
+        proposals: p.proposals.iter().map(block_ref_out).collect(),
         has_reported: p.reported.is_some(),
         reported_view: p.reported.map_or(0, |r| r.0),
         reported_height: p.reported.map_or(0, |r| r.1),
@@ -292,13 +296,17 @@ pub fn decode_state_cert(bytes: &[u8]) -> Result<qop::StateCert> {
     state_cert_in(decode(bytes)?)
 }
 
+fn block_ref_in(b: pb::BlockRef) -> Result<qop::BlockRef> {
+    Ok(qop::BlockRef { height: b.height, hash: hash("block ref hash", &b.hash)? })
+}
+
 pub fn decode_persistent(bytes: &[u8]) -> Result<qop::Persistent> {
     let p: pb::PersistentState = decode(bytes)?;
     Ok(qop::Persistent {
         view: p.view,
-        votes: p.votes.into_iter().map(block_in).collect::<Result<_>>()?,
+        votes: p.votes.into_iter().map(block_ref_in).collect::<Result<_>>()?,
         high_qc: qc_in(need("persistent high_qc", p.high_qc)?)?,
-        proposals: p.proposals.into_iter().map(block_in).collect::<Result<_>>()?,
+        proposals: p.proposals.into_iter().map(block_ref_in).collect::<Result<_>>()?,
         reported: p.has_reported.then_some((p.reported_view, p.reported_height)),
         entered_by: p.entered_by.map(bc_in).transpose()?,
         justification: p.justification.map(justification_in).transpose()?,
@@ -355,9 +363,9 @@ mod tests {
         }
         let p = qop::Persistent {
             view: 3,
-            votes: vec![block(2)],
+            votes: vec![block(2).named()],
             high_qc: block(2).parent_qc,
-            proposals: vec![block(3)],
+            proposals: vec![block(3).named()],
             reported: Some((2, 1)),
             entered_by: Some(qop::BlameCert { view: 2, blames: vec![] }),
             justification: None,
