@@ -84,9 +84,8 @@ fn perform(me: usize, actions: Vec<Action>, bus: &mut Bus) -> usize {
 }
 
 fn cluster() {
-    let restored = || Restored { persistent: None, committed: Vec::new(), blocks: Vec::new(), stable: None, images: Vec::new() };
     let mut cores: Vec<Core> =
-        (0..N).map(|me| Core::new(Config::new(N, 100), me as ReplicaId, Box::new(crypto(me)), restored())).collect();
+        (0..N).map(|me| Core::new(Config::new(N, 100), me as ReplicaId, Box::new(crypto(me)), Restored::default())).collect();
     let requests: Vec<Vec<u8>> =
         (0..REQUESTS).map(|i| format!("{i:>width$}", width = REQUEST_BYTES).into_bytes()).collect();
     let mut bus = Bus::default();

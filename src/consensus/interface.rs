@@ -58,7 +58,8 @@ pub struct Persistent {
     pub justification: Option<Justification>,
 }
 
-/// What a restarting replica hands back to the core.
+/// What a restarting replica hands back to the core (`default()`: a replica's first start).
+#[derive(Default)]
 pub struct Restored {
     pub persistent: Option<Persistent>,
     /// The committed chain, in height order (a suffix is enough; its tip is what counts).

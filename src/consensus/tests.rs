@@ -4,8 +4,12 @@ use super::*;
 
 const DELTA: u64 = 100;
 
-fn core(me: ReplicaId, restored: Option<Persistent>) -> Core {
-    let restored = Restored { persistent: restored, committed: Vec::new(), blocks: Vec::new(), stable: None, images: Vec::new() };
+fn core(me: ReplicaId, persistent: Option<Persistent>) -> Core {
+    start_from(me, Restored { persistent, ..Restored::default() })
+}
+
+/// Replica `me` of five, started from what its store handed back.
+fn start_from(me: ReplicaId, restored: Restored) -> Core {
     Core::new(Config::new(5, DELTA), me, Box::new(SimCrypto { me }), restored)
 }
 
@@ -175,8 +179,7 @@ impl Crypto for Counting {
 fn s2_forwarded_copies_and_a_views_repeated_justification_are_verified_once() {
     let verified = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let crypto = Counting { inner: SimCrypto { me: 4 }, verified: verified.clone() };
-    let restored = Restored { persistent: None, committed: Vec::new(), blocks: Vec::new(), stable: None, images: Vec::new() };
-    let mut r = Core::new(Config::new(5, DELTA), 4, Box::new(crypto), restored);
+    let mut r = Core::new(Config::new(5, DELTA), 4, Box::new(crypto), Restored::default());
     let checks = |r: &mut Core, from: ReplicaId, p: &Proposal| {
         verified.store(0, std::sync::atomic::Ordering::Relaxed);
         let k = kinds(&r.handle(1_300, Input::Message(from, Message::Propose(p.clone()))));
@@ -216,8 +219,7 @@ fn restart_restores_votes_so_no_conflicting_vote_follows() {
     // The record names the voted block; the block itself comes back from the block store.
     let persisted = persisted.expect("the vote was persisted");
     assert_eq!(persisted.votes, vec![a.block.named()]);
-    let restored = Restored { persistent: Some(persisted), committed: Vec::new(), blocks: vec![a.block.clone()], stable: None, images: Vec::new() };
-    let mut restarted = Core::new(Config::new(5, DELTA), 2, Box::new(SimCrypto { me: 2 }), restored);
+    let mut restarted = start_from(2, Restored { persistent: Some(persisted), blocks: vec![a.block.clone()], ..Restored::default() });
     // A conflicting view-0 block (the replica forgot nothing: it refuses).
     let b = proposal(0, QuorumCert::genesis(), 2, None);
     let k = kinds(&restarted.handle(2_000, Input::Message(0, Message::Propose(b))));
@@ -236,8 +238,7 @@ fn s9_a_block_lost_from_the_middle_of_the_chain_is_fetched_on_each_proposal_then
     let b2 = proposal(0, qc_for(&b1, &[0, 1, 3]), 2, None).block;
     let b3 = proposal(0, qc_for(&b2, &[0, 1, 3]), 3, None).block;
     let p4 = proposal(0, qc_for(&b3, &[0, 1, 3]), 4, None);
-    let restored = Restored { persistent: None, committed: Vec::new(), blocks: vec![b1, b3], stable: None, images: Vec::new() };
-    let mut r = Core::new(Config::new(5, DELTA), 2, Box::new(SimCrypto { me: 2 }), restored);
+    let mut r = start_from(2, Restored { blocks: vec![b1, b3], ..Restored::default() });
     let asked = |actions: &[Action]| {
         actions.iter().any(|a| matches!(a, Action::Send(_, Message::Fetch(h)) | Action::Broadcast(Message::Fetch(h)) if *h == b2.hash))
     };

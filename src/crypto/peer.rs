@@ -73,11 +73,10 @@ mod tests {
             hash: crate::consensus::GENESIS,
         };
         block.hash = block.compute_hash();
-        let restored = || Restored { persistent: None, committed: Vec::new(), blocks: Vec::new(), stable: None, images: Vec::new() };
         let votes = |signer: usize| {
             let signature = crypto(signer).sign(&signed::proposal(&block.hash));
             let proposal = Proposal { block: block.clone(), signature, justification: None };
-            let mut core = Core::new(Config::new(5, 100), 2, Box::new(crypto(2)), restored());
+            let mut core = Core::new(Config::new(5, 100), 2, Box::new(crypto(2)), Restored::default());
             let actions = core.handle(1_000, Input::Message(0, Message::Propose(proposal)));
             actions.iter().any(|a| matches!(a, Action::Broadcast(Message::Vote(_))))
         };
