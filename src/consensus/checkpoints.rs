@@ -52,7 +52,7 @@ impl Core {
         }
         let signers = self.checkpoints.entry((c.height, c.hash)).or_default();
         signers.insert(c.voter);
-        if signers.len() >= self.cfg.quorum() {
+        if signers.len() >= self.cfg.certificate_size() {
             if !self.blocks.contains_key(&c.hash) {
                 self.fetch(now, c.hash, c.voter);
             }
@@ -84,7 +84,7 @@ impl Core {
             }
         }
         self.state_votes.retain(|_, s| !s.is_empty());
-        let Some(signers) = self.state_votes.get(&key).filter(|s| s.len() >= self.cfg.quorum()) else { return };
+        let Some(signers) = self.state_votes.get(&key).filter(|s| s.len() >= self.cfg.certificate_size()) else { return };
         let cert = StateCert {
             height: c.height,
             hash: c.hash,

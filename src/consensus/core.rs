@@ -35,7 +35,7 @@ pub struct Core {
     // ---- volatile
     pub(super) blocks: BTreeMap<Hash, Block>,
     pub(super) qcs: BTreeMap<Hash, QuorumCert>,
-    pub(super) vote_pool: BTreeMap<(View, Height, Hash), BTreeMap<ReplicaId, Vec<u8>>>,
+    pub(super) vote_pool: BTreeMap<(View, Height, Hash), Vec<(ReplicaId, Vec<u8>)>>,
     /// vote_time(B) for blocks voted since this start (S4b).
     pub(super) vote_time: BTreeMap<Hash, u64>,
     /// Blocks that meet S4a, waiting on S4b.
@@ -48,6 +48,14 @@ pub struct Core {
     pub(super) chain_digests: Option<(Hash, Height, std::collections::BTreeSet<super::Digest32>)>,
     pub(super) forwarded: BTreeSet<Hash>,
     pub(super) equivocation: Option<View>,
+    /// S5a: the highest known block of the current view's one chain, the view's first
+    /// block, and view blocks whose link to that chain is not known yet.
+    pub(super) view_tip: Option<Hash>,
+    pub(super) view_first: Option<Proposal>,
+    pub(super) view_unlinked: BTreeSet<Hash>,
+    /// True until the first input after `new`: timers restored from disk restart then
+    /// (a restart does not know when it received the certificate that entered its view).
+    pub(super) fresh_start: bool,
     pub(super) blames: BTreeMap<View, BTreeMap<ReplicaId, Vec<u8>>>,
     pub(super) blamed: Option<View>,
     pub(super) entering: Option<Entering>,
@@ -119,6 +127,10 @@ impl Core {
             seen: BTreeMap::new(),
             forwarded: BTreeSet::new(),
             equivocation: None,
+            view_tip: None,
+            view_first: None,
+            view_unlinked: BTreeSet::new(),
+            fresh_start: true,
             blames: BTreeMap::new(),
             blamed: None,
             entering: None,
@@ -183,15 +195,21 @@ impl Core {
             // The blocks they name came back with `restored.blocks`, stored before them.
             core.votes = p.votes;
             core.proposals = p.proposals;
+            core.restore_view_tip();
         }
         core
     }
 
     /// Feeds one input; returns what the driver must do, in order.
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Action> {
-        if self.last_progress_ms == 0 {
+        if self.fresh_start {
+            self.fresh_start = false;
             self.last_progress_ms = now_ms;
             self.view_since_ms = now_ms;
+            // S6/S7 after a restart: the 2Δ before STATUS and the leader's 4Δ count from now.
+            if let Some(e) = &mut self.entering {
+                e.since_ms = now_ms;
+            }
         }
         match input {
             Input::Message(from, message) => self.on_message(now_ms, from, message),
@@ -234,14 +252,22 @@ impl Core {
 
     fn on_request(&mut self, now: u64, bytes: Vec<u8>) {
         let digest = super::digest(&bytes);
-        if self.recent_set.contains(&digest) || self.pending.len() >= self.cfg.pending_max {
+        // A request no block could hold would wait forever: refused here (S2.6).
+        if self.recent_set.contains(&digest) || self.pending.len() >= self.cfg.pending_max || bytes.len() > self.cfg.batch_bytes_max {
             return;
         }
         self.pending.entry(digest).or_insert((now, bytes));
     }
 
     pub(super) fn checker(&self) -> Checker<'_> {
-        Checker { n: self.cfg.n, qc_size: self.cfg.qc_size(), quorum: self.cfg.quorum(), crypto: self.crypto.as_ref() }
+        Checker {
+            n: self.cfg.n,
+            qc_size: self.cfg.qc_size(),
+            quorum: self.cfg.quorum(),
+            certificate_size: self.cfg.certificate_size(),
+            repeats_count: self.cfg.planted.duplicate_votes,
+            crypto: self.crypto.as_ref(),
+        }
     }
 
     pub fn leader(&self, view: View) -> ReplicaId {

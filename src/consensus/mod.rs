@@ -13,6 +13,7 @@ mod propose;
 mod steady;
 mod types;
 mod verify;
+mod view_chain;
 mod view_change;
 
 #[cfg(test)]
@@ -48,6 +49,35 @@ pub struct Planted {
     pub unchecked_state: bool,
     /// A new leader proposes on the first q STATUS, without the 4Δ wait (S7).
     pub first_statuses: bool,
+    /// Bug 1 of the 2026-11-22 review put back: equivocation only between two blocks of one
+    /// view at one height; no view chain (S5a).
+    pub same_height_equivocation: bool,
+    /// Bug 2 of the review put back: blames kept relative to the incoming blame's view, and
+    /// counted for any view, so a far-future blame wipes the current tally (S5).
+    pub blame_prune_incoming: bool,
+    /// A view's first block need not extend its justification's highest QC (S2.4).
+    pub first_block_any_qc: bool,
+    /// Commit timers survive a view change and S4b does not require still being in the
+    /// block's view.
+    pub keep_commit_timer: bool,
+    /// Votes are counted per message, not per signer: one signer's repeated vote counts twice.
+    pub duplicate_votes: bool,
+    /// Commit and state certificates (CHECKPOINTs) of this many signatures instead of q (S11).
+    pub certificate_size: Option<usize>,
+    /// `high_qc` becomes whatever QC was learned last, even a lower one (S3).
+    pub high_qc_backwards: bool,
+    /// Proposals are not forwarded on first receipt (S2).
+    pub no_forward: bool,
+    /// Clients accept this many matching replies instead of q (read by the simulator's clients).
+    pub client_quorum: Option<usize>,
+    /// STATUS is sent at once on leaving a view, without the 2Δ wait (S6).
+    pub no_status_wait: bool,
+    /// Votes for proposals of views below `cur_view` (S2.1).
+    pub vote_below_view: bool,
+    /// One vote per height instead of one chain per view (S2.2).
+    pub vote_per_height: bool,
+    /// Committed requests execute without checking their client signature (execution).
+    pub unchecked_requests: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +125,11 @@ impl Config {
 
     pub fn qc_size(&self) -> usize {
         self.planted.qc_size.unwrap_or(self.quorum())
+    }
+
+    /// Signatures in a commit or state certificate (S11): q.
+    pub fn certificate_size(&self) -> usize {
+        self.planted.certificate_size.unwrap_or(self.quorum())
     }
 }
 

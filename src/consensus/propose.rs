@@ -11,13 +11,23 @@ impl Core {
         if self.leader(self.view) != self.me || !self.entered() || self.equivocation == Some(self.view) {
             return;
         }
-        let tip = match (&self.justification, self.view) {
-            (_, 0) => self.high_qc.clone(),
-            (None, _) => return,
-            (Some(j), _) if self.proposals.is_empty() && self.high_qc.view < self.view => {
-                highest_qc(j).cloned().expect("a justification holds statuses")
+        // S1/S7: a view's first block extends the highest QC of the justification (which,
+        // refreshed, ranks at least as high as this leader's own `high_qc`); every later
+        // block extends the QC of this leader's previous block. An honest leader so makes
+        // one chain per view, with one first block (S5a), whatever late QCs of older views
+        // it learns meanwhile.
+        let tip = if self.high_qc.view == self.view {
+            self.high_qc.clone()
+        } else if !self.proposals.is_empty() {
+            return; // waiting for the first block's QC
+        } else if self.view == 0 {
+            self.high_qc.clone()
+        } else {
+            self.refresh_own_status();
+            match &self.justification {
+                None => return,
+                Some(j) => highest_qc(j).cloned().expect("a justification holds statuses"),
             }
-            (Some(_), _) => self.high_qc.clone(),
         };
         if tip.height < self.committed_height || self.proposals.iter().any(|b| b.height > tip.height) {
             return; // waiting for the last proposal's QC
@@ -38,10 +48,11 @@ impl Core {
         let mut requests = Vec::new();
         let mut bytes = 0;
         for (digest, (_, r)) in &self.pending {
-            if requests.len() >= self.cfg.batch_max || bytes > self.cfg.batch_bytes_max {
+            if requests.len() >= self.cfg.batch_max {
                 break;
             }
-            if !in_chain.contains(digest) {
+            // Voters refuse a block over the limits (S2.6).
+            if !in_chain.contains(digest) && bytes + r.len() <= self.cfg.batch_bytes_max {
                 bytes += r.len();
                 requests.push(r.clone());
             }

@@ -34,12 +34,13 @@ impl Core {
                 self.seen.insert((view, height), p.clone());
             }
         }
-        if self.forwarded.insert(hash) && view + 1 >= self.view {
+        if self.forwarded.insert(hash) && view + 1 >= self.view && !self.cfg.planted.no_forward {
             self.out.push(Action::Broadcast(Message::Propose(p.clone())));
         }
         self.store_block(&p.block);
         self.learn_qc(now, p.block.parent_qc.clone());
         self.on_certified(hash);
+        self.track_view_block(now, &p); // S5a
         // S9: every link down to the committed block must be known before the voting rule
         // can be checked. A crash can lose stored blocks from the middle of the chain, and a
         // lost FETCH reply leaves a gap that nothing else asks for again, so each receipt of
@@ -82,11 +83,17 @@ impl Core {
         true
     }
 
-    /// S2, the voting rule (conditions 1–4 of the notebook).
-    fn try_vote(&mut self, now: u64, p: &Proposal) {
+    /// S2, the voting rule (conditions 1–6 of the notebook).
+    pub(super) fn try_vote(&mut self, now: u64, p: &Proposal) {
         let b = &p.block;
-        // S2.1
-        if b.view != self.view || !self.entered() || self.equivocation == Some(self.view) {
+        // S2.1: in the view, entered, no equivocation, no view block of unknown link (S5a).
+        let in_view = b.view == self.view || (self.cfg.planted.vote_below_view && b.view < self.view);
+        if !in_view || !self.entered() || self.equivocation == Some(self.view) || !self.view_unlinked.is_empty() {
+            return;
+        }
+        // S2.6: a block within the batch limits (a Byzantine leader's huge block is refused).
+        let bytes: usize = b.requests.iter().map(Vec::len).sum();
+        if b.requests.len() > self.cfg.batch_max || bytes > self.cfg.batch_bytes_max {
             return;
         }
         if self.votes.iter().any(|v| v.hash == b.hash) {
@@ -101,7 +108,11 @@ impl Core {
             return;
         }
         // S2.2: one chain per view.
-        if self.votes.iter().any(|v| !self.extends(&b.hash, &v.hash) && !self.extends(&v.hash, &b.hash)) {
+        if self.cfg.planted.vote_per_height {
+            if self.votes.iter().any(|v| v.height == b.height) {
+                return;
+            }
+        } else if self.votes.iter().any(|v| !self.extends(&b.hash, &v.hash) && !self.extends(&v.hash, &b.hash)) {
             return;
         }
         // S2.3: the lock.
@@ -114,7 +125,8 @@ impl Core {
             let Some(j) = &p.justification else { return };
             let Some(highest) = highest_qc(j) else { return };
             let reported = self.reported.unwrap_or(self.high_qc.rank());
-            if b.parent_qc.rank() != highest.rank() || b.parent != highest.hash || highest.rank() < reported {
+            let extends_highest = b.parent_qc.rank() == highest.rank() && b.parent == highest.hash;
+            if (!extends_highest && !self.cfg.planted.first_block_any_qc) || highest.rank() < reported {
                 return;
             }
         }
@@ -141,8 +153,8 @@ impl Core {
 
     /// This replica's signed proposal of `block` (its own), with the view's justification.
     pub(super) fn own_proposal(&self, block: Block) -> Proposal {
-        let signature = self.crypto.sign(&signed::proposal(&block.hash));
         let justification = if self.view > 0 { self.justification.clone() } else { None };
+        let signature = self.crypto.sign(&signed::proposal(&block.hash, justification.as_ref()));
         Proposal { block, signature, justification }
     }
 
@@ -153,9 +165,15 @@ impl Core {
         }
         let key = (vote.view, vote.height, vote.hash);
         let pool = self.vote_pool.entry(key).or_default();
-        pool.insert(vote.voter, vote.signature);
+        if self.cfg.planted.duplicate_votes {
+            pool.push((vote.voter, vote.signature));
+        } else if pool.iter().any(|(who, _)| *who == vote.voter) {
+            return;
+        } else {
+            pool.push((vote.voter, vote.signature));
+        }
         if pool.len() == self.cfg.qc_size() {
-            let votes = pool.iter().map(|(v, s)| (*v, s.clone())).collect();
+            let votes = pool.clone();
             let qc = QuorumCert { view: vote.view, height: vote.height, hash: vote.hash, votes };
             self.learn_qc(now, qc);
         }
@@ -179,7 +197,7 @@ impl Core {
         if self.knows_qc(&qc) {
             return;
         }
-        if qc.rank() > self.high_qc.rank() {
+        if qc.rank() > self.high_qc.rank() || self.cfg.planted.high_qc_backwards {
             self.high_qc = qc.clone();
             self.persist();
         }
@@ -219,10 +237,11 @@ impl Core {
     /// S4b, then commit the highest candidate that qualifies (with its ancestors).
     pub(super) fn try_commit(&mut self, now: u64) {
         let wait = if self.cfg.planted.no_delta_wait { 0 } else { 2 * self.cfg.delta_ms };
-        let cross_view = self.cfg.planted.cross_view_chain;
+        let cross_view = self.cfg.planted.cross_view_chain || self.cfg.planted.keep_commit_timer;
+        let unlinked = !self.view_unlinked.is_empty();
         let ready = self.candidates.iter().rev().find(|(_, hash)| {
             let Some(b) = self.blocks.get(hash) else { return false };
-            (cross_view || (b.view == self.view && self.entered()))
+            (cross_view || (b.view == self.view && self.entered() && !unlinked))
                 && self.equivocation != Some(b.view)
                 && self.vote_time.get(hash).is_some_and(|t| now >= t + wait)
         });

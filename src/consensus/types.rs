@@ -206,8 +206,46 @@ impl Message {
 pub mod signed {
     use super::*;
 
-    pub fn proposal(hash: &Hash) -> Vec<u8> {
-        [b"quintet/proposal/v1\0".as_slice(), hash].concat()
+    /// The leader signs the block and the justification its voters rely on (S2.4), so a
+    /// relay cannot swap in another one.
+    pub fn proposal(hash: &Hash, justification: Option<&Justification>) -> Vec<u8> {
+        let j = justification.map_or([0; 32], justification_digest);
+        [b"quintet/proposal/v2\0".as_slice(), hash, &j].concat()
+    }
+
+    /// SHA-256 over every field of a justification, in order:
+    /// ```text
+    /// "quintet/justification/v1\0" | bc | statuses.len u64 | per status:
+    ///     view u64 | voter u8 | qc | signature.len u64 | signature | bc
+    /// bc = view u64 | n u64 | (id u8 | sig.len u64 | sig)*     qc = view | height | hash | bc-like votes
+    /// ```
+    pub fn justification_digest(j: &Justification) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"quintet/justification/v1\0");
+        let sigs = |h: &mut Sha256, sigs: &[(ReplicaId, Vec<u8>)]| {
+            h.update((sigs.len() as u64).to_le_bytes());
+            for (who, sig) in sigs {
+                h.update([*who]);
+                h.update((sig.len() as u64).to_le_bytes());
+                h.update(sig);
+            }
+        };
+        h.update(j.blame_cert.view.to_le_bytes());
+        sigs(&mut h, &j.blame_cert.blames);
+        h.update((j.statuses.len() as u64).to_le_bytes());
+        for s in &j.statuses {
+            h.update(s.view.to_le_bytes());
+            h.update([s.voter]);
+            h.update(s.high_qc.view.to_le_bytes());
+            h.update(s.high_qc.height.to_le_bytes());
+            h.update(s.high_qc.hash);
+            sigs(&mut h, &s.high_qc.votes);
+            h.update((s.signature.len() as u64).to_le_bytes());
+            h.update(&s.signature);
+            h.update(s.blame_cert.view.to_le_bytes());
+            sigs(&mut h, &s.blame_cert.blames);
+        }
+        h.finalize().into()
     }
 
     pub fn vote(view: View, height: Height, hash: &Hash) -> Vec<u8> {

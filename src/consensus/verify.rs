@@ -12,6 +12,10 @@ pub struct Checker<'a> {
     pub qc_size: usize,
     /// Blames that make a BC, and statuses a justification needs (q).
     pub quorum: usize,
+    /// Signatures in a state certificate (q; lowered only by a planted bug).
+    pub certificate_size: usize,
+    /// Planted bug: a repeated signer counts again.
+    pub repeats_count: bool,
     pub crypto: &'a dyn Crypto,
 }
 
@@ -25,14 +29,15 @@ impl Checker<'_> {
     fn distinct_valid(&self, sigs: &[(ReplicaId, Vec<u8>)], bytes: &[u8], needed: usize) -> Checked {
         let mut seen = BTreeSet::new();
         for (who, sig) in sigs {
-            if (*who as usize) >= self.n || !seen.insert(*who) {
+            if (*who as usize) >= self.n || (!seen.insert(*who) && !self.repeats_count) {
                 return Err("unknown or repeated signer");
             }
             if !self.crypto.verify(*who, bytes, sig) {
                 return Err("bad signature in certificate");
             }
         }
-        if seen.len() < needed {
+        let counted = if self.repeats_count { sigs.len() } else { seen.len() };
+        if counted < needed {
             return Err("too few signatures");
         }
         Ok(())
@@ -53,7 +58,7 @@ impl Checker<'_> {
         if cert.height == 0 {
             return Err("state certificate for height 0");
         }
-        self.distinct_valid(&cert.signatures, &signed::checkpoint(cert.height, &cert.hash, Some(&cert.state)), self.quorum)
+        self.distinct_valid(&cert.signatures, &signed::checkpoint(cert.height, &cert.hash, Some(&cert.state)), self.certificate_size)
     }
 
     /// A state transfer: a valid certificate, its block, and an image that hashes to it.
@@ -93,12 +98,25 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// Two valid proposals of one view from its leader, at one height, different blocks.
+    /// Two valid proposals of one view from its leader that an honest leader never both
+    /// signs (S5a): the pair alone shows that the view's blocks do not form one chain.
+    /// An honest leader's view-v blocks are one chain: one first block (parent QC from an
+    /// earlier view, or genesis), then each block over a view-v QC of the one below. So
+    /// any of these is a proof:
+    /// - two blocks at one height;
+    /// - two first blocks;
+    /// - a block whose view-v parent QC names another block at the other one's height (a
+    ///   view-v QC holds an honest vote, and honest replicas vote only for leader-signed
+    ///   blocks, so the leader signed that other block too);
+    /// - a first block, and a block whose view-v parent lies below it.
     pub fn equivocation(&self, a: &Proposal, b: &Proposal) -> Checked {
-        self.proposal_signature(a)?;
-        self.proposal_signature(b)?;
+        self.proposal_block(a)?;
+        self.proposal_block(b)?;
         let (x, y) = (&a.block, &b.block);
-        if x.view == y.view && x.height == y.height && x.hash != y.hash { Ok(()) } else { Err("not an equivocation") }
+        if x.view != y.view || x.hash == y.hash {
+            return Err("not an equivocation");
+        }
+        if shows_conflict(x, y) || shows_conflict(y, x) { Ok(()) } else { Err("not an equivocation") }
     }
 
     pub fn status(&self, status: &Status) -> Checked {
@@ -124,7 +142,7 @@ impl Checker<'_> {
         if b.compute_hash() != b.hash {
             return Err("block hash does not match its contents");
         }
-        if !self.crypto.verify(b.proposer, &signed::proposal(&b.hash), &p.signature) {
+        if !self.crypto.verify(b.proposer, &signed::proposal(&b.hash, p.justification.as_ref()), &p.signature) {
             return Err("bad proposal signature");
         }
         Ok(())
@@ -168,6 +186,18 @@ impl Checker<'_> {
         }
         if senders.len() < self.quorum { Err("too few statuses") } else { Ok(()) }
     }
+}
+
+/// One direction of [`Checker::equivocation`]'s cases, for two blocks of one view.
+fn shows_conflict(x: &Block, y: &Block) -> bool {
+    let first = |b: &Block| b.parent_qc.view < b.view || b.parent_qc.is_genesis();
+    if x.height == y.height || (first(x) && first(y)) {
+        return true;
+    }
+    if !first(y) && y.height == x.height + 1 && y.parent != x.hash {
+        return true;
+    }
+    first(x) && !first(y) && y.height < x.height
 }
 
 /// The highest-ranked QC among a justification's statuses.

@@ -9,9 +9,10 @@ impl Core {
     /// proposing (S1), time-based commits (S4b), timers (S5/S10), fetch retries (S9).
     pub(super) fn on_tick(&mut self, now: u64) {
         let delta = self.cfg.delta_ms;
+        let status_wait = if self.cfg.planted.no_status_wait { 0 } else { 2 * delta };
         if let Some(e) = &self.entering
             && !e.status_sent
-            && now >= e.since_ms + 2 * delta
+            && now >= e.since_ms + status_wait
         {
             self.send_status(now);
         }
@@ -25,9 +26,11 @@ impl Core {
                     blame_cert: e.blame_cert.clone(),
                     statuses: self.statuses.values().cloned().collect(),
                 });
+                self.refresh_own_status();
                 self.persist();
             }
         }
+        self.relink_view_blocks(now); // S5a
         self.propose(now);
         self.try_commit(now);
         let waited_since = self.pending.values().map(|(t, _)| *t).min().map(|t| t.max(self.view_since_ms));
@@ -93,6 +96,29 @@ impl Core {
         }
     }
 
+    /// S7: the new leader's first block extends the highest QC among the statuses *and* its
+    /// own `high_qc`. Voters check that it extends the justification's highest QC (S2.4),
+    /// so when the leader learned a higher QC since its STATUS, it reports it again: its
+    /// status in the justification is replaced by a fresh one. Called before the first
+    /// proposal of the view only.
+    pub(super) fn refresh_own_status(&mut self) {
+        let Some(j) = &self.justification else { return };
+        let highest = super::verify::highest_qc(j).map(|qc| qc.rank());
+        if highest.is_some_and(|r| r >= self.high_qc.rank()) {
+            return;
+        }
+        let signature = self.crypto.sign(&signed::status(self.view, &self.high_qc));
+        let blame_cert = j.blame_cert.clone();
+        let status = Status { view: self.view, high_qc: self.high_qc.clone(), voter: self.me, signature, blame_cert };
+        self.reported = Some(self.high_qc.rank());
+        if let Some(j) = &mut self.justification {
+            j.statuses.retain(|s| s.voter != self.me);
+            j.statuses.push(status);
+            j.statuses.sort_by_key(|s| s.voter);
+        }
+        self.persist();
+    }
+
     /// S5: blame the current view, once.
     pub(super) fn blame(&mut self, now: u64, reason: BlameReason) {
         if self.blamed == Some(self.view) {
@@ -127,14 +153,41 @@ impl Core {
         {
             self.on_blame_cert(now, bc.clone()); // S8
         }
+        if self.cfg.planted.blame_prune_incoming {
+            return self.count_blame_planted(now, blame);
+        }
+        // A blame of a view this replica is not in (a far-future one without the certificate
+        // that leads there) is not counted: only the current view's tally exists, so no
+        // sender can make this replica keep or forget more than one blame of its own.
+        if blame.view != self.view {
+            return;
+        }
+        if let BlameReason::Equivocation(pair) = &blame.reason {
+            let (a, b) = (pair.0.clone(), pair.1.clone());
+            self.on_equivocation(now, a, b);
+        }
+        if blame.voter != self.me && self.leader(self.view) == self.me && self.nudge_to.is_none() {
+            self.nudge_to = Some(self.high_qc.height + 2);
+        }
+        let view = blame.view;
+        self.blames.retain(|v, _| *v == view);
+        let blames = self.blames.entry(view).or_default();
+        blames.insert(blame.voter, blame.signature);
+        if blames.len() >= self.cfg.quorum() {
+            let blames = blames.iter().map(|(v, s)| (*v, s.clone())).collect();
+            self.enter_view(now, BlameCert { view, blames });
+        }
+    }
+
+    /// Bug 2 of the 2026-11-22 review, kept as a planted control: blames of any view at or
+    /// above the current one are counted, and the tally is pruned relative to the incoming
+    /// blame's view, so a far-future blame erases the current view's tally.
+    fn count_blame_planted(&mut self, now: u64, blame: Blame) {
         if let BlameReason::Equivocation(pair) = &blame.reason
             && blame.view == self.view
         {
             let (a, b) = (pair.0.clone(), pair.1.clone());
             self.on_equivocation(now, a, b);
-        }
-        if blame.view == self.view && blame.voter != self.me && self.leader(self.view) == self.me && self.nudge_to.is_none() {
-            self.nudge_to = Some(self.high_qc.height + 2);
         }
         let view = blame.view;
         let blames = self.blames.entry(view).or_default();
@@ -172,7 +225,8 @@ impl Core {
         self.votes.clear();
         self.proposals.clear();
         self.reported = None;
-        if !self.cfg.planted.cross_view_chain {
+        self.reset_view_chain();
+        if !self.cfg.planted.cross_view_chain && !self.cfg.planted.keep_commit_timer {
             self.vote_time.clear();
             self.candidates.clear();
         }

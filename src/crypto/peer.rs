@@ -74,7 +74,7 @@ mod tests {
         };
         block.hash = block.compute_hash();
         let votes = |signer: usize| {
-            let signature = crypto(signer).sign(&signed::proposal(&block.hash));
+            let signature = crypto(signer).sign(&signed::proposal(&block.hash, None));
             let proposal = Proposal { block: block.clone(), signature, justification: None };
             let mut core = Core::new(Config::new(5, 100), 2, Box::new(crypto(2)), Restored::default());
             let actions = core.handle(1_000, Input::Message(0, Message::Propose(proposal)));

@@ -56,7 +56,7 @@ impl World {
         block.time_ms += 1;
         block.hash = block.compute_hash();
         let crypto = consensus::SimCrypto { me: id };
-        let signature = consensus::Crypto::sign(&crypto, &consensus::signed::proposal(&block.hash));
+        let signature = consensus::Crypto::sign(&crypto, &consensus::signed::proposal(&block.hash, p.justification.as_ref()));
         Proposal { block, signature, justification: p.justification.clone() }
     }
 

@@ -76,7 +76,7 @@ impl Fork {
             hash: [0; 32],
         };
         block.hash = block.compute_hash();
-        let signature = SimCrypto { me: self.leader }.sign(&consensus::signed::proposal(&block.hash));
+        let signature = SimCrypto { me: self.leader }.sign(&consensus::signed::proposal(&block.hash, self.shadow_justification.as_ref()));
         let proposal = Proposal { block: block.clone(), signature, justification: self.shadow_justification.clone() };
         self.shadow.insert(block.hash, block.clone());
         for to in &self.group_b {
