@@ -26,7 +26,7 @@ fn accounts() -> (ChatState, u64) {
     let mut state = ChatState::new();
     for i in 0..USERS {
         let request = Request { user: user(i), session: T0_MS * 1000 + i, seq: 1, op: Op::CreateAccount { public_key: [1; 32] } };
-        state.apply(&request, Context { height: i + 1, time_ms: T0_MS });
+        state.apply(&request, Context { height: i + 1, position: 0, time_ms: T0_MS });
     }
     (state, USERS + 1)
 }
@@ -39,7 +39,7 @@ fn send(state: &mut ChatState, height: u64, n: u64) {
         seq: 2 + n / USERS,
         op: Op::Send { to: user(n * 7 % USERS), text: format!("message {n}: see you at the usual place at 7") },
     };
-    state.apply(&request, Context { height, time_ms: T0_MS + n });
+    state.apply(&request, Context { height, position: 0, time_ms: T0_MS + n });
 }
 
 fn full_state() -> &'static ChatState {

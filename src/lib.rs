@@ -9,6 +9,9 @@
 //!   requests and ticks in; persist, send, broadcast and commit actions out.
 //! - [`sim`]: the deterministic, seeded simulator that drives the real core, chat state
 //!   machine and client voting rule through crash and Byzantine faults (`quintet sim`).
+//! - [`execute`]: a committed block on the chat state: every request checked again (cluster,
+//!   the user's signature against the replicated key), then applied; shared by the replica
+//!   and the simulator.
 //! - [`rng`]: the seeded generator behind tests, benchmarks and the simulator.
 //! - [`crypto`]: replica and user keys, password key derivation (Argon2id), domain-separated
 //!   signing and strict verification.
@@ -29,6 +32,7 @@ pub mod client;
 pub mod config;
 pub mod consensus;
 pub mod crypto;
+pub mod execute;
 pub mod replica;
 pub mod rng;
 pub mod sim;

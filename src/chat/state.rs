@@ -2,7 +2,7 @@
 //!
 //! Call order: `cached_reply` (a resent request is answered without touching the log), then
 //! `apply` for everything that was written to the log, in log order, with strictly
-//! increasing heights. `apply` is a pure function of (state, request, context).
+//! increasing (height, position). `apply` is a pure function of (state, request, context).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,6 +48,9 @@ pub struct ChatState {
     pub(crate) next_account: u64,
     /// Height and committed time of the last applied request.
     pub(crate) height: u64,
+    /// Its position within that height (not part of the digest or the snapshot: after a
+    /// restore the next request is at a later height, or later in the same one).
+    pub(crate) position: u64,
     pub(crate) time_ms: u64,
     /// Total messages in all mailboxes (derived).
     pub(crate) message_count: u64,
@@ -102,8 +105,10 @@ impl ChatState {
     /// Applies one ordered request. Deterministic: same state, request and context give the
     /// same reply and the same next state on every replica.
     pub fn apply(&mut self, request: &Request, ctx: Context) -> Applied {
-        assert!(ctx.height > self.height, "heights must increase: {} after {}", ctx.height, self.height);
+        let (at, last) = ((ctx.height, ctx.position), (self.height, self.position));
+        assert!(at > last, "(height, position) must increase: {at:?} after {last:?}");
         self.height = ctx.height;
+        self.position = ctx.position;
         // Committed time never runs backwards inside the state, whatever the orderer says.
         self.time_ms = self.time_ms.max(ctx.time_ms);
         self.sessions.prune(self.time_ms);

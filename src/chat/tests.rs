@@ -22,7 +22,7 @@ impl Harness {
         self.height += 1;
         self.time_ms += 10;
         let request = Request { user: user.into(), session, seq, op };
-        self.state.apply(&request, Context { height: self.height, time_ms: self.time_ms })
+        self.state.apply(&request, Context { height: self.height, position: 0, time_ms: self.time_ms })
     }
 
     fn outcome(&mut self, user: &str, session: u64, seq: u64, op: Op) -> Outcome {
@@ -313,7 +313,7 @@ pub(crate) fn random_requests(seed: u64, count: usize) -> Vec<(Request, Context)
         // Sometimes resend or replay an old sequence number.
         let seq = if rng.chance(1, 20) { seqs[u].saturating_sub(rng.below(2)).max(1) } else { seqs[u] };
         let request = Request { user: users[u].into(), session: sessions[u], seq, op };
-        out.push((request, Context { height, time_ms }));
+        out.push((request, Context { height, position: 0, time_ms }));
     }
     out
 }
@@ -359,7 +359,7 @@ fn random_sequences_give_one_digest_on_two_instances_and_after_rebuild() {
         // The rebuilt state goes on exactly like the original.
         let mut rebuilt = rebuild(&a);
         for (request, ctx) in random_requests(seed + 1000, 50) {
-            let ctx = Context { height: ctx.height + 400, time_ms: ctx.time_ms.max(a.time_ms) };
+            let ctx = Context { height: ctx.height + 400, position: 0, time_ms: ctx.time_ms.max(a.time_ms) };
             assert_eq!(a.apply(&request, ctx), rebuilt.apply(&request, ctx));
         }
         assert_eq!(a.digest(), rebuilt.digest());

@@ -31,8 +31,11 @@ pub const SESSION_WINDOW_MS: u64 = 60 * 60 * 1000;
 /// here, never from a clock, so every replica computes the same result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Context {
-    /// Log height that orders this operation.
+    /// Log height that orders this operation (the block's height in a replicated log).
     pub height: u64,
+    /// Its place within that height (a block holds many requests). A separate field, never
+    /// packed into `height`: a block of any size cannot make heights collide.
+    pub position: u64,
     /// Committed time in milliseconds since the Unix epoch (non-decreasing along the log).
     pub time_ms: u64,
 }

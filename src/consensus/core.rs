@@ -101,6 +101,8 @@ pub struct Core {
     /// Certified blocks found not to extend this replica's committed chain (never committed;
     /// nonzero only if safety broke somewhere, so the simulator reports it).
     pub conflicts: u64,
+    /// QCs learned since the last `take_learned_qcs` (only with `Config::record_qcs`).
+    pub(super) learned_qcs: Vec<(View, Height, Hash)>,
     pub(super) out: Vec<Action>,
 }
 
@@ -163,6 +165,7 @@ impl Core {
             nudge_to: None,
             failures: 0,
             conflicts: 0,
+            learned_qcs: Vec::new(),
             out: Vec::new(),
         };
         for block in restored.committed {
@@ -302,6 +305,12 @@ impl Core {
             self.justification.is_some(),
             self.timeout_ms()
         )
+    }
+
+    /// The QCs (view, height, block hash) learned since the last call; always empty unless
+    /// `Config::record_qcs` (the simulator checks each against the committed history).
+    pub fn take_learned_qcs(&mut self) -> Vec<(View, Height, Hash)> {
+        std::mem::take(&mut self.learned_qcs)
     }
 
     pub fn pending_len(&self) -> usize {

@@ -100,6 +100,9 @@ pub struct Config {
     /// the longest view timeout.
     pub clock_skew_ms: u64,
     pub planted: Planted,
+    /// Keep a list of every QC this replica learns, for the simulator's safety checker
+    /// ([`Core::take_learned_qcs`]); off in the product.
+    pub record_qcs: bool,
 }
 
 impl Config {
@@ -115,6 +118,7 @@ impl Config {
             checkpoint_every: 1_000,
             clock_skew_ms: 2_000,
             planted: Planted::default(),
+            record_qcs: false,
         }
     }
 

@@ -202,6 +202,9 @@ impl Core {
             self.persist();
         }
         let hash = qc.hash;
+        if self.cfg.record_qcs {
+            self.learned_qcs.push((qc.view, qc.height, hash));
+        }
         self.qcs.insert(hash, qc);
         if !self.blocks.contains_key(&hash) {
             self.fetch(now, hash, self.me);

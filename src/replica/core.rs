@@ -147,7 +147,7 @@ impl Core {
             let error = crate::chat::ChatError::Replayed { seq: request.seq };
             return Ok(refuse(error.code(), error.to_string()));
         }
-        let ctx = Context { height: self.storage.last_height() + 1, time_ms: self.state.time_ms().max(now_ms()) };
+        let ctx = Context { height: self.storage.last_height() + 1, position: 0, time_ms: self.state.time_ms().max(now_ms()) };
         self.storage.append(&LogEntry { height: ctx.height, time_ms: ctx.time_ms, bytes: signed.encode_to_vec() })?;
         let applied = self.state.apply(&request, ctx);
         if matches!(applied.reply.outcome, Outcome::AccountDeleted { .. }) {

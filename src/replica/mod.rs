@@ -83,7 +83,7 @@ fn replay(state: &mut ChatState, tail: &[crate::storage::LogEntry]) -> Result<()
         let fail = |reason: String| ReplicaError::Replay { height: entry.height, reason };
         let signed = pb::SignedRequest::decode(entry.bytes.as_slice()).map_err(|e| fail(e.to_string()))?;
         let (_, request) = wire::decode_request(&signed.body).map_err(|e| fail(e.to_string()))?;
-        state.apply(&request, Context { height: entry.height, time_ms: entry.time_ms });
+        state.apply(&request, Context { height: entry.height, position: 0, time_ms: entry.time_ms });
     }
     Ok(())
 }

@@ -1,7 +1,16 @@
 //! What the simulator checks.
 //! - After every commit: honest replicas never commit different blocks at one height.
 //! - After every step: no honest core found a certified block conflicting with its own
-//!   committed chain.
+//!   committed chain, and no honest replica **holds** a QC that the commits rule out: when an
+//!   honest replica commits a block A (the top of one commit, its *anchor*; the blocks below
+//!   it are committed as ancestors), every QC that ranks at least as high as A — (view,
+//!   height) ≥ A's — certifies a block that extends A. This is exactly what the safety
+//!   argument proves (NOTEBOOK, QOP v2), so a fork shows up as a safety violation as soon
+//!   as a forking QC exists, not later as "no progress". (Ancestors committed through a
+//!   later anchor carry no such promise: a Byzantine leader's view may certify two chains,
+//!   and the next views pick one.) Checked when the QC is learned and again at the end.
+//! - At the end: no request took effect that no client sent (a Byzantine leader cannot
+//!   order "send as alice" in alice's name).
 //! - After every state transfer: the installed chat state equals the state the one committed
 //!   history gives at that height.
 //! - At the end: every result a client accepted (q matching replies) is exactly what the one
@@ -9,7 +18,7 @@
 //!   lost, and the client-visible history is linearizable: it respects real-time order);
 //!   and, after the liveness phase, every client operation completed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::client::Accepted;
 use super::node::Node;
@@ -19,6 +28,16 @@ pub struct Checker {
     honest: Vec<bool>,
     /// height -> (the block, first honest replica that committed it): the one history.
     agreed: BTreeMap<Height, (Block, ReplicaId)>,
+    /// Every block any replica stored: hash -> (height, view, parent), to walk QCs' chains.
+    registry: BTreeMap<Hash, (Height, u64, Hash)>,
+    /// QCs honest replicas learned: hash -> (view, height, first holder).
+    held: BTreeMap<Hash, (u64, Height, ReplicaId)>,
+    /// Tops of honest commits: (view, height) -> hash.
+    anchors: BTreeMap<(u64, Height), Hash>,
+    /// Digests of every request a client sent.
+    pub sent: BTreeSet<[u8; 32]>,
+    /// Planted bug: the reference replay executes unchecked requests, as the replicas do.
+    pub unchecked_requests: bool,
     pub violations: Vec<String>,
 }
 
@@ -27,8 +46,81 @@ fn short(hash: &Hash) -> String {
 }
 
 impl Checker {
-    pub fn new(honest: Vec<bool>) -> Self {
-        Checker { honest, agreed: BTreeMap::new(), violations: Vec::new() }
+    pub fn new(honest: Vec<bool>, unchecked_requests: bool) -> Self {
+        Checker {
+            honest,
+            agreed: BTreeMap::new(),
+            registry: BTreeMap::new(),
+            held: BTreeMap::new(),
+            anchors: BTreeMap::new(),
+            sent: BTreeSet::new(),
+            unchecked_requests,
+            violations: Vec::new(),
+        }
+    }
+
+    /// A block some replica stored (its links let QCs be walked).
+    pub fn on_block(&mut self, block: &Block) {
+        self.registry.entry(block.hash).or_insert((block.height, block.view, block.parent));
+    }
+
+    /// An honest replica learned these QCs.
+    pub fn on_qcs(&mut self, id: ReplicaId, qcs: Vec<(u64, Height, Hash)>) {
+        if !self.honest[id as usize] {
+            return;
+        }
+        for (view, height, hash) in qcs {
+            if self.held.contains_key(&hash) {
+                continue;
+            }
+            self.held.insert(hash, (view, height, id));
+            self.check_qc(view, height, hash);
+        }
+    }
+
+    /// The ancestor of `hash` at `height`, walking the registry; `None` if a link is unknown.
+    fn ancestor(&self, mut hash: Hash, mut at: Height, height: Height) -> Option<Hash> {
+        while at > height {
+            let (h, _, parent) = self.registry.get(&hash)?;
+            if *h != at {
+                return None;
+            }
+            hash = *parent;
+            at -= 1;
+        }
+        Some(hash)
+    }
+
+    /// An honest replica committed up to this block (the top of one commit).
+    pub fn on_anchor(&mut self, id: ReplicaId, block: &Block) {
+        if self.honest[id as usize] {
+            self.anchors.insert((block.view, block.height), block.hash);
+        }
+    }
+
+    /// A QC (view, height, hash) against the anchors (see the top of the file).
+    fn check_qc(&mut self, view: u64, height: Height, hash: Hash) {
+        if self.violations.iter().any(|v| v.starts_with("safety")) {
+            return;
+        }
+        let Some((&(aview, aheight), &anchor)) = self.anchors.range(..=(view, height)).next_back() else { return };
+        let fine = height >= aheight && self.ancestor(hash, height, aheight).is_none_or(|a| a == anchor);
+        if !fine {
+            let holder = self.held.get(&hash).map_or(255, |h| h.2);
+            self.violations.push(format!(
+                "safety: replica {holder} holds a QC for {} (view {view}, height {height}) that does not extend the block committed at height {aheight} in view {aview} ({})",
+                short(&hash),
+                short(&anchor)
+            ));
+        }
+    }
+
+    /// At the end: every QC held by an honest replica against the final history.
+    pub fn check_held_qcs(&mut self) {
+        let held: Vec<(Hash, u64, Height)> = self.held.iter().map(|(h, (v, ht, _))| (*h, *v, *ht)).collect();
+        for (hash, view, height) in held {
+            self.check_qc(view, height, hash);
+        }
     }
 
     pub fn on_commit(&mut self, id: ReplicaId, block: &Block, now: u64) {
@@ -68,6 +160,7 @@ impl Checker {
     /// a violation) if a height is missing from it.
     fn replay(&mut self, height: Height) -> Option<(Node, Vec<super::node::Executed>)> {
         let mut reference = Node::new(255, None);
+        reference.unchecked_requests = self.unchecked_requests;
         let mut executed = Vec::new();
         for h in 1..=height {
             let Some((block, _)) = self.agreed.get(&h) else {
@@ -97,6 +190,12 @@ impl Checker {
         let mut results: BTreeMap<[u8; 32], (u64, Vec<u8>)> = BTreeMap::new();
         for e in executed {
             use prost::Message as _;
+            if e.applied && !self.sent.contains(&e.digest) && !self.violations.iter().any(|v| v.starts_with("forged")) {
+                self.violations.push(format!(
+                    "forged: a request in {}'s name that no client sent took effect at height {}",
+                    e.user, e.height
+                ));
+            }
             results.entry(e.digest).or_insert((e.height, e.outcome.encode_to_vec()));
         }
         for a in accepted {

@@ -40,6 +40,11 @@ pub fn user_name(client: usize) -> String {
     format!("u{client}")
 }
 
+/// A simulated user's key (the simulator's request signatures are keyed hashes of it).
+pub fn public_key(client: usize) -> [u8; 32] {
+    [client as u8 + 1; 32]
+}
+
 impl SimClient {
     pub fn new(id: usize, ops: usize, start_ms: u64) -> Self {
         SimClient {
@@ -53,7 +58,7 @@ impl SimClient {
         }
     }
 
-    /// The next operation, as signed-request bytes (the simulator does not sign requests).
+    /// The next operation, as signed-request bytes.
     pub fn next_op(&mut self, rng: &mut Rng, clients: usize, quorum: usize, now: u64) -> Option<&Pending> {
         if self.current.is_some() || self.ops_left == 0 {
             return self.current.as_ref();
@@ -61,7 +66,7 @@ impl SimClient {
         self.ops_left -= 1;
         self.seq += 1;
         let op = if self.seq == 1 {
-            Op::CreateAccount { public_key: [self.id as u8 + 1; 32] }
+            Op::CreateAccount { public_key: public_key(self.id) }
         } else {
             match rng.below(10) {
                 0..=5 => Op::Send { to: user_name(rng.below(clients as u64) as usize), text: format!("m{}", rng.below(1000)) },
@@ -70,14 +75,15 @@ impl SimClient {
             }
         };
         let body = pb::RequestBody {
-            cluster: "sim".into(),
+            cluster: super::node::CLUSTER.into(),
             user: self.user.clone(),
             session: self.session,
             seq: self.seq,
             op: Some(wire::encode_op(&op)),
         }
         .encode_to_vec();
-        let bytes = pb::SignedRequest { body, signature: Vec::new() }.encode_to_vec();
+        let signature = crate::execute::SimRequests::sign(&public_key(self.id), &body);
+        let bytes = pb::SignedRequest { body, signature }.encode_to_vec();
         let digest = crate::consensus::digest(&bytes);
         self.current = Some(Pending { bytes, digest, tally: Tally::new(quorum, [0; 32]), submitted_ms: now });
         self.current.as_ref()

@@ -107,6 +107,7 @@ pub fn finish(seed: u64, mut world: World) -> Report {
         }
     }
     let accepted: Vec<_> = world.clients.iter().flat_map(|c| c.accepted.clone()).collect();
+    world.checker.check_held_qcs();
     world.checker.check_accepted(&accepted);
     for c in world.clients.iter().filter(|c| !c.done()) {
         let since = c.current.as_ref().map_or(0, |p| p.submitted_ms - T0_MS);

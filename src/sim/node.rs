@@ -10,7 +10,7 @@ use std::sync::Arc;
 use prost::Message as _;
 
 use super::faults::Behaviour;
-use crate::chat::{ChatState, Context};
+use crate::chat::ChatState;
 use crate::consensus::{Action, Block, Config, Core, Input, Message, ReplicaId, SimCrypto};
 use crate::storage::{MemFs, ReplicaStore, StorageError};
 use crate::{pb, wire};
@@ -30,17 +30,10 @@ pub enum Effect {
     Input(Input),
 }
 
-/// Requests per block are numbered inside the chat state's heights: block height × 2²⁰ +
-/// position, so replies can name the block height and heights still increase per request.
-const POSITION_BITS: u32 = 20;
+pub use crate::execute::Executed;
 
-/// One executed request, for the client that sent it.
-pub struct Executed {
-    pub user: String,
-    pub digest: [u8; 32],
-    pub height: u64,
-    pub outcome: pb::Outcome,
-}
+/// The cluster name simulated requests carry.
+pub const CLUSTER: &str = "sim";
 
 pub struct Node {
     pub id: ReplicaId,
@@ -53,6 +46,8 @@ pub struct Node {
     pub heard: Vec<crate::consensus::Message>,
     /// The block executed last (a `TakeSnapshot` names it).
     last_committed: Option<Block>,
+    /// Planted bug: execute requests without checking their signatures.
+    pub unchecked_requests: bool,
 }
 
 /// Decodes a client request as a replica would (the simulator's requests are unsigned: the
@@ -64,7 +59,17 @@ pub fn decode(bytes: &[u8]) -> Option<crate::chat::Request> {
 
 impl Node {
     pub fn new(id: ReplicaId, behaviour: Option<Behaviour>) -> Self {
-        Node { id, core: None, fs: MemFs::new(), store: None, chat: ChatState::new(), behaviour, heard: Vec::new(), last_committed: None }
+        Node {
+            id,
+            core: None,
+            fs: MemFs::new(),
+            store: None,
+            chat: ChatState::new(),
+            behaviour,
+            heard: Vec::new(),
+            last_committed: None,
+            unchecked_requests: false,
+        }
     }
 
     /// Starts (or restarts) from the disk: the chat state from the newest image plus the
@@ -140,26 +145,21 @@ impl Node {
         })
     }
 
-    /// Executes one committed block on the chat state.
+    /// Executes one committed block on the chat state (the replicas' own code).
     pub fn execute(&mut self, block: &Block) -> Vec<Executed> {
-        let mut out = Vec::new();
-        for (i, bytes) in block.requests.iter().enumerate() {
-            let Some(request) = decode(bytes) else { continue };
-            let ctx = Context { height: (block.height << POSITION_BITS) | (i as u64 + 1), time_ms: block.time_ms };
-            let applied = self.chat.apply(&request, ctx);
-            out.push(Executed {
-                user: request.user,
-                digest: crate::consensus::digest(bytes),
-                height: applied.reply.height >> POSITION_BITS,
-                outcome: wire::encode_outcome(&applied.reply.outcome),
-            });
-        }
-        out
+        let context = crate::execute::BlockContext {
+            height: block.height,
+            time_ms: block.time_ms,
+            cluster: CLUSTER,
+            auth: &crate::execute::SimRequests,
+            unchecked: self.unchecked_requests,
+        };
+        crate::execute::execute_block(&mut self.chat, &context, &block.requests)
     }
 
     /// The reply already given to a request, if it was executed here (PROTOCOL step 10).
     pub fn cached(&self, request: &crate::chat::Request) -> Option<(u64, pb::Outcome)> {
         let reply = self.chat.cached_reply(&request.user, request.session, request.seq)?;
-        Some((reply.height >> POSITION_BITS, wire::encode_outcome(&reply.outcome)))
+        Some((reply.height, wire::encode_outcome(&reply.outcome)))
     }
 }

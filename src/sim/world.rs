@@ -110,8 +110,15 @@ impl World {
     pub fn new(seed: u64, faults: Faults, planted: Planted, trace: bool) -> Self {
         let mut cfg = Config::new(faults.n, faults.delta_ms);
         cfg.planted = planted;
+        cfg.record_qcs = true;
         cfg.checkpoint_every = faults.checkpoint_every;
-        let nodes = (0..faults.n as ReplicaId).map(|id| Node::new(id, faults.is_byzantine(id))).collect();
+        let nodes = (0..faults.n as ReplicaId)
+            .map(|id| {
+                let mut node = Node::new(id, faults.is_byzantine(id));
+                node.unchecked_requests = planted.unchecked_requests;
+                node
+            })
+            .collect();
         let clients = (0..faults.clients).map(|c| SimClient::new(c, faults.ops_per_client, T0_MS)).collect();
         let honest = (0..faults.n as ReplicaId).map(|id| faults.is_byzantine(id).is_none()).collect();
         let mut world = World {
@@ -126,7 +133,7 @@ impl World {
             partition: None,
             synchronous: faults.mode == Mode::Byzantine,
             liveness_from: u64::MAX,
-            checker: Checker::new(honest),
+            checker: Checker::new(honest, planted.unchecked_requests),
             faults,
             stats: Stats::default(),
             trace: trace.then(Vec::new),
@@ -305,7 +312,19 @@ impl World {
         let Some(core) = self.nodes[id as usize].core.as_mut() else { return };
         let actions = core.handle(now, input);
         let conflicts = core.conflicts;
+        let learned = core.take_learned_qcs();
         self.checker.on_conflicts(id, conflicts);
+        for action in &actions {
+            match action {
+                Action::StoreBlock(b) | Action::Commit(b) => self.checker.on_block(b),
+                Action::InstallState(t) => self.checker.on_block(&t.block),
+                _ => {}
+            }
+        }
+        if let Some(top) = actions.iter().rev().find_map(|a| if let Action::Commit(b) = a { Some(b) } else { None }) {
+            self.checker.on_anchor(id, top);
+        }
+        self.checker.on_qcs(id, learned);
         let actions = self.byzantine_outputs(id, actions);
         self.perform(id, actions);
     }
@@ -387,8 +406,10 @@ impl World {
 
     fn client_wake(&mut self, c: usize) {
         let (clients, quorum, now) = (self.clients.len(), self.cfg.quorum(), self.now);
+        let quorum = self.cfg.planted.client_quorum.unwrap_or(quorum);
         let Some(pending) = self.clients[c].next_op(&mut self.rng, clients, quorum, now) else { return };
         let bytes = pending.bytes.clone();
+        self.checker.sent.insert(pending.digest);
         for to in 0..self.nodes.len() as ReplicaId {
             let delay = self.delay();
             self.at(self.now + delay, Event::Request { to, bytes: bytes.clone() });

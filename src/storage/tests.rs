@@ -137,7 +137,7 @@ fn a_failed_fsync_poisons_the_storage_until_restart() {
 fn replay(state: &mut crate::chat::ChatState, tail: &[LogEntry], requests: &[(Request, Context)]) {
     for e in tail {
         let i = u64::from_le_bytes(e.bytes[..8].try_into().unwrap()) as usize;
-        state.apply(&requests[i].0, Context { height: e.height, time_ms: e.time_ms });
+        state.apply(&requests[i].0, Context { height: e.height, position: 0, time_ms: e.time_ms });
     }
 }
 
@@ -239,7 +239,7 @@ fn a_failed_fsync_while_writing_a_snapshot_poisons_and_keeps_the_log() {
     let mut state2 = r.state;
     assert_eq!(state2, state);
     let request = Request { user: "ann".into(), session: 1, seq: 1, op: crate::chat::Op::Login };
-    let ctx = Context { height: state.height() + 1, time_ms: state.time_ms() + 1 };
+    let ctx = Context { height: state.height() + 1, position: 0, time_ms: state.time_ms() + 1 };
     s.append(&LogEntry { height: ctx.height, time_ms: ctx.time_ms, bytes: vec![0; 8] }).unwrap();
     state2.apply(&request, ctx);
     s.sync().unwrap();
