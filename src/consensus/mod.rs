@@ -17,6 +17,8 @@ mod view_chain;
 mod view_change;
 
 #[cfg(test)]
+mod stories;
+#[cfg(test)]
 mod tests;
 
 pub use self::core::{Action, Core, Input, Persistent, Restored};

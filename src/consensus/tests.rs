@@ -407,3 +407,138 @@ fn s2_5_a_block_time_far_from_the_voters_clock_or_before_its_parent_gets_no_vote
         assert_eq!(k.contains(&"broadcast vote".to_string()), expected, "child at {time}: {k:?}");
     }
 }
+
+// ------------------------------------------------------------------ review of 2026-11-22
+
+#[test]
+fn s2_6_a_block_over_the_batch_limits_gets_no_vote() {
+    let cfg = Config::new(5, DELTA);
+    let with = |requests: Vec<Vec<u8>>| {
+        let mut block = proposal(0, QuorumCert::genesis(), 1, None).block;
+        block.requests = requests;
+        block.hash = block.compute_hash();
+        let signature = sign_as(0, &signed::proposal(&block.hash, None));
+        let mut r = core(2, None);
+        kinds(&r.handle(1_000, Input::Message(0, Message::Propose(Proposal { block, signature, justification: None }))))
+            .contains(&"broadcast vote".to_string())
+    };
+    assert!(with(vec![vec![1]; cfg.batch_max]));
+    assert!(!with(vec![vec![1]; cfg.batch_max + 1]), "one request too many");
+    assert!(!with(vec![vec![0; cfg.batch_bytes_max / 2 + 1]; 2]), "too many bytes");
+}
+
+/// Signed proposals of view 1 over `parent_qc` (the justification does not matter to the
+/// equivocation check, which looks at blocks).
+fn view1(parent_qc: QuorumCert, tag: u64) -> Proposal {
+    proposal(1, parent_qc, tag, None)
+}
+
+#[test]
+fn s5a_which_pairs_of_blocks_prove_an_equivocation() {
+    let crypto = SimCrypto { me: 4 };
+    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    let g = proposal(0, QuorumCert::genesis(), 1, None).block; // a view-0 block at height 1
+    let first_low = view1(QuorumCert::genesis(), 10); // first block of view 1 at height 1
+    let first_high = view1(qc_for(&g, &[0, 2, 3]), 11); // another first block, at height 2
+    let child = view1(qc_for(&first_low.block, &[1, 2, 3]), 12); // height 2, over first_low
+    let grandchild = view1(qc_for(&child.block, &[1, 2, 3]), 13); // height 3
+    let other_child = view1(qc_for(&first_high.block, &[1, 2, 3]), 14); // height 3, over first_high
+    let ok = |a: &Proposal, b: &Proposal| checker.equivocation(a, b).is_ok();
+    assert!(ok(&first_low, &first_high), "two first blocks at different heights (bug 1)");
+    assert!(ok(&first_high, &child), "two blocks at one height");
+    assert!(ok(&grandchild, &first_high), "a view-1 parent QC naming another block at first_high's height");
+    assert!(ok(&first_high, &view1(qc_for(&first_low.block, &[1, 2, 3]), 15)), "a view-1 block whose parent lies below the first block");
+    assert!(!ok(&first_low, &child), "a block and its child");
+    assert!(!ok(&first_low, &grandchild), "a block and its grandchild");
+    assert!(ok(&child, &other_child), "other_child's parent QC names first_high at child's height");
+    let deeper = view1(qc_for(&other_child.block, &[1, 2, 3]), 16); // height 4
+    assert!(!ok(&child, &deeper), "conflicting, but the pair alone does not show it");
+    let mut forged = first_high.clone();
+    forged.signature = sign_as(3, &signed::proposal(&forged.block.hash, None));
+    assert!(!ok(&first_low, &forged), "a block the leader did not sign proves nothing");
+}
+
+#[test]
+fn s5a_a_view_block_of_unknown_link_holds_the_commit_until_it_is_linked() {
+    let mut r = core(2, None);
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None);
+    let b2 = proposal(0, qc_for(&b1.block, &[0, 1, 2]), 2, None);
+    let b3 = proposal(0, qc_for(&b2.block, &[0, 1, 2]), 3, None);
+    let b4 = proposal(0, qc_for(&b3.block, &[0, 1, 2]), 4, None);
+    r.handle(1_000, Input::Message(0, Message::Propose(b1.clone())));
+    r.handle(1_010, Input::Message(0, Message::Propose(b2.clone())));
+    // QC(b2) by votes: b1 meets S4a, waiting for its 2Δ.
+    for v in [0u8, 1] {
+        let b = &b2.block;
+        let vote = Vote { view: 0, height: 2, hash: b.hash, voter: v, signature: sign_as(v, &signed::vote(0, 2, &b.hash)) };
+        r.handle(1_020, Input::Message(v, Message::Vote(vote)));
+    }
+    // b4 arrives, forwarded by replica 3, before b3: its link to the chain is unknown.
+    let k = kinds(&r.handle(1_100, Input::Message(3, Message::Propose(b4.clone()))));
+    assert!(k.iter().any(|a| a.contains("fetch")), "the missing link is fetched: {k:?}");
+    let k = kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick));
+    assert!(!k.contains(&"commit 1".to_string()), "no commit while a view block is unlinked: {k:?}");
+    // The link arrives: b4 extends the chain, the commit goes ahead.
+    let k = kinds(&r.handle(1_250, Input::Message(1, Message::Block(Box::new(b3.block.clone())))));
+    assert!(k.contains(&"commit 1".to_string()), "{k:?}");
+}
+
+#[test]
+fn s5a_a_view_block_found_to_conflict_stops_voting_and_committing_in_the_view() {
+    let mut r = core(2, None);
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None);
+    let b2 = proposal(0, qc_for(&b1.block, &[0, 1, 2]), 2, None);
+    r.handle(1_000, Input::Message(0, Message::Propose(b1.clone())));
+    r.handle(1_010, Input::Message(0, Message::Propose(b2.clone())));
+    for v in [0u8, 1] {
+        let b = &b2.block;
+        let vote = Vote { view: 0, height: 2, hash: b.hash, voter: v, signature: sign_as(v, &signed::vote(0, 2, &b.hash)) };
+        r.handle(1_020, Input::Message(v, Message::Vote(vote)));
+    }
+    // Another height-2 block (y), and a block at height 3 over y: it conflicts with b2.
+    let y = proposal(0, qc_for(&b1.block, &[0, 1, 3]), 9, None).block;
+    let z = proposal(0, qc_for(&y, &[0, 1, 3]), 10, None);
+    r.handle(1_100, Input::Message(3, Message::Propose(z)));
+    let k = kinds(&r.handle(1_110, Input::Message(3, Message::Block(Box::new(y)))));
+    assert!(k.contains(&"broadcast blame".to_string()), "{k:?}");
+    let k = kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick));
+    assert!(!k.iter().any(|a| a.starts_with("commit")), "{k:?}");
+}
+
+#[test]
+fn s7_a_leader_that_learned_a_higher_qc_after_its_status_extends_it_and_reports_it_again() {
+    // Replica 1 leads view 1. It reported genesis in its STATUS, then learned QC(b1) (a
+    // late view-0 QC). Its first block extends QC(b1), and its own status in the
+    // justification is replaced by one that reports it, so voters accept the block.
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let mut leader = core(1, None);
+    leader.handle(1_000, Input::Message(0, Message::Propose(proposal(0, QuorumCert::genesis(), 1, None))));
+    leader.handle(1_000, Input::Message(0, Message::BlameCert(blame_cert_of_view_0())));
+    leader.handle(1_000 + 2 * DELTA, Input::Tick); // its status (genesis: no QC yet)
+    for v in [2u8, 3] {
+        let signature = sign_as(v, &signed::status(1, &QuorumCert::genesis()));
+        let status = Status { view: 1, high_qc: QuorumCert::genesis(), voter: v, signature, blame_cert: blame_cert_of_view_0() };
+        leader.handle(1_250, Input::Message(v, Message::Status(status)));
+    }
+    for v in [0u8, 3, 4] {
+        let vote = Vote { view: 0, height: 1, hash: b1.hash, voter: v, signature: sign_as(v, &signed::vote(0, 1, &b1.hash)) };
+        leader.handle(1_300, Input::Message(v, Message::Vote(vote)));
+    }
+    assert_eq!(leader.high_qc().rank(), (0, 1));
+    let actions = leader.handle(1_000 + 4 * DELTA + 1, Input::Request(b"req".to_vec()));
+    let proposal = actions.iter().find_map(|a| match a {
+        Action::Broadcast(Message::Propose(p)) => Some(p.clone()),
+        _ => None,
+    });
+    let proposal = proposal.expect("the leader proposes");
+    assert_eq!(proposal.block.parent, b1.hash, "over its own, higher QC");
+    let j = proposal.justification.clone().expect("justified");
+    assert_eq!(verify::highest_qc(&j).map(|qc| qc.rank()), Some((0, 1)), "its refreshed status reports it");
+    assert!(kinds(&actions).contains(&"broadcast vote".to_string()), "the leader votes for its own block");
+    let mut voter = core(3, None);
+    voter.handle(1_000, Input::Message(0, Message::Propose(super::tests::proposal(0, QuorumCert::genesis(), 1, None))));
+    voter.handle(1_000, Input::Message(0, Message::BlameCert(blame_cert_of_view_0())));
+    voter.handle(1_000 + 2 * DELTA, Input::Tick);
+    let k = kinds(&voter.handle(1_500, Input::Message(1, Message::Propose(proposal))));
+    assert!(k.contains(&"broadcast vote".to_string()), "{k:?}");
+}
