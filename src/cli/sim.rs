@@ -20,13 +20,21 @@ pub struct SimArgs {
     /// Replicas (odd).
     #[arg(long, default_value_t = 5)]
     n: usize,
-    /// Force one mode: crash (any timing) or byzantine (synchrony).
-    #[arg(long, value_parser = ["crash", "byzantine"])]
+    /// Force one mode: crash (crash faults, any timing), byzantine (up to f Byzantine
+    /// replicas with one behaviour each, synchrony), or coalition (byzantine, with the
+    /// coalition adversary in every run: f replicas that choose and combine legal attacks
+    /// per seed: split chains at different heights, hidden QCs, selective and far-future
+    /// blames, replays, coalition certificates, forged requests, lies).
+    #[arg(long, value_parser = ["crash", "byzantine", "coalition"])]
     mode: Option<String>,
     /// Crash runs with ten times more crashes between two actions of a batch.
     #[arg(long)]
     hostile: bool,
-    /// Plant a known bug (negative control): no-delta-wait, qc2, single-qc, cross-view, vote-before-persist, unchecked-state.
+    /// Plant a known bug (negative control), one of: no-delta-wait, qc2, single-qc,
+    /// cross-view, vote-before-persist, unchecked-state, first-statuses, same-height-equivocation,
+    /// blame-prune-incoming, first-block-any-qc, keep-commit-timer, duplicate-votes,
+    /// certificate2, high-qc-backwards, no-forward, client-quorum2, no-status-wait,
+    /// vote-below-view, vote-per-height, unchecked-requests.
     #[arg(long)]
     plant: Option<String>,
 }
@@ -40,6 +48,20 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "cross-view" => p.cross_view_chain = true,
         "vote-before-persist" => p.vote_before_persist = true,
         "unchecked-state" => p.unchecked_state = true,
+        "first-statuses" => p.first_statuses = true,
+        "same-height-equivocation" => p.same_height_equivocation = true,
+        "blame-prune-incoming" => p.blame_prune_incoming = true,
+        "first-block-any-qc" => p.first_block_any_qc = true,
+        "keep-commit-timer" => p.keep_commit_timer = true,
+        "duplicate-votes" => p.duplicate_votes = true,
+        "certificate2" => p.certificate_size = Some(2),
+        "high-qc-backwards" => p.high_qc_backwards = true,
+        "no-forward" => p.no_forward = true,
+        "client-quorum2" => p.client_quorum = Some(2),
+        "no-status-wait" => p.no_status_wait = true,
+        "vote-below-view" => p.vote_below_view = true,
+        "vote-per-height" => p.vote_per_height = true,
+        "unchecked-requests" => p.unchecked_requests = true,
         other => anyhow::bail!("unknown planted bug {other:?}"),
     }
     Ok(p)
@@ -50,6 +72,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<Exit> {
     let options = SimOptions {
         n: args.n,
         mode: args.mode.as_deref().map(|m| if m == "crash" { Mode::Crash } else { Mode::Byzantine }),
+        coalition: args.mode.as_deref() == Some("coalition"),
         planted: args.plant.as_deref().map(planted).transpose()?.unwrap_or_default(),
         trace: args.seed.is_some(),
         hostile: args.hostile,

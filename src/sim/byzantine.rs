@@ -12,6 +12,9 @@ impl World {
             self.stats.byzantine_actions += 1;
             return fork.outputs(id, actions);
         }
+        if let Some(coalition) = self.coalition.as_mut().filter(|c| c.member(id)) {
+            return coalition.outputs(id, actions, &mut self.rng);
+        }
         let mut out = Vec::new();
         for action in actions {
             match (behaviour, action) {

@@ -36,9 +36,12 @@ pub enum Behaviour {
     /// With the other Byzantine replica, as leader: two hidden chains, one per half of the
     /// honest replicas (see fork.rs). Needs f Byzantine replicas.
     Fork,
+    /// The coalition adversary (adversary.rs): f replicas that choose and combine legal
+    /// Byzantine moves per seed.
+    Coalition,
 }
 
-pub const BEHAVIOURS: [Behaviour; 10] = [
+pub const BEHAVIOURS: [Behaviour; 11] = [
     Behaviour::Equivocate,
     Behaviour::DoubleVote,
     Behaviour::Forge,
@@ -49,6 +52,7 @@ pub const BEHAVIOURS: [Behaviour; 10] = [
     Behaviour::Lie,
     Behaviour::Mute,
     Behaviour::Fork,
+    Behaviour::Coalition,
 ];
 
 #[derive(Clone, Debug)]
@@ -78,7 +82,7 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub fn draw(rng: &mut Rng, n: usize, mode: Option<Mode>, hostile: bool) -> Faults {
+    pub fn draw(rng: &mut Rng, n: usize, mode: Option<Mode>, hostile: bool, coalition: bool) -> Faults {
         let f = n / 2;
         let delta_ms = 100;
         let mode = mode.unwrap_or(if rng.chance(1, 2) { Mode::Crash } else { Mode::Byzantine });
@@ -130,6 +134,14 @@ impl Faults {
                 // A fork needs the whole coalition, led by the view-0 leader.
                 if faults.byzantine.iter().any(|(_, b)| *b == Behaviour::Fork) {
                     faults.byzantine = (0..f as ReplicaId).map(|id| (id, Behaviour::Fork)).collect();
+                }
+                // The coalition adversary: in a third of Byzantine runs (always with
+                // `coalition`), f members, leaders of consecutive views half of the time.
+                if coalition || rng.chance(1, 3) || faults.byzantine.iter().any(|(_, b)| *b == Behaviour::Coalition) {
+                    let first = if rng.chance(1, 2) { 0 } else { rng.below(n as u64) };
+                    let step = if rng.chance(1, 2) { 1 } else { 2 };
+                    faults.byzantine =
+                        (0..f as u64).map(|i| (((first + i * step) % n as u64) as ReplicaId, Behaviour::Coalition)).collect();
                 }
                 faults.slow_honest_links = rng.chance(1, 2);
                 // Crashes count against f too.

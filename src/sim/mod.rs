@@ -7,6 +7,7 @@
 //! synchrony) followed by a liveness phase (partitions healed, crashed replicas restarted,
 //! synchrony; at most f faulty) in which every client operation must complete.
 
+mod adversary;
 mod byzantine;
 mod check;
 mod client;
@@ -35,6 +36,8 @@ pub struct SimOptions {
     pub trace: bool,
     /// Crash runs with far more crashes between two actions of a batch (see Faults::draw).
     pub hostile: bool,
+    /// Byzantine runs with the coalition adversary in every run (adversary.rs).
+    pub coalition: bool,
 }
 
 impl Default for SimOptions {
@@ -47,6 +50,7 @@ impl Default for SimOptions {
             liveness_ms: 60_000,
             trace: false,
             hostile: false,
+            coalition: false,
         }
     }
 }
@@ -68,7 +72,8 @@ pub struct Report {
 /// Draws the seed's faults and schedules the safety-phase crashes and partitions.
 pub fn build(seed: u64, options: &SimOptions) -> World {
     let mut rng = Rng::new(seed);
-    let faults = Faults::draw(&mut rng, options.n, options.mode, options.hostile);
+    let mode = if options.coalition { Some(Mode::Byzantine) } else { options.mode };
+    let faults = Faults::draw(&mut rng, options.n, mode, options.hostile, options.coalition);
     let mut world = World::new(seed, faults.clone(), options.planted, options.trace);
     let span = options.safety_ms.max(1);
     for _ in 0..faults.partitions {

@@ -10,7 +10,8 @@ use crate::pb;
 impl World {
     pub(super) fn reply(&mut self, from: ReplicaId, user: &str, digest: [u8; 32], height: u64, mut outcome: pb::Outcome) {
         let Some(client) = self.clients.iter().position(|c| c.user == user) else { return };
-        if self.nodes[from as usize].behaviour == Some(Behaviour::Lie) {
+        let coalition_lies = self.coalition.as_ref().is_some_and(|c| c.member(from) && c.plan.lie);
+        if self.nodes[from as usize].behaviour == Some(Behaviour::Lie) || coalition_lies {
             self.stats.byzantine_actions += 1;
             outcome = crate::wire::failure("lie", "made up by a Byzantine replica");
         }

@@ -41,7 +41,19 @@ fn hostile_crash_runs_and_three_replicas() {
     assert_eq!(sweep(0..60, &three).first_violation, None);
 }
 
+#[test]
+fn the_coalition_adversary_under_synchrony_gets_nowhere() {
+    let options = SimOptions { coalition: true, ..SimOptions::default() };
+    let s = sweep(0..240, &options);
+    assert_eq!(s.first_violation, None);
+    assert_eq!(s.behaviours.get("Coalition"), Some(&480), "every run had a coalition of two");
+    assert!(s.stats.byzantine_actions > 20_000, "the coalition acted: {}", s.stats.byzantine_actions);
+    assert!(s.view_changes > 200, "views changed: {}", s.view_changes);
+}
+
 /// Seeds the long runs found unlive, kept once fixed (see NOTEBOOK.md, the long runs).
+/// (Since the coalition adversary joined the draw on 2026-11-22 they are other runs; kept as
+/// three more seeds that must stay clean.)
 #[test]
 fn seeds_found_by_long_runs_stay_fixed() {
     for seed in [19230, 84459, 86605] {
@@ -70,6 +82,43 @@ fn first_unsafe(options: &SimOptions, bound: u64) -> Option<(u64, String)> {
 
 fn planted(mode: Mode, hostile: bool, planted: Planted) -> SimOptions {
     SimOptions { mode: Some(mode), hostile, planted, ..SimOptions::default() }
+}
+
+/// A planted bug the seeded search must report as a safety violation within `bound` seeds
+/// of `options` (the bounds are about twice the first seed found; NOTEBOOK has the counts).
+fn control(options: SimOptions, bound: u64) {
+    let found = first_unsafe(&options, bound);
+    let (seed, violation) = found.unwrap_or_else(|| panic!("{:?}: no safety violation in {bound} seeds", options.planted));
+    println!("{:?} caught at seed {seed}: {violation}", options.planted);
+}
+
+fn coalition(planted: Planted) -> SimOptions {
+    SimOptions { coalition: true, planted, ..SimOptions::default() }
+}
+
+#[test]
+fn negative_control_bug_1_same_height_equivocation_is_found_by_the_coalition() {
+    control(coalition(Planted { same_height_equivocation: true, ..Planted::default() }), 700);
+}
+
+#[test]
+fn negative_control_commit_timer_surviving_a_view_change() {
+    control(coalition(Planted { keep_commit_timer: true, ..Planted::default() }), 100);
+}
+
+#[test]
+fn negative_control_requests_executed_without_their_signature_check() {
+    control(coalition(Planted { unchecked_requests: true, ..Planted::default() }), 100);
+}
+
+#[test]
+fn negative_control_certificates_of_two_signatures() {
+    control(coalition(Planted { certificate_size: Some(2), ..Planted::default() }), 100);
+}
+
+#[test]
+fn negative_control_clients_accepting_two_matching_replies() {
+    control(coalition(Planted { client_quorum: Some(2), ..Planted::default() }), 100);
 }
 
 #[test]

@@ -98,6 +98,7 @@ pub struct World {
     pub stats: Stats,
     pub trace: Option<Vec<String>>,
     pub(super) fork: Option<super::fork::Fork>,
+    pub(super) coalition: Option<super::adversary::Coalition>,
     /// Scenario hook: messages for which this returns true are lost.
     pub drop_if: Option<Box<dyn FnMut(ReplicaId, ReplicaId, &Message) -> bool>>,
     /// Scenario hook: messages for which this returns a delay take exactly that long.
@@ -138,6 +139,7 @@ impl World {
             stats: Stats::default(),
             trace: trace.then(Vec::new),
             fork: None,
+            coalition: None,
             drop_if: None,
             delay_if: None,
             crash_after_vote: None,
@@ -147,6 +149,13 @@ impl World {
         if coalition.len() >= 2 {
             let honest = (0..world.faults.n as ReplicaId).filter(|id| world.faults.is_byzantine(*id).is_none()).collect();
             world.fork = Some(super::fork::Fork::new(coalition[0], coalition[1], honest, world.cfg.quorum()));
+        }
+        let members: Vec<ReplicaId> =
+            world.faults.byzantine.iter().filter(|(_, b)| *b == Behaviour::Coalition).map(|(id, _)| *id).collect();
+        if !members.is_empty() {
+            let plan = super::adversary::Plan::draw(&mut world.rng, world.cfg.delta_ms);
+            let (n, q, delta) = (world.faults.n, world.cfg.quorum(), world.cfg.delta_ms);
+            world.coalition = Some(super::adversary::Coalition::new(members, n, q, delta, plan));
         }
         for id in 0..world.nodes.len() {
             world.nodes[id].boot(&world.cfg).expect("an empty disk opens");
@@ -230,6 +239,13 @@ impl World {
                         return;
                     }
                 }
+                if let Some(coalition) = self.coalition.as_mut().filter(|c| c.member(to)) {
+                    let (pass, crafted) = coalition.on_receive(to, from, &message, self.now, &mut self.rng);
+                    self.send_crafted(crafted);
+                    if !pass {
+                        return;
+                    }
+                }
                 let extra = self.byzantine_on_receive(to, &message);
                 self.input(to, Input::Message(from, message));
                 self.perform(to, extra);
@@ -240,6 +256,9 @@ impl World {
                     return;
                 }
                 let Some(request) = super::node::decode(&bytes) else { return };
+                if let Some(coalition) = self.coalition.as_mut().filter(|c| c.member(to)) {
+                    coalition.on_request(&bytes);
+                }
                 if node.behaviour == Some(Behaviour::Censor) && request.user == super::client::user_name(0) {
                     self.stats.byzantine_actions += 1;
                     return;
@@ -264,6 +283,7 @@ impl World {
                     self.input(id, Input::Tick);
                     let extra = self.byzantine_on_tick(id);
                     self.perform(id, extra);
+                    self.coalition_tick(id);
                 }
                 self.at(self.now + self.cfg.delta_ms / 4, Event::Tick(id));
             }
@@ -296,6 +316,24 @@ impl World {
                     }
                 }
             }
+        }
+    }
+
+    /// The coalition acts on the ticks of its first member.
+    fn coalition_tick(&mut self, id: ReplicaId) {
+        let Some(coalition) = self.coalition.as_mut().filter(|c| c.members[0] == id) else { return };
+        let (view, committed) = self.nodes[id as usize].core.as_ref().map_or((0, 0), |c| (c.view(), c.committed_height()));
+        let crafted = coalition.on_tick(view, committed, self.now, &mut self.rng);
+        self.send_crafted(crafted);
+    }
+
+    /// Messages the coalition sends on its own, each after its chosen delay.
+    fn send_crafted(&mut self, crafted: Vec<super::adversary::Crafted>) {
+        for c in crafted {
+            self.stats.byzantine_actions += 1;
+            let bytes = crate::wire::peer::encode_message(&c.message);
+            self.note(|| format!("{} -> {} crafted {} (in {} ms)", c.from, c.to, c.message.kind(), c.delay_ms));
+            self.at(self.now + c.delay_ms, Event::Deliver { from: c.from, to: c.to, bytes: bytes.into() });
         }
     }
 
