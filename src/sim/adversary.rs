@@ -15,6 +15,11 @@
 //!   (a 2-chain) its peers never see;
 //! - **selective and early blames**: its blames go only to some honest replicas, who leave
 //!   the view first; it may blame its own view early;
+//! - **leave now**: at a chosen moment after showing a block, it shows some honest replicas
+//!   a twin of it (an equivocation they blame at once) and sends them its own blames, so
+//!   they hold BC(v) exactly then, while the others learn it Δ later; its members' votes
+//!   may go to one honest replica only (the others must gather each other's), and as the
+//!   next leader it may propose on the first status it gets;
 //! - **far-future blames** (validly self-signed, without certificate), **replays** of honest
 //!   messages it heard, delivered up to 10Δ late (votes, proposals, statuses across view
 //!   changes), **coalition certificates**: CHECKPOINTs and a state transfer signed by its
@@ -49,30 +54,45 @@ pub struct Plan {
     pub shadow_delay_ms: u64,
     /// Delay before a chain's next block, once the QC it extends is formed.
     pub step_delay_ms: u64,
-    /// Views it leads in which it proposes nothing at all (by view number mod 4).
-    pub silent: [bool; 4],
+    /// In the first view it leads it proposes nothing at all (until the hidden QC).
+    pub silent_first: bool,
     pub far_future: bool,
     pub replay: bool,
     pub certificates: bool,
     pub forge_requests: bool,
     pub lie: bool,
+    /// After showing a chain's block number `.0`, make some replicas leave `.1` ms later.
+    pub leave: Option<(usize, u64)>,
+    /// The members' votes for a chain block go to one replica of its group only.
+    pub narrow_votes: bool,
+    /// As leader, propose on the first honest status (no wait at all).
+    pub fast_lead: bool,
+    /// The i-th replica of a group is shown each block i × this later.
+    pub stagger_ms: u64,
 }
 
 impl Plan {
     pub fn draw(rng: &mut Rng, delta_ms: u64) -> Plan {
         Plan {
-            split: rng.chance(3, 4),
-            hide_qc: rng.chance(3, 4),
+            split: rng.chance(7, 8),
+            hide_qc: rng.chance(7, 8),
             selective_blames: rng.chance(2, 3),
             early_blame_ms: rng.chance(1, 2).then(|| delta_ms * (3 + rng.below(10))),
-            shadow_delay_ms: rng.below(2 * delta_ms + 1),
+            // Mostly between Δ and 2Δ: the second group's first block then reaches the first
+            // group (forwarded) after its 2Δ commit wait, yet before that group's next block
+            // reaches the second group.
+            shadow_delay_ms: if rng.chance(3, 4) { delta_ms + rng.below(delta_ms) } else { rng.below(2 * delta_ms + 1) },
             step_delay_ms: 1 + rng.below(2 * delta_ms),
-            silent: [rng.chance(1, 2), rng.chance(1, 4), rng.chance(1, 4), rng.chance(1, 4)],
+            silent_first: rng.chance(3, 4),
             far_future: rng.chance(1, 3),
             replay: rng.chance(1, 2),
             certificates: rng.chance(1, 3),
             forge_requests: rng.chance(1, 2),
             lie: rng.chance(1, 3),
+            leave: rng.chance(3, 4).then(|| (1 + rng.below(3) as usize, rng.below(3 * delta_ms))),
+            narrow_votes: rng.chance(1, 3),
+            fast_lead: rng.chance(1, 2),
+            stagger_ms: if rng.chance(1, 2) { 0 } else { rng.below(delta_ms) },
         }
     }
 }
@@ -108,13 +128,16 @@ pub struct Coalition {
     crafted: BTreeMap<Hash, Block>,
     votes: BTreeMap<Hash, BTreeMap<ReplicaId, Vec<u8>>>,
     chains: BTreeMap<View, Vec<Chain>>,
-    /// Per view: the honest replicas its blames go to.
+    /// Per view: the honest replicas its blames go to, and the hidden QC's victim.
     blame_targets: BTreeMap<View, Vec<ReplicaId>>,
+    victims: BTreeMap<View, ReplicaId>,
     /// Views led, blamed early, and hidden-QC'd already; when each view was first seen.
     led: BTreeSet<View>,
     blamed: BTreeSet<View>,
     hidden: BTreeSet<View>,
     view_seen: BTreeMap<View, u64>,
+    /// When the first honest status for each view came.
+    status_seen: BTreeMap<View, u64>,
     heard: Vec<(ReplicaId, Message)>,
     requests: Vec<Vec<u8>>,
     /// A block and a state image made up, signed by the members only (certificates move).
@@ -138,10 +161,12 @@ impl Coalition {
             votes: BTreeMap::new(),
             chains: BTreeMap::new(),
             blame_targets: BTreeMap::new(),
+            victims: BTreeMap::new(),
             led: BTreeSet::new(),
             blamed: BTreeSet::new(),
             hidden: BTreeSet::new(),
             view_seen: BTreeMap::new(),
+            status_seen: BTreeMap::new(),
             heard: Vec::new(),
             requests: Vec::new(),
             fake_height: 0,
@@ -166,14 +191,22 @@ impl Coalition {
     }
 
     fn silent(&self, view: View) -> bool {
-        self.plan.silent[(view % 4) as usize]
+        self.plan.silent_first && (0..view).all(|w| !self.leads(w))
+    }
+
+    /// The honest replica a view's hidden QC is for (its blames never reach it, so it
+    /// leaves last).
+    fn victim(&mut self, view: View, rng: &mut Rng) -> ReplicaId {
+        let honest = &self.honest;
+        *self.victims.entry(view).or_insert_with(|| honest[rng.below(honest.len() as u64) as usize])
     }
 
     fn blame_targets(&mut self, view: View, rng: &mut Rng) -> Vec<ReplicaId> {
+        let victim = self.plan.hide_qc.then(|| self.victim(view, rng));
+        let honest: Vec<ReplicaId> = self.honest.iter().copied().filter(|h| Some(*h) != victim).collect();
         if !self.plan.selective_blames {
-            return self.honest.clone();
+            return honest;
         }
-        let honest = self.honest.clone();
         self.blame_targets
             .entry(view)
             .or_insert_with(|| {
@@ -209,13 +242,21 @@ impl Coalition {
                         out.push(Action::Broadcast(Message::Propose(p)));
                     }
                 }
-                Action::Broadcast(Message::Blame(b)) => {
-                    for to in self.blame_targets(b.view, rng) {
-                        out.push(Action::Send(to, Message::Blame(b.clone())));
+                Action::Broadcast(message @ (Message::Blame(_) | Message::BlameCert(_))) => {
+                    let view = match &message {
+                        // In views it leads, the coalition blames when it chooses (early
+                        // blames, "leave now"), never on its cores' timers.
+                        Message::Blame(b) if self.leads(b.view) => continue,
+                        Message::Blame(b) => b.view,
+                        Message::BlameCert(bc) => bc.view,
+                        _ => unreachable!("matched above"),
+                    };
+                    for to in self.blame_targets(view, rng) {
+                        out.push(Action::Send(to, message.clone()));
                     }
                     for m in self.members.clone() {
                         if m != id {
-                            out.push(Action::Send(m, Message::Blame(b.clone())));
+                            out.push(Action::Send(m, message.clone()));
                         }
                     }
                 }
@@ -238,7 +279,10 @@ impl Coalition {
             Message::Status(s) => {
                 self.qcs.insert(s.high_qc.hash, s.high_qc.clone());
                 self.certificates.insert(s.blame_cert.view, s.blame_cert.clone());
-                self.statuses.entry(s.view).or_default().insert(s.voter, s.clone());
+                if !self.member(s.voter) {
+                    self.statuses.entry(s.view).or_default().insert(s.voter, s.clone());
+                    self.status_seen.entry(s.view).or_insert(now);
+                }
             }
             Message::Propose(p) => {
                 self.qcs.insert(p.block.parent_qc.hash, p.block.parent_qc.clone());
@@ -295,15 +339,26 @@ impl Coalition {
         let since = self.view_seen[&view];
         if self.crafts(view) && !self.silent(view) && !self.led.contains(&view) {
             let statuses = self.statuses.get(&view).map_or(0, |s| s.len());
-            let ready = view == 0 || statuses >= self.honest.len() || (statuses >= 1 && now >= since + 4 * self.delta_ms);
-            if ready && now >= since + self.delta_ms {
+            let patience = if self.plan.fast_lead { 0 } else { 4 * self.delta_ms };
+            // It waits for the status of the replica it hid a QC with, if any.
+            let hidden = view.checked_sub(1).and_then(|w| self.hidden.contains(&w).then(|| self.victims.get(&w).copied()).flatten());
+            let victim_in = hidden.is_none_or(|v| self.statuses.get(&view).is_some_and(|s| s.contains_key(&v)));
+            let first_status = self.status_seen.get(&view).copied().unwrap_or(u64::MAX);
+            let ready = view == 0
+                || statuses >= self.honest.len()
+                || (victim_in && now >= first_status.saturating_add(patience))
+                || now >= first_status.saturating_add(4 * self.delta_ms);
+            if ready && (now >= since + self.delta_ms || self.plan.fast_lead) {
                 self.led.insert(view);
+                self.view_seen.insert(view, now); // early blames count from here
                 self.lead(view, now, rng, &mut out);
             }
         }
+        let started = if self.crafts(view) && !self.silent(view) { self.led.contains(&view) } else { true };
         if let Some(after) = self.plan.early_blame_ms
             && self.leads(view)
-            && now >= since + after
+            && started
+            && now >= self.view_seen[&view] + after
             && self.blamed.insert(view)
         {
             let entered_by = view.checked_sub(1).and_then(|w| self.certificates.get(&w).cloned());
@@ -343,7 +398,15 @@ impl Coalition {
         let mut honest = self.honest.clone();
         // Replicas that reported high QCs go to the high group (they refuse lower parents).
         honest.sort_by_key(|id| reported.get(id).map(|s| s.high_qc.rank()));
-        let cut = if groups == 2 { 1 + rng.below(honest.len() as u64 - 1) as usize } else { honest.len() };
+        // The cut: the replicas that reported the lowest QC against the rest (the rest refuse
+        // a block over it: their lock is higher), or a random cut when all reported alike.
+        let rank = |id: &ReplicaId| reported.get(id).map(|s| s.high_qc.rank());
+        let lowest = honest.iter().filter(|id| rank(id) == rank(&honest[0])).count();
+        let cut = match groups {
+            2 if lowest < honest.len() && rng.chance(3, 4) => lowest,
+            2 => 1 + rng.below(honest.len() as u64 - 1) as usize,
+            _ => honest.len(),
+        };
         let plan_groups: Vec<Vec<ReplicaId>> =
             if groups == 2 { vec![honest[..cut].to_vec(), honest[cut..].to_vec()] } else { vec![honest.clone()] };
         for (g, group) in plan_groups.into_iter().enumerate() {
@@ -361,7 +424,8 @@ impl Coalition {
             let time_ms = now + g as u64;
             let block = self.block(view, parent, time_ms, rng);
             self.chains.entry(view).or_default().push(Chain { group: group.clone(), justification: justification.clone(), tip: block.clone(), length: 1 });
-            self.show(&block, justification, &group, delay, out);
+            self.show(&block, justification.clone(), &group, delay, out);
+            self.maybe_leave(&block, 1, justification, &group, rng, out);
         }
     }
 
@@ -410,6 +474,9 @@ impl Coalition {
     /// the user's, but the user never signed it.
     fn forged_request(&self, rng: &mut Rng) -> Option<Vec<u8>> {
         use prost::Message as _;
+        if self.requests.is_empty() {
+            return None;
+        }
         let bytes = &self.requests[rng.below(self.requests.len() as u64) as usize];
         let mut signed = crate::pb::SignedRequest::decode(bytes.as_slice()).ok()?;
         let mut body = crate::pb::RequestBody::decode(signed.body.as_slice()).ok()?;
@@ -424,12 +491,51 @@ impl Coalition {
         let leader = block.proposer;
         let signature = SimCrypto { me: leader }.sign(&consensus::signed::proposal(&block.hash, justification.as_ref()));
         let proposal = Proposal { block: block.clone(), signature, justification };
-        for to in group {
+        for (i, to) in group.iter().enumerate() {
+            let delay_ms = delay_ms + i as u64 * self.plan.stagger_ms;
             out.push(Crafted { from: leader, to: *to, message: Message::Propose(proposal.clone()), delay_ms });
+            if self.plan.narrow_votes && i > 0 {
+                continue;
+            }
             for m in &self.members {
                 let vote = Self::sign_vote(*m, block);
                 self.votes.entry(block.hash).or_default().insert(*m, vote.signature.clone());
                 out.push(Crafted { from: *m, to: *to, message: Message::Vote(vote), delay_ms: delay_ms + 1 });
+            }
+        }
+    }
+
+    /// "Leave now" (see the top): after the chain's `.0`-th block, a twin of it and the
+    /// members' blames reach a random set of the group's replicas `.1` ms later.
+    fn maybe_leave(&mut self, block: &Block, length: usize, justification: Option<Justification>, group: &[ReplicaId], rng: &mut Rng, out: &mut Vec<Crafted>) {
+        let Some((at_length, after_ms)) = self.plan.leave else { return };
+        if length != at_length || !self.blamed.insert(block.view) {
+            return;
+        }
+        let _ = group;
+        let mut twin = block.clone();
+        twin.time_ms += 1;
+        twin.requests.clear();
+        twin.hash = twin.compute_hash();
+        self.crafted.insert(twin.hash, twin.clone());
+        let signature = SimCrypto { me: twin.proposer }.sign(&consensus::signed::proposal(&twin.hash, justification.as_ref()));
+        let proposal = Proposal { block: twin.clone(), signature, justification };
+        let entered_by = block.view.checked_sub(1).and_then(|w| self.certificates.get(&w).cloned());
+        // A random proper subset of the honest replicas leaves now; the others learn BC(v)
+        // Δ later, and one of them may be shown a hidden QC meanwhile.
+        let victim = self.plan.hide_qc.then(|| self.victim(block.view, rng));
+        let mut leavers: Vec<ReplicaId> = self.honest.iter().copied().filter(|h| Some(*h) != victim && rng.chance(1, 2)).collect();
+        if leavers.is_empty() {
+            leavers.push(self.honest[rng.below(self.honest.len() as u64) as usize]);
+        }
+        if leavers.len() == self.honest.len() {
+            leavers.remove(rng.below(leavers.len() as u64) as usize);
+        }
+        self.blame_targets.insert(block.view, leavers.clone());
+        for to in leavers {
+            out.push(Crafted { from: twin.proposer, to, message: Message::Propose(proposal.clone()), delay_ms: after_ms + 1 });
+            for m in self.members.clone() {
+                out.push(Crafted { from: m, to, message: Self::blame(m, block.view, entered_by.clone()), delay_ms: after_ms + 2 });
             }
         }
     }
@@ -457,7 +563,8 @@ impl Coalition {
             chain.tip = next.clone();
             chain.length += 1;
         }
-        self.show(&next, justification, &group, delay, out);
+        self.show(&next, justification.clone(), &group, delay, out);
+        self.maybe_leave(&next, length + 1, justification, &group, rng, out);
     }
 
     /// The view `view` is being left (an honest replica blamed it, or its certificate came
@@ -467,11 +574,7 @@ impl Coalition {
         if !self.plan.hide_qc || !self.leads(view) || !self.hidden.insert(view) {
             return;
         }
-        // A replica the coalition's blames did not reach leaves last.
-        let targets = self.blame_targets.get(&view).cloned().unwrap_or_default();
-        let late: Vec<ReplicaId> = self.honest.iter().copied().filter(|h| !targets.contains(h)).collect();
-        let pool = if late.is_empty() { self.honest.clone() } else { late };
-        let victim = pool[rng.below(pool.len() as u64) as usize];
+        let victim = self.victim(view, rng);
         let (parent, justification) = match self.chains.get(&view).and_then(|c| c.first()) {
             Some(chain) => (self.qcs.get(&chain.tip.parent).cloned().unwrap_or_else(QuorumCert::genesis), chain.justification.clone()),
             None if view == 0 => (QuorumCert::genesis(), None),

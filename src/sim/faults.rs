@@ -136,14 +136,17 @@ impl Faults {
                     faults.byzantine = (0..f as ReplicaId).map(|id| (id, Behaviour::Fork)).collect();
                 }
                 // The coalition adversary: in a third of Byzantine runs (always with
-                // `coalition`), f members, leaders of consecutive views half of the time.
+                // `coalition`), f members, mostly from replica 0 and leaders of consecutive views.
                 if coalition || rng.chance(1, 3) || faults.byzantine.iter().any(|(_, b)| *b == Behaviour::Coalition) {
-                    let first = if rng.chance(1, 2) { 0 } else { rng.below(n as u64) };
-                    let step = if rng.chance(1, 2) { 1 } else { 2 };
+                    let first = if rng.chance(3, 4) { 0 } else { rng.below(n as u64) };
+                    let step = if rng.chance(3, 4) { 1 } else { 2 };
                     faults.byzantine =
                         (0..f as u64).map(|i| (((first + i * step) % n as u64) as ReplicaId, Behaviour::Coalition)).collect();
                 }
                 faults.slow_honest_links = rng.chance(1, 2);
+                if faults.byzantine.iter().any(|(_, b)| *b == Behaviour::Coalition) && rng.chance(1, 2) {
+                    faults.slow_honest_links = true;
+                }
                 // Crashes count against f too.
                 faults.crashes = if faults.byzantine.len() < f { rng.below(3) as u32 } else { 0 };
             }

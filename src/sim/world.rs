@@ -154,6 +154,7 @@ impl World {
             world.faults.byzantine.iter().filter(|(_, b)| *b == Behaviour::Coalition).map(|(id, _)| *id).collect();
         if !members.is_empty() {
             let plan = super::adversary::Plan::draw(&mut world.rng, world.cfg.delta_ms);
+            world.note(|| format!("coalition {members:?}, plan {plan:?}"));
             let (n, q, delta) = (world.faults.n, world.cfg.quorum(), world.cfg.delta_ms);
             world.coalition = Some(super::adversary::Coalition::new(members, n, q, delta, plan));
         }
