@@ -290,3 +290,64 @@ fn story_bug_2_far_future_blames_no_longer_stop_the_view_change() {
     assert_eq!(stuck, vec![0, 0, 0], "planted back, the wiping blames keep every honest replica in view 0");
 }
 
+
+/// What S6's 2Δ wait before STATUS is for. The coalition leads view 0 and shows block B
+/// to replica 2 first and to 3 and 4 60 ms later, its votes going to 2 only: 2 holds
+/// QC(B) at once, 3 and 4 only from t = 250 (B's child, forwarded by 2, carries it). At t = 210 it
+/// makes 3 and 4 leave view 0 (a twin of B, then its own blames), and as leader of view 1
+/// it proposes X over genesis on their statuses. Replica 2 commits B at 300, before their
+/// certificate reaches it. Returns the net after view 1's chain ran.
+fn status_wait_story(planted: Planted) -> Net {
+    let mut net = Net::new(planted);
+    let b = block(0, QuorumCert::genesis(), 100, vec![b"r".to_vec()]);
+    net.inject(100, 0, 2, propose(&b, None));
+    for to in [3, 4] {
+        net.inject(160, 0, to, propose(&b, None));
+    }
+    net.inject(100, 0, 2, vote(0, &b));
+    net.inject(100, 1, 2, vote(1, &b));
+    // B's child goes to 2 at 150: its forwarded copy, which carries QC(B), reaches 3 and 4
+    // only at 250.
+    let b2 = block(0, qc(&b, &[0, 1, 2]), 101, vec![]);
+    net.inject(150, 0, 2, propose(&b2, None));
+    net.inject(150, 0, 2, vote(0, &b2));
+    net.inject(150, 1, 2, vote(1, &b2));
+    // Leave now: a twin of B (an equivocation 3 and 4 blame at once), and the coalition's blames.
+    let twin = block(0, QuorumCert::genesis(), 99, vec![]);
+    for to in [3, 4] {
+        net.inject(210, 0, to, propose(&twin, None));
+        net.inject(211, 0, to, blame(0, 0, None));
+        net.inject(211, 1, to, blame(1, 0, None));
+    }
+    net.run_until(240);
+    // View 1: a justification from the statuses 3 and 4 sent (and its own).
+    let statuses: Vec<Status> = [3u8, 4].iter().filter_map(|r| net.status_from(*r, 1)).collect();
+    if statuses.len() == 2 {
+        let bc0 = statuses[0].blame_cert.clone();
+        let mut all = statuses.clone();
+        all.push(coalition_status(1, 1, QuorumCert::genesis(), bc0.clone()));
+        let highest = all.iter().map(|s| s.high_qc.clone()).max_by_key(|qc| qc.rank()).expect("three statuses");
+        let j = Justification { blame_cert: bc0, statuses: all };
+        let x = block(1, highest, 241, vec![]);
+        let x1 = block(1, qc(&x, &[0, 1, 3]), 242, vec![]);
+        for to in [3, 4] {
+            net.inject(241, 1, to, propose(&x, Some(j.clone())));
+            net.inject(241, 0, to, vote(0, &x));
+            net.inject(241, 1, to, vote(1, &x));
+            net.inject(243, 1, to, propose(&x1, Some(j.clone())));
+            net.inject(243, 0, to, vote(0, &x1));
+            net.inject(243, 1, to, vote(1, &x1));
+        }
+    }
+    net.run_until(3_000);
+    net
+}
+
+#[test]
+fn story_the_two_deltas_before_status_keep_a_commit_in_the_next_views_justification() {
+    let net = status_wait_story(Planted::default());
+    assert!(net.agreement_holds(), "{:?}", net.committed_at(1));
+    assert!(net.committed_at(1).contains_key(&2), "replica 2 committed B");
+    let planted = status_wait_story(Planted { no_status_wait: true, ..Planted::default() });
+    assert!(!planted.agreement_holds(), "without the wait, 3 and 4 report genesis and commit X: {:?}", planted.committed_at(1));
+}

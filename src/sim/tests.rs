@@ -98,7 +98,23 @@ fn coalition(planted: Planted) -> SimOptions {
 
 #[test]
 fn negative_control_bug_1_same_height_equivocation_is_found_by_the_coalition() {
-    control(coalition(Planted { same_height_equivocation: true, ..Planted::default() }), 700);
+    control(coalition(Planted { same_height_equivocation: true, ..Planted::default() }), 500);
+}
+
+#[test]
+fn negative_control_votes_below_the_current_view() {
+    control(coalition(Planted { vote_below_view: true, ..Planted::default() }), 1_300);
+}
+
+#[test]
+fn negative_control_proposals_not_forwarded() {
+    control(coalition(Planted { no_forward: true, ..Planted::default() }), 100);
+}
+
+#[test]
+fn negative_control_one_signers_repeated_vote_counted_twice() {
+    // Crash runs duplicate messages: a vote delivered twice makes a QC of two voters.
+    control(planted(Mode::Crash, false, Planted { duplicate_votes: true, ..Planted::default() }), 200);
 }
 
 #[test]
