@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::tests::block;
 use super::*;
 
 const DELTA: u64 = 100;
@@ -128,21 +129,6 @@ impl Net {
             at.values().all(|hash| Some(hash) == at.values().next())
         })
     }
-}
-
-fn block(view: View, parent_qc: QuorumCert, time_ms: u64, requests: Vec<Vec<u8>>) -> Block {
-    let mut b = Block {
-        view,
-        height: parent_qc.height + 1,
-        parent: parent_qc.hash,
-        parent_qc,
-        proposer: (view % 5) as ReplicaId,
-        time_ms,
-        requests,
-        hash: GENESIS,
-    };
-    b.hash = b.compute_hash();
-    b
 }
 
 fn propose(b: &Block, justification: Option<Justification>) -> Message {

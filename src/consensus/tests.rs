@@ -17,19 +17,25 @@ fn sign_as(who: ReplicaId, bytes: &[u8]) -> Vec<u8> {
     SimCrypto { me: who }.sign(bytes)
 }
 
-/// A view-`view` block at `height` over `parent_qc`, signed by the view's leader.
-fn proposal(view: View, parent_qc: QuorumCert, tag: u64, justification: Option<Justification>) -> Proposal {
-    let mut block = Block {
+/// A view-`view` block over `parent_qc`, proposed by the view's leader (of five).
+pub(super) fn block(view: View, parent_qc: QuorumCert, time_ms: u64, requests: Vec<Vec<u8>>) -> Block {
+    let mut b = Block {
         view,
         height: parent_qc.height + 1,
         parent: parent_qc.hash,
         parent_qc,
         proposer: (view % 5) as ReplicaId,
-        time_ms: tag,
-        requests: vec![tag.to_le_bytes().to_vec()],
+        time_ms,
+        requests,
         hash: GENESIS,
     };
-    block.hash = block.compute_hash();
+    b.hash = b.compute_hash();
+    b
+}
+
+/// A view-`view` block at `height` over `parent_qc`, signed by the view's leader.
+fn proposal(view: View, parent_qc: QuorumCert, tag: u64, justification: Option<Justification>) -> Proposal {
+    let block = block(view, parent_qc, tag, vec![tag.to_le_bytes().to_vec()]);
     let signature = sign_as(block.proposer, &signed::proposal(&block.hash, justification.as_ref()));
     Proposal { block, signature, justification }
 }
@@ -458,21 +464,27 @@ fn s5a_which_pairs_of_blocks_prove_an_equivocation() {
     assert!(!ok(&first_low, &forged), "a block the leader did not sign proves nothing");
 }
 
-#[test]
-fn s5a_a_view_block_of_unknown_link_holds_the_commit_until_it_is_linked() {
+/// Replica 2 voted for b1 (t = 1000) and b2 (1010) and formed QC(b2) from votes (1020):
+/// b1 meets S4a and waits for its 2Δ.
+fn waiting_to_commit_b1() -> (Core, Proposal, Proposal) {
     let mut r = core(2, None);
     let b1 = proposal(0, QuorumCert::genesis(), 1, None);
     let b2 = proposal(0, qc_for(&b1.block, &[0, 1, 2]), 2, None);
-    let b3 = proposal(0, qc_for(&b2.block, &[0, 1, 2]), 3, None);
-    let b4 = proposal(0, qc_for(&b3.block, &[0, 1, 2]), 4, None);
     r.handle(1_000, Input::Message(0, Message::Propose(b1.clone())));
     r.handle(1_010, Input::Message(0, Message::Propose(b2.clone())));
-    // QC(b2) by votes: b1 meets S4a, waiting for its 2Δ.
     for v in [0u8, 1] {
         let b = &b2.block;
         let vote = Vote { view: 0, height: 2, hash: b.hash, voter: v, signature: sign_as(v, &signed::vote(0, 2, &b.hash)) };
         r.handle(1_020, Input::Message(v, Message::Vote(vote)));
     }
+    (r, b1, b2)
+}
+
+#[test]
+fn s5a_a_view_block_of_unknown_link_holds_the_commit_until_it_is_linked() {
+    let (mut r, _, b2) = waiting_to_commit_b1();
+    let b3 = proposal(0, qc_for(&b2.block, &[0, 1, 2]), 3, None);
+    let b4 = proposal(0, qc_for(&b3.block, &[0, 1, 2]), 4, None);
     // b4 arrives, forwarded by replica 3, before b3: its link to the chain is unknown.
     let k = kinds(&r.handle(1_100, Input::Message(3, Message::Propose(b4.clone()))));
     assert!(k.iter().any(|a| a.contains("fetch")), "the missing link is fetched: {k:?}");
@@ -485,16 +497,7 @@ fn s5a_a_view_block_of_unknown_link_holds_the_commit_until_it_is_linked() {
 
 #[test]
 fn s5a_a_view_block_found_to_conflict_stops_voting_and_committing_in_the_view() {
-    let mut r = core(2, None);
-    let b1 = proposal(0, QuorumCert::genesis(), 1, None);
-    let b2 = proposal(0, qc_for(&b1.block, &[0, 1, 2]), 2, None);
-    r.handle(1_000, Input::Message(0, Message::Propose(b1.clone())));
-    r.handle(1_010, Input::Message(0, Message::Propose(b2.clone())));
-    for v in [0u8, 1] {
-        let b = &b2.block;
-        let vote = Vote { view: 0, height: 2, hash: b.hash, voter: v, signature: sign_as(v, &signed::vote(0, 2, &b.hash)) };
-        r.handle(1_020, Input::Message(v, Message::Vote(vote)));
-    }
+    let (mut r, b1, _) = waiting_to_commit_b1();
     // Another height-2 block (y), and a block at height 3 over y: it conflicts with b2.
     let y = proposal(0, qc_for(&b1.block, &[0, 1, 3]), 9, None).block;
     let z = proposal(0, qc_for(&y, &[0, 1, 3]), 10, None);
