@@ -101,8 +101,10 @@ pub struct Core {
     /// Certified blocks found not to extend this replica's committed chain (never committed;
     /// nonzero only if safety broke somewhere, so the simulator reports it).
     pub conflicts: u64,
-    /// QCs learned since the last `take_learned_qcs` (only with `Config::record_qcs`).
+    /// QCs learned, and blocks committed by S4 (not as ancestors, not by a certificate),
+    /// since the last `take_observed` (only with `Config::record_qcs`).
     pub(super) learned_qcs: Vec<(View, Height, Hash)>,
+    pub(super) s4_commits: Vec<(View, Height, Hash)>,
     pub(super) out: Vec<Action>,
 }
 
@@ -166,6 +168,7 @@ impl Core {
             failures: 0,
             conflicts: 0,
             learned_qcs: Vec::new(),
+            s4_commits: Vec::new(),
             out: Vec::new(),
         };
         for block in restored.committed {
@@ -307,10 +310,11 @@ impl Core {
         )
     }
 
-    /// The QCs (view, height, block hash) learned since the last call; always empty unless
-    /// `Config::record_qcs` (the simulator checks each against the committed history).
-    pub fn take_learned_qcs(&mut self) -> Vec<(View, Height, Hash)> {
-        std::mem::take(&mut self.learned_qcs)
+    /// The QCs learned, and the blocks committed by S4, since the last call, each as
+    /// (view, height, block hash); always empty unless `Config::record_qcs` (the simulator
+    /// checks every QC against every S4 commit: what the safety argument promises).
+    pub fn take_observed(&mut self) -> (Vec<(View, Height, Hash)>, Vec<(View, Height, Hash)>) {
+        (std::mem::take(&mut self.learned_qcs), std::mem::take(&mut self.s4_commits))
     }
 
     pub fn pending_len(&self) -> usize {

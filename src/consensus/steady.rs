@@ -248,7 +248,12 @@ impl Core {
                 && self.equivocation != Some(b.view)
                 && self.vote_time.get(hash).is_some_and(|t| now >= t + wait)
         });
-        if let Some(&(_, hash)) = ready {
+        if let Some(&(height, hash)) = ready {
+            if self.cfg.record_qcs
+                && let Some(b) = self.blocks.get(&hash)
+            {
+                self.s4_commits.push((b.view, height, hash));
+            }
             self.commit_through(now, hash);
         }
     }

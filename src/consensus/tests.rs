@@ -592,3 +592,24 @@ fn s3_a_late_lower_qc_never_replaces_high_qc_so_the_status_reports_the_highest()
     assert_eq!(run(Planted::default()), Some(2));
     assert_eq!(run(Planted { high_qc_backwards: true, ..Planted::default() }), Some(1));
 }
+
+#[test]
+fn s5a_more_unlinked_view_blocks_than_it_keeps_are_taken_for_an_equivocation() {
+    // Sixteen view-0 blocks whose parents nobody sent are held as unlinked (no vote, no
+    // commit, each fetched); a seventeenth would have to be dropped, and dropping a view
+    // block could hide a conflict, so the view is treated as equivocating instead.
+    let mut r = core(2, None);
+    let blamed = |actions: &[Action]| kinds(actions).contains(&"broadcast blame".to_string());
+    // A chain nobody sent; each proposal stands over a different one of its blocks.
+    let mut unseen = vec![block(0, QuorumCert::genesis(), 500, vec![])];
+    for h in 1..40u64 {
+        let next = block(0, qc_for(&unseen[h as usize - 1], &[0, 1, 3]), 500 + h, vec![]);
+        unseen.push(next);
+    }
+    for i in 0..17u64 {
+        let p = proposal(0, qc_for(&unseen[2 * i as usize + 1], &[0, 1, 3]), 10 + i, None);
+        let actions = r.handle(1_000 + i, Input::Message(0, Message::Propose(p)));
+        assert!(!kinds(&actions).contains(&"broadcast vote".to_string()), "block {i}");
+        assert_eq!(blamed(&actions), i == 16, "block {i}: {:?}", kinds(&actions));
+    }
+}

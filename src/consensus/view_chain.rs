@@ -107,10 +107,10 @@ impl Core {
     }
 
     /// Links one view block to the view's chain, or records why it cannot be yet.
-    fn link_view_block(&mut self, now: u64, hash: Hash) -> bool {
+    fn link_view_block(&mut self, now: u64, hash: Hash) {
         if self.known_height(&hash).is_some_and(|h| h <= self.committed_height) {
             self.view_unlinked.remove(&hash); // not tracked (see the top of this file)
-            return true;
+            return;
         }
         let reference = self.view_reference();
         match self.link(&hash, &reference) {
@@ -119,40 +119,36 @@ impl Core {
                 if self.known_height(&hash) > self.known_height(&reference) {
                     self.view_tip = Some(hash);
                 }
-                true
             }
             Link::Conflict if reference == self.committed_hash => {
                 // It does not extend the committed chain: never voted for, harmless (above).
                 self.view_unlinked.remove(&hash);
-                true
             }
             Link::Conflict => {
                 self.view_unlinked.remove(&hash);
                 self.conflict_in_view(now, hash);
-                true
             }
             Link::Unknown(missing) => {
                 if !self.view_unlinked.contains(&hash) && self.view_unlinked.len() >= UNLINKED_MAX {
                     self.conflict_in_view(now, hash);
-                    return true;
+                    return;
                 }
                 self.view_unlinked.insert(hash);
                 self.fetch(now, missing, self.me);
-                false
             }
         }
     }
 
-    /// Re-links the view's unlinked blocks (every input); true when none is left.
-    pub(super) fn relink_view_blocks(&mut self, now: u64) -> bool {
+    /// Re-links the view's unlinked blocks (every input).
+    pub(super) fn relink_view_blocks(&mut self, now: u64) {
         if self.view_unlinked.is_empty() {
-            return true;
+            return;
         }
         let unlinked: Vec<Hash> = self.view_unlinked.iter().copied().collect();
         for hash in unlinked {
             if self.equivocation == Some(self.view) {
                 self.view_unlinked.clear();
-                return true;
+                return;
             }
             self.link_view_block(now, hash);
         }
@@ -170,7 +166,6 @@ impl Core {
                 }
             }
         }
-        self.view_unlinked.is_empty()
     }
 
     /// Two leader-signed blocks of the view conflict: equivocation, with a proof if two

@@ -2,9 +2,10 @@
 //! - After every commit: honest replicas never commit different blocks at one height.
 //! - After every step: no honest core found a certified block conflicting with its own
 //!   committed chain, and no honest replica **holds** a QC that the commits rule out: when an
-//!   honest replica commits a block A (the top of one commit, its *anchor*; the blocks below
-//!   it are committed as ancestors), every QC that ranks at least as high as A — (view,
-//!   height) ≥ A's — certifies a block that extends A. This is exactly what the safety
+//!   honest replica commits a block A by S4 (its *anchor*; the blocks below it are committed
+//!   as ancestors, and a checkpoint certificate or state image commits what some S4 commit
+//!   already covered), every QC that ranks at least as high as A — (view, height) ≥ A's —
+//!   certifies a block that extends A. This is exactly what the safety
 //!   argument proves (NOTEBOOK, QOP v2), so a fork shows up as a safety violation as soon
 //!   as a forking QC exists, not later as "no progress". (Ancestors committed through a
 //!   later anchor carry no such promise: a Byzantine leader's view may certify two chains,
@@ -32,7 +33,7 @@ pub struct Checker {
     registry: BTreeMap<Hash, (Height, u64, Hash)>,
     /// QCs honest replicas learned: hash -> (view, height, first holder).
     held: BTreeMap<Hash, (u64, Height, ReplicaId)>,
-    /// Tops of honest commits: (view, height) -> hash.
+    /// Blocks honest replicas committed by S4: (view, height) -> hash.
     anchors: BTreeMap<(u64, Height), Hash>,
     /// Digests of every request a client sent.
     pub sent: BTreeSet<[u8; 32]>,
@@ -91,10 +92,10 @@ impl Checker {
         Some(hash)
     }
 
-    /// An honest replica committed up to this block (the top of one commit).
-    pub fn on_anchor(&mut self, id: ReplicaId, block: &Block) {
+    /// An honest replica committed this block by S4 (QC, same-view descendant QC, 2Δ).
+    pub fn on_anchor(&mut self, id: ReplicaId, view: u64, height: Height, hash: Hash) {
         if self.honest[id as usize] {
-            self.anchors.insert((block.view, block.height), block.hash);
+            self.anchors.insert((view, height), hash);
         }
     }
 

@@ -102,11 +102,6 @@ fn negative_control_bug_1_same_height_equivocation_is_found_by_the_coalition() {
 }
 
 #[test]
-fn negative_control_votes_below_the_current_view() {
-    control(coalition(Planted { vote_below_view: true, ..Planted::default() }), 1_300);
-}
-
-#[test]
 fn negative_control_proposals_not_forwarded() {
     control(coalition(Planted { no_forward: true, ..Planted::default() }), 100);
 }

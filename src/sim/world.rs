@@ -232,7 +232,18 @@ impl World {
                         return;
                     }
                 };
-                self.note(|| format!("{to} <- {from} {}", message.kind()));
+                self.note(|| match &message {
+                    Message::Propose(p) => format!(
+                        "{to} <- {from} propose v{} h{} {} over v{} h{} {}",
+                        p.block.view,
+                        p.block.height,
+                        crate::crypto::encode_hex(&p.block.hash[..3]),
+                        p.block.parent_qc.view,
+                        p.block.parent_qc.height,
+                        crate::crypto::encode_hex(&p.block.parent[..3])
+                    ),
+                    _ => format!("{to} <- {from} {}", message.kind()),
+                });
                 if let Some(fork) = self.fork.as_mut().filter(|f| f.member(to)) {
                     let (pass, extra) = fork.on_receive(&message, self.now);
                     self.perform(to, extra);
@@ -351,7 +362,7 @@ impl World {
         let Some(core) = self.nodes[id as usize].core.as_mut() else { return };
         let actions = core.handle(now, input);
         let conflicts = core.conflicts;
-        let learned = core.take_learned_qcs();
+        let (learned, s4_commits) = core.take_observed();
         self.checker.on_conflicts(id, conflicts);
         for action in &actions {
             match action {
@@ -360,8 +371,8 @@ impl World {
                 _ => {}
             }
         }
-        if let Some(top) = actions.iter().rev().find_map(|a| if let Action::Commit(b) = a { Some(b) } else { None }) {
-            self.checker.on_anchor(id, top);
+        for (view, height, hash) in s4_commits {
+            self.checker.on_anchor(id, view, height, hash);
         }
         self.checker.on_qcs(id, learned);
         let actions = self.byzantine_outputs(id, actions);
