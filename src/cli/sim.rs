@@ -62,7 +62,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "vote-below-view" => p.vote_below_view = true,
         "vote-per-height" => p.vote_per_height = true,
         "unchecked-requests" => p.unchecked_requests = true,
-        other => anyhow::bail!("unknown planted bug {other:?}"),
+        other => anyhow::bail!("unknown planted bug {other:?}: `quintet sim --help` lists them"),
     }
     Ok(p)
 }
