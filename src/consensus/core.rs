@@ -351,40 +351,6 @@ impl Core {
         self.out.push(Action::Persist(p));
     }
 
-    /// True when `block` is `ancestor` or descends from it, as far as known blocks tell.
-    /// Unknown links count as "no": callers fetch and retry.
-    pub(super) fn extends(&self, block: &Hash, ancestor: &Hash) -> bool {
-        let Some(target_height) = self.height_of(ancestor) else { return false };
-        let mut at = *block;
-        loop {
-            if at == *ancestor {
-                return true;
-            }
-            let Some(b) = self.blocks.get(&at) else { return false };
-            if b.height <= target_height {
-                return false;
-            }
-            at = b.parent;
-        }
-    }
-
-    /// The first unknown block met walking down from `block` to the committed one, if any.
-    pub(super) fn first_gap(&self, block: &Hash) -> Option<Hash> {
-        let mut at = *block;
-        while at != self.committed_hash && at != GENESIS {
-            let Some(b) = self.blocks.get(&at) else { return Some(at) };
-            if b.height <= self.committed_height {
-                return None;
-            }
-            at = b.parent;
-        }
-        None
-    }
-
-    pub(super) fn height_of(&self, hash: &Hash) -> Option<Height> {
-        if *hash == GENESIS { Some(0) } else { self.blocks.get(hash).map(|b| b.height) }
-    }
-
     pub(super) fn fetch(&mut self, now: u64, hash: Hash, from: ReplicaId) {
         let last = self.fetching.get(&hash).copied();
         if last.is_some_and(|t| now < t + self.cfg.delta_ms * 2) || hash == GENESIS {

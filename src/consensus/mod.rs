@@ -6,6 +6,7 @@
 //! ticks with the current time) go in, actions (persist, send, broadcast, commit) come out.
 //! Signing goes through the [`Crypto`] trait.
 
+mod chain;
 mod checkpoints;
 mod core;
 mod interface;
@@ -16,6 +17,10 @@ mod verify;
 mod view_chain;
 mod view_change;
 
+#[cfg(test)]
+mod checkpoint_tests;
+#[cfg(test)]
+mod review_tests;
 #[cfg(test)]
 mod stories;
 #[cfg(test)]
@@ -102,8 +107,8 @@ pub struct Config {
     /// the longest view timeout.
     pub clock_skew_ms: u64,
     pub planted: Planted,
-    /// Keep a list of every QC this replica learns, for the simulator's safety checker
-    /// ([`Core::take_learned_qcs`]); off in the product.
+    /// Keep a list of every QC this replica learns and every block it commits by S4, for
+    /// the simulator's safety checker ([`Core::take_observed`]); off in the product.
     pub record_qcs: bool,
 }
 

@@ -16,6 +16,7 @@
 //! committed chain can never be voted for (S2) and conflicts with a committed block, which
 //! no QC can (the safety argument), so it cannot stand in the way of a later commit.
 
+use super::chain::Link;
 use super::core::Core;
 use super::types::*;
 
@@ -24,41 +25,11 @@ use super::types::*;
 /// replica that lost much of its block store, and the cost is a view change.
 const UNLINKED_MAX: usize = 16;
 
-pub(super) enum Link {
-    Linked,
-    Conflict,
-    /// This block is needed to tell.
-    Unknown(Hash),
-}
-
 impl Core {
     /// True for the first block of a view: its parent QC is from an earlier view (or the
     /// genesis QC). An honest leader makes exactly one per view.
     pub(super) fn is_first_block(b: &Block) -> bool {
         b.parent_qc.view < b.view || b.parent_qc.is_genesis()
-    }
-
-    /// How blocks `a` and `b` relate, as far as the known blocks tell: the higher one is
-    /// walked down to the other's height.
-    pub(super) fn link(&self, a: &Hash, b: &Hash) -> Link {
-        let (Some(ha), Some(hb)) = (self.known_height(a), self.known_height(b)) else {
-            return Link::Unknown(if self.known_height(a).is_none() { *a } else { *b });
-        };
-        let (mut at, low, low_height) = if ha >= hb { (*a, *b, hb) } else { (*b, *a, ha) };
-        loop {
-            if at == low {
-                return Link::Linked;
-            }
-            let Some(block) = self.blocks.get(&at) else { return Link::Unknown(at) };
-            if block.height <= low_height {
-                return Link::Conflict;
-            }
-            at = block.parent;
-        }
-    }
-
-    fn known_height(&self, hash: &Hash) -> Option<Height> {
-        if *hash == self.committed_hash { Some(self.committed_height) } else { self.height_of(hash) }
     }
 
     /// The reference the view's blocks are linked to: the view's tip if it lies above the

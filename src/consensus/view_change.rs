@@ -26,7 +26,6 @@ impl Core {
                     blame_cert: e.blame_cert.clone(),
                     statuses: self.statuses.values().cloned().collect(),
                 });
-                self.refresh_own_status();
                 self.persist();
             }
         }
@@ -99,8 +98,8 @@ impl Core {
     /// S7: the new leader's first block extends the highest QC among the statuses *and* its
     /// own `high_qc`. Voters check that it extends the justification's highest QC (S2.4),
     /// so when the leader learned a higher QC since its STATUS, it reports it again: its
-    /// status in the justification is replaced by a fresh one. Called before the first
-    /// proposal of the view only.
+    /// status in the justification is replaced by a fresh one. Called by `propose` before
+    /// the first proposal of the view only.
     pub(super) fn refresh_own_status(&mut self) {
         let Some(j) = &self.justification else { return };
         let highest = super::verify::highest_qc(j).map(|qc| qc.rank());
@@ -153,50 +152,33 @@ impl Core {
         {
             self.on_blame_cert(now, bc.clone()); // S8
         }
-        if self.cfg.planted.blame_prune_incoming {
-            return self.count_blame_planted(now, blame);
-        }
         // A blame of a view this replica is not in (a far-future one without the certificate
         // that leads there) is not counted: only the current view's tally exists, so no
-        // sender can make this replica keep or forget more than one blame of its own.
-        if blame.view != self.view {
+        // sender can make this replica keep or forget more than one blame of its own. The
+        // planted bug 2 of the 2026-11-22 review counts any later view and prunes relative
+        // to the incoming one, so a far-future blame erases the current tally.
+        let planted = self.cfg.planted.blame_prune_incoming;
+        if blame.view != self.view && !planted {
             return;
         }
-        if let BlameReason::Equivocation(pair) = &blame.reason {
-            let (a, b) = (pair.0.clone(), pair.1.clone());
-            self.on_equivocation(now, a, b);
-        }
-        if blame.voter != self.me && self.leader(self.view) == self.me && self.nudge_to.is_none() {
-            self.nudge_to = Some(self.high_qc.height + 2);
-        }
-        let view = blame.view;
-        self.blames.retain(|v, _| *v == view);
-        let blames = self.blames.entry(view).or_default();
-        blames.insert(blame.voter, blame.signature);
-        if blames.len() >= self.cfg.quorum() {
-            let blames = blames.iter().map(|(v, s)| (*v, s.clone())).collect();
-            self.enter_view(now, BlameCert { view, blames });
-        }
-    }
-
-    /// Bug 2 of the 2026-11-22 review, kept as a planted control: blames of any view at or
-    /// above the current one are counted, and the tally is pruned relative to the incoming
-    /// blame's view, so a far-future blame erases the current view's tally.
-    fn count_blame_planted(&mut self, now: u64, blame: Blame) {
         if let BlameReason::Equivocation(pair) = &blame.reason
             && blame.view == self.view
         {
             let (a, b) = (pair.0.clone(), pair.1.clone());
             self.on_equivocation(now, a, b);
         }
+        if blame.view == self.view && blame.voter != self.me && self.leader(self.view) == self.me && self.nudge_to.is_none() {
+            self.nudge_to = Some(self.high_qc.height + 2);
+        }
         let view = blame.view;
+        let keep_from = if planted { view.saturating_sub(1) } else { view };
+        self.blames.retain(|v, _| *v >= keep_from);
         let blames = self.blames.entry(view).or_default();
         blames.insert(blame.voter, blame.signature);
         if blames.len() >= self.cfg.quorum() {
             let blames = blames.iter().map(|(v, s)| (*v, s.clone())).collect();
             self.enter_view(now, BlameCert { view, blames });
         }
-        self.blames.retain(|v, _| *v >= view.saturating_sub(1));
     }
 
     pub(super) fn on_blame_cert(&mut self, now: u64, bc: BlameCert) {

@@ -155,4 +155,22 @@ impl World {
         self.stats.byzantine_actions += 1;
         vec![action]
     }
+
+    /// The coalition acts on the ticks of its first member.
+    pub(super) fn coalition_tick(&mut self, id: ReplicaId) {
+        let Some(coalition) = self.coalition.as_mut().filter(|c| c.members[0] == id) else { return };
+        let (view, committed) = self.nodes[id as usize].core.as_ref().map_or((0, 0), |c| (c.view(), c.committed_height()));
+        let crafted = coalition.on_tick(view, committed, self.now, &mut self.rng);
+        self.send_crafted(crafted);
+    }
+
+    /// Messages the coalition sends on its own, each after its chosen delay.
+    pub(super) fn send_crafted(&mut self, crafted: Vec<super::adversary::Crafted>) {
+        for c in crafted {
+            self.stats.byzantine_actions += 1;
+            let bytes = crate::wire::peer::encode_message(&c.message);
+            self.note(|| format!("{} -> {} crafted {} (in {} ms)", c.from, c.to, c.message.kind(), c.delay_ms));
+            self.at(self.now + c.delay_ms, super::world::Event::Deliver { from: c.from, to: c.to, bytes: bytes.into() });
+        }
+    }
 }

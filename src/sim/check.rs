@@ -23,14 +23,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::client::Accepted;
 use super::node::Node;
-use crate::consensus::{Block, Hash, Height, ReplicaId};
+use crate::consensus::{Action, Block, Hash, Height, ReplicaId};
 
 pub struct Checker {
     honest: Vec<bool>,
     /// height -> (the block, first honest replica that committed it): the one history.
     agreed: BTreeMap<Height, (Block, ReplicaId)>,
-    /// Every block any replica stored: hash -> (height, view, parent), to walk QCs' chains.
-    registry: BTreeMap<Hash, (Height, u64, Hash)>,
+    /// Every block any replica stored: hash -> (height, parent), to walk QCs' chains.
+    registry: BTreeMap<Hash, (Height, Hash)>,
     /// QCs honest replicas learned: hash -> (view, height, first holder).
     held: BTreeMap<Hash, (u64, Height, ReplicaId)>,
     /// Blocks honest replicas committed by S4: (view, height) -> hash.
@@ -60,13 +60,29 @@ impl Checker {
         }
     }
 
+    /// What one input to replica `id`'s core produced: the blocks it stored, committed or
+    /// installed (for the registry), its S4 commits (anchors), and the QCs it learned.
+    pub fn observe(&mut self, id: ReplicaId, actions: &[Action], learned: Vec<(u64, Height, Hash)>, s4_commits: Vec<(u64, Height, Hash)>) {
+        for action in actions {
+            match action {
+                Action::StoreBlock(b) | Action::Commit(b) => self.on_block(b),
+                Action::InstallState(t) => self.on_block(&t.block),
+                _ => {}
+            }
+        }
+        for (view, height, hash) in s4_commits {
+            self.on_anchor(id, view, height, hash);
+        }
+        self.on_qcs(id, learned);
+    }
+
     /// A block some replica stored (its links let QCs be walked).
-    pub fn on_block(&mut self, block: &Block) {
-        self.registry.entry(block.hash).or_insert((block.height, block.view, block.parent));
+    fn on_block(&mut self, block: &Block) {
+        self.registry.entry(block.hash).or_insert((block.height, block.parent));
     }
 
     /// An honest replica learned these QCs.
-    pub fn on_qcs(&mut self, id: ReplicaId, qcs: Vec<(u64, Height, Hash)>) {
+    fn on_qcs(&mut self, id: ReplicaId, qcs: Vec<(u64, Height, Hash)>) {
         if !self.honest[id as usize] {
             return;
         }
@@ -82,7 +98,7 @@ impl Checker {
     /// The ancestor of `hash` at `height`, walking the registry; `None` if a link is unknown.
     fn ancestor(&self, mut hash: Hash, mut at: Height, height: Height) -> Option<Hash> {
         while at > height {
-            let (h, _, parent) = self.registry.get(&hash)?;
+            let (h, parent) = self.registry.get(&hash)?;
             if *h != at {
                 return None;
             }
@@ -93,7 +109,7 @@ impl Checker {
     }
 
     /// An honest replica committed this block by S4 (QC, same-view descendant QC, 2Δ).
-    pub fn on_anchor(&mut self, id: ReplicaId, view: u64, height: Height, hash: Hash) {
+    fn on_anchor(&mut self, id: ReplicaId, view: u64, height: Height, hash: Hash) {
         if self.honest[id as usize] {
             self.anchors.insert((view, height), hash);
         }

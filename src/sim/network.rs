@@ -74,3 +74,20 @@ impl World {
         self.at(self.now + delay, Event::Deliver { from, to, bytes });
     }
 }
+
+/// One trace line's worth of a replica message: its kind, and for a proposal the block's
+/// view, height and hash and its parent's.
+pub(super) fn summary(message: &Message) -> String {
+    match message {
+        Message::Propose(p) => format!(
+            "propose v{} h{} {} over v{} h{} {}",
+            p.block.view,
+            p.block.height,
+            crate::crypto::encode_hex(&p.block.hash[..3]),
+            p.block.parent_qc.view,
+            p.block.parent_qc.height,
+            crate::crypto::encode_hex(&p.block.parent[..3])
+        ),
+        _ => message.kind().to_string(),
+    }
+}

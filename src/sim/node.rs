@@ -50,8 +50,7 @@ pub struct Node {
     pub unchecked_requests: bool,
 }
 
-/// Decodes a client request as a replica would (the simulator's requests are unsigned: the
-/// client-signature path is the replica's and is tested there).
+/// Decodes a client request (its signature is checked at execution, `crate::execute`).
 pub fn decode(bytes: &[u8]) -> Option<crate::chat::Request> {
     let signed = pb::SignedRequest::decode(bytes).ok()?;
     wire::decode_request(&signed.body).ok().map(|(_, request)| request)

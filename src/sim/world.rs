@@ -6,6 +6,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use super::check::Checker;
+pub use super::stats::Stats;
 use super::client::SimClient;
 use super::faults::{Behaviour, Faults, Mode};
 use super::node::{Effect, Node};
@@ -29,55 +30,6 @@ pub enum Event {
     Heal,
     /// Start of the liveness phase: heal, restart every crashed replica, synchrony.
     Liveness,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct Stats {
-    pub events: u64,
-    pub messages: u64,
-    pub dropped: u64,
-    pub duplicated: u64,
-    pub crashes: u64,
-    pub mid_batch_crashes: u64,
-    pub restarts: u64,
-    pub partitions: u64,
-    pub byzantine_actions: u64,
-    pub images: u64,
-    /// Replica messages refused by the codec (garbage bytes from Byzantine replicas).
-    pub refused: u64,
-    pub state_transfers: u64,
-}
-
-impl Stats {
-    /// Adds another run's counts (the destructuring makes a new field impossible to miss).
-    pub fn add(&mut self, other: &Stats) {
-        let Stats {
-            events,
-            messages,
-            dropped,
-            duplicated,
-            crashes,
-            mid_batch_crashes,
-            restarts,
-            partitions,
-            byzantine_actions,
-            images,
-            refused,
-            state_transfers,
-        } = other;
-        self.events += events;
-        self.messages += messages;
-        self.dropped += dropped;
-        self.duplicated += duplicated;
-        self.crashes += crashes;
-        self.mid_batch_crashes += mid_batch_crashes;
-        self.restarts += restarts;
-        self.partitions += partitions;
-        self.byzantine_actions += byzantine_actions;
-        self.images += images;
-        self.refused += refused;
-        self.state_transfers += state_transfers;
-    }
 }
 
 pub struct World {
@@ -194,7 +146,7 @@ impl World {
         self.events.insert(self.seq, event);
     }
 
-    fn note(&mut self, line: impl FnOnce() -> String) {
+    pub(super) fn note(&mut self, line: impl FnOnce() -> String) {
         if let Some(trace) = &mut self.trace {
             trace.push(format!("{:>8} {}", self.now - T0_MS, line()));
         }
@@ -232,18 +184,7 @@ impl World {
                         return;
                     }
                 };
-                self.note(|| match &message {
-                    Message::Propose(p) => format!(
-                        "{to} <- {from} propose v{} h{} {} over v{} h{} {}",
-                        p.block.view,
-                        p.block.height,
-                        crate::crypto::encode_hex(&p.block.hash[..3]),
-                        p.block.parent_qc.view,
-                        p.block.parent_qc.height,
-                        crate::crypto::encode_hex(&p.block.parent[..3])
-                    ),
-                    _ => format!("{to} <- {from} {}", message.kind()),
-                });
+                self.note(|| format!("{to} <- {from} {}", super::network::summary(&message)));
                 if let Some(fork) = self.fork.as_mut().filter(|f| f.member(to)) {
                     let (pass, extra) = fork.on_receive(&message, self.now);
                     self.perform(to, extra);
@@ -331,24 +272,6 @@ impl World {
         }
     }
 
-    /// The coalition acts on the ticks of its first member.
-    fn coalition_tick(&mut self, id: ReplicaId) {
-        let Some(coalition) = self.coalition.as_mut().filter(|c| c.members[0] == id) else { return };
-        let (view, committed) = self.nodes[id as usize].core.as_ref().map_or((0, 0), |c| (c.view(), c.committed_height()));
-        let crafted = coalition.on_tick(view, committed, self.now, &mut self.rng);
-        self.send_crafted(crafted);
-    }
-
-    /// Messages the coalition sends on its own, each after its chosen delay.
-    fn send_crafted(&mut self, crafted: Vec<super::adversary::Crafted>) {
-        for c in crafted {
-            self.stats.byzantine_actions += 1;
-            let bytes = crate::wire::peer::encode_message(&c.message);
-            self.note(|| format!("{} -> {} crafted {} (in {} ms)", c.from, c.to, c.message.kind(), c.delay_ms));
-            self.at(self.now + c.delay_ms, Event::Deliver { from: c.from, to: c.to, bytes: bytes.into() });
-        }
-    }
-
     fn crash(&mut self, id: ReplicaId) {
         if self.nodes[id as usize].is_up() {
             self.note(|| format!("{id} crashes"));
@@ -364,17 +287,7 @@ impl World {
         let conflicts = core.conflicts;
         let (learned, s4_commits) = core.take_observed();
         self.checker.on_conflicts(id, conflicts);
-        for action in &actions {
-            match action {
-                Action::StoreBlock(b) | Action::Commit(b) => self.checker.on_block(b),
-                Action::InstallState(t) => self.checker.on_block(&t.block),
-                _ => {}
-            }
-        }
-        for (view, height, hash) in s4_commits {
-            self.checker.on_anchor(id, view, height, hash);
-        }
-        self.checker.on_qcs(id, learned);
+        self.checker.observe(id, &actions, learned, s4_commits);
         let actions = self.byzantine_outputs(id, actions);
         self.perform(id, actions);
     }

@@ -1,0 +1,74 @@
+//! Exact transitions of S11: stable checkpoints from q matching state CHECKPOINTs, and a
+//! state transfer installed only with a valid certificate, block and image.
+
+use super::tests::*;
+use super::*;
+
+
+fn state_checkpoint(who: ReplicaId, b: &Block, state: Digest32) -> Message {
+    let signature = sign_as(who, &signed::checkpoint(b.height, &b.hash, Some(&state)));
+    Message::Checkpoint(Checkpoint { height: b.height, hash: b.hash, state: Some(state), voter: who, signature })
+}
+
+fn transfer(b: &Block, image: &[u8], signers: &[ReplicaId]) -> StateTransfer {
+    let state = digest(image);
+    let signatures =
+        signers.iter().map(|w| (*w, sign_as(*w, &signed::checkpoint(b.height, &b.hash, Some(&state))))).collect();
+    StateTransfer { cert: StateCert { height: b.height, hash: b.hash, state, signatures }, block: b.clone(), image: image.to_vec() }
+}
+
+#[test]
+fn s11_q_matching_state_checkpoints_make_a_stable_checkpoint_and_only_then() {
+    let b = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let mut r = core(4, None);
+    let state = digest(b"image");
+    let mut odd = state;
+    odd[0] ^= 1;
+    assert!(kinds(&r.handle(1_000, Input::Message(0, state_checkpoint(0, &b, state)))).iter().all(|k| !k.starts_with("stable")));
+    // Another state at the same height does not count with it; a forged signature does not count.
+    r.handle(1_001, Input::Message(1, state_checkpoint(1, &b, odd)));
+    let mut forged = state_checkpoint(2, &b, state);
+    if let Message::Checkpoint(c) = &mut forged {
+        c.signature = sign_as(3, &signed::checkpoint(b.height, &b.hash, Some(&state)));
+    }
+    r.handle(1_002, Input::Message(2, forged));
+    assert!(r.stable.is_none());
+    let k = kinds(&r.handle(1_003, Input::Message(3, state_checkpoint(3, &b, state))));
+    assert!(k.iter().all(|k| !k.starts_with("stable")), "{k:?}");
+    let k = kinds(&r.handle(1_004, Input::Message(2, state_checkpoint(2, &b, state))));
+    assert!(k.contains(&"stable 1".to_string()), "{k:?}");
+    // A replica behind it asks a signer for the image once it sees no progress.
+    let k: Vec<String> = (0..3).flat_map(|i| kinds(&r.handle(1_005 + i * 4 * DELTA, Input::Tick))).collect();
+    assert!(k.iter().any(|k| k.starts_with("send fetch-state")), "{k:?}");
+}
+
+#[test]
+fn s11_a_state_transfer_is_installed_only_with_a_valid_certificate_block_and_image() {
+    let b = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let bad: Vec<(&str, StateTransfer)> = vec![
+        ("two signers", transfer(&b, b"image", &[0, 1])),
+        ("a repeated signer", transfer(&b, b"image", &[0, 1, 1])),
+        ("another image", StateTransfer { image: b"other".to_vec(), ..transfer(&b, b"image", &[0, 1, 2]) }),
+        ("another block", {
+            let mut t = transfer(&b, b"image", &[0, 1, 2]);
+            t.block.time_ms += 1;
+            t.block.hash = t.block.compute_hash();
+            t
+        }),
+    ];
+    for (what, t) in bad {
+        let mut r = core(4, None);
+        let k = kinds(&r.handle(1_000, Input::Message(0, Message::State(Box::new(t)))));
+        assert!(k.iter().all(|k| !k.starts_with("install")), "{what}: {k:?}");
+        assert_eq!(r.committed_height(), 0, "{what}");
+    }
+    let mut r = core(4, None);
+    let k = kinds(&r.handle(1_000, Input::Message(0, Message::State(Box::new(transfer(&b, b"image", &[0, 1, 2]))))));
+    assert_eq!(k.first().map(String::as_str), Some("install 1"), "{k:?}");
+    assert!(k.contains(&"stable 1".to_string()) && k.contains(&"broadcast checkpoint".to_string()), "{k:?}");
+    assert_eq!(r.committed_height(), 1);
+    // It now serves that image to whoever asks (once per period).
+    let k = kinds(&r.handle(1_001, Input::Message(2, Message::FetchState(1))));
+    assert!(k.contains(&"send state 1 to 2".to_string()), "{k:?}");
+    assert!(kinds(&r.handle(1_002, Input::Message(2, Message::FetchState(1)))).iter().all(|k| !k.starts_with("send state")));
+}

@@ -1,0 +1,50 @@
+//! What one run, or many, did: events, messages, and every fault injected by kind.
+
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub events: u64,
+    pub messages: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub crashes: u64,
+    pub mid_batch_crashes: u64,
+    pub restarts: u64,
+    pub partitions: u64,
+    pub byzantine_actions: u64,
+    pub images: u64,
+    /// Replica messages refused by the codec (garbage bytes from Byzantine replicas).
+    pub refused: u64,
+    pub state_transfers: u64,
+}
+
+impl Stats {
+    /// Adds another run's counts (the destructuring makes a new field impossible to miss).
+    pub fn add(&mut self, other: &Stats) {
+        let Stats {
+            events,
+            messages,
+            dropped,
+            duplicated,
+            crashes,
+            mid_batch_crashes,
+            restarts,
+            partitions,
+            byzantine_actions,
+            images,
+            refused,
+            state_transfers,
+        } = other;
+        self.events += events;
+        self.messages += messages;
+        self.dropped += dropped;
+        self.duplicated += duplicated;
+        self.crashes += crashes;
+        self.mid_batch_crashes += mid_batch_crashes;
+        self.restarts += restarts;
+        self.partitions += partitions;
+        self.byzantine_actions += byzantine_actions;
+        self.images += images;
+        self.refused += refused;
+        self.state_transfers += state_transfers;
+    }
+}
