@@ -203,3 +203,42 @@ fn s5a_more_unlinked_view_blocks_than_it_keeps_are_taken_for_an_equivocation() {
         assert_eq!(blamed(&actions), i == 16, "block {i}: {:?}", kinds(&actions));
     }
 }
+
+#[test]
+fn s2_1_votes_below_the_view_are_also_held_in_check_by_s2_2() {
+    // What "no vote below cur_view" is for, and why the planted control cannot fork (see
+    // NOTEBOOK): a replica in view 1 that reported genesis is shown a view-0 block B late,
+    // and view 1's first block C, which conflicts with B. Fixed, it votes C only. Planted,
+    // it votes whichever comes first, and S2.2 (its votes of this view, the late one
+    // included) refuses the other: never both, so no QC for C can form from the votes of
+    // replicas that certified B.
+    let blame_cert = blame_cert_of_view_0();
+    let statuses = [1u8, 2, 3]
+        .iter()
+        .map(|v| {
+            let high_qc = QuorumCert::genesis();
+            let signature = sign_as(*v, &signed::status(1, &high_qc));
+            Status { view: 1, high_qc, voter: *v, signature, blame_cert: blame_cert.clone() }
+        })
+        .collect();
+    let j = Justification { blame_cert: blame_cert.clone(), statuses };
+    let late_b = || proposal(0, QuorumCert::genesis(), 1, None);
+    let c = || proposal(1, QuorumCert::genesis(), 9, Some(j.clone()));
+    let voted = |actions: &[Action]| kinds(actions).contains(&"broadcast vote".to_string());
+    let run = |planted: Planted, b_first: bool| {
+        let mut cfg = Config::new(5, DELTA);
+        cfg.planted = planted;
+        let mut r = Core::new(cfg, 4, Box::new(SimCrypto { me: 4 }), Restored::default());
+        r.handle(1_000, Input::Message(0, Message::BlameCert(blame_cert.clone())));
+        assert!(kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick)).contains(&"send status to 1".to_string()));
+        let (first, second) = if b_first { (late_b(), c()) } else { (c(), late_b()) };
+        let one = voted(&r.handle(1_300, Input::Message(first.block.proposer, Message::Propose(first))));
+        let two = voted(&r.handle(1_301, Input::Message(second.block.proposer, Message::Propose(second))));
+        (one, two)
+    };
+    let planted = Planted { vote_below_view: true, ..Planted::default() };
+    assert_eq!(run(Planted::default(), true), (false, true), "fixed: the late view-0 block gets no vote");
+    assert_eq!(run(Planted::default(), false), (true, false));
+    assert_eq!(run(planted, true), (true, false), "planted: B is voted below the view, then C is refused (S2.2)");
+    assert_eq!(run(planted, false), (true, false), "planted: C is voted, then B is refused (S2.2)");
+}

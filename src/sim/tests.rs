@@ -113,6 +113,13 @@ fn negative_control_one_signers_repeated_vote_counted_twice() {
 }
 
 #[test]
+fn negative_control_no_two_delta_wait_before_status() {
+    // The coalition's commit-first recipe: one replica commits while the others leave the
+    // view before they hold the QC, and report without it at once.
+    control(coalition(Planted { no_status_wait: true, ..Planted::default() }), 100);
+}
+
+#[test]
 fn negative_control_commit_timer_surviving_a_view_change() {
     control(coalition(Planted { keep_commit_timer: true, ..Planted::default() }), 100);
 }

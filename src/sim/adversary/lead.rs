@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{CHAIN_MAX, Chain, Coalition, Crafted};
+use super::{CHAIN_MAX, Chain, Coalition, Crafted, Stale};
 use crate::consensus::{
     self, Block, Checkpoint, Crypto, Hash, Height, Justification, Message, Proposal, QuorumCert, ReplicaId, SimCrypto,
     StateCert, StateTransfer, Status, View,
@@ -19,8 +19,13 @@ impl Coalition {
         parents.push(QuorumCert::genesis());
         parents.sort_by_key(|qc| qc.rank());
         parents.dedup_by_key(|qc| qc.hash);
-        let groups = if self.plan.split { 2 } else { 1 };
         let mut honest = self.honest.clone();
+        if self.plan.leave_after_first && !reported.is_empty() {
+            // Only the replicas that reported are shown the view: the one still committing
+            // in the previous view must not be pulled out of it by this view's first block.
+            honest.retain(|id| reported.contains_key(id));
+        }
+        let groups = if self.plan.split && honest.len() >= 2 { 2 } else { 1 };
         // Replicas that reported high QCs go to the high group (they refuse lower parents).
         honest.sort_by_key(|id| reported.get(id).map(|s| s.high_qc.rank()));
         // The cut: the replicas that reported the lowest QC against the rest (the rest refuse
@@ -48,9 +53,12 @@ impl Coalition {
             let delay = 1 + if g == 0 { 0 } else { self.plan.shadow_delay_ms };
             let time_ms = now + g as u64;
             let block = self.block(view, parent, time_ms, rng);
-            self.chains.entry(view).or_default().push(Chain { group: group.clone(), justification: justification.clone(), tip: block.clone(), length: 1 });
-            self.show(&block, justification.clone(), &group, delay, out);
-            self.maybe_leave(&block, 1, justification, &group, rng, out);
+            let chain = Chain { group: group.clone(), justification: justification.clone(), first: block.clone(), first_shown_ms: now + delay, tip: block.clone(), length: 1 };
+            let chains = self.chains.entry(view).or_default();
+            chains.push(chain);
+            let i = chains.len() - 1;
+            self.show(&block, justification, &group, delay, out);
+            self.maybe_leave(view, i, now, rng, out);
         }
     }
 
@@ -130,15 +138,27 @@ impl Coalition {
         }
     }
 
-    /// "Leave now" (see the top): after the chain's `.0`-th block, a twin of it and the
-    /// members' blames reach a random set of the group's replicas `.1` ms later.
-    fn maybe_leave(&mut self, block: &Block, length: usize, justification: Option<Justification>, group: &[ReplicaId], rng: &mut Rng, out: &mut Vec<Crafted>) {
+    /// "Leave now" (see the top): after chain `i`'s `.0`-th block, a twin of it (or of the
+    /// chain's first block) and the members' blames reach a random set of the honest
+    /// replicas `.1` ms later (or, with `leave_after_first`, within the stagger after Δ from
+    /// the first block: its vote recipient is about to commit it, the others lack its QC);
+    /// never the one a narrow chain is shown to.
+    fn maybe_leave(&mut self, view: View, i: usize, now: u64, rng: &mut Rng, out: &mut Vec<Crafted>) {
         let Some((at_length, after_ms)) = self.plan.leave else { return };
-        if length != at_length || !self.blamed.insert(block.view) {
+        let chain = &self.chains[&view][i];
+        if chain.length != at_length || self.blamed.contains(&view) {
             return;
         }
-        let _ = group;
-        let mut twin = block.clone();
+        self.blamed.insert(view);
+        let (block, group, justification) = (chain.tip.clone(), chain.group.clone(), chain.justification.clone());
+        let after_ms = if self.plan.leave_after_first {
+            let window = self.plan.stagger_ms.max(2);
+            (chain.first_shown_ms + self.delta_ms + 1 + rng.below(window - 1)).saturating_sub(now)
+        } else {
+            after_ms
+        };
+        let narrow = (self.plan.narrow_votes && self.plan.narrow_chain).then(|| group[0]);
+        let mut twin = if self.plan.twin_first { chain.first.clone() } else { block.clone() };
         twin.time_ms += 1;
         twin.requests.clear();
         twin.hash = twin.compute_hash();
@@ -149,9 +169,12 @@ impl Coalition {
         // A random proper subset of the honest replicas leaves now; the others learn BC(v)
         // Δ later, and one of them may be shown a hidden QC meanwhile.
         let victim = self.plan.hide_qc.then(|| self.victim(block.view, rng));
-        let mut leavers: Vec<ReplicaId> = self.honest.iter().copied().filter(|h| Some(*h) != victim && rng.chance(1, 2)).collect();
+        let stays = |h: &ReplicaId| Some(*h) == victim || Some(*h) == narrow;
+        let mut leavers: Vec<ReplicaId> = self.honest.iter().copied().filter(|h| !stays(h) && rng.chance(1, 2)).collect();
         if leavers.is_empty() {
-            leavers.push(self.honest[rng.below(self.honest.len() as u64) as usize]);
+            let can: Vec<ReplicaId> = self.honest.iter().copied().filter(|h| !stays(h)).collect();
+            let from = if can.is_empty() { &self.honest } else { &can };
+            leavers.push(from[rng.below(from.len() as u64) as usize]);
         }
         if leavers.len() == self.honest.len() {
             leavers.remove(rng.below(leavers.len() as u64) as usize);
@@ -179,7 +202,11 @@ impl Coalition {
             let chain = &self.chains[&block.view][i];
             (chain.group.clone(), chain.justification.clone(), chain.length)
         };
-        if length >= CHAIN_MAX {
+        // Stale QC: the chain may stop here, its last QC shown to no one outside the group.
+        if length >= CHAIN_MAX || (self.plan.stale_qc && rng.chance(1, 3)) {
+            // A QC nobody outside the group was shown: kept for the stale-QC move.
+            let holders = if self.plan.narrow_votes { vec![group[0]] } else { group.clone() };
+            self.stale.push(Stale { qc, tip: block, justification, holders, sent: Vec::new() });
             return;
         }
         let delay = self.plan.step_delay_ms;
@@ -188,8 +215,27 @@ impl Coalition {
             chain.tip = next.clone();
             chain.length += 1;
         }
-        self.show(&next, justification.clone(), &group, delay, out);
-        self.maybe_leave(&next, length + 1, justification, &group, rng, out);
+        let shown = if self.plan.narrow_votes && self.plan.narrow_chain { &group[..1] } else { &group[..] };
+        self.show(&next, justification, shown, delay, out);
+        self.maybe_leave(block.view, i, now, rng, out);
+    }
+
+    /// Stale QC (see the top): `to` holds BC(`left`) and the coalition leads the next view:
+    /// a proposal carrying a QC the coalition formed and never showed `to` reaches it
+    /// before its STATUS (which S6 sends 2Δ after it entered). Honest cores ignore a QC
+    /// ranked below what they hold; this is the move that shows why.
+    pub(super) fn stale_qc(&mut self, to: ReplicaId, left: View, rng: &mut Rng, out: &mut Vec<Crafted>) {
+        if !self.plan.stale_qc || self.member(to) || !self.leads(left + 1) {
+            return;
+        }
+        let Some(i) = self.stale.iter().position(|s| !s.holders.contains(&to) && !s.sent.contains(&to)) else { return };
+        self.stale[i].sent.push(to);
+        let (qc, tip, justification) = (self.stale[i].qc.clone(), self.stale[i].tip.clone(), self.stale[i].justification.clone());
+        let child = self.block(tip.view, qc, tip.time_ms + 1, rng);
+        let signature = SimCrypto { me: child.proposer }.sign(&consensus::signed::proposal(&child.hash, justification.as_ref()));
+        let proposal = Proposal { block: child, signature, justification };
+        let delay_ms = self.delta_ms / 4 + rng.below(self.delta_ms * 3 / 4);
+        out.push(Crafted { from: tip.proposer, to, message: Message::Propose(proposal), delay_ms });
     }
 
     /// The view `view` is being left (an honest replica blamed it, or its certificate came
@@ -214,7 +260,7 @@ impl Coalition {
             }
         };
         let block = self.block(view, parent, now, rng);
-        self.chains.entry(view).or_default().push(Chain { group: vec![victim], justification: justification.clone(), tip: block.clone(), length: 1 });
+        self.chains.entry(view).or_default().push(Chain { group: vec![victim], justification: justification.clone(), first: block.clone(), first_shown_ms: now + 1, tip: block.clone(), length: 1 });
         self.show(&block, justification, &[victim], 1, out);
     }
 

@@ -19,7 +19,11 @@
 //!   a twin of it (an equivocation they blame at once) and sends them its own blames, so
 //!   they hold BC(v) exactly then, while the others learn it Δ later; its members' votes
 //!   may go to one honest replica only (the others must gather each other's), and as the
-//!   next leader it may propose on the first status it gets;
+//!   next leader it may propose on the first status it gets; a chain's later blocks may go
+//!   to that one replica only, and the twin may be of the chain's first block (so it
+//!   carries no QC the leavers lack);
+//! - **stale QC**: a QC it formed and never showed a replica reaches that replica just
+//!   before its STATUS for a view the coalition leads (a lower QC learned late);
 //! - **far-future blames** (validly self-signed, without certificate), **replays** of honest
 //!   messages it heard, delivered up to 10Δ late (votes, proposals, statuses across view
 //!   changes), **coalition certificates**: CHECKPOINTs and a state transfer signed by its
@@ -71,11 +75,23 @@ pub struct Plan {
     pub fast_lead: bool,
     /// The i-th replica of a group is shown each block i × this later.
     pub stagger_ms: u64,
+    /// With narrow votes, a chain's later blocks go to its vote recipient only: the others
+    /// learn the QCs they carry only when that replica forwards them, Δ later.
+    pub narrow_chain: bool,
+    /// "Leave now" shows a twin of the chain's first block (which carries no QC of the
+    /// chain) rather than of its latest one.
+    pub twin_first: bool,
+    /// The members report a QC they formed but never showed (a chain's last QC) to an honest
+    /// replica that does not hold it, just before that replica reports its STATUS for a view
+    /// the coalition leads.
+    pub stale_qc: bool,
+    /// "Leave now" timed from the chain's first block (see `maybe_leave`).
+    pub leave_after_first: bool,
 }
 
 impl Plan {
     pub fn draw(rng: &mut Rng, delta_ms: u64) -> Plan {
-        Plan {
+        let mut plan = Plan {
             split: rng.chance(7, 8),
             hide_qc: rng.chance(7, 8),
             selective_blames: rng.chance(2, 3),
@@ -91,11 +107,44 @@ impl Plan {
             certificates: rng.chance(1, 3),
             forge_requests: rng.chance(1, 2),
             lie: rng.chance(1, 3),
-            leave: rng.chance(3, 4).then(|| (1 + rng.below(3) as usize, rng.below(3 * delta_ms))),
+            // Half of the time just under Δ after the block: the moment its vote recipient's
+            // commit wait is about to end, while the others do not hold its QC yet.
+            leave: rng.chance(3, 4).then(|| {
+                let after = if rng.chance(1, 2) { delta_ms / 2 + rng.below(delta_ms / 2) } else { rng.below(3 * delta_ms) };
+                (1 + rng.below(3) as usize, after)
+            }),
             narrow_votes: rng.chance(1, 3),
             fast_lead: rng.chance(1, 2),
             stagger_ms: if rng.chance(1, 2) { 0 } else { rng.below(delta_ms) },
+            narrow_chain: rng.chance(1, 2),
+            twin_first: rng.chance(1, 2),
+            stale_qc: rng.chance(1, 3),
+            leave_after_first: false,
+        };
+        // A quarter of the plans follow a recipe: the moves of one attack, made coherent.
+        match rng.below(8) {
+            0 => plan.commit_first(delta_ms, rng),
+            1 => plan.stale_qc = true,
+            _ => {}
         }
+        plan
+    }
+
+    /// The attack S6's 2Δ wait before STATUS stops: one replica holds a 2-chain and commits,
+    /// the others leave the view before they hold its first QC, and the coalition, leading
+    /// the next view at once, extends their lower QCs.
+    fn commit_first(&mut self, delta_ms: u64, rng: &mut Rng) {
+        self.split = false;
+        self.hide_qc = false;
+        self.silent_first = false;
+        self.narrow_votes = true;
+        self.narrow_chain = true;
+        self.twin_first = true;
+        self.fast_lead = true;
+        self.stagger_ms = delta_ms / 2 + rng.below(delta_ms / 2);
+        self.step_delay_ms = self.stagger_ms + rng.below(delta_ms);
+        self.leave = Some((2, 0));
+        self.leave_after_first = true;
     }
 }
 
@@ -107,10 +156,21 @@ pub struct Crafted {
     pub delay_ms: u64,
 }
 
+/// A QC the coalition formed and showed no one outside `holders` (the stale-QC move).
+struct Stale {
+    qc: QuorumCert,
+    tip: Block,
+    justification: Option<Justification>,
+    holders: Vec<ReplicaId>,
+    sent: Vec<ReplicaId>,
+}
+
 /// One group's chain in a view the coalition leads.
 struct Chain {
     group: Vec<ReplicaId>,
     justification: Option<Justification>,
+    first: Block,
+    first_shown_ms: u64,
     tip: Block,
     length: usize,
 }
@@ -130,6 +190,7 @@ pub struct Coalition {
     crafted: BTreeMap<Hash, Block>,
     votes: BTreeMap<Hash, BTreeMap<ReplicaId, Vec<u8>>>,
     chains: BTreeMap<View, Vec<Chain>>,
+    stale: Vec<Stale>,
     /// Per view: the honest replicas its blames go to, and the hidden QC's victim.
     blame_targets: BTreeMap<View, Vec<ReplicaId>>,
     victims: BTreeMap<View, ReplicaId>,
@@ -162,6 +223,7 @@ impl Coalition {
             crafted: BTreeMap::new(),
             votes: BTreeMap::new(),
             chains: BTreeMap::new(),
+            stale: Vec::new(),
             blame_targets: BTreeMap::new(),
             victims: BTreeMap::new(),
             led: BTreeSet::new(),
@@ -189,7 +251,7 @@ impl Coalition {
 
     /// True when the coalition proposes by itself in this view (its member's core does not).
     fn crafts(&self, view: View) -> bool {
-        self.leads(view) && (self.plan.split || self.plan.hide_qc || self.plan.forge_requests)
+        self.leads(view) && (self.plan.split || self.plan.hide_qc || self.plan.forge_requests || self.plan.leave_after_first || self.plan.stale_qc)
     }
 
     fn silent(&self, view: View) -> bool {
@@ -300,6 +362,7 @@ impl Coalition {
                 self.certificates.insert(bc.view, bc.clone());
                 self.view_seen.entry(bc.view + 1).or_insert(now);
                 self.hide_qc(bc.view, now, rng, &mut out);
+                self.stale_qc(from, bc.view, rng, &mut out);
             }
             Message::Blame(b) => {
                 if let Some(bc) = &b.entered_by {
