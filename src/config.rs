@@ -24,6 +24,10 @@ use crate::crypto::{KdfParams, VerifyingKey, decode_hex, public_key};
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     pub name: String,
+    /// 128 random bits in hex, made with the cluster: part of every request's cluster tag
+    /// and of every replica-to-replica signature, so no other cluster's messages verify here.
+    #[serde(default)]
+    pub cluster_id: String,
     /// Δ: the bound on message delay plus processing that the ordering protocol waits on.
     pub delta_ms: u64,
     #[serde(default)]
@@ -77,6 +81,12 @@ impl ClusterConfig {
         if self.name.is_empty() || self.name.len() > 64 || self.name.chars().any(|c| c.is_control()) {
             return bad(format!("cluster name {:?} must be 1 to 64 printable characters", self.name));
         }
+        if self.cluster_id.len() != 32 || decode_hex(&self.cluster_id).is_none() {
+            return bad(format!(
+                "cluster_id {:?} must be 32 hex digits (a config made by `quintet init` has one)",
+                self.cluster_id
+            ));
+        }
         if !(1..=60_000).contains(&self.delta_ms) {
             return bad(format!("delta_ms {} must be between 1 and 60000", self.delta_ms));
         }
@@ -105,6 +115,19 @@ impl ClusterConfig {
         Ok(())
     }
 
+    /// What a request's `cluster` field must say: the name and the random id, so a request
+    /// made for another cluster of the same name is refused.
+    pub fn tag(&self) -> String {
+        format!("{}#{}", self.name, self.cluster_id)
+    }
+
+    /// A fresh random cluster id.
+    pub fn new_id() -> String {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the operating system has no random source");
+        crate::crypto::encode_hex(&bytes)
+    }
+
     /// Matching signed replies a client needs: f + 1 of n = 2f + 1, so at least one honest.
     pub fn quorum(&self) -> usize {
         (self.replicas.len() - 1) / 2 + 1
@@ -128,7 +151,7 @@ mod tests {
                 public_key: encode_hex(SigningKey::from_bytes(&[i as u8 + 1; 32]).verifying_key().as_bytes()),
             })
             .collect();
-        ClusterConfig { name: "test".into(), delta_ms: 200, kdf: KdfParams::default(), replicas }
+        ClusterConfig { name: "test".into(), cluster_id: "00112233445566778899aabbccddeeff".into(), delta_ms: 200, kdf: KdfParams::default(), replicas }
     }
 
     #[test]

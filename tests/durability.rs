@@ -1,5 +1,5 @@
 //! Kill the replica with SIGKILL in the middle of a stream of sends, restart it, and find
-//! every acknowledged message; stop it cleanly and find everything again from the snapshot.
+//! every acknowledged message; stop it cleanly and find everything again.
 
 mod common;
 
@@ -68,7 +68,9 @@ fn sigkill_mid_stream_loses_no_acknowledged_message() {
 }
 
 #[test]
-fn clean_stop_writes_a_snapshot_and_restart_restores_it() {
+fn clean_stop_and_restart_restores_everything() {
+    // A stop and a crash recover the same way (NOTEBOOK: state images are kept at
+    // checkpoint heights only; a restart executes the committed blocks after the newest).
     let mut cluster = OneReplica::start("clean");
     let mut alice = cluster.chat("alice", "a");
     alice.run("create");
@@ -80,14 +82,6 @@ fn clean_stop_writes_a_snapshot_and_restart_restores_it() {
     }
     drop((alice, bob));
     assert!(cluster.stop().success(), "SIGTERM exits cleanly");
-    let snapshots: Vec<_> = std::fs::read_dir(cluster.data())
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| n.starts_with("snap-"))
-        .collect();
-    assert_eq!(snapshots.len(), 1, "one snapshot after a clean stop: {snapshots:?}");
-    let meta = std::fs::read_to_string(cluster.data().join(&snapshots[0]).join("meta.csv")).unwrap();
-    assert!(meta.contains("messages,30"), "{meta}");
     cluster.restart();
     let found = read_all(&cluster);
     assert_eq!(found.len(), 30);

@@ -248,7 +248,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
     let interactive = std::io::stdin().is_terminal();
     let mut s = Session {
         client,
-        cluster: config.name.clone(),
+        cluster: config.tag(),
         user: args.user.clone(),
         key,
         json: args.json,

@@ -86,13 +86,13 @@ pub fn outcome(command: &str, user: &str, height: u64, outcome: &pb::Outcome) ->
     (lines, value)
 }
 
+/// One replica's line in `up` and `status` (nothing in it changes while the cluster idles).
 pub fn status_line(id: &str, s: &pb::StatusReply) -> String {
+    let role = if s.leader == s.replica { "leader" } else { "follower" };
+    let digest = crate::crypto::encode_hex(&s.state_digest[..s.state_digest.len().min(4)]);
     format!(
-        "{id}: up, height {}, snapshot at {}, {} accounts, {} messages",
-        s.height,
-        s.snapshot_height,
-        s.accounts,
-        s.messages
+        "{id}: up, {role} in view {}, height {}, state {digest}, {} accounts, {} messages, {} peers reachable",
+        s.view, s.height, s.accounts, s.messages, s.peers_reachable
     )
 }
 

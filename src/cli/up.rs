@@ -48,7 +48,13 @@ fn create_cluster(args: &UpArgs, path: &Path) -> anyhow::Result<ClusterConfig> {
             public_key: encode_hex(key.verifying_key().as_bytes()),
         });
     }
-    let config = ClusterConfig { name: "quintet-local".into(), delta_ms: args.delta_ms, kdf: KdfParams::default(), replicas };
+    let config = ClusterConfig {
+        name: "quintet-local".into(),
+        cluster_id: ClusterConfig::new_id(),
+        delta_ms: args.delta_ms,
+        kdf: KdfParams::default(),
+        replicas,
+    };
     config.validate()?;
     std::fs::write(path, config.to_toml())?;
     println!("created {} with {} replica(s)", path.display(), args.replicas);

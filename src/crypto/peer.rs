@@ -13,22 +13,41 @@ pub struct PeerCrypto {
     key: SigningKey,
     /// Replica i's public key at index i.
     peers: Vec<VerifyingKey>,
+    /// `TAG_PEER` followed by the cluster id: a signature made in another cluster never
+    /// verifies here, even between the same keys.
+    domain: Vec<u8>,
 }
 
 impl PeerCrypto {
-    /// `peers[i]` is replica i's public key.
-    pub fn new(key: SigningKey, peers: Vec<VerifyingKey>) -> Self {
-        PeerCrypto { key, peers }
+    /// `peers[i]` is replica i's public key; `cluster_id` the config's.
+    pub fn new(key: SigningKey, peers: Vec<VerifyingKey>, cluster_id: &str) -> Self {
+        let mut domain = TAG_PEER.to_vec();
+        domain.extend_from_slice(cluster_id.as_bytes());
+        domain.push(0);
+        PeerCrypto { key, peers, domain }
+    }
+
+    /// Signs a peer frame (see `replica::peers`) under the same cluster domain.
+    pub fn sign_frame(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut domain = self.domain.clone();
+        domain.extend_from_slice(b"frame\0");
+        sign(&self.key, &domain, bytes)
+    }
+
+    pub fn verify_frame(&self, signer: ReplicaId, bytes: &[u8], signature: &[u8]) -> bool {
+        let mut domain = self.domain.clone();
+        domain.extend_from_slice(b"frame\0");
+        self.peers.get(signer as usize).is_some_and(|key| verify(key, &domain, bytes, signature).is_ok())
     }
 }
 
 impl Crypto for PeerCrypto {
     fn sign(&self, bytes: &[u8]) -> Vec<u8> {
-        sign(&self.key, TAG_PEER, bytes)
+        sign(&self.key, &self.domain, bytes)
     }
 
     fn verify(&self, signer: ReplicaId, bytes: &[u8], signature: &[u8]) -> bool {
-        self.peers.get(signer as usize).is_some_and(|key| verify(key, TAG_PEER, bytes, signature).is_ok())
+        self.peers.get(signer as usize).is_some_and(|key| verify(key, &self.domain, bytes, signature).is_ok())
     }
 }
 
@@ -43,7 +62,7 @@ mod tests {
 
     fn crypto(me: usize) -> PeerCrypto {
         let keys = keys();
-        PeerCrypto::new(keys[me].clone(), keys.iter().map(|k| k.verifying_key()).collect())
+        PeerCrypto::new(keys[me].clone(), keys.iter().map(|k| k.verifying_key()).collect(), "c1")
     }
 
     #[test]
@@ -58,6 +77,17 @@ mod tests {
         // A client-side signature of the same bytes is not a protocol signature.
         let other_domain = crate::crypto::sign(&keys()[0], crate::crypto::TAG_REPLY, b"vote bytes");
         assert!(!b.verify(0, b"vote bytes", &other_domain));
+    }
+
+    #[test]
+    fn another_clusters_signature_never_verifies_even_with_the_same_keys() {
+        let keys = keys();
+        let other = PeerCrypto::new(keys[0].clone(), keys.iter().map(|k| k.verifying_key()).collect(), "c2");
+        let here = crypto(1);
+        assert!(!here.verify(0, b"vote bytes", &other.sign(b"vote bytes")));
+        assert!(!here.verify_frame(0, b"frame", &other.sign_frame(b"frame")));
+        assert!(here.verify_frame(0, b"frame", &crypto(0).sign_frame(b"frame")));
+        assert!(!here.verify(0, b"frame", &crypto(0).sign_frame(b"frame")), "a frame signature is not a vote");
     }
 
     #[test]

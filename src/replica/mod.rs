@@ -1,29 +1,35 @@
-//! The replica: the async driver around the chat state machine and storage.
+//! The replica: the async driver around the ordering core, the chat state machine and the
+//! replica store.
 //!
-//! Start-up: read the config and key, lock the data folder, open storage (newest snapshot,
-//! then replay the log tail), start the apply loop on its own thread, then serve gRPC until
-//! SIGINT or SIGTERM, after which the loop writes a snapshot and the process exits.
+//! Start-up: read the config and key, lock the data folder, open the store (newest state
+//! image, then the committed blocks after it, executed again; the core's persistent record
+//! and stored blocks for `Restored`), start the driver loop on its own thread, the peer
+//! links, a tick every Δ/4, then serve gRPC (clients and peers on one port) until SIGINT or
+//! SIGTERM. A restarted replica rejoins and catches up by itself (fetched blocks with
+//! their QCs, or a certified state transfer).
 
-mod core;
+mod driver;
 mod hub;
+mod peers;
 mod service;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::chat::{ChatState, Context};
 use crate::config::{ClusterConfig, ConfigError};
+use crate::consensus::{self, ReplicaId};
+use crate::crypto::PeerCrypto;
 use crate::crypto::{self, CryptoError, encode_hex};
-use crate::storage::{RealFs, Storage, StorageError};
+use crate::storage::{RealFs, ReplicaStore, StorageError};
 use crate::{pb, wire};
 
-/// Jobs queued for the apply loop before callers wait.
-const JOB_QUEUE: usize = 4096;
-/// Minimum log records between periodic snapshots.
-pub const SNAPSHOT_EVERY: u64 = 10_000;
+pub use driver::Job;
+
+/// Jobs queued for the driver before callers wait.
+const JOB_QUEUE: usize = 8192;
 
 #[derive(Clone, Debug)]
 pub struct ReplicaOptions {
@@ -47,8 +53,6 @@ pub enum ReplicaError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Setup(String),
-    #[error("log record at height {height} cannot be replayed: {reason}")]
-    Replay { height: u64, reason: String },
 }
 
 fn folder_of(path: &Path) -> PathBuf {
@@ -76,32 +80,12 @@ fn lock_folder(dir: &Path) -> Result<FolderLock, ReplicaError> {
     Ok(FolderLock(file))
 }
 
-/// Re-applies the log entries after the snapshot, exactly as they were first applied.
-fn replay(state: &mut ChatState, tail: &[crate::storage::LogEntry]) -> Result<(), ReplicaError> {
-    use prost::Message as _;
-    for entry in tail {
-        let fail = |reason: String| ReplicaError::Replay { height: entry.height, reason };
-        let signed = pb::SignedRequest::decode(entry.bytes.as_slice()).map_err(|e| fail(e.to_string()))?;
-        let (_, request) = wire::decode_request(&signed.body).map_err(|e| fail(e.to_string()))?;
-        state.apply(&request, Context { height: entry.height, position: 0, time_ms: entry.time_ms });
-    }
-    Ok(())
-}
-
 pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let config = ClusterConfig::load(&options.config)?;
     let entry = config.replica(&options.id).ok_or_else(|| {
         let ids: Vec<&str> = config.replicas.iter().map(|r| r.id.as_str()).collect();
         ReplicaError::Setup(format!("replica {:?} is not in {} (it has {})", options.id, options.config.display(), ids.join(", ")))
     })?;
-    if config.replicas.len() > 1 {
-        return Err(ReplicaError::Setup(format!(
-            "{} lists {} replicas, but this version orders requests on one replica only; \
-             run a one-replica cluster (quintet up --replicas 1)",
-            options.config.display(),
-            config.replicas.len()
-        )));
-    }
     let base = folder_of(&options.config);
     let key_path = options.key.clone().unwrap_or_else(|| base.join(format!("{}.key", options.id)));
     let key = crypto::read_key_file(&key_path)?;
@@ -116,18 +100,23 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     }
     let data = options.data.clone().unwrap_or_else(|| base.join(&options.id));
     let lock = lock_folder(&data)?;
-    let (storage, recovered) = Storage::open(Arc::new(RealFs), &data, SNAPSHOT_EVERY)?;
-    if let Some((path, before, after)) = &recovered.truncated {
-        tracing::warn!(path = %path.display(), before, after, "cut a torn record off the log tail");
+    let (store, opened) = ReplicaStore::open(Arc::new(RealFs), &data)?;
+    let me = config.replicas.iter().position(|r| r.id == options.id).expect("found above") as ReplicaId;
+    let mut chat = opened.state;
+    let cluster = config.tag();
+    for block in &opened.replay {
+        driver::execute_on(&mut chat, &cluster, block);
     }
-    let mut state = recovered.state;
-    replay(&mut state, &recovered.tail)?;
+    let keys = config.replicas.iter().map(|r| r.verifying_key()).collect();
+    let crypto = Arc::new(PeerCrypto::new(key.clone(), keys, &config.cluster_id));
+    let cfg = consensus::Config::new(config.replicas.len(), config.delta_ms);
+    let core = consensus::Core::new(cfg, me, Box::new(PeerCrypto::new(key.clone(), config.replicas.iter().map(|r| r.verifying_key()).collect(), &config.cluster_id)), opened.restored);
     tracing::info!(
-        height = state.height(),
-        snapshot = storage.snapshot_height(),
-        replayed = recovered.tail.len(),
-        accounts = state.account_count(),
-        messages = state.message_count(),
+        committed = core.committed_height(),
+        view = core.view(),
+        replayed = opened.replay.len(),
+        accounts = chat.account_count(),
+        messages = chat.message_count(),
         "state recovered"
     );
 
@@ -140,47 +129,76 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     println!("quintet replica {} listening on {bound}", options.id);
 
     let (jobs, queue) = mpsc::channel(JOB_QUEUE);
-    let core = core::Core {
+    let addresses: Vec<String> = config.replicas.iter().map(|r| r.address.clone()).collect();
+    let driver = driver::Driver {
         id: options.id.clone(),
-        cluster: config.name.clone(),
+        ids: config.replicas.iter().map(|r| r.id.clone()).collect(),
+        cluster,
         key,
-        state,
-        storage,
+        core,
+        store,
+        chat,
         hub: Default::default(),
+        peers: peers::Peers::start(me, &addresses, crypto.clone()),
         started: Instant::now(),
+        last_committed: None,
+        last_commit: None,
+        image_height: 0,
+        waiting: Default::default(),
     };
-    let core_thread = std::thread::Builder::new()
-        .name(format!("apply-{}", options.id))
-        .spawn(move || core.run(queue))
+    let driver_thread = std::thread::Builder::new()
+        .name(format!("driver-{}", options.id))
+        .spawn(move || driver.run(queue))
         .map_err(|e| ReplicaError::Setup(e.to_string()))?;
+    // Ticks at Δ/4 (S10's timers and the 2Δ waits need no finer grain); a full queue
+    // skips a tick, the next one comes.
+    let tick = Duration::from_millis((config.delta_ms / 4).max(1));
+    let ticker = {
+        let jobs = jobs.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(tick);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                if jobs.try_send(Job::Tick).is_err() && jobs.is_closed() {
+                    return;
+                }
+            }
+        })
+    };
 
     let service = pb::replica_server::ReplicaServer::new(service::ReplicaService { jobs: jobs.clone() })
         .max_decoding_message_size(wire::GRPC_MESSAGE_MAX);
+    let peer_service = pb::peer_server::PeerServer::new(peers::PeerService { me, n: config.replicas.len(), crypto, jobs: jobs.clone() })
+        .max_decoding_message_size(peers::FRAME_MAX);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop_signal = async move {
         let _ = stop_rx.await;
     };
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop_signal),
+            .add_service(peer_service)
+            .serve_with_incoming_shutdown(incoming, stop_signal),
     );
-    let core_done = tokio::task::spawn_blocking(move || core_thread.join());
-    tokio::pin!(core_done);
+    let driver_done = tokio::task::spawn_blocking(move || driver_thread.join());
+    tokio::pin!(driver_done);
     let outcome = tokio::select! {
         _ = shutdown_signal() => {
-            tracing::info!("stopping: writing a snapshot");
-            let _ = jobs.send(core::Job::Shutdown).await;
-            core_done.await
+            tracing::info!("stopping");
+            let _ = jobs.send(Job::Shutdown).await;
+            driver_done.await
         }
-        joined = &mut core_done => joined,
+        joined = &mut driver_done => joined,
     };
     let _ = stop_tx.send(());
+    ticker.abort();
     server.abort();
     drop(lock);
     match outcome {
         Ok(Ok(result)) => result.map_err(ReplicaError::from),
-        _ => Err(ReplicaError::Setup("the apply loop panicked".into())),
+        _ => Err(ReplicaError::Setup("the driver loop panicked".into())),
     }
 }
 

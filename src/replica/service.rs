@@ -4,7 +4,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::core::Job;
+use super::driver::Job;
 use super::hub::STREAM_BUFFER;
 use crate::pb;
 use crate::pb::replica_server::Replica;

@@ -18,6 +18,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_quintet");
 /// Cheap key derivation so tests do not spend seconds in Argon2.
 pub const TEST_KDF: KdfParams = KdfParams { memory_kib: 64, iterations: 1 };
 
+pub mod five;
+
 /// A temporary folder, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -79,7 +81,9 @@ pub struct OneReplica {
 pub fn config(name: &str, address: &str, key: &SigningKey) -> ClusterConfig {
     ClusterConfig {
         name: name.into(),
-        delta_ms: 200,
+        cluster_id: "0f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
+        // Short, so the ordering core's 2Δ commit wait keeps the tests quick on loopback.
+        delta_ms: 20,
         kdf: TEST_KDF,
         replicas: vec![ReplicaEntry {
             id: "A".into(),

@@ -1,0 +1,304 @@
+//! The driver loop: one thread owns the ordering core, the replica store, the chat state
+//! and the live-delivery hub, and carries out the core's actions in its call order.
+//!
+//! Per batch (every queued job, up to `BATCH_MAX`): each input goes to the core; the
+//! actions are carried out in order — `Persist`, `StoreBlock` and `Commit` written,
+//! committed blocks executed in height order — then **one fsync**, and only then do the
+//! batch's messages go to the peers, the signed replies to the waiting clients and the
+//! deliveries to the streams (group commit: nothing leaves before what it depends on is
+//! durable). A failed write or fsync stops the replica: it restarts from its disk.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+use super::hub::{DeliverySender, Hub};
+use super::peers::Peers;
+use crate::chat::ChatState;
+use crate::consensus::{self, Action, Block, Core, Input, Message, ReplicaId};
+use crate::crypto::{self, SigningKey, TAG_REPLY, TAG_SUBSCRIBE};
+use crate::execute::{BlockContext, Ed25519Requests, Executed};
+use crate::storage::{ReplicaStore, StorageError};
+use crate::{pb, wire};
+
+/// Most jobs handled between two fsyncs.
+const BATCH_MAX: usize = 1024;
+/// A subscription must be signed within this long of the replica's clock.
+const SUBSCRIBE_SKEW_MAX_MS: u64 = 5 * 60 * 1000;
+/// Clients waiting on one replica for their requests to commit (beyond: answered "busy").
+const WAITING_MAX: usize = 100_000;
+/// How long a client's call may wait here for its request to commit.
+const WAIT_MAX: Duration = Duration::from_secs(60);
+
+pub enum Job {
+    Submit { request: pb::SignedRequest, reply: oneshot::Sender<pb::SignedReply> },
+    Subscribe { request: pb::SignedSubscribe, stream: DeliverySender, reply: oneshot::Sender<Result<(), Status>> },
+    Status { reply: oneshot::Sender<pb::StatusReply> },
+    /// Messages from a peer, checked (frame signature) and decoded by the peer service.
+    Peer { from: ReplicaId, messages: Vec<Message> },
+    Tick,
+    Shutdown,
+}
+
+/// A request's body digest, when its first client came, and the clients waiting for it.
+pub type Waiting = ([u8; 32], Instant, Vec<oneshot::Sender<pb::SignedReply>>);
+
+pub struct Driver {
+    pub id: String,
+    pub ids: Vec<String>,
+    /// The cluster tag requests must carry (`ClusterConfig::tag`).
+    pub cluster: String,
+    pub key: SigningKey,
+    pub core: Core,
+    pub store: ReplicaStore,
+    pub chat: ChatState,
+    pub hub: Hub,
+    pub peers: Peers,
+    pub started: Instant,
+    /// The block executed last (a `TakeSnapshot` names it).
+    pub last_committed: Option<Block>,
+    pub last_commit: Option<Instant>,
+    /// Height of the newest state image kept here.
+    pub image_height: u64,
+    /// Clients waiting for a request to commit here, by the digest of the signed request
+    /// (what execution reports), with the digest of its body (what replies name).
+    /// Dropped after `WAIT_MAX` (a request the core refused to pool, or one that never
+    /// committed): the client's call then ends with an error and it asks again.
+    pub waiting: HashMap<[u8; 32], Waiting>,
+}
+
+/// Executes one committed block (also on restart, for the blocks after the image).
+pub fn execute_on(chat: &mut ChatState, cluster: &str, block: &Block) -> Vec<Executed> {
+    let context = BlockContext { height: block.height, time_ms: block.time_ms, cluster, auth: &Ed25519Requests, unchecked: false };
+    crate::execute::execute_block(chat, &context, &block.requests)
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64
+}
+
+/// What a batch sends once it is durable.
+#[derive(Default)]
+struct Outbox {
+    messages: Vec<(Option<ReplicaId>, Message)>,
+    replies: Vec<(oneshot::Sender<pb::SignedReply>, pb::ReplyBody)>,
+    deliveries: Vec<(u64, crate::chat::Message)>,
+}
+
+impl Driver {
+    /// Runs until `Shutdown` or until every sender is gone.
+    pub fn run(mut self, mut jobs: mpsc::Receiver<Job>) -> Result<(), StorageError> {
+        let mut shutdown = false;
+        while !shutdown {
+            let Some(first) = jobs.blocking_recv() else { break };
+            let mut batch = vec![first];
+            while batch.len() < BATCH_MAX {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let now = now_ms();
+            let mut actions = Vec::new();
+            let mut out = Outbox::default();
+            for job in batch {
+                match job {
+                    Job::Submit { request, reply } => self.submit(now, request, reply, &mut actions, &mut out),
+                    Job::Subscribe { request, stream, reply } => {
+                        let _ = reply.send(self.subscribe(&request, stream));
+                    }
+                    Job::Status { reply } => {
+                        let _ = reply.send(self.status());
+                    }
+                    Job::Peer { from, messages } => {
+                        for m in messages {
+                            actions.extend(self.core.handle(now, Input::Message(from, m)));
+                        }
+                    }
+                    Job::Tick => {
+                        actions.extend(self.core.handle(now, Input::Tick));
+                        self.waiting.retain(|_, (_, since, _)| since.elapsed() < WAIT_MAX);
+                    }
+                    Job::Shutdown => shutdown = true,
+                }
+            }
+            self.perform(now, actions, &mut out)?;
+            self.store.sync()?;
+            for (to, message) in out.messages {
+                match to {
+                    Some(to) => self.peers.send(to, &message),
+                    None => self.peers.broadcast(&message),
+                }
+            }
+            for (reply, body) in out.replies {
+                let _ = reply.send(self.sign_reply(body));
+            }
+            for (height, message) in out.deliveries {
+                self.hub.deliver(&self.id, &self.key, height, &message);
+            }
+        }
+        tracing::info!(height = self.core.committed_height(), "replica stopped");
+        Ok(())
+    }
+
+    /// Carries out the core's actions in order (sends wait in the outbox for the fsync).
+    fn perform(&mut self, now: u64, actions: Vec<Action>, out: &mut Outbox) -> Result<(), StorageError> {
+        let mut queue: std::collections::VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Persist(p) => self.store.persist(&p)?,
+                Action::StoreBlock(b) => self.store.store_block(&b)?,
+                Action::Send(to, m) => out.messages.push((Some(to), m)),
+                Action::Broadcast(m) => out.messages.push((None, m)),
+                Action::Commit(block) => {
+                    self.store.commit(&block)?;
+                    let executed = self.execute(&block);
+                    self.answer(executed, out);
+                    self.last_committed = Some(block);
+                    self.last_commit = Some(Instant::now());
+                }
+                Action::TakeSnapshot { height, hash } => {
+                    let block = self.last_committed.clone().filter(|b| b.height == height && b.hash == hash);
+                    let block = block.expect("TakeSnapshot follows the Commit of its block");
+                    let state = self.store.take_image(&block, &self.chat)?;
+                    self.image_height = height;
+                    queue.extend(self.core.handle(now, Input::Snapshot { height, hash, state }));
+                }
+                Action::Stable(cert) => self.store.stable(&cert)?,
+                Action::SendState(to, cert) => {
+                    let transfer = self.store.image(&cert)?;
+                    out.messages.push((Some(to), Message::State(Box::new(transfer))));
+                }
+                Action::InstallState(t) => {
+                    self.chat = self.store.install(&t)?;
+                    self.image_height = t.cert.height;
+                    tracing::info!(height = t.cert.height, "installed a certified state image");
+                    self.last_committed = Some(t.block.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, block: &Block) -> Vec<Executed> {
+        execute_on(&mut self.chat, &self.cluster, block)
+    }
+
+    /// Replies to the clients waiting here for what a block executed, and its deliveries.
+    fn answer(&mut self, executed: Vec<Executed>, out: &mut Outbox) {
+        for e in executed {
+            if e.outcome.kind.as_ref().is_some_and(|k| matches!(k, pb::outcome::Kind::AccountDeleted(_))) {
+                self.hub.drop_user(&e.user);
+            }
+            out.deliveries.extend(e.deliveries.iter().map(|m| (e.height, m.clone())));
+            if let Some((body_digest, _, waiters)) = self.waiting.remove(&e.digest) {
+                for reply in waiters {
+                    let body = pb::ReplyBody {
+                        replica: self.id.clone(),
+                        request_digest: body_digest.to_vec(),
+                        height: e.height,
+                        outcome: Some(e.outcome.clone()),
+                    };
+                    out.replies.push((reply, body));
+                }
+            }
+        }
+    }
+
+    /// A client request: stateless refusals and already executed requests are answered at
+    /// once; anything else goes to the core and is answered when it commits here.
+    fn submit(
+        &mut self,
+        now: u64,
+        signed: pb::SignedRequest,
+        reply: oneshot::Sender<pb::SignedReply>,
+        actions: &mut Vec<Action>,
+        out: &mut Outbox,
+    ) {
+        let body_digest = wire::digest(&signed.body);
+        let refuse = |code: &str, message: String| pb::ReplyBody {
+            replica: self.id.clone(),
+            request_digest: body_digest.to_vec(),
+            height: 0,
+            outcome: Some(wire::failure(code, message)),
+        };
+        let (header, request) = match wire::decode_request(&signed.body) {
+            Ok(decoded) => decoded,
+            Err(e) => return out.replies.push((reply, refuse(e.code(), e.to_string()))),
+        };
+        if header.cluster != self.cluster {
+            let message = format!("request is for cluster {:?}, this is {:?}", header.cluster, self.cluster);
+            return out.replies.push((reply, refuse("wrong_cluster", message)));
+        }
+        if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq) {
+            let body = pb::ReplyBody {
+                replica: self.id.clone(),
+                request_digest: body_digest.to_vec(),
+                height: cached.height,
+                outcome: Some(wire::encode_outcome(&cached.outcome)),
+            };
+            return out.replies.push((reply, body));
+        }
+        // A sequence number below the session's last applied one can only be refused, and
+        // the core never orders a request it committed before: answered here. Safe at
+        // height 0 because it is monotone: a replica says it only after executing a later
+        // request of the session, so three such answers include an honest one that did.
+        if self.chat.is_replay(&request.user, request.session, request.seq) {
+            let error = crate::chat::ChatError::Replayed { seq: request.seq };
+            return out.replies.push((reply, refuse(error.code(), error.to_string())));
+        }
+        if self.waiting.len() >= WAITING_MAX {
+            return out.replies.push((reply, refuse("busy", "too many requests waiting here; try again".into())));
+        }
+        let bytes = signed.encode_to_vec();
+        let waiting = self.waiting.entry(consensus::digest(&bytes)).or_insert_with(|| (body_digest, Instant::now(), Vec::new()));
+        waiting.2.push(reply);
+        actions.extend(self.core.handle(now, Input::Request(bytes)));
+    }
+
+    fn sign_reply(&self, body: pb::ReplyBody) -> pb::SignedReply {
+        let body = body.encode_to_vec();
+        let signature = crypto::sign(&self.key, TAG_REPLY, &body);
+        pb::SignedReply { body, signature }
+    }
+
+    fn subscribe(&mut self, signed: &pb::SignedSubscribe, stream: DeliverySender) -> Result<(), Status> {
+        let body = pb::SubscribeBody::decode(signed.body.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("malformed subscription: {e}")))?;
+        if body.cluster != self.cluster {
+            return Err(Status::invalid_argument(format!("subscription is for cluster {:?}", body.cluster)));
+        }
+        let key = self
+            .chat
+            .public_key(&body.user)
+            .ok_or_else(|| Status::not_found(format!("no account named {:?}", body.user)))?;
+        let key = crypto::public_key(key).map_err(|e| Status::internal(e.to_string()))?;
+        crypto::verify(&key, TAG_SUBSCRIBE, &signed.body, &signed.signature)
+            .map_err(|e| Status::unauthenticated(format!("subscription signature refused: {e}")))?;
+        if body.time_ms.abs_diff(now_ms()) > SUBSCRIBE_SKEW_MAX_MS {
+            return Err(Status::unauthenticated("subscription is stale or from the future: check the clock"));
+        }
+        self.hub.add(&body.user, stream);
+        Ok(())
+    }
+
+    fn status(&self) -> pb::StatusReply {
+        let view = self.core.view();
+        pb::StatusReply {
+            replica: self.id.clone(),
+            height: self.core.committed_height(),
+            snapshot_height: self.image_height,
+            accounts: self.chat.account_count(),
+            messages: self.chat.message_count(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            view,
+            leader: self.ids.get(self.core.leader(view) as usize).cloned().unwrap_or_default(),
+            state_digest: self.chat.digest().to_vec(),
+            peers_reachable: self.peers.reachable() as u32,
+            last_commit_age_ms: self.last_commit.map_or(0, |t| t.elapsed().as_millis() as u64),
+        }
+    }
+}

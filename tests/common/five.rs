@@ -1,0 +1,121 @@
+//! Five replicas on loopback, each a real `quintet replica` process with its own folder and
+//! key; ports asked of the OS; every process killed by its PID when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use quintet::config::{ClusterConfig, ReplicaEntry};
+use quintet::crypto::{self, encode_hex};
+
+use super::{BIN, Chat, Proc, TEST_KDF, TempDir, line_reader};
+
+pub const IDS: [&str; 5] = ["A", "B", "C", "D", "E"];
+
+pub struct Cluster {
+    pub dir: TempDir,
+    pub config: PathBuf,
+    pub replicas: Vec<Option<Proc>>,
+    starts: u32,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Cluster {
+    /// Writes keys and `cluster.toml` (Δ in ms) and starts all five.
+    pub fn start(name: &str, delta_ms: u64) -> Cluster {
+        let dir = TempDir::new(name);
+        let replicas = IDS
+            .iter()
+            .map(|id| {
+                let key = crypto::generate_key();
+                crypto::write_key_file(&dir.0.join(format!("{id}.key")), &key).unwrap();
+                ReplicaEntry {
+                    id: id.to_string(),
+                    address: format!("127.0.0.1:{}", free_port()),
+                    public_key: encode_hex(key.verifying_key().as_bytes()),
+                }
+            })
+            .collect();
+        let config = ClusterConfig {
+            name: "five".into(),
+            cluster_id: ClusterConfig::new_id(),
+            delta_ms,
+            kdf: TEST_KDF,
+            replicas,
+        };
+        let path = dir.0.join("cluster.toml");
+        std::fs::write(&path, config.to_toml()).unwrap();
+        let mut cluster = Cluster { dir, config: path, replicas: (0..5).map(|_| None).collect(), starts: 0 };
+        for i in 0..5 {
+            cluster.start_replica(i);
+        }
+        cluster
+    }
+
+    pub fn start_replica(&mut self, i: usize) {
+        assert!(self.replicas[i].is_none(), "replica {} runs already", IDS[i]);
+        self.starts += 1;
+        let log = self.dir.0.join(format!("{}-{}.log", IDS[i], self.starts));
+        let mut child = Command::new(BIN)
+            .args(["replica", "--id", IDS[i], "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start a replica");
+        let lines = line_reader(child.stdout.take().unwrap());
+        if lines.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("replica {} did not start; its log:\n{}", IDS[i], std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        self.replicas[i] = Some(Proc(child));
+    }
+
+    /// SIGKILL, by PID.
+    pub fn kill(&mut self, i: usize) {
+        let mut proc = self.replicas[i].take().expect("running");
+        proc.0.kill().unwrap();
+        proc.0.wait().unwrap();
+    }
+
+    pub fn chat(&self, user: &str) -> Chat {
+        Chat::start(&self.config, user, &format!("{user}-pw"), &["--timeout-ms", "20000"])
+    }
+
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
+    /// Each running replica's (height, state digest), from `status --json`... read through
+    /// the status RPC by the library's client.
+    pub fn digests(&self) -> Vec<Option<(u64, Vec<u8>)>> {
+        let config = ClusterConfig::load(&self.config).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let client = quintet::client::QuorumClient::new(&config).unwrap();
+            client.status().await.into_iter().map(|(_, s)| s.ok().map(|s| (s.height, s.state_digest))).collect()
+        })
+    }
+
+    /// Waits until every running replica reports the same height and state digest.
+    pub fn wait_converged(&self, within: Duration) -> (u64, Vec<u8>) {
+        let deadline = Instant::now() + within;
+        loop {
+            let all = self.digests();
+            let running: Vec<_> = all.iter().enumerate().filter(|(i, _)| self.replicas[*i].is_some()).map(|(_, d)| d.clone()).collect();
+            if let Some(Some(first)) = running.first()
+                && running.iter().all(|d| d.as_ref() == Some(first))
+            {
+                return first.clone();
+            }
+            assert!(Instant::now() < deadline, "replicas did not converge: {all:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
