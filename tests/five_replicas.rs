@@ -67,3 +67,79 @@ fn five_replicas_keep_chatting_with_any_two_killed_and_lose_nothing() {
     let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
     assert_eq!(mailbox(&cluster), expected, "every acknowledged message, once, in order");
 }
+
+#[test]
+fn every_ordered_pair_killed_one_after_the_other_then_restarted_loses_nothing() {
+    // For each of the 20 ordered pairs (first, second): kill the first, chat, kill the
+    // second, chat, restart both, chat. One cluster for all of them (each pair starts
+    // from five running replicas), so a pair also meets what the ones before it left.
+    let mut cluster = Cluster::start("pairs", 50);
+    let mut bob = cluster.chat("bob");
+    assert_eq!(bob.run("create")["type"], "result");
+    assert_eq!(bob.run("logout")["type"], "result");
+    drop(bob);
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("create")["type"], "result");
+    let mut sent = 0;
+    for first in 0..5 {
+        for second in (0..5).filter(|s| *s != first) {
+            cluster.kill(first);
+            send(&mut alice, sent, 1);
+            cluster.kill(second);
+            send(&mut alice, sent + 1, 1);
+            cluster.start_replica(first);
+            cluster.start_replica(second);
+            send(&mut alice, sent + 2, 1);
+            sent += 3;
+        }
+    }
+    drop(alice);
+    cluster.wait_converged(Duration::from_secs(60));
+    let expected: Vec<String> = (0..sent).map(|i| format!("m{i}")).collect();
+    assert_eq!(mailbox(&cluster), expected);
+}
+
+#[test]
+fn all_five_killed_and_restarted_keep_everything_and_three_down_stops_clients_clearly() {
+    let mut cluster = Cluster::start("allfive", 50);
+    let mut bob = cluster.chat("bob");
+    assert_eq!(bob.run("create")["type"], "result");
+    assert_eq!(bob.run("logout")["type"], "result");
+    drop(bob);
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("create")["type"], "result");
+    send(&mut alice, 0, 5);
+    drop(alice);
+    for i in 0..5 {
+        cluster.kill(i);
+    }
+    for i in (0..5).rev() {
+        cluster.start_replica(i);
+    }
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("login")["type"], "result");
+    send(&mut alice, 5, 2);
+    drop(alice);
+
+    // Three down: no quorum. The client says so in one line and exits with status 2.
+    for i in [1, 2, 3] {
+        cluster.kill(i);
+    }
+    let mut alice = common::Chat::start(cluster.config(), "alice", "alice-pw", &["--timeout-ms", "1500"]);
+    let refused = alice.run("login");
+    assert_eq!(refused["type"], "fatal", "{refused}");
+    assert!(refused["message"].as_str().unwrap_or_default().contains("no quorum"), "{refused}");
+    let (code, _) = alice.finish();
+    assert_eq!(code, Some(2));
+    // One comes back: service resumes, nothing lost.
+    cluster.start_replica(2);
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("login")["type"], "result");
+    send(&mut alice, 7, 1);
+    drop(alice);
+    cluster.start_replica(1);
+    cluster.start_replica(3);
+    cluster.wait_converged(Duration::from_secs(60));
+    let expected: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+    assert_eq!(mailbox(&cluster), expected);
+}
