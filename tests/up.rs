@@ -1,5 +1,6 @@
-//! `quintet up` on a fresh folder: makes keys and cluster.toml, starts the replica, shows it
-//! up, serves a chat, and on Ctrl-C (SIGINT) stops it cleanly; a second run reuses the files.
+//! `quintet up` on a fresh folder: makes keys and cluster.toml, starts five replicas on free
+//! ports, shows them up, serves a chat, and on Ctrl-C (SIGINT) stops them cleanly; a second
+//! run reuses the files. `init` alone, `up` failing with the reason, `status --json`.
 
 mod common;
 
@@ -8,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, Proc, TempDir, line_reader};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The PIDs of a process's children (from /proc: by PID, never by name).
+fn children_of(pid: u32) -> Vec<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    text.split_whitespace().filter_map(|p| p.parse().ok()).collect()
 }
 
 fn wait_for(lines: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, what: &str) {
@@ -26,11 +29,10 @@ fn wait_for(lines: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, w
     panic!("no line with {what:?}; saw:\n{}", seen.join("\n"));
 }
 
-fn up(dir: &std::path::Path, port: u16) -> (Proc, std::sync::mpsc::Receiver<String>) {
+fn up(dir: &std::path::Path) -> (Proc, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(BIN)
         .args(["up", "--dir"])
         .arg(dir)
-        .args(["--base-port", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -55,11 +57,12 @@ fn interrupt(proc: &mut Proc, lines: &std::sync::mpsc::Receiver<String>, seen: &
 fn up_creates_starts_shows_and_stops_a_cluster() {
     let dir = TempDir::new("up");
     let data = dir.0.join("d");
-    let port = free_port();
-    let (mut proc, lines) = up(&data, port);
+    let (mut proc, lines) = up(&data);
     let mut seen = Vec::new();
     wait_for(&lines, &mut seen, "created");
-    wait_for(&lines, &mut seen, "A: up, leader in view 0, height 0");
+    for id in ["A: up, leader in view 0", "B: up, follower", "E: up, follower"] {
+        wait_for(&lines, &mut seen, id);
+    }
     let config = data.join("cluster.toml");
     assert!(data.join("A.key").exists() && config.exists());
     // Cheap key derivation for the test's chat (the replica does not use it).
@@ -69,14 +72,67 @@ fn up_creates_starts_shows_and_stops_a_cluster() {
     assert_eq!(alice.run("create")["type"], "result");
     drop(alice);
     wait_for(&lines, &mut seen, "1 accounts");
+    // A replica that dies is shown with the end of its log and restarted.
+    let replicas = children_of(proc.0.id());
+    assert_eq!(replicas.len(), 5, "{replicas:?}");
+    assert!(Command::new("kill").args(["-KILL", &replicas[2].to_string()]).status().unwrap().success());
+    wait_for(&lines, &mut seen, "C: exited");
+    wait_for(&lines, &mut seen, "C: restarting in 1s");
+    wait_for(&lines, &mut seen, "C: restarted");
     interrupt(&mut proc, &lines, &mut seen);
 
     // Second run: same keys and config, and the account is still there.
     let key_before = std::fs::read(data.join("A.key")).unwrap();
-    let (mut proc, lines) = up(&data, port);
+    let (mut proc, lines) = up(&data);
     let mut seen = Vec::new();
     wait_for(&lines, &mut seen, "1 accounts");
     assert!(seen.iter().all(|l| !l.contains("created")), "{seen:?}");
     assert_eq!(std::fs::read(data.join("A.key")).unwrap(), key_before);
     interrupt(&mut proc, &lines, &mut seen);
+}
+
+#[test]
+fn init_writes_a_cluster_once_and_status_without_replicas_exits_2() {
+    let dir = TempDir::new("init");
+    let data = dir.0.join("d");
+    let init = |extra: &[&str]| Command::new(BIN).args(["init", "--dir"]).arg(&data).args(extra).output().unwrap();
+    let made = init(&["--replicas", "3", "--delta-ms", "50"]);
+    assert!(made.status.success(), "{made:?}");
+    let config = quintet::config::ClusterConfig::load(&data.join("cluster.toml")).unwrap();
+    assert_eq!((config.replicas.len(), config.delta_ms, config.cluster_id.len()), (3, 50, 32));
+    assert!(["A.key", "B.key", "C.key"].iter().all(|k| data.join(k).exists()));
+    let again = init(&[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"), "{again:?}");
+    // Nothing runs: status says so, as JSON, and exits 2.
+    let status = Command::new(BIN).args(["status", "--json", "--config"]).arg(data.join("cluster.toml")).output().unwrap();
+    assert_eq!(status.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!((v["up"].clone(), v["available"].clone()), (serde_json::json!(0), serde_json::json!(false)));
+    assert_eq!(v["replicas"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn up_stops_everything_with_the_reason_when_a_replica_cannot_start() {
+    let dir = TempDir::new("upfail");
+    let data = dir.0.join("d");
+    // The third replica's port is taken by this test.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = taken.local_addr().unwrap().port() - 2;
+    let made = Command::new(BIN).args(["init", "--dir"]).arg(&data).args(["--base-port", &base.to_string()]).output().unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let mut child = Command::new(BIN).args(["up", "--dir"]).arg(&data).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "up kept running with a replica that cannot start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("replica C cannot start") && stderr.contains("cannot listen on"), "{stderr}");
+    drop(taken);
 }

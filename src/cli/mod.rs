@@ -24,6 +24,8 @@ pub enum Command {
     /// Start a local cluster: keys and cluster.toml are made on the first run, then every
     /// replica runs as a child process until Ctrl-C.
     Up(up::UpArgs),
+    /// Write a new cluster's keys and cluster.toml (with a fresh cluster id); start nothing.
+    Init(up::InitArgs),
     /// Run one replica.
     Replica {
         #[arg(long)]
@@ -49,10 +51,14 @@ pub enum Command {
     Chat(chat::ChatArgs),
     /// Run the deterministic simulator of the ordering protocol.
     Sim(sim::SimArgs),
-    /// Show every replica's height and counts.
+    /// Every replica's role, view, height, state digest and peers, once; exits 2 without
+    /// a quorum of replicas up.
     Status {
-        #[arg(long)]
+        #[arg(long, default_value = "quintet-data/cluster.toml")]
         config: PathBuf,
+        /// One JSON object for scripts.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -66,6 +72,7 @@ pub enum Exit {
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Init(args) => up::init(&args).map(|_| Exit::Ok),
         Command::Replica { config, id, data, key, listen } => {
             crate::replica::run(crate::replica::ReplicaOptions { config, id, data, key, listen }).await?;
             Ok(Exit::Ok)
@@ -78,21 +85,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
         Command::Chat(args) => chat::run(args).await,
         Command::Sim(args) => sim::run(args),
-        Command::Status { config } => {
+        Command::Status { config, json } => {
             let config = ClusterConfig::load(&config)?;
             let client = crate::client::QuorumClient::new(&config)?;
-            let mut down = 0;
-            for (id, status) in client.status().await {
-                match status {
-                    Ok(s) => println!("{} ({}s)", render::status_line(&id, &s), s.uptime_ms / 1000),
-                    Err(e) => {
-                        down += 1;
-                        println!("{id}: down ({e})");
+            let statuses = client.status().await;
+            let up = statuses.iter().filter(|(_, s)| s.is_ok()).count();
+            if json {
+                println!("{}", render::status_json(&statuses, config.quorum()));
+            } else {
+                for (id, status) in &statuses {
+                    match status {
+                        Ok(s) => println!("{} ({}s)", render::status_line(id, s), s.uptime_ms / 1000),
+                        Err(e) => println!("{id}: down ({e})"),
                     }
                 }
+                println!("{up} of {} replicas up; {} needed for service", config.replicas.len(), config.quorum());
             }
-            let up = config.replicas.len() - down;
-            println!("{up} of {} replicas up; {} needed for service", config.replicas.len(), config.quorum());
             Ok(if up >= config.quorum() { Exit::Ok } else { Exit::Failed(2) })
         }
     }

@@ -96,6 +96,32 @@ pub fn status_line(id: &str, s: &pb::StatusReply) -> String {
     )
 }
 
+/// `status --json`: one object with a row per replica and whether a quorum is up.
+pub fn status_json(statuses: &[(String, Result<pb::StatusReply, String>)], quorum: usize) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = statuses
+        .iter()
+        .map(|(id, status)| match status {
+            Ok(s) => serde_json::json!({
+                "replica": id,
+                "up": true,
+                "role": if s.leader == s.replica { "leader" } else { "follower" },
+                "view": s.view,
+                "leader": s.leader,
+                "height": s.height,
+                "state": crate::crypto::encode_hex(&s.state_digest),
+                "accounts": s.accounts,
+                "messages": s.messages,
+                "peers_reachable": s.peers_reachable,
+                "last_commit_age_ms": s.last_commit_age_ms,
+                "uptime_ms": s.uptime_ms,
+            }),
+            Err(e) => serde_json::json!({ "replica": id, "up": false, "error": e }),
+        })
+        .collect();
+    let up = statuses.iter().filter(|(_, s)| s.is_ok()).count();
+    serde_json::json!({ "replicas": rows, "up": up, "quorum": quorum, "available": up >= quorum })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
-//! `quintet up`: a local cluster in one command. The first run makes the keys and
-//! `DIR/cluster.toml`; every run starts each replica as a child process (output in
-//! `DIR/<id>.log`), shows their state as it changes, and stops them all on Ctrl-C.
+//! `quintet init` writes a cluster's keys and `DIR/cluster.toml`; `quintet up` runs it
+//! first when the folder has no config, starts each replica as a child process (output in
+//! `DIR/<id>.log`), restarts one that exits (with backoff; a reason that a restart cannot
+//! fix stops everything), shows their state as it changes, and stops them all on Ctrl-C.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,39 +15,68 @@ use crate::client::QuorumClient;
 use crate::config::{ClusterConfig, ReplicaEntry};
 use crate::crypto::{self, KdfParams, encode_hex};
 
-#[derive(clap::Args, Debug)]
-pub struct UpArgs {
-    /// Replicas to create on the first run (this version orders requests on one replica).
-    #[arg(long, default_value_t = 1)]
-    replicas: usize,
+#[derive(clap::Args, Debug, Clone)]
+pub struct InitArgs {
     /// Folder for keys, cluster.toml, data and logs.
     #[arg(long, default_value = "quintet-data")]
-    dir: PathBuf,
-    /// First replica's port on 127.0.0.1 (the next ones count up), on the first run.
-    #[arg(long, default_value_t = 7101)]
-    base_port: u16,
-    /// Δ in milliseconds, on the first run.
+    pub dir: PathBuf,
+    /// Replicas in the cluster (odd: n = 2f + 1 tolerates f faults).
+    #[arg(long, default_value_t = 5)]
+    pub replicas: usize,
+    /// First replica's port (the next ones count up) [default: free ports on this machine,
+    /// or 7101 when --host is given]
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Δ in milliseconds: the bound on message delay plus processing (NOTEBOOK "Δ").
     #[arg(long, default_value_t = 200)]
-    delta_ms: u64,
+    pub delta_ms: u64,
+    /// Replica hosts (IP addresses), used in turn: replica i runs on host i mod count
+    /// [default: 127.0.0.1]
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub cluster: InitArgs,
 }
 
 const IDS: [&str; 9] = ["A", "B", "C", "D", "E", "F", "G", "H", "I"];
-/// How long replicas get to write their snapshot after SIGTERM before they are killed.
+/// How long replicas get to stop after SIGTERM before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Longest pause before restarting a replica that exited.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// What a replica's log says when it cannot start for a reason a restart will not fix.
+const PERMANENT: [&str; 4] = ["cannot listen on", "in use by another replica", "holds the key", "is not in"];
 
-fn create_cluster(args: &UpArgs, path: &Path) -> anyhow::Result<ClusterConfig> {
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `quintet init`: writes the keys and `DIR/cluster.toml` (with a fresh cluster id) and
+/// starts nothing. Refuses to overwrite an existing cluster.
+pub fn init(args: &InitArgs) -> anyhow::Result<ClusterConfig> {
+    let path = args.dir.join("cluster.toml");
+    anyhow::ensure!(!path.exists(), "{} exists already; remove the folder to make a new cluster", path.display());
     anyhow::ensure!((1..=9).contains(&args.replicas) && args.replicas % 2 == 1, "--replicas must be 1, 3, 5, 7 or 9");
+    let hosts = if args.hosts.is_empty() { vec!["127.0.0.1".to_string()] } else { args.hosts.clone() };
+    for host in &hosts {
+        anyhow::ensure!(host.parse::<std::net::IpAddr>().is_ok(), "--host {host:?} is not an IP address");
+    }
     std::fs::create_dir_all(&args.dir)?;
     let mut replicas = Vec::new();
     for (i, id) in IDS.iter().take(args.replicas).enumerate() {
         let key = crypto::generate_key();
         crypto::write_key_file(&args.dir.join(format!("{id}.key")), &key)?;
-        let port = args.base_port.checked_add(i as u16).ok_or_else(|| anyhow::anyhow!("port out of range"))?;
-        replicas.push(ReplicaEntry {
-            id: id.to_string(),
-            address: format!("127.0.0.1:{port}"),
-            public_key: encode_hex(key.verifying_key().as_bytes()),
-        });
+        let port = match args.base_port {
+            Some(base) => base.checked_add(i as u16).ok_or_else(|| anyhow::anyhow!("port out of range"))?,
+            None if args.hosts.is_empty() => free_port()?,
+            None => 7101 + i as u16,
+        };
+        let host = &hosts[i % hosts.len()];
+        let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        replicas.push(ReplicaEntry { id: id.to_string(), address, public_key: encode_hex(key.verifying_key().as_bytes()) });
     }
     let config = ClusterConfig {
         name: "quintet-local".into(),
@@ -56,9 +86,16 @@ fn create_cluster(args: &UpArgs, path: &Path) -> anyhow::Result<ClusterConfig> {
         replicas,
     };
     config.validate()?;
-    std::fs::write(path, config.to_toml())?;
-    println!("created {} with {} replica(s)", path.display(), args.replicas);
+    std::fs::write(&path, config.to_toml())?;
+    println!("created {} with {} replicas (cluster id {})", path.display(), args.replicas, config.cluster_id);
     Ok(config)
+}
+
+/// The last lines of a replica's log (why it exited).
+fn log_tail(dir: &Path, id: &str, lines: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join(format!("{id}.log"))).unwrap_or_default();
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].iter().map(|l| l.to_string()).collect()
 }
 
 fn spawn(config_path: &Path, dir: &Path, id: &str) -> anyhow::Result<Child> {
@@ -92,13 +129,24 @@ fn signal(child: &Child, signal: i32) {
     }
 }
 
+/// One child replica and its restarts.
+struct Supervised {
+    id: String,
+    child: Option<Child>,
+    started: tokio::time::Instant,
+    restarts: u32,
+    restart_at: Option<tokio::time::Instant>,
+}
+
 pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
-    let config_path = args.dir.join("cluster.toml");
-    let config = if config_path.exists() { ClusterConfig::load(&config_path)? } else { create_cluster(&args, &config_path)? };
+    let dir = args.cluster.dir.clone();
+    let config_path = dir.join("cluster.toml");
+    let config = if config_path.exists() { ClusterConfig::load(&config_path)? } else { init(&args.cluster)? };
     let mut children = Vec::new();
     for r in &config.replicas {
-        children.push((r.id.clone(), Some(spawn(&config_path, &args.dir, &r.id)?)));
-        println!("started replica {} on {} (log: {})", r.id, r.address, args.dir.join(format!("{}.log", r.id)).display());
+        let child = spawn(&config_path, &dir, &r.id)?;
+        children.push(Supervised { id: r.id.clone(), child: Some(child), started: tokio::time::Instant::now(), restarts: 0, restart_at: None });
+        println!("started replica {} on {} (log: {})", r.id, r.address, dir.join(format!("{}.log", r.id)).display());
     }
     println!(
         "chat with: quintet chat --config {} --user <name>    (Ctrl-C here stops the cluster)",
@@ -111,20 +159,41 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     // for the next turn (a listener made anew each turn would miss it).
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    loop {
+    let mut failed = None;
+    'watch: loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = &mut ctrl_c => break,
         }
-        let mut lines = Vec::new();
-        for (id, child) in children.iter_mut() {
-            if let Some(c) = child
+        let now = tokio::time::Instant::now();
+        for s in children.iter_mut() {
+            if let Some(c) = &mut s.child
                 && let Ok(Some(status)) = c.try_wait()
             {
-                lines.push(format!("{id}: exited ({status}); see its log, restart with: quintet replica --config {} --id {id}", config_path.display()));
-                *child = None;
+                s.child = None;
+                let tail = log_tail(&dir, &s.id, 5);
+                println!("{}: exited ({status}); the end of its log:", s.id);
+                for line in &tail {
+                    println!("    {line}");
+                }
+                let quick = now.duration_since(s.started) < Duration::from_secs(5);
+                if let Some(reason) = tail.iter().find(|l| quick && PERMANENT.iter().any(|p| l.contains(p))) {
+                    failed = Some(format!("replica {} cannot start: {reason}", s.id));
+                    break 'watch;
+                }
+                let pause = Duration::from_secs(1 << s.restarts.min(5)).min(BACKOFF_MAX);
+                s.restarts = if quick { s.restarts + 1 } else { 0 };
+                s.restart_at = Some(now + pause);
+                println!("{}: restarting in {}s", s.id, pause.as_secs());
+            }
+            if s.child.is_none() && s.restart_at.is_some_and(|t| now >= t) {
+                s.restart_at = None;
+                s.started = now;
+                s.child = Some(spawn(&config_path, &dir, &s.id)?);
+                println!("{}: restarted", s.id);
             }
         }
+        let mut lines = Vec::new();
         for (id, status) in client.status().await {
             match status {
                 Ok(s) => lines.push(status_line(&id, &s)),
@@ -138,20 +207,26 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
             shown = lines;
         }
     }
-    println!("stopping: each replica writes a snapshot");
-    for (_, child) in children.iter().filter_map(|(id, c)| c.as_ref().map(|c| (id, c))) {
-        signal(child, libc::SIGTERM);
+    println!("stopping the replicas");
+    for s in &children {
+        if let Some(c) = &s.child {
+            signal(c, libc::SIGTERM);
+        }
     }
-    for (id, child) in children.iter_mut() {
-        if let Some(c) = child {
+    for s in children.iter_mut() {
+        if let Some(c) = &mut s.child {
             match tokio::time::timeout(STOP_GRACE, c.wait()).await {
-                Ok(Ok(status)) => println!("{id}: stopped ({status})"),
+                Ok(Ok(status)) => println!("{}: stopped ({status})", s.id),
                 _ => {
                     let _ = c.kill().await;
-                    println!("{id}: killed after {}s", STOP_GRACE.as_secs());
+                    println!("{}: killed after {}s", s.id, STOP_GRACE.as_secs());
                 }
             }
         }
+    }
+    if let Some(reason) = failed {
+        eprintln!("quintet up: {reason}");
+        return Ok(Exit::Failed(1));
     }
     Ok(Exit::Ok)
 }
