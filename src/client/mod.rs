@@ -79,6 +79,7 @@ impl QuorumClient {
             let endpoint = Endpoint::from_shared(format!("http://{}", r.address))
                 .map_err(|e| ClientError::Address { id: r.id.clone(), address: r.address.clone(), reason: e.to_string() })?
                 .connect_timeout(Duration::from_secs(1))
+                .tcp_nodelay(true)
                 .timeout(CALL_TIMEOUT);
             let rpc = ReplicaClient::new(endpoint.connect_lazy()).max_decoding_message_size(crate::wire::GRPC_MESSAGE_MAX * 8);
             remotes.push(Remote { id: r.id.clone(), key: r.verifying_key(), rpc });
