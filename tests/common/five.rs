@@ -103,6 +103,18 @@ impl Cluster {
         })
     }
 
+    /// The replica the running ones say leads (the most common answer), if any answers.
+    pub fn leader(&self) -> Option<usize> {
+        let config = ClusterConfig::load(&self.config).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let leaders: Vec<String> = runtime.block_on(async {
+            let client = quintet::client::QuorumClient::new(&config).unwrap();
+            client.status().await.into_iter().filter_map(|(_, s)| s.ok().map(|s| s.leader)).collect()
+        });
+        let top = leaders.iter().max_by_key(|l| leaders.iter().filter(|m| m == l).count())?;
+        IDS.iter().position(|id| id == top).filter(|i| self.replicas[*i].is_some())
+    }
+
     /// Waits until every running replica reports the same height and state digest.
     pub fn wait_converged(&self, within: Duration) -> (u64, Vec<u8>) {
         let deadline = Instant::now() + within;

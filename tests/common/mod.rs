@@ -36,7 +36,12 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
+    /// Kept when the test failed, with its logs, and named on stderr.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for inspection: {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

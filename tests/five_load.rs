@@ -1,0 +1,151 @@
+//! Five replicas under concurrent clients: many users sending to each other while the
+//! recipients read, the leader killed again and again, and a replica that was down while
+//! thousands of messages were sent catching up by itself.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::five::Cluster;
+
+/// Creates the accounts (each logged out at the end).
+fn create(cluster: &Cluster, names: impl IntoIterator<Item = String>) {
+    for name in names {
+        let mut c = cluster.chat(&name);
+        assert_eq!(c.run("create")["type"], "result", "create {name}");
+        assert_eq!(c.run("logout")["type"], "result");
+    }
+}
+
+/// `from` sends `count` messages to `to` (and reads its own mail every five sends when
+/// `reads`); returns the texts acknowledged. Every command must get a quorum.
+fn sender(config: std::path::PathBuf, from: String, to: String, count: usize, reads: bool) -> Vec<String> {
+    let mut c = common::Chat::start(&config, &from, &format!("{from}-pw"), &["--timeout-ms", "30000"]);
+    assert_eq!(c.run("login")["type"], "result");
+    let mut acked = Vec::new();
+    for i in 0..count {
+        let text = format!("{from}-{i}");
+        let v = c.run(&format!("send {to} {text}"));
+        assert_eq!(v["type"], "result", "{from} send {i}: {v}");
+        acked.push(text);
+        if reads && i % 5 == 4 {
+            let v = c.run("read 50");
+            assert_eq!(v["type"], "result", "{from} read: {v}");
+        }
+    }
+    acked
+}
+
+/// Senders u0..u{users} at once, each to `to(u)`; the acknowledged texts per sender.
+fn run_senders(cluster: &Cluster, users: usize, count: usize, to: fn(usize, usize) -> String, reads: bool) -> Vec<Vec<String>> {
+    let handles: Vec<_> = (0..users)
+        .map(|u| {
+            let config = cluster.config().to_path_buf();
+            std::thread::spawn(move || sender(config, format!("u{u}"), to(u, users), count, reads))
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().expect("a sender thread")).collect()
+}
+
+/// A user's unread mail, all of it, in order (for recipients that never log in meanwhile).
+fn unread(cluster: &Cluster, user: &str) -> Vec<String> {
+    let mut c = cluster.chat(user);
+    assert_eq!(c.run("login")["type"], "result");
+    let mut texts = Vec::new();
+    for _ in 0..100 {
+        let read = c.run("read 100");
+        let messages = read["messages"].as_array().unwrap_or_else(|| panic!("read failed: {read}")).clone();
+        texts.extend(messages.iter().map(|m| m["text"].as_str().unwrap().to_owned()));
+        if read["unread_left"] == 0 {
+            break;
+        }
+    }
+    texts
+}
+
+fn users(n: usize) -> Vec<String> {
+    (0..n).map(|u| format!("u{u}")).collect()
+}
+
+fn recipients(n: usize) -> Vec<String> {
+    (0..n).map(|u| format!("r{u}")).collect()
+}
+
+#[test]
+fn many_clients_send_and_read_concurrently_and_the_five_agree() {
+    let cluster = Cluster::start("concurrent", 20);
+    let n = 8;
+    create(&cluster, users(n));
+    let t = Instant::now();
+    let acked: Vec<String> = run_senders(&cluster, n, 20, |u, n| format!("u{}", (u + 1) % n), true).concat();
+    let elapsed = t.elapsed();
+    println!("{} sends and {} reads by {n} concurrent clients in {:.1} s", acked.len(), acked.len() / 5, elapsed.as_secs_f64());
+    assert_eq!(acked.len(), n * 20);
+    let (height, _) = cluster.wait_converged(Duration::from_secs(60));
+    assert!(cluster.digests().iter().all(|s| s.as_ref().is_some_and(|(h, _)| *h == height)));
+}
+
+#[test]
+fn a_replica_down_while_thousands_were_sent_catches_up_by_itself() {
+    let mut cluster = Cluster::start("catchup", 20);
+    let n = 8;
+    create(&cluster, users(n).into_iter().chain(recipients(n)));
+    cluster.kill(4);
+    let acked = run_senders(&cluster, n, 250, |u, _| format!("r{u}"), false);
+    assert_eq!(acked.concat().len(), 2_000);
+    // Catching up fetches one block per round trip today (NOTEBOOK: about 30 blocks/s on a
+    // loaded machine), hence the long bound.
+    let t = Instant::now();
+    cluster.start_replica(4);
+    let (height, _) = cluster.wait_converged(Duration::from_secs(240));
+    println!("replica E caught up 2,000 messages (height {height}) in {:.1} s", t.elapsed().as_secs_f64());
+    // And it serves: with two others down, E is needed for every quorum.
+    cluster.kill(0);
+    cluster.kill(1);
+    for u in 0..n {
+        assert_eq!(unread(&cluster, &format!("r{u}")), acked[u], "r{u}'s mail, read with E in every quorum");
+    }
+}
+
+#[test]
+fn the_leader_killed_again_and_again_while_eight_clients_work_loses_nothing() {
+    let mut cluster = Cluster::start("leaderkill", 20);
+    let n = 8;
+    create(&cluster, users(n).into_iter().chain(recipients(n)));
+    let handles: Vec<_> = (0..n)
+        .map(|u| {
+            let config = cluster.config().to_path_buf();
+            std::thread::spawn(move || sender(config, format!("u{u}"), format!("r{u}"), 25, true))
+        })
+        .collect();
+    // Kill whoever leads, every 1.5 s, restarting the previous victim first: never more
+    // than one replica down at a time from this loop.
+    let mut victims = BTreeSet::new();
+    let mut down: Option<usize> = None;
+    let mut kills = 0;
+    while handles.iter().any(|h| !h.is_finished()) && kills < 8 {
+        std::thread::sleep(Duration::from_millis(1500));
+        if let Some(d) = down.take() {
+            cluster.start_replica(d);
+        }
+        let leader = cluster.leader();
+        if let Some(l) = leader {
+            cluster.kill(l);
+            down = Some(l);
+            victims.insert(l);
+            kills += 1;
+        }
+    }
+    let acked: Vec<Vec<String>> = handles.into_iter().map(|h| h.join().expect("a sender thread")).collect();
+    if let Some(d) = down {
+        cluster.start_replica(d);
+    }
+    println!("{kills} leaders killed ({victims:?}); {} sends acknowledged", acked.concat().len());
+    assert!(kills >= 2, "the loop killed leaders while clients worked");
+    cluster.wait_converged(Duration::from_secs(60));
+    // Every acknowledged message is in its recipient's mailbox exactly once, in order.
+    for u in 0..n {
+        assert_eq!(unread(&cluster, &format!("r{u}")), acked[u], "r{u}'s mail");
+    }
+}
