@@ -30,13 +30,14 @@ const BATCH_MAX: usize = 1024;
 const SUBSCRIBE_SKEW_MAX_MS: u64 = 5 * 60 * 1000;
 /// Clients waiting on one replica for their requests to commit (beyond: answered "busy").
 const WAITING_MAX: usize = 100_000;
+/// How often the published status is refreshed.
+const STATUS_EVERY: Duration = Duration::from_millis(300);
 /// How long a client's call may wait here for its request to commit.
 const WAIT_MAX: Duration = Duration::from_secs(60);
 
 pub enum Job {
     Submit { request: pb::SignedRequest, reply: oneshot::Sender<pb::SignedReply> },
     Subscribe { request: pb::SignedSubscribe, stream: DeliverySender, reply: oneshot::Sender<Result<(), Status>> },
-    Status { reply: oneshot::Sender<pb::StatusReply> },
     /// Messages from a peer, checked (frame signature) and decoded by the peer service.
     Peer { from: ReplicaId, messages: Vec<Message> },
     Tick,
@@ -68,6 +69,10 @@ pub struct Driver {
     /// Dropped after `WAIT_MAX` (a request the core refused to pool, or one that never
     /// committed): the client's call then ends with an error and it asks again.
     pub waiting: HashMap<[u8; 32], Waiting>,
+    /// What the status call answers, refreshed by this loop at most every `STATUS_EVERY`
+    /// (the state digest walks the whole state), so the call never queues behind work.
+    pub status: std::sync::Arc<std::sync::Mutex<pb::StatusReply>>,
+    pub status_at: Option<Instant>,
 }
 
 /// Executes one committed block (also on restart, for the blocks after the image).
@@ -110,9 +115,6 @@ impl Driver {
                     Job::Subscribe { request, stream, reply } => {
                         let _ = reply.send(self.subscribe(&request, stream));
                     }
-                    Job::Status { reply } => {
-                        let _ = reply.send(self.status());
-                    }
                     Job::Peer { from, messages } => {
                         for m in messages {
                             actions.extend(self.core.handle(now, Input::Message(from, m)));
@@ -138,6 +140,11 @@ impl Driver {
             }
             for (height, message) in out.deliveries {
                 self.hub.deliver(&self.id, &self.key, height, &message);
+            }
+            if self.status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
+                self.status_at = Some(Instant::now());
+                let status = self.status();
+                *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
             }
         }
         tracing::info!(height = self.core.committed_height(), "replica stopped");
@@ -285,7 +292,7 @@ impl Driver {
         Ok(())
     }
 
-    fn status(&self) -> pb::StatusReply {
+    pub fn status(&self) -> pb::StatusReply {
         let view = self.core.view();
         pb::StatusReply {
             replica: self.id.clone(),

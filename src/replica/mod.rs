@@ -129,6 +129,8 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     println!("quintet replica {} listening on {bound}", options.id);
 
     let (jobs, queue) = mpsc::channel(JOB_QUEUE);
+    let started = Instant::now();
+    let status = Arc::new(std::sync::Mutex::new(pb::StatusReply { replica: options.id.clone(), ..Default::default() }));
     let addresses: Vec<String> = config.replicas.iter().map(|r| r.address.clone()).collect();
     let driver = driver::Driver {
         id: options.id.clone(),
@@ -140,12 +142,15 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         chat,
         hub: Default::default(),
         peers: peers::Peers::start(me, &addresses, crypto.clone()),
-        started: Instant::now(),
+        started,
         last_committed: None,
         last_commit: None,
         image_height: 0,
         waiting: Default::default(),
+        status: status.clone(),
+        status_at: None,
     };
+    *status.lock().unwrap_or_else(|e| e.into_inner()) = driver.status();
     let driver_thread = std::thread::Builder::new()
         .name(format!("driver-{}", options.id))
         .spawn(move || driver.run(queue))
@@ -167,7 +172,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         })
     };
 
-    let service = pb::replica_server::ReplicaServer::new(service::ReplicaService { jobs: jobs.clone() })
+    let service = pb::replica_server::ReplicaServer::new(service::ReplicaService { jobs: jobs.clone(), status, started })
         .max_decoding_message_size(wire::GRPC_MESSAGE_MAX);
     let peer_service = pb::peer_server::PeerServer::new(peers::PeerService { me, n: config.replicas.len(), crypto, jobs: jobs.clone() })
         .max_decoding_message_size(peers::FRAME_MAX);

@@ -11,6 +11,9 @@ use crate::pb::replica_server::Replica;
 
 pub struct ReplicaService {
     pub jobs: mpsc::Sender<Job>,
+    /// Published by the driver loop (answered without queuing behind its work).
+    pub status: std::sync::Arc<std::sync::Mutex<pb::StatusReply>>,
+    pub started: std::time::Instant,
 }
 
 fn stopped() -> Status {
@@ -42,6 +45,8 @@ impl Replica for ReplicaService {
     }
 
     async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusReply>, Status> {
-        self.ask(|reply| Job::Status { reply }).await.map(Response::new)
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        status.uptime_ms = self.started.elapsed().as_millis() as u64;
+        Ok(Response::new(status))
     }
 }
