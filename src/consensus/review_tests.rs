@@ -19,6 +19,7 @@ fn s2_6_a_block_over_the_batch_limits_gets_no_vote() {
             .contains(&"broadcast vote".to_string())
     };
     assert!(with(vec![vec![1]; cfg.batch_max]));
+    assert!(with(vec![vec![0; cfg.batch_bytes_max / 2]; 2]), "exactly the byte limit is allowed");
     assert!(!with(vec![vec![1]; cfg.batch_max + 1]), "one request too many");
     assert!(!with(vec![vec![0; cfg.batch_bytes_max / 2 + 1]; 2]), "too many bytes");
 }
@@ -241,4 +242,54 @@ fn s2_1_votes_below_the_view_are_also_held_in_check_by_s2_2() {
     assert_eq!(run(Planted::default(), false), (true, false));
     assert_eq!(run(planted, true), (true, false), "planted: B is voted below the view, then C is refused (S2.2)");
     assert_eq!(run(planted, false), (true, false), "planted: C is voted, then B is refused (S2.2)");
+}
+
+/// A core that lists the QCs it learns (the simulator's setting).
+fn recording(me: ReplicaId) -> Core {
+    let mut cfg = Config::new(5, DELTA);
+    cfg.record_qcs = true;
+    Core::new(cfg, me, Box::new(SimCrypto { me }), Restored::default())
+}
+
+/// A QC for `b` whose three signatures are made up.
+fn forged_qc(b: &Block) -> QuorumCert {
+    QuorumCert { view: b.view, height: b.height, hash: b.hash, votes: vec![(0, vec![7; 64]), (1, vec![7; 64]), (3, vec![7; 64])] }
+}
+
+#[test]
+fn s3_votes_with_bad_signatures_never_form_a_qc() {
+    // Found by mutation testing: the signature check of an incoming vote must hold at every
+    // height above the committed one (a Byzantine replica sends votes in others' names).
+    let run = |good: bool| {
+        let mut r = recording(2);
+        let b = proposal(0, QuorumCert::genesis(), 1, None);
+        r.handle(1_000, Input::Message(0, Message::Propose(b.clone())));
+        for voter in [0u8, 1] {
+            let signature = if good { sign_as(voter, &signed::vote(0, 1, &b.block.hash)) } else { vec![7; 64] };
+            let vote = Vote { view: 0, height: 1, hash: b.block.hash, voter, signature };
+            r.handle(1_001, Input::Message(voter, Message::Vote(vote)));
+        }
+        r.take_observed().0.iter().any(|(_, _, hash)| *hash == b.block.hash)
+    };
+    assert!(run(true), "control: two good votes and its own make QC(b)");
+    assert!(!run(false), "forged votes are not counted");
+}
+
+#[test]
+fn s9_a_fetched_blocks_forged_parent_qc_is_not_learned() {
+    // Found by mutation testing: the parent QC of a block that comes back from a FETCH is
+    // checked before it is learned (no proposal signature vouches for it).
+    let run = |forged: bool| {
+        let mut r = recording(2);
+        let w = block(0, QuorumCert::genesis(), 1, vec![]);
+        let w_qc = if forged { forged_qc(&w) } else { qc_for(&w, &[0, 1, 3]) };
+        let x = block(0, w_qc, 2, vec![]);
+        let p = proposal(0, qc_for(&x, &[0, 1, 3]), 3, None);
+        let asked = kinds(&r.handle(1_000, Input::Message(0, Message::Propose(p))));
+        assert!(asked.iter().any(|k| k.contains("fetch")), "{asked:?}");
+        r.handle(1_001, Input::Message(0, Message::Block(Box::new(x))));
+        r.take_observed().0.iter().any(|(_, height, hash)| *height == 1 && *hash == w.hash)
+    };
+    assert!(run(false), "control: a good parent QC is learned");
+    assert!(!run(true), "a forged one is not");
 }
