@@ -64,6 +64,15 @@ fn two_users_use_every_feature() {
     assert_eq!(bob.run(&format!("delete {second_id}"))["code"], "no_such_message");
     assert_eq!(bob.run("delete x")["code"], "usage");
 
+    // Too long: refused by the client before anything is sent, one limit in one message.
+    for len in [65_537, 70_000, 200_000, 1_000_000] {
+        let t = std::time::Instant::now();
+        let v = alice.run(&format!("send bob {}", "x".repeat(len)));
+        assert_eq!(v["code"], "text_too_long", "{len}");
+        assert_eq!(v["message"], format!("message text is {len} bytes; the limit is 65536"));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "answered without waiting for replicas");
+    }
+
     // Bad commands get a clear error and the session goes on.
     assert_eq!(bob.run("frobnicate")["code"], "usage");
     assert_eq!(bob.run("read 0")["code"], "usage");

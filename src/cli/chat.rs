@@ -139,6 +139,13 @@ impl Session {
                 // The text is the rest of the line after the recipient, spaces kept.
                 let after_command = line.trim_start()[command.len()..].trim_start();
                 let text = after_command[to.len()..].trim_start().to_string();
+                // Refused here, before anything is sent: the one limit, in the state
+                // machine's own words (the request-size limit is above it).
+                if text.len() > crate::chat::TEXT_LEN_MAX {
+                    let error = crate::chat::ChatError::TextTooLong(text.len());
+                    self.print_error(command, error.code(), &error.to_string());
+                    return Ok(true);
+                }
                 Op::Send { to: to.to_string(), text }
             }
             ("read", [..]) if args.len() <= 1 => match args.first().map(|n| n.parse::<u32>()) {
