@@ -48,22 +48,6 @@ fn run_senders(cluster: &Cluster, users: usize, count: usize, to: fn(usize, usiz
     handles.into_iter().map(|h| h.join().expect("a sender thread")).collect()
 }
 
-/// A user's unread mail, all of it, in order (for recipients that never log in meanwhile).
-fn unread(cluster: &Cluster, user: &str) -> Vec<String> {
-    let mut c = cluster.chat(user);
-    assert_eq!(c.run("login")["type"], "result");
-    let mut texts = Vec::new();
-    for _ in 0..100 {
-        let read = c.run("read 100");
-        let messages = read["messages"].as_array().unwrap_or_else(|| panic!("read failed: {read}")).clone();
-        texts.extend(messages.iter().map(|m| m["text"].as_str().unwrap().to_owned()));
-        if read["unread_left"] == 0 {
-            break;
-        }
-    }
-    texts
-}
-
 fn users(n: usize) -> Vec<String> {
     (0..n).map(|u| format!("u{u}")).collect()
 }
@@ -104,7 +88,7 @@ fn a_replica_down_while_thousands_were_sent_catches_up_by_itself() {
     cluster.kill(0);
     cluster.kill(1);
     for u in 0..n {
-        assert_eq!(unread(&cluster, &format!("r{u}")), acked[u], "r{u}'s mail, read with E in every quorum");
+        assert_eq!(cluster.unread(&format!("r{u}")), acked[u], "r{u}'s mail, read with E in every quorum");
     }
 }
 
@@ -146,6 +130,6 @@ fn the_leader_killed_again_and_again_while_eight_clients_work_loses_nothing() {
     cluster.wait_converged(Duration::from_secs(60));
     // Every acknowledged message is in its recipient's mailbox exactly once, in order.
     for u in 0..n {
-        assert_eq!(unread(&cluster, &format!("r{u}")), acked[u], "r{u}'s mail");
+        assert_eq!(cluster.unread(&format!("r{u}")), acked[u], "r{u}'s mail");
     }
 }

@@ -16,31 +16,9 @@ fn send(alice: &mut common::Chat, from: usize, count: usize) {
     }
 }
 
-/// Bob's whole mailbox, in id order.
-fn mailbox(cluster: &Cluster) -> Vec<String> {
-    let mut bob = cluster.chat("bob");
-    assert_eq!(bob.run("login")["command"], "login");
-    let mut texts = Vec::new();
-    for _ in 0..20 {
-        let read = bob.run("read 100");
-        let messages = read["messages"].as_array().unwrap_or_else(|| panic!("read failed: {read}")).clone();
-        texts.extend(messages.iter().map(|m| m["text"].as_str().unwrap().to_owned()));
-        if read["unread_left"] == 0 {
-            break;
-        }
-    }
-    texts
-}
-
 #[test]
 fn five_replicas_keep_chatting_with_any_two_killed_and_lose_nothing() {
-    let mut cluster = Cluster::start("five", 50);
-    let mut bob = cluster.chat("bob");
-    assert_eq!(bob.run("create")["type"], "result", "create bob");
-    assert_eq!(bob.run("logout")["type"], "result");
-    drop(bob);
-    let mut alice = cluster.chat("alice");
-    assert_eq!(alice.run("create")["type"], "result");
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("five", 50);
     send(&mut alice, 0, 5);
 
     // Two followers die; the leader and two others carry on.
@@ -65,7 +43,7 @@ fn five_replicas_keep_chatting_with_any_two_killed_and_lose_nothing() {
     let (height, digest) = cluster.wait_converged(Duration::from_secs(60));
     println!("converged at height {height}, state {:02x?}", &digest[..4]);
     let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
-    assert_eq!(mailbox(&cluster), expected, "every acknowledged message, once, in order");
+    assert_eq!(cluster.unread("bob"), expected, "every acknowledged message, once, in order");
 }
 
 #[test]
@@ -73,13 +51,7 @@ fn every_ordered_pair_killed_one_after_the_other_then_restarted_loses_nothing() 
     // For each of the 20 ordered pairs (first, second): kill the first, chat, kill the
     // second, chat, restart both, chat. One cluster for all of them (each pair starts
     // from five running replicas), so a pair also meets what the ones before it left.
-    let mut cluster = Cluster::start("pairs", 50);
-    let mut bob = cluster.chat("bob");
-    assert_eq!(bob.run("create")["type"], "result");
-    assert_eq!(bob.run("logout")["type"], "result");
-    drop(bob);
-    let mut alice = cluster.chat("alice");
-    assert_eq!(alice.run("create")["type"], "result");
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("pairs", 50);
     let mut sent = 0;
     for first in 0..5 {
         for second in (0..5).filter(|s| *s != first) {
@@ -96,18 +68,12 @@ fn every_ordered_pair_killed_one_after_the_other_then_restarted_loses_nothing() 
     drop(alice);
     cluster.wait_converged(Duration::from_secs(60));
     let expected: Vec<String> = (0..sent).map(|i| format!("m{i}")).collect();
-    assert_eq!(mailbox(&cluster), expected);
+    assert_eq!(cluster.unread("bob"), expected);
 }
 
 #[test]
 fn all_five_killed_and_restarted_keep_everything_and_three_down_stops_clients_clearly() {
-    let mut cluster = Cluster::start("allfive", 50);
-    let mut bob = cluster.chat("bob");
-    assert_eq!(bob.run("create")["type"], "result");
-    assert_eq!(bob.run("logout")["type"], "result");
-    drop(bob);
-    let mut alice = cluster.chat("alice");
-    assert_eq!(alice.run("create")["type"], "result");
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("allfive", 50);
     send(&mut alice, 0, 5);
     drop(alice);
     for i in 0..5 {
@@ -141,5 +107,5 @@ fn all_five_killed_and_restarted_keep_everything_and_three_down_stops_clients_cl
     cluster.start_replica(3);
     cluster.wait_converged(Duration::from_secs(60));
     let expected: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
-    assert_eq!(mailbox(&cluster), expected);
+    assert_eq!(cluster.unread("bob"), expected);
 }

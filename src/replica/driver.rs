@@ -69,10 +69,11 @@ pub struct Driver {
     /// Dropped after `WAIT_MAX` (a request the core refused to pool, or one that never
     /// committed): the client's call then ends with an error and it asks again.
     pub waiting: HashMap<[u8; 32], Waiting>,
-    /// What the status call answers, refreshed by this loop at most every `STATUS_EVERY`
-    /// (the state digest walks the whole state), so the call never queues behind work.
+    /// What the status call answers, published by this loop after every batch, so the call
+    /// never queues behind work.
     pub status: std::sync::Arc<std::sync::Mutex<pb::StatusReply>>,
     pub status_at: Option<Instant>,
+    pub status_digest: [u8; 32],
 }
 
 /// Executes one committed block (also on restart, for the blocks after the image).
@@ -141,11 +142,8 @@ impl Driver {
             for (height, message) in out.deliveries {
                 self.hub.deliver(&self.id, &self.key, height, &message);
             }
-            if self.status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
-                self.status_at = Some(Instant::now());
-                let status = self.status();
-                *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
-            }
+            let status = self.status();
+            *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
         }
         tracing::info!(height = self.core.committed_height(), "replica stopped");
         Ok(())
@@ -292,7 +290,13 @@ impl Driver {
         Ok(())
     }
 
-    pub fn status(&self) -> pb::StatusReply {
+    /// The status as of now; the state digest (a walk of the whole state) is refreshed at
+    /// most every `STATUS_EVERY`.
+    pub fn status(&mut self) -> pb::StatusReply {
+        if self.status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
+            self.status_at = Some(Instant::now());
+            self.status_digest = self.chat.digest();
+        }
         let view = self.core.view();
         pb::StatusReply {
             replica: self.id.clone(),
@@ -303,7 +307,7 @@ impl Driver {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             view,
             leader: self.ids.get(self.core.leader(view) as usize).cloned().unwrap_or_default(),
-            state_digest: self.chat.digest().to_vec(),
+            state_digest: self.status_digest.to_vec(),
             peers_reachable: self.peers.reachable() as u32,
             last_commit_age_ms: self.last_commit.map_or(0, |t| t.elapsed().as_millis() as u64),
         }

@@ -132,7 +132,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let started = Instant::now();
     let status = Arc::new(std::sync::Mutex::new(pb::StatusReply { replica: options.id.clone(), ..Default::default() }));
     let addresses: Vec<String> = config.replicas.iter().map(|r| r.address.clone()).collect();
-    let driver = driver::Driver {
+    let mut driver = driver::Driver {
         id: options.id.clone(),
         ids: config.replicas.iter().map(|r| r.id.clone()).collect(),
         cluster,
@@ -149,6 +149,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         waiting: Default::default(),
         status: status.clone(),
         status_at: None,
+        status_digest: [0; 32],
     };
     *status.lock().unwrap_or_else(|e| e.into_inner()) = driver.status();
     let driver_thread = std::thread::Builder::new()

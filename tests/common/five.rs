@@ -88,6 +88,35 @@ impl Cluster {
         Chat::start(&self.config, user, &format!("{user}-pw"), &["--timeout-ms", "20000"])
     }
 
+    /// A user's unread mail, all of it, in order (for users that are not logged in
+    /// elsewhere meanwhile: live deliveries are marked read).
+    pub fn unread(&self, user: &str) -> Vec<String> {
+        let mut c = self.chat(user);
+        assert_eq!(c.run("login")["type"], "result");
+        let mut texts = Vec::new();
+        for _ in 0..100 {
+            let read = c.run("read 100");
+            let messages = read["messages"].as_array().unwrap_or_else(|| panic!("read failed: {read}")).clone();
+            texts.extend(messages.iter().map(|m| m["text"].as_str().unwrap().to_owned()));
+            if read["unread_left"] == 0 {
+                break;
+            }
+        }
+        texts
+    }
+
+    /// Five replicas, bob's account (logged out) and alice logged in.
+    pub fn with_alice_and_bob(name: &str, delta_ms: u64) -> (Cluster, Chat) {
+        let cluster = Cluster::start(name, delta_ms);
+        let mut bob = cluster.chat("bob");
+        assert_eq!(bob.run("create")["type"], "result", "create bob");
+        assert_eq!(bob.run("logout")["type"], "result");
+        drop(bob);
+        let mut alice = cluster.chat("alice");
+        assert_eq!(alice.run("create")["type"], "result");
+        (cluster, alice)
+    }
+
     pub fn config(&self) -> &Path {
         &self.config
     }
