@@ -12,11 +12,18 @@ use super::{BIN, Chat, Proc, TEST_KDF, TempDir, line_reader};
 
 pub const IDS: [&str; 5] = ["A", "B", "C", "D", "E"];
 
+/// One five-replica cluster at a time per test binary: the tests of a binary run on parallel
+/// threads, and two clusters plus their clients on 2 cores starve each other's timers.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Fields drop in order: the replicas are killed, then the folder goes, then the turn.
 pub struct Cluster {
+    pub replicas: Vec<Option<Proc>>,
     pub dir: TempDir,
     pub config: PathBuf,
-    pub replicas: Vec<Option<Proc>>,
     starts: u32,
+    /// Held for the cluster's life (see `ONE_AT_A_TIME`).
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 fn free_port() -> u16 {
@@ -26,6 +33,7 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Writes keys and `cluster.toml` (Δ in ms) and starts all five.
     pub fn start(name: &str, delta_ms: u64) -> Cluster {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = TempDir::new(name);
         let replicas = IDS
             .iter()
@@ -48,7 +56,7 @@ impl Cluster {
         };
         let path = dir.0.join("cluster.toml");
         std::fs::write(&path, config.to_toml()).unwrap();
-        let mut cluster = Cluster { dir, config: path, replicas: (0..5).map(|_| None).collect(), starts: 0 };
+        let mut cluster = Cluster { _turn: turn, dir, config: path, replicas: (0..5).map(|_| None).collect(), starts: 0 };
         for i in 0..5 {
             cluster.start_replica(i);
         }
@@ -129,6 +137,16 @@ impl Cluster {
         runtime.block_on(async {
             let client = quintet::client::QuorumClient::new(&config).unwrap();
             client.status().await.into_iter().map(|(_, s)| s.ok().map(|s| (s.height, s.state_digest))).collect()
+        })
+    }
+
+    /// Each replica's message count, from its status.
+    pub fn message_counts(&self) -> Vec<Option<u64>> {
+        let config = ClusterConfig::load(&self.config).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let client = quintet::client::QuorumClient::new(&config).unwrap();
+            client.status().await.into_iter().map(|(_, s)| s.ok().map(|s| s.messages)).collect()
         })
     }
 

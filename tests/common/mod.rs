@@ -216,7 +216,8 @@ impl Chat {
     /// The next result or error line, skipping live deliveries (returned separately).
     pub fn result(&mut self) -> serde_json::Value {
         loop {
-            let v = self.next(Duration::from_secs(20)).expect("a result within 20 s");
+            // Longer than the clients' own quorum timeouts, so a client's report comes first.
+            let v = self.next(Duration::from_secs(45)).expect("a result within 45 s");
             if v["type"] != "delivery" {
                 return v;
             }
