@@ -96,6 +96,9 @@ pub struct Core {
     /// As leader: propose (empty) blocks until `high_qc` reaches this height, because some
     /// replica blamed the view while waiting (it lags and needs a same-view 2-chain).
     pub(super) nudge_to: Option<Height>,
+    /// Replicas whose blame of this view set off a nudge already: each does once per view
+    /// (S10 resends a blame every 4Δ; re-arming on each copy made empty blocks forever).
+    pub(super) nudged_by: std::collections::BTreeSet<ReplicaId>,
     /// Consecutive failed views: timeouts double with it (S10).
     pub(super) failures: u32,
     /// Certified blocks found not to extend this replica's committed chain (never committed;
@@ -165,6 +168,7 @@ impl Core {
             state_served: BTreeMap::new(),
             last_retransmit_ms: 0,
             nudge_to: None,
+            nudged_by: Default::default(),
             failures: 0,
             conflicts: 0,
             learned_qcs: Vec::new(),

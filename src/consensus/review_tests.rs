@@ -293,3 +293,33 @@ fn s9_a_fetched_blocks_forged_parent_qc_is_not_learned() {
     assert!(run(false), "control: a good parent QC is learned");
     assert!(!run(true), "a forged one is not");
 }
+
+#[test]
+fn s10_a_blame_sent_again_does_not_nudge_the_leader_again() {
+    // Found on five real replicas: S10 resends a blame every 4Δ, and each copy re-armed the
+    // leader's nudge, so one lone blamer got two empty blocks every 4Δ for ever.
+    let mut r = core(0, None);
+    let blame = || {
+        let signature = sign_as(3, &signed::blame(0));
+        Message::Blame(Blame { view: 0, voter: 3, reason: BlameReason::Timeout, signature, entered_by: None })
+    };
+    let proposed = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::Broadcast(Message::Propose(p)) => Some(p.block.clone()),
+            _ => None,
+        })
+    };
+    let votes_for = |r: &mut Core, b: &Block, t: u64| {
+        let mut out = Vec::new();
+        for voter in [1u8, 2] {
+            let signature = sign_as(voter, &signed::vote(0, b.height, &b.hash));
+            let vote = Vote { view: 0, height: b.height, hash: b.hash, voter, signature };
+            out.extend(r.handle(t, Input::Message(voter, Message::Vote(vote))));
+        }
+        out
+    };
+    let h1 = proposed(&r.handle(1_000, Input::Message(3, blame()))).expect("the nudge proposes an empty block");
+    let h2 = proposed(&votes_for(&mut r, &h1, 1_001)).expect("and a second one over its QC");
+    assert!(proposed(&votes_for(&mut r, &h2, 1_002)).is_none(), "two blocks: the nudge is spent");
+    assert!(proposed(&r.handle(1_400, Input::Message(3, blame()))).is_none(), "the same blame again: no new nudge");
+}

@@ -167,7 +167,12 @@ impl Core {
             let (a, b) = (pair.0.clone(), pair.1.clone());
             self.on_equivocation(now, a, b);
         }
-        if blame.view == self.view && blame.voter != self.me && self.leader(self.view) == self.me && self.nudge_to.is_none() {
+        if blame.view == self.view
+            && blame.voter != self.me
+            && self.leader(self.view) == self.me
+            && self.nudge_to.is_none()
+            && self.nudged_by.insert(blame.voter)
+        {
             self.nudge_to = Some(self.high_qc.height + 2);
         }
         let view = blame.view;
@@ -216,6 +221,7 @@ impl Core {
         self.statuses.clear();
         self.justification = None;
         self.nudge_to = None;
+        self.nudged_by.clear();
         self.failures = self.failures.saturating_add(1);
         self.last_progress_ms = now;
         self.view_since_ms = now;
