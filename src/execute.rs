@@ -76,6 +76,19 @@ pub struct BlockContext<'a> {
     pub unchecked: bool,
 }
 
+/// Executes a committed block: the context from the block itself (what both drivers, the
+/// replica's and the simulator's, do with every `Commit`).
+pub fn execute_committed(
+    state: &mut ChatState,
+    block: &crate::consensus::Block,
+    cluster: &str,
+    auth: &dyn RequestAuth,
+    unchecked: bool,
+) -> Vec<Executed> {
+    let context = BlockContext { height: block.height, time_ms: block.time_ms, cluster, auth, unchecked };
+    execute_block(state, &context, &block.requests)
+}
+
 /// Executes a committed block's requests in order. Bytes that do not decode as a request
 /// are skipped (there is nobody to answer); every other request gets a result.
 pub fn execute_block(state: &mut ChatState, block: &BlockContext, requests: &[Vec<u8>]) -> Vec<Executed> {

@@ -279,6 +279,16 @@ pub trait Crypto: Send {
     fn verify(&self, signer: ReplicaId, bytes: &[u8], signature: &[u8]) -> bool;
 }
 
+/// A shared signer (the replica's core and its peer links use one).
+impl<T: Crypto + Sync + ?Sized> Crypto for std::sync::Arc<T> {
+    fn sign(&self, bytes: &[u8]) -> Vec<u8> {
+        (**self).sign(bytes)
+    }
+    fn verify(&self, signer: ReplicaId, bytes: &[u8], signature: &[u8]) -> bool {
+        (**self).verify(signer, bytes, signature)
+    }
+}
+
 /// A block named by height and hash: what the persistent state keeps of the blocks a replica
 /// voted for or proposed (their bodies are in the block store).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use super::peers::Peers;
 use crate::chat::ChatState;
 use crate::consensus::{self, Action, Block, Core, Input, Message, ReplicaId};
 use crate::crypto::{self, SigningKey, TAG_REPLY, TAG_SUBSCRIBE};
-use crate::execute::{BlockContext, Ed25519Requests, Executed};
+use crate::execute::{Ed25519Requests, Executed, execute_committed};
 use crate::storage::{ReplicaStore, StorageError};
 use crate::{pb, wire};
 
@@ -34,6 +34,8 @@ const WAITING_MAX: usize = 100_000;
 const STATUS_EVERY: Duration = Duration::from_millis(300);
 /// How long a client's call may wait here for its request to commit.
 const WAIT_MAX: Duration = Duration::from_secs(60);
+/// How often the waiting clients are swept for `WAIT_MAX`.
+const WAIT_SWEEP: Duration = Duration::from_secs(1);
 
 pub enum Job {
     Submit { request: pb::SignedRequest, reply: oneshot::Sender<pb::SignedReply> },
@@ -58,7 +60,6 @@ pub struct Driver {
     pub chat: ChatState,
     pub hub: Hub,
     pub peers: Peers,
-    pub started: Instant,
     /// The block executed last (a `TakeSnapshot` names it).
     pub last_committed: Option<Block>,
     pub last_commit: Option<Instant>,
@@ -69,17 +70,12 @@ pub struct Driver {
     /// Dropped after `WAIT_MAX` (a request the core refused to pool, or one that never
     /// committed): the client's call then ends with an error and it asks again.
     pub waiting: HashMap<[u8; 32], Waiting>,
+    pub swept_at: Instant,
     /// What the status call answers, published by this loop after every batch, so the call
     /// never queues behind work.
     pub status: std::sync::Arc<std::sync::Mutex<pb::StatusReply>>,
     pub status_at: Option<Instant>,
     pub status_digest: [u8; 32],
-}
-
-/// Executes one committed block (also on restart, for the blocks after the image).
-pub fn execute_on(chat: &mut ChatState, cluster: &str, block: &Block) -> Vec<Executed> {
-    let context = BlockContext { height: block.height, time_ms: block.time_ms, cluster, auth: &Ed25519Requests, unchecked: false };
-    crate::execute::execute_block(chat, &context, &block.requests)
 }
 
 pub fn now_ms() -> u64 {
@@ -123,7 +119,10 @@ impl Driver {
                     }
                     Job::Tick => {
                         actions.extend(self.core.handle(now, Input::Tick));
-                        self.waiting.retain(|_, (_, since, _)| since.elapsed() < WAIT_MAX);
+                        if self.swept_at.elapsed() >= WAIT_SWEEP {
+                            self.swept_at = Instant::now();
+                            self.waiting.retain(|_, (_, since, _)| since.elapsed() < WAIT_MAX);
+                        }
                     }
                     Job::Shutdown => shutdown = true,
                 }
@@ -189,28 +188,27 @@ impl Driver {
     }
 
     fn execute(&mut self, block: &Block) -> Vec<Executed> {
-        execute_on(&mut self.chat, &self.cluster, block)
+        execute_committed(&mut self.chat, block, &self.cluster, &Ed25519Requests, false)
     }
 
     /// Replies to the clients waiting here for what a block executed, and its deliveries.
     fn answer(&mut self, executed: Vec<Executed>, out: &mut Outbox) {
-        for e in executed {
+        for mut e in executed {
             if e.outcome.kind.as_ref().is_some_and(|k| matches!(k, pb::outcome::Kind::AccountDeleted(_))) {
                 self.hub.drop_user(&e.user);
             }
-            out.deliveries.extend(e.deliveries.iter().map(|m| (e.height, m.clone())));
+            out.deliveries.extend(e.deliveries.drain(..).map(|m| (e.height, m)));
             if let Some((body_digest, _, waiters)) = self.waiting.remove(&e.digest) {
                 for reply in waiters {
-                    let body = pb::ReplyBody {
-                        replica: self.id.clone(),
-                        request_digest: body_digest.to_vec(),
-                        height: e.height,
-                        outcome: Some(e.outcome.clone()),
-                    };
-                    out.replies.push((reply, body));
+                    out.replies.push((reply, self.reply_body(&body_digest, e.height, e.outcome.clone())));
                 }
             }
         }
+    }
+
+    /// This replica's answer to the request whose body hashes to `body_digest`.
+    fn reply_body(&self, body_digest: &[u8; 32], height: u64, outcome: pb::Outcome) -> pb::ReplyBody {
+        pb::ReplyBody { replica: self.id.clone(), request_digest: body_digest.to_vec(), height, outcome: Some(outcome) }
     }
 
     /// A client request: stateless refusals and already executed requests are answered at
@@ -224,12 +222,7 @@ impl Driver {
         out: &mut Outbox,
     ) {
         let body_digest = wire::digest(&signed.body);
-        let refuse = |code: &str, message: String| pb::ReplyBody {
-            replica: self.id.clone(),
-            request_digest: body_digest.to_vec(),
-            height: 0,
-            outcome: Some(wire::failure(code, message)),
-        };
+        let refuse = |code: &str, message: String| self.reply_body(&body_digest, 0, wire::failure(code, message));
         let (header, request) = match wire::decode_request(&signed.body) {
             Ok(decoded) => decoded,
             Err(e) => return out.replies.push((reply, refuse(e.code(), e.to_string()))),
@@ -239,12 +232,7 @@ impl Driver {
             return out.replies.push((reply, refuse("wrong_cluster", message)));
         }
         if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq) {
-            let body = pb::ReplyBody {
-                replica: self.id.clone(),
-                request_digest: body_digest.to_vec(),
-                height: cached.height,
-                outcome: Some(wire::encode_outcome(&cached.outcome)),
-            };
+            let body = self.reply_body(&body_digest, cached.height, wire::encode_outcome(&cached.outcome));
             return out.replies.push((reply, body));
         }
         // A sequence number below the session's last applied one can only be refused, and
@@ -304,7 +292,7 @@ impl Driver {
             snapshot_height: self.image_height,
             accounts: self.chat.account_count(),
             messages: self.chat.message_count(),
-            uptime_ms: self.started.elapsed().as_millis() as u64,
+            uptime_ms: 0, // filled in by the status call
             view,
             leader: self.ids.get(self.core.leader(view) as usize).cloned().unwrap_or_default(),
             state_digest: self.status_digest.to_vec(),

@@ -105,12 +105,13 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let mut chat = opened.state;
     let cluster = config.tag();
     for block in &opened.replay {
-        driver::execute_on(&mut chat, &cluster, block);
+        crate::execute::execute_committed(&mut chat, block, &cluster, &crate::execute::Ed25519Requests, false);
     }
+    // One set of keys for the core's signatures and the peer frames.
     let keys = config.replicas.iter().map(|r| r.verifying_key()).collect();
     let crypto = Arc::new(PeerCrypto::new(key.clone(), keys, &config.cluster_id));
     let cfg = consensus::Config::new(config.replicas.len(), config.delta_ms);
-    let core = consensus::Core::new(cfg, me, Box::new(PeerCrypto::new(key.clone(), config.replicas.iter().map(|r| r.verifying_key()).collect(), &config.cluster_id)), opened.restored);
+    let core = consensus::Core::new(cfg, me, Box::new(crypto.clone()), opened.restored);
     tracing::info!(
         committed = core.committed_height(),
         view = core.view(),
@@ -142,11 +143,11 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         chat,
         hub: Default::default(),
         peers: peers::Peers::start(me, &addresses, crypto.clone()),
-        started,
         last_committed: None,
         last_commit: None,
         image_height: 0,
         waiting: Default::default(),
+        swept_at: Instant::now(),
         status: status.clone(),
         status_at: None,
         status_digest: [0; 32],

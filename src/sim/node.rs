@@ -146,14 +146,7 @@ impl Node {
 
     /// Executes one committed block on the chat state (the replicas' own code).
     pub fn execute(&mut self, block: &Block) -> Vec<Executed> {
-        let context = crate::execute::BlockContext {
-            height: block.height,
-            time_ms: block.time_ms,
-            cluster: CLUSTER,
-            auth: &crate::execute::SimRequests,
-            unchecked: self.unchecked_requests,
-        };
-        crate::execute::execute_block(&mut self.chat, &context, &block.requests)
+        crate::execute::execute_committed(&mut self.chat, block, CLUSTER, &crate::execute::SimRequests, self.unchecked_requests)
     }
 
     /// The reply already given to a request, if it was executed here (PROTOCOL step 10).

@@ -129,35 +129,29 @@ impl Cluster {
         &self.config
     }
 
-    /// Each running replica's (height, state digest), from `status --json`... read through
-    /// the status RPC by the library's client.
-    pub fn digests(&self) -> Vec<Option<(u64, Vec<u8>)>> {
+    /// Each replica's status, through the status RPC (`None`: no answer).
+    pub fn statuses(&self) -> Vec<Option<quintet::pb::StatusReply>> {
         let config = ClusterConfig::load(&self.config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let client = quintet::client::QuorumClient::new(&config).unwrap();
-            client.status().await.into_iter().map(|(_, s)| s.ok().map(|s| (s.height, s.state_digest))).collect()
+            client.status().await.into_iter().map(|(_, s)| s.ok()).collect()
         })
     }
 
-    /// Each replica's message count, from its status.
+    /// Each replica's (height, state digest).
+    pub fn digests(&self) -> Vec<Option<(u64, Vec<u8>)>> {
+        self.statuses().into_iter().map(|s| s.map(|s| (s.height, s.state_digest))).collect()
+    }
+
+    /// Each replica's message count.
     pub fn message_counts(&self) -> Vec<Option<u64>> {
-        let config = ClusterConfig::load(&self.config).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let client = quintet::client::QuorumClient::new(&config).unwrap();
-            client.status().await.into_iter().map(|(_, s)| s.ok().map(|s| s.messages)).collect()
-        })
+        self.statuses().into_iter().map(|s| s.map(|s| s.messages)).collect()
     }
 
     /// The replica the running ones say leads (the most common answer), if any answers.
     pub fn leader(&self) -> Option<usize> {
-        let config = ClusterConfig::load(&self.config).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let leaders: Vec<String> = runtime.block_on(async {
-            let client = quintet::client::QuorumClient::new(&config).unwrap();
-            client.status().await.into_iter().filter_map(|(_, s)| s.ok().map(|s| s.leader)).collect()
-        });
+        let leaders: Vec<String> = self.statuses().into_iter().flatten().map(|s| s.leader).collect();
         let top = leaders.iter().max_by_key(|l| leaders.iter().filter(|m| m == l).count())?;
         IDS.iter().position(|id| id == top).filter(|i| self.replicas[*i].is_some())
     }
