@@ -104,12 +104,21 @@ impl ClusterConfig {
             if self.replicas[..i].iter().any(|o| o.id == r.id) {
                 return bad(format!("replica id {:?} appears twice", r.id));
             }
-            if r.address.parse::<SocketAddr>().is_err() {
+            let Ok(address) = r.address.parse::<SocketAddr>() else {
                 return bad(format!("replica {}: address {:?} is not ip:port", r.id, r.address));
+            };
+            // One replica listed twice would count twice in every quorum.
+            if address.port() != 0
+                && let Some(o) = self.replicas[..i].iter().find(|o| o.address.parse::<SocketAddr>().ok() == Some(address))
+            {
+                return bad(format!("replicas {} and {} have one address, {address}", o.id, r.id));
             }
             let key = decode_hex(&r.public_key).ok_or(()).and_then(|b| public_key(&b).map_err(|_| ()));
-            if key.is_err() {
+            let Ok(key) = key else {
                 return bad(format!("replica {}: public_key is not a valid ed25519 key in hex", r.id));
+            };
+            if let Some(o) = self.replicas[..i].iter().find(|o| decode_hex(&o.public_key).as_deref() == Some(key.as_bytes().as_slice())) {
+                return bad(format!("replicas {} and {} have one public key", o.id, r.id));
             }
         }
         Ok(())
@@ -171,6 +180,13 @@ mod tests {
         let mut c = config(5);
         c.replicas[0].address = "localhost".into();
         assert!(c.validate().unwrap_err().to_string().contains("ip:port"));
+        // One replica listed twice, under another name: its address or its key repeats.
+        let mut c = config(5);
+        c.replicas[3].address = "127.0.0.1:7102".into();
+        assert_eq!(c.validate().unwrap_err().to_string(), "cluster config: replicas B and D have one address, 127.0.0.1:7102");
+        let mut c = config(5);
+        c.replicas[4].public_key = c.replicas[0].public_key.to_uppercase();
+        assert_eq!(c.validate().unwrap_err().to_string(), "cluster config: replicas A and E have one public key");
         let mut c = config(5);
         c.replicas[0].public_key = "00".into();
         assert!(c.validate().is_err());

@@ -23,7 +23,9 @@ impl Raw {
     }
 
     async fn status(&mut self) -> (u64, u64, u64) {
-        let s = self.rpc.status(pb::StatusRequest {}).await.unwrap().into_inner();
+        let nonce = b"bad-input".to_vec();
+        let signed = self.rpc.status(pb::StatusRequest { nonce: nonce.clone() }).await.unwrap().into_inner();
+        let s = quintet::client::check_status("A", &self.replica_key, TAG, &nonce, signed).expect("A's signed status");
         (s.height, s.accounts, s.messages)
     }
 }

@@ -136,3 +136,30 @@ fn up_stops_everything_with_the_reason_when_a_replica_cannot_start() {
     assert!(stderr.contains("replica C cannot start") && stderr.contains("cannot listen on"), "{stderr}");
     drop(taken);
 }
+
+#[test]
+fn status_shows_a_replica_answering_with_another_key_or_cluster_as_wrong_identity() {
+    let one = common::OneReplica::start("identity");
+    let status = |config: &quintet::config::ClusterConfig| {
+        let path = one.dir.0.join("asked.toml");
+        std::fs::write(&path, config.to_toml()).unwrap();
+        let out = Command::new(BIN).args(["status", "--config"]).arg(&path).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let good = quintet::config::ClusterConfig::load(&one.client_config).unwrap();
+    let (code, out) = status(&good);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("A: up, leader in view 0"), "{out}");
+    // Another key for A in the config: whatever answers at A's address is not A.
+    let mut other_key = good.clone();
+    other_key.replicas[0].public_key = quintet::crypto::encode_hex(quintet::crypto::generate_key().verifying_key().as_bytes());
+    let (code, out) = status(&other_key);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.starts_with("A: wrong identity (its answer is not signed with A's key"), "{out}");
+    // The same key, another cluster: a replica of one cluster never passes for another's.
+    let mut other_cluster = good.clone();
+    other_cluster.cluster_id = quintet::config::ClusterConfig::new_id();
+    let (code, out) = status(&other_cluster);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.starts_with("A: wrong identity (it serves cluster"), "{out}");
+}

@@ -95,8 +95,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             } else {
                 for (id, status) in &statuses {
                     match status {
-                        Ok(s) => println!("{} ({}s)", render::status_line(id, s), s.uptime_ms / 1000),
-                        Err(e) => println!("{id}: down ({e})"),
+                        Ok(s) => println!("{}, {}", render::status_line(id, s), render::status_ages(s)),
+                        Err(e) => println!("{id}: {e}"),
                     }
                 }
                 println!("{up} of {} replicas up; {} needed for service", config.replicas.len(), config.quorum());

@@ -89,15 +89,29 @@ pub fn outcome(command: &str, user: &str, height: u64, outcome: &pb::Outcome) ->
 /// One replica's line in `up` and `status` (nothing in it changes while the cluster idles).
 pub fn status_line(id: &str, s: &pb::StatusReply) -> String {
     let role = if s.leader == s.replica { "leader" } else { "follower" };
-    let digest = crate::crypto::encode_hex(&s.state_digest[..s.state_digest.len().min(4)]);
+    let mut digest = crate::crypto::encode_hex(&s.state_digest[..s.state_digest.len().min(4)]);
+    if s.state_height != s.height {
+        digest = format!("{digest} (at height {})", s.state_height);
+    }
     format!(
         "{id}: up, {role} in view {}, height {}, state {digest}, {} accounts, {} messages, {} peers reachable",
         s.view, s.height, s.accounts, s.messages, s.peers_reachable
     )
 }
 
+/// What `status` adds to a line (it changes every second, so `up`'s live table leaves it
+/// out): the age of the last commit and the uptime.
+pub fn status_ages(s: &pb::StatusReply) -> String {
+    let commit = if s.height == 0 { "nothing committed yet".to_string() } else { format!("last commit {} ago", seconds(s.last_commit_age_ms)) };
+    format!("{commit}, up {}", seconds(s.uptime_ms))
+}
+
+fn seconds(ms: u64) -> String {
+    if ms < 10_000 { format!("{:.1}s", ms as f64 / 1000.0) } else { format!("{}s", ms / 1000) }
+}
+
 /// `status --json`: one object with a row per replica and whether a quorum is up.
-pub fn status_json(statuses: &[(String, Result<pb::StatusReply, String>)], quorum: usize) -> serde_json::Value {
+pub fn status_json(statuses: &[(String, Result<pb::StatusReply, crate::client::StatusError>)], quorum: usize) -> serde_json::Value {
     let rows: Vec<serde_json::Value> = statuses
         .iter()
         .map(|(id, status)| match status {
@@ -109,13 +123,19 @@ pub fn status_json(statuses: &[(String, Result<pb::StatusReply, String>)], quoru
                 "leader": s.leader,
                 "height": s.height,
                 "state": crate::crypto::encode_hex(&s.state_digest),
+                "state_height": s.state_height,
                 "accounts": s.accounts,
                 "messages": s.messages,
                 "peers_reachable": s.peers_reachable,
                 "last_commit_age_ms": s.last_commit_age_ms,
                 "uptime_ms": s.uptime_ms,
             }),
-            Err(e) => serde_json::json!({ "replica": id, "up": false, "error": e }),
+            Err(e) => serde_json::json!({
+                "replica": id,
+                "up": false,
+                "wrong_identity": matches!(e, crate::client::StatusError::WrongIdentity(_)),
+                "error": e.to_string(),
+            }),
         })
         .collect();
     let up = statuses.iter().filter(|(_, s)| s.is_ok()).count();

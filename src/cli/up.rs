@@ -197,7 +197,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
         for (id, status) in client.status().await {
             match status {
                 Ok(s) => lines.push(status_line(&id, &s)),
-                Err(e) => lines.push(format!("{id}: down ({e})")),
+                Err(e) => lines.push(format!("{id}: {e}")),
             }
         }
         if lines != shown {

@@ -60,6 +60,8 @@ struct Remote {
 pub struct QuorumClient {
     remotes: Vec<Remote>,
     quorum: usize,
+    /// The cluster tag (name#id) status answers must carry.
+    cluster: String,
     pub deadline: Duration,
 }
 
@@ -84,7 +86,7 @@ impl QuorumClient {
             let rpc = ReplicaClient::new(endpoint.connect_lazy()).max_decoding_message_size(crate::wire::GRPC_MESSAGE_MAX * 8);
             remotes.push(Remote { id: r.id.clone(), key: r.verifying_key(), rpc });
         }
-        Ok(QuorumClient { remotes, quorum: config.quorum(), deadline: DEADLINE_DEFAULT })
+        Ok(QuorumClient { remotes, quorum: config.quorum(), cluster: config.tag(), deadline: DEADLINE_DEFAULT })
     }
 
     pub fn quorum(&self) -> usize {
@@ -196,18 +198,58 @@ impl QuorumClient {
     }
 
     /// Each replica's status, or why it could not be had.
-    pub async fn status(&self) -> Vec<(String, Result<pb::StatusReply, String>)> {
-        let mut out = Vec::new();
-        for remote in &self.remotes {
-            let mut rpc = remote.rpc.clone();
-            let result = tokio::time::timeout(Duration::from_secs(2), rpc.status(pb::StatusRequest {})).await;
-            let result = match result {
-                Ok(Ok(reply)) => Ok(reply.into_inner()),
-                Ok(Err(status)) => Err(status.message().to_owned()),
-                Err(_) => Err("timed out".to_owned()),
-            };
-            out.push((remote.id.clone(), result));
+    /// Every replica's signed status, asked at once, in the config's order.
+    pub async fn status(&self) -> Vec<(String, Result<pb::StatusReply, StatusError>)> {
+        let mut asks = tokio::task::JoinSet::new();
+        for (i, remote) in self.remotes.iter().enumerate() {
+            let (mut rpc, id, key, cluster) = (remote.rpc.clone(), remote.id.clone(), remote.key, self.cluster.clone());
+            asks.spawn(async move {
+                let mut nonce = vec![0u8; 16];
+                getrandom::fill(&mut nonce).expect("the operating system has no random source");
+                let asked = tokio::time::timeout(Duration::from_secs(2), rpc.status(pb::StatusRequest { nonce: nonce.clone() })).await;
+                let result = match asked {
+                    Ok(Ok(reply)) => check_status(&id, &key, &cluster, &nonce, reply.into_inner()),
+                    Ok(Err(status)) => Err(StatusError::Down(status.message().to_owned())),
+                    Err(_) => Err(StatusError::Down("timed out".to_owned())),
+                };
+                (i, id, result)
+            });
         }
-        out
+        let mut out: Vec<_> = asks.join_all().await;
+        out.sort_by_key(|(i, _, _)| *i);
+        out.into_iter().map(|(_, id, result)| (id, result)).collect()
     }
+}
+
+/// Why a replica's status is not shown as up.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StatusError {
+    #[error("down ({0})")]
+    Down(String),
+    /// It answered, but not as the replica the config names: another key, another
+    /// cluster, or an answer not made for this question.
+    #[error("wrong identity ({0})")]
+    WrongIdentity(String),
+}
+
+/// A status answer is `id`'s only if `key` signed it, for this cluster and this nonce.
+pub fn check_status(id: &str, key: &VerifyingKey, cluster: &str, nonce: &[u8], signed: pb::SignedStatus) -> Result<pb::StatusReply, StatusError> {
+    use prost::Message as _;
+    let wrong = |why: String| Err(StatusError::WrongIdentity(why));
+    if crate::crypto::verify(key, crate::crypto::TAG_STATUS, &signed.body, &signed.signature).is_err() {
+        return wrong(format!("its answer is not signed with {id}'s key from the config"));
+    }
+    let Ok(status) = pb::StatusReply::decode(signed.body.as_slice()) else {
+        return wrong("its signed answer does not decode".into());
+    };
+    if status.cluster != cluster {
+        return wrong(format!("it serves cluster {:?}, the config names {cluster:?}", status.cluster));
+    }
+    if status.replica != id {
+        return wrong(format!("it says it is {:?}", status.replica));
+    }
+    if status.nonce != nonce {
+        return wrong("its answer was made for another question (replayed)".into());
+    }
+    Ok(status)
 }

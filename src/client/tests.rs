@@ -93,3 +93,26 @@ fn a_delivery_shows_once_after_a_quorum_of_identical_copies() {
     assert_eq!((height, shown.text.as_str()), (3, "hi"));
     assert_eq!(tally.add(3, &ids[3], &vk(3), &delivery(&keys[3], &ids[3], 3, "hi")), None, "shown once");
 }
+
+#[test]
+fn a_status_is_a_replicas_only_if_signed_by_its_key_for_this_cluster_and_this_question() {
+    use super::{StatusError, check_status};
+    let keys = keys();
+    let signed = |key: &SigningKey, replica: &str, cluster: &str, nonce: &[u8]| {
+        let body = pb::StatusReply { replica: replica.into(), height: 7, cluster: cluster.into(), nonce: nonce.to_vec(), ..Default::default() }
+            .encode_to_vec();
+        let signature = sign(key, crate::crypto::TAG_STATUS, &body);
+        pb::SignedStatus { body, signature }
+    };
+    let a = keys[0].verifying_key();
+    let ok = check_status("A", &a, "c#1", b"n1", signed(&keys[0], "A", "c#1", b"n1"));
+    assert_eq!(ok.map(|s| s.height), Ok(7));
+    let wrong = |r: Result<pb::StatusReply, StatusError>| matches!(r, Err(StatusError::WrongIdentity(_)));
+    assert!(wrong(check_status("A", &a, "c#1", b"n1", signed(&keys[1], "A", "c#1", b"n1"))), "another key");
+    assert!(wrong(check_status("A", &a, "c#1", b"n1", signed(&keys[0], "A", "c#2", b"n1"))), "another cluster");
+    assert!(wrong(check_status("A", &a, "c#1", b"n1", signed(&keys[0], "B", "c#1", b"n1"))), "another name");
+    assert!(wrong(check_status("A", &a, "c#1", b"n2", signed(&keys[0], "A", "c#1", b"n1"))), "an old answer replayed");
+    let mut forged = signed(&keys[0], "A", "c#1", b"n1");
+    forged.body[0] ^= 1;
+    assert!(wrong(check_status("A", &a, "c#1", b"n1", forged)), "a changed body");
+}

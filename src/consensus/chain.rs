@@ -30,15 +30,15 @@ impl Core {
         }
     }
 
-    /// The first unknown block met walking down from `block` to the committed one, if any.
-    pub(super) fn first_gap(&self, block: &Hash) -> Option<Hash> {
-        let mut at = *block;
-        while at != self.committed_hash && at != GENESIS {
+    /// The first unknown block met walking down from `child`'s parent to the committed
+    /// height, if any. Nothing at or below that height is ever missing: a block there is
+    /// the committed one or conflicts with it (never voted for), and the others may have
+    /// pruned it, so it is never asked for.
+    pub(super) fn first_gap(&self, child: &Block) -> Option<Hash> {
+        let (mut at, mut height) = (child.parent, child.height.saturating_sub(1));
+        while height > self.committed_height && at != GENESIS {
             let Some(b) = self.blocks.get(&at) else { return Some(at) };
-            if b.height <= self.committed_height {
-                return None;
-            }
-            at = b.parent;
+            (at, height) = (b.parent, b.height.saturating_sub(1));
         }
         None
     }

@@ -72,3 +72,26 @@ fn s11_a_state_transfer_is_installed_only_with_a_valid_certificate_block_and_ima
     assert!(k.contains(&"send state 1 to 2".to_string()), "{k:?}");
     assert!(kinds(&r.handle(1_002, Input::Message(2, Message::FetchState(1)))).iter().all(|k| !k.starts_with("send state")));
 }
+
+#[test]
+fn s9_an_old_proposal_below_the_committed_height_is_neither_fetched_for_nor_held() {
+    // Found with five real replicas: a peer's queue kept, while it was down, thousands of
+    // old proposals; on its return it forwarded them (first receipt for it), and every
+    // replica that had pruned their parents below the stable checkpoint held them as
+    // orphans and fetched the parents for ever — a storm that starved the driver loop.
+    let mut chain = vec![proposal(0, QuorumCert::genesis(), 1, None)];
+    for tag in 2..=5 {
+        let parent = &chain.last().unwrap().block;
+        chain.push(proposal(0, qc_for(parent, &[0, 1, 2]), tag, None));
+    }
+    let mut r = core(4, None);
+    r.handle(1_000, Input::Message(0, Message::State(Box::new(transfer(&chain[4].block, b"image", &[0, 1, 2])))));
+    assert_eq!(r.committed_height(), 5);
+    for (i, old) in chain.iter().take(4).enumerate().rev() {
+        let k = kinds(&r.handle(1_001 + i as u64, Input::Message(1, Message::Propose(old.clone()))));
+        assert!(k.iter().all(|k| !k.contains("fetch") && k != "store"), "height {}: {k:?}", i + 1);
+    }
+    assert!(r.orphans.is_empty(), "{} orphans held", r.orphans.len());
+    let k: Vec<String> = (1..4).flat_map(|t| kinds(&r.handle(1_000 + t * 4 * DELTA, Input::Tick))).collect();
+    assert!(k.iter().all(|k| !k.contains("fetch")), "{k:?}");
+}

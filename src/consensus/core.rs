@@ -46,7 +46,8 @@ pub struct Core {
     pub(super) verified_justification: Option<(View, Justification)>,
     /// The leader's digests of the requests on its uncommitted chain: (tip, committed height, digests).
     pub(super) chain_digests: Option<(Hash, Height, std::collections::BTreeSet<super::Digest32>)>,
-    pub(super) forwarded: BTreeSet<Hash>,
+    /// Proposals forwarded (S2), with their heights, until committed past.
+    pub(super) forwarded: BTreeMap<Hash, Height>,
     pub(super) equivocation: Option<View>,
     /// S5a: the highest known block of the current view's one chain, the view's first
     /// block, and view blocks whose link to that chain is not known yet.
@@ -132,7 +133,7 @@ impl Core {
             vote_time: BTreeMap::new(),
             candidates: BTreeSet::new(),
             seen: BTreeMap::new(),
-            forwarded: BTreeSet::new(),
+            forwarded: BTreeMap::new(),
             equivocation: None,
             view_tip: None,
             view_first: None,
@@ -299,7 +300,7 @@ impl Core {
     /// One line of state for traces.
     pub fn describe(&self) -> String {
         format!(
-            "view {} entered {} blamed {:?} committed {} high_qc {:?} pending {} votes {} proposals {} statuses {} justified {} timeout {}ms",
+            "view {} entered {} blamed {:?} committed {} high_qc {:?} pending {} votes {} proposals {} statuses {} justified {} timeout {}ms stable {:?} blocks {} fetching {} certified {:?} orphans {}",
             self.view,
             self.entered(),
             self.blamed,
@@ -310,7 +311,12 @@ impl Core {
             self.proposals.len(),
             self.statuses.len(),
             self.justification.is_some(),
-            self.timeout_ms()
+            self.timeout_ms(),
+            self.stable.as_ref().map(|s| s.height),
+            self.blocks.len(),
+            self.fetching.len(),
+            self.certified_commits.iter().next_back().map(|(h, _)| *h),
+            self.orphans.len(),
         )
     }
 

@@ -81,7 +81,7 @@ impl Core {
         self.store_block(&block);
         self.proposals.push(block.named());
         self.persist();
-        self.forwarded.insert(proposal.block.hash);
+        self.forwarded.insert(proposal.block.hash, proposal.block.height);
         self.out.push(Action::Broadcast(Message::Propose(proposal.clone())));
         self.on_proposal(now, self.me, proposal);
     }

@@ -8,6 +8,8 @@ use super::verify::highest_qc;
 /// Proposals held while their parent is being fetched (beyond this they are dropped; the
 /// chain is fetched again from later proposals).
 const ORPHANS_MAX: usize = 1_024;
+/// Distinct missing blocks proposals are held for (each is asked for again every 2Δ).
+const ORPHAN_GAPS_MAX: usize = 64;
 /// How far up the chain one newly certified block looks for commit candidates (S4a).
 const ANCESTOR_WALK: usize = 64;
 
@@ -34,7 +36,10 @@ impl Core {
                 self.seen.insert((view, height), p.clone());
             }
         }
-        if self.forwarded.insert(hash) && view + 1 >= self.view && !self.cfg.planted.no_forward {
+        // Not below the committed height: nobody votes there, and a replica that just came
+        // back must not echo old proposals to everyone (NOTEBOOK, the fetch storm).
+        let fresh = height > self.committed_height && self.forwarded.insert(hash, height).is_none();
+        if fresh && view + 1 >= self.view && !self.cfg.planted.no_forward {
             self.out.push(Action::Broadcast(Message::Propose(p.clone())));
         }
         self.store_block(&p.block);
@@ -45,11 +50,13 @@ impl Core {
         // can be checked. A crash can lose stored blocks from the middle of the chain, and a
         // lost FETCH reply leaves a gap that nothing else asks for again, so each receipt of
         // the proposal asks for the lowest-reaching missing link it finds.
-        if let Some(gap) = self.first_gap(&p.block.parent) {
+        if let Some(gap) = self.first_gap(&p.block) {
             self.fetch(now, gap, from);
-            let waiting = self.orphans.entry(gap).or_default();
-            if waiting.len() < ORPHANS_MAX && !waiting.iter().any(|(_, q)| q.block.hash == hash) {
-                waiting.push((from, p));
+            if self.orphans.len() < ORPHAN_GAPS_MAX || self.orphans.contains_key(&gap) {
+                let waiting = self.orphans.entry(gap).or_default();
+                if waiting.len() < ORPHANS_MAX && !waiting.iter().any(|(_, q)| q.block.hash == hash) {
+                    waiting.push((from, p));
+                }
             }
             return;
         }
@@ -304,6 +311,11 @@ impl Core {
         self.qcs.retain(|_, qc| qc.height > h);
         self.seen.retain(|(_, height), _| *height + 1 > h);
         self.checkpoints.retain(|(height, _), _| *height > h);
+        self.forwarded.retain(|_, height| *height > h);
+        self.orphans.retain(|_, children| {
+            children.retain(|(_, p)| p.block.height > h);
+            !children.is_empty()
+        });
     }
 
     /// S9: a fetched block is accepted only if its hash matches what was asked for.

@@ -132,7 +132,7 @@ impl Core {
                 .map(|(_, p)| p.clone())
                 .collect();
             for p in held {
-                if self.first_gap(&p.block.parent).is_none() {
+                if self.first_gap(&p.block).is_none() {
                     self.try_vote(now, &p);
                 }
             }

@@ -32,6 +32,8 @@ const SUBSCRIBE_SKEW_MAX_MS: u64 = 5 * 60 * 1000;
 const WAITING_MAX: usize = 100_000;
 /// How often the published status is refreshed.
 const STATUS_EVERY: Duration = Duration::from_millis(300);
+/// How often the core's state is traced (at debug level).
+const DESCRIBE_EVERY: Duration = Duration::from_secs(2);
 /// How long a client's call may wait here for its request to commit.
 const WAIT_MAX: Duration = Duration::from_secs(60);
 /// How often the waiting clients are swept for `WAIT_MAX`.
@@ -76,6 +78,8 @@ pub struct Driver {
     pub status: std::sync::Arc<std::sync::Mutex<pb::StatusReply>>,
     pub status_at: Option<Instant>,
     pub status_digest: [u8; 32],
+    pub status_digest_height: Option<u64>,
+    pub described_at: Instant,
 }
 
 pub fn now_ms() -> u64 {
@@ -104,6 +108,7 @@ impl Driver {
                 }
             }
             let now = now_ms();
+            let height_before = self.core.committed_height();
             let mut actions = Vec::new();
             let mut out = Outbox::default();
             for job in batch {
@@ -141,7 +146,15 @@ impl Driver {
             for (height, message) in out.deliveries {
                 self.hub.deliver(&self.id, &self.key, height, &message);
             }
-            let status = self.status();
+            if self.described_at.elapsed() >= DESCRIBE_EVERY {
+                self.described_at = Instant::now();
+                tracing::debug!(core = %self.core.describe(), waiting = self.waiting.len(), "progress");
+            }
+            let view = self.core.view();
+            if view != self.status.lock().unwrap_or_else(|e| e.into_inner()).view {
+                tracing::info!(view, leader = %self.ids[self.core.leader(view) as usize], height = self.core.committed_height(), "entered a new view");
+            }
+            let status = self.status(self.core.committed_height() == height_before);
             *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
         }
         tracing::info!(height = self.core.committed_height(), "replica stopped");
@@ -278,12 +291,15 @@ impl Driver {
         Ok(())
     }
 
-    /// The status as of now; the state digest (a walk of the whole state) is refreshed at
-    /// most every `STATUS_EVERY`.
-    pub fn status(&mut self) -> pb::StatusReply {
-        if self.status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
+    /// The status as of now. The state digest (a walk of the whole state) is refreshed
+    /// after a batch that committed nothing, or at most every `STATUS_EVERY` under load.
+    pub fn status(&mut self, idle: bool) -> pb::StatusReply {
+        let height = self.core.committed_height();
+        let stale = self.status_digest_height != Some(height);
+        if stale && (idle || self.status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY)) {
             self.status_at = Some(Instant::now());
             self.status_digest = self.chat.digest();
+            self.status_digest_height = Some(height);
         }
         let view = self.core.view();
         pb::StatusReply {
@@ -298,6 +314,8 @@ impl Driver {
             state_digest: self.status_digest.to_vec(),
             peers_reachable: self.peers.reachable() as u32,
             last_commit_age_ms: self.last_commit.map_or(0, |t| t.elapsed().as_millis() as u64),
+            state_height: self.status_digest_height.unwrap_or(0),
+            ..Default::default() // cluster and nonce: set per answer by the status call
         }
     }
 }

@@ -133,6 +133,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let started = Instant::now();
     let status = Arc::new(std::sync::Mutex::new(pb::StatusReply { replica: options.id.clone(), ..Default::default() }));
     let addresses: Vec<String> = config.replicas.iter().map(|r| r.address.clone()).collect();
+    let status_key = key.clone();
     let mut driver = driver::Driver {
         id: options.id.clone(),
         ids: config.replicas.iter().map(|r| r.id.clone()).collect(),
@@ -151,8 +152,10 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         status: status.clone(),
         status_at: None,
         status_digest: [0; 32],
+        status_digest_height: None,
+        described_at: Instant::now(),
     };
-    *status.lock().unwrap_or_else(|e| e.into_inner()) = driver.status();
+    *status.lock().unwrap_or_else(|e| e.into_inner()) = driver.status(true);
     let driver_thread = std::thread::Builder::new()
         .name(format!("driver-{}", options.id))
         .spawn(move || driver.run(queue))
@@ -174,7 +177,8 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         })
     };
 
-    let service = pb::replica_server::ReplicaServer::new(service::ReplicaService { jobs: jobs.clone(), status, started })
+    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag() };
+    let service = pb::replica_server::ReplicaServer::new(service)
         .max_decoding_message_size(wire::GRPC_MESSAGE_MAX);
     let peer_service = pb::peer_server::PeerServer::new(peers::PeerService { me, n: config.replicas.len(), crypto, jobs: jobs.clone() })
         .max_decoding_message_size(peers::FRAME_MAX);

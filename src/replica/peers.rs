@@ -119,6 +119,10 @@ async fn link(me: ReplicaId, to: ReplicaId, address: String, crypto: Arc<PeerCry
             up.store(false, Ordering::Relaxed);
             tracing::debug!(peer = to, "peer stream ended; reconnecting");
         }
+        // The peer is unreachable: what waits for it is stale (the protocol sends again
+        // what still matters, S10), and thousands of old messages replayed on its return
+        // only make it echo old proposals (NOTEBOOK, the fetch storm).
+        while pending.try_recv().is_ok() {}
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }

@@ -14,7 +14,14 @@ pub struct ReplicaService {
     /// Published by the driver loop (answered without queuing behind its work).
     pub status: std::sync::Arc<std::sync::Mutex<pb::StatusReply>>,
     pub started: std::time::Instant,
+    /// Signs each status answer (with the asker's nonce), so `status` can tell this
+    /// replica from anything else at its address.
+    pub key: crate::crypto::SigningKey,
+    pub cluster: String,
 }
+
+/// The longest status nonce accepted.
+const NONCE_MAX: usize = 32;
 
 fn stopped() -> Status {
     Status::unavailable("replica is stopping")
@@ -44,9 +51,17 @@ impl Replica for ReplicaService {
         Ok(Response::new(ReceiverStream::new(deliveries)))
     }
 
-    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusReply>, Status> {
+    async fn status(&self, request: Request<pb::StatusRequest>) -> Result<Response<pb::SignedStatus>, Status> {
+        let nonce = request.into_inner().nonce;
+        if nonce.len() > NONCE_MAX {
+            return Err(Status::invalid_argument(format!("status nonce of {} bytes; at most {NONCE_MAX}", nonce.len())));
+        }
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
         status.uptime_ms = self.started.elapsed().as_millis() as u64;
-        Ok(Response::new(status))
+        status.cluster = self.cluster.clone();
+        status.nonce = nonce;
+        let body = prost::Message::encode_to_vec(&status);
+        let signature = crate::crypto::sign(&self.key, crate::crypto::TAG_STATUS, &body);
+        Ok(Response::new(pb::SignedStatus { body, signature }))
     }
 }
