@@ -20,6 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{KdfParams, VerifyingKey, decode_hex, public_key};
 
+pub const CHECKPOINT_EVERY_DEFAULT: u64 = 1_000;
+
+fn checkpoint_every_default() -> u64 {
+    CHECKPOINT_EVERY_DEFAULT
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
@@ -32,6 +38,10 @@ pub struct ClusterConfig {
     pub delta_ms: u64,
     #[serde(default)]
     pub kdf: KdfParams,
+    /// Blocks between state images (S11): a replica that falls further behind than the
+    /// newest stable image is sent the image instead of the blocks.
+    #[serde(default = "checkpoint_every_default")]
+    pub checkpoint_every: u64,
     #[serde(rename = "replica")]
     pub replicas: Vec<ReplicaEntry>,
 }
@@ -89,6 +99,9 @@ impl ClusterConfig {
         }
         if !(1..=60_000).contains(&self.delta_ms) {
             return bad(format!("delta_ms {} must be between 1 and 60000", self.delta_ms));
+        }
+        if !(10..=1_000_000).contains(&self.checkpoint_every) {
+            return bad(format!("checkpoint_every {} must be between 10 and 1000000", self.checkpoint_every));
         }
         if self.kdf.memory_kib < 8 || self.kdf.iterations < 1 {
             return bad("kdf needs memory_kib >= 8 and iterations >= 1".into());
@@ -160,7 +173,7 @@ mod tests {
                 public_key: encode_hex(SigningKey::from_bytes(&[i as u8 + 1; 32]).verifying_key().as_bytes()),
             })
             .collect();
-        ClusterConfig { name: "test".into(), cluster_id: "00112233445566778899aabbccddeeff".into(), delta_ms: 200, kdf: KdfParams::default(), replicas }
+        ClusterConfig { name: "test".into(), cluster_id: "00112233445566778899aabbccddeeff".into(), delta_ms: 200, kdf: KdfParams::default(), checkpoint_every: 1_000, replicas }
     }
 
     #[test]

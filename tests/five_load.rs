@@ -89,6 +89,9 @@ fn a_replica_down_while_thousands_were_sent_catches_up_by_itself() {
     assert!(status.iter().all(|s| s.as_ref().is_some_and(|(h, _)| *h == height)), "{status:?}");
     let messages = cluster.message_counts();
     assert_eq!(messages, vec![Some(2_000); 5]);
+    // It got there by a state transfer (the others keep no blocks below their stable image).
+    let log = cluster.log(4);
+    assert!(log.contains("installed a certified state image"), "E's log:\n{log}");
     // Right after the catch-up, the two first leaders die: the three left (E among them)
     // must go on serving at once.
     cluster.kill(0);

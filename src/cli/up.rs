@@ -83,6 +83,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<ClusterConfig> {
         cluster_id: ClusterConfig::new_id(),
         delta_ms: args.delta_ms,
         kdf: KdfParams::default(),
+        checkpoint_every: crate::config::CHECKPOINT_EVERY_DEFAULT,
         replicas,
     };
     config.validate()?;

@@ -110,7 +110,8 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     // One set of keys for the core's signatures and the peer frames.
     let keys = config.replicas.iter().map(|r| r.verifying_key()).collect();
     let crypto = Arc::new(PeerCrypto::new(key.clone(), keys, &config.cluster_id));
-    let cfg = consensus::Config::new(config.replicas.len(), config.delta_ms);
+    let mut cfg = consensus::Config::new(config.replicas.len(), config.delta_ms);
+    cfg.checkpoint_every = config.checkpoint_every;
     let core = consensus::Core::new(cfg, me, Box::new(crypto.clone()), opened.restored);
     tracing::info!(
         committed = core.committed_height(),

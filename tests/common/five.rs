@@ -52,6 +52,8 @@ impl Cluster {
             cluster_id: ClusterConfig::new_id(),
             delta_ms,
             kdf: TEST_KDF,
+            // Small, so the tests cross stable checkpoints and catch up by state transfer.
+            checkpoint_every: 100,
             replicas,
         };
         let path = dir.0.join("cluster.toml");
@@ -83,6 +85,18 @@ impl Cluster {
             panic!("replica {} did not start; its log:\n{}", IDS[i], std::fs::read_to_string(&log).unwrap_or_default());
         }
         self.replicas[i] = Some(Proc(child));
+    }
+
+    /// Replica i's log of its latest start.
+    pub fn log(&self, i: usize) -> String {
+        let mut logs: Vec<_> = std::fs::read_dir(&self.dir.0)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(&format!("{}-", IDS[i])) && f.ends_with(".log"))
+            .collect();
+        logs.sort_by_key(|f| f[2..f.len() - 4].parse::<u32>().unwrap_or(0));
+        logs.last().map(|f| std::fs::read_to_string(self.dir.0.join(f)).unwrap_or_default()).unwrap_or_default()
     }
 
     /// SIGKILL, by PID.

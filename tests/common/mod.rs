@@ -90,6 +90,7 @@ pub fn config(name: &str, address: &str, key: &SigningKey) -> ClusterConfig {
         // Short, so the ordering core's 2Δ commit wait keeps the tests quick on loopback.
         delta_ms: 20,
         kdf: TEST_KDF,
+        checkpoint_every: quintet::config::CHECKPOINT_EVERY_DEFAULT,
         replicas: vec![ReplicaEntry {
             id: "A".into(),
             address: address.into(),
