@@ -25,7 +25,7 @@ fn keys() -> Vec<SigningKey> {
 
 fn crypto(me: usize) -> PeerCrypto {
     let keys = keys();
-    PeerCrypto::new(keys[me].clone(), keys.iter().map(|k| k.verifying_key()).collect())
+    PeerCrypto::new(keys[me].clone(), keys.iter().map(|k| k.verifying_key()).collect(), "00112233445566778899aabbccddeeff")
 }
 
 fn signatures() {

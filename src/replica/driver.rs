@@ -21,7 +21,7 @@ use crate::chat::ChatState;
 use crate::consensus::{self, Action, Block, Core, Input, Message, ReplicaId};
 use crate::crypto::{self, SigningKey, TAG_REPLY, TAG_SUBSCRIBE};
 use crate::execute::{Ed25519Requests, Executed, execute_committed};
-use crate::storage::{ReplicaStore, StorageError};
+use crate::storage::{ReplicaStore, StorageError, WrittenImage};
 use crate::{pb, wire};
 
 /// Most jobs handled between two fsyncs.
@@ -45,6 +45,8 @@ pub enum Job {
     /// Messages from a peer, checked (frame signature) and decoded by the peer service.
     Peer { from: ReplicaId, messages: Vec<Message> },
     Tick,
+    /// The image worker finished (or failed) the state image it was given.
+    ImageWritten(Result<WrittenImage, StorageError>),
     Shutdown,
 }
 
@@ -80,6 +82,11 @@ pub struct Driver {
     pub status_digest: [u8; 32],
     pub status_digest_height: Option<u64>,
     pub described_at: Instant,
+    /// This loop's own queue, for the image worker's answer (weak: the loop still ends
+    /// when every other sender is gone).
+    pub jobs: mpsc::WeakSender<Job>,
+    /// Height of the image being written by the worker, if one is.
+    pub image_in_flight: Option<u64>,
 }
 
 pub fn now_ms() -> u64 {
@@ -95,6 +102,49 @@ struct Outbox {
 }
 
 impl Driver {
+    /// A driver over a started core and an opened store; `jobs` is its own queue's sender
+    /// (for the image worker). Its published status starts from this state.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: &str,
+        ids: Vec<String>,
+        cluster: String,
+        key: SigningKey,
+        core: Core,
+        store: ReplicaStore,
+        chat: ChatState,
+        peers: Peers,
+        jobs: &mpsc::Sender<Job>,
+    ) -> Driver {
+        let status = pb::StatusReply { replica: id.to_owned(), ..Default::default() };
+        let mut driver = Driver {
+            id: id.to_owned(),
+            ids,
+            cluster,
+            key,
+            core,
+            store,
+            chat,
+            hub: Hub::default(),
+            peers,
+            last_committed: None,
+            last_commit: None,
+            image_height: 0,
+            waiting: HashMap::new(),
+            swept_at: Instant::now(),
+            status: std::sync::Arc::new(std::sync::Mutex::new(status)),
+            status_at: None,
+            status_digest: [0; 32],
+            status_digest_height: None,
+            described_at: Instant::now(),
+            jobs: jobs.downgrade(),
+            image_in_flight: None,
+        };
+        let status = driver.status(true);
+        *driver.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
+        driver
+    }
+
     /// Runs until `Shutdown` or until every sender is gone.
     pub fn run(mut self, mut jobs: mpsc::Receiver<Job>) -> Result<(), StorageError> {
         let mut shutdown = false;
@@ -129,10 +179,19 @@ impl Driver {
                             self.waiting.retain(|_, (_, since, _)| since.elapsed() < WAIT_MAX);
                         }
                     }
+                    Job::ImageWritten(written) => {
+                        let written = written.map_err(|e| self.store.image_failed(e))?;
+                        let (height, hash, state) = (written.block.height, written.block.hash, written.digest);
+                        self.store.place_image(written)?;
+                        self.image_in_flight = None;
+                        self.image_height = height;
+                        tracing::debug!(height, "state image kept");
+                        actions.extend(self.core.handle(now, Input::Snapshot { height, hash, state }));
+                    }
                     Job::Shutdown => shutdown = true,
                 }
             }
-            self.perform(now, actions, &mut out)?;
+            self.perform(actions, &mut out)?;
             self.store.sync()?;
             for (to, message) in out.messages {
                 match to {
@@ -162,9 +221,8 @@ impl Driver {
     }
 
     /// Carries out the core's actions in order (sends wait in the outbox for the fsync).
-    fn perform(&mut self, now: u64, actions: Vec<Action>, out: &mut Outbox) -> Result<(), StorageError> {
-        let mut queue: std::collections::VecDeque<Action> = actions.into();
-        while let Some(action) = queue.pop_front() {
+    fn perform(&mut self, actions: Vec<Action>, out: &mut Outbox) -> Result<(), StorageError> {
+        for action in actions {
             match action {
                 Action::Persist(p) => self.store.persist(&p)?,
                 Action::StoreBlock(b) => self.store.store_block(&b)?,
@@ -180,9 +238,7 @@ impl Driver {
                 Action::TakeSnapshot { height, hash } => {
                     let block = self.last_committed.clone().filter(|b| b.height == height && b.hash == hash);
                     let block = block.expect("TakeSnapshot follows the Commit of its block");
-                    let state = self.store.take_image(&block, &self.chat)?;
-                    self.image_height = height;
-                    queue.extend(self.core.handle(now, Input::Snapshot { height, hash, state }));
+                    self.start_image(&block)?;
                 }
                 Action::Stable(cert) => self.store.stable(&cert)?,
                 Action::SendState(to, cert) => {
@@ -198,6 +254,26 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// S11 off the ordering path: the chain moves to a new segment here, a copy of the
+    /// state goes to a worker thread that writes and hashes the image, and the core hears
+    /// of it (`Input::Snapshot`) when `Job::ImageWritten` comes back. One image at a time:
+    /// a checkpoint height reached while one is written gets no image here (the others'
+    /// images can still make it stable).
+    fn start_image(&mut self, block: &Block) -> Result<(), StorageError> {
+        if let Some(busy) = self.image_in_flight {
+            tracing::warn!(height = block.height, busy, "skipping a state image: the previous one is still being written");
+            return Ok(());
+        }
+        let writer = self.store.begin_image(block)?;
+        let state = self.chat.clone();
+        let Some(jobs) = self.jobs.upgrade() else { return Ok(()) };
+        self.image_in_flight = Some(block.height);
+        let spawned = std::thread::Builder::new().name(format!("image-{}", self.id)).spawn(move || {
+            let _ = jobs.blocking_send(Job::ImageWritten(writer.write(&state)));
+        });
+        spawned.map(|_| ()).map_err(|e| self.store.image_failed(StorageError::Failed(format!("cannot start the image writer: {e}"))))
     }
 
     fn execute(&mut self, block: &Block) -> Vec<Executed> {
@@ -265,7 +341,7 @@ impl Driver {
         actions.extend(self.core.handle(now, Input::Request(bytes)));
     }
 
-    fn sign_reply(&self, body: pb::ReplyBody) -> pb::SignedReply {
+    pub(super) fn sign_reply(&self, body: pb::ReplyBody) -> pb::SignedReply {
         let body = body.encode_to_vec();
         let signature = crypto::sign(&self.key, TAG_REPLY, &body);
         pb::SignedReply { body, signature }
@@ -319,3 +395,7 @@ impl Driver {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

@@ -132,31 +132,12 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
 
     let (jobs, queue) = mpsc::channel(JOB_QUEUE);
     let started = Instant::now();
-    let status = Arc::new(std::sync::Mutex::new(pb::StatusReply { replica: options.id.clone(), ..Default::default() }));
     let addresses: Vec<String> = config.replicas.iter().map(|r| r.address.clone()).collect();
     let status_key = key.clone();
-    let mut driver = driver::Driver {
-        id: options.id.clone(),
-        ids: config.replicas.iter().map(|r| r.id.clone()).collect(),
-        cluster,
-        key,
-        core,
-        store,
-        chat,
-        hub: Default::default(),
-        peers: peers::Peers::start(me, &addresses, crypto.clone()),
-        last_committed: None,
-        last_commit: None,
-        image_height: 0,
-        waiting: Default::default(),
-        swept_at: Instant::now(),
-        status: status.clone(),
-        status_at: None,
-        status_digest: [0; 32],
-        status_digest_height: None,
-        described_at: Instant::now(),
-    };
-    *status.lock().unwrap_or_else(|e| e.into_inner()) = driver.status(true);
+    let ids = config.replicas.iter().map(|r| r.id.clone()).collect();
+    let peers = peers::Peers::start(me, &addresses, crypto.clone());
+    let driver = driver::Driver::new(&options.id, ids, cluster, key, core, store, chat, peers, &jobs);
+    let status = driver.status.clone();
     let driver_thread = std::thread::Builder::new()
         .name(format!("driver-{}", options.id))
         .spawn(move || driver.run(queue))

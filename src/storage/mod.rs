@@ -34,7 +34,7 @@ pub use fs::{Fs, RealFs, WriteFile};
 pub use log::{LogEntry, PAYLOAD_MAX};
 pub use memfs::MemFs;
 pub use image::image_of;
-pub use replica_store::{Opened, ReplicaStore};
+pub use replica_store::{ImageWriter, Opened, ReplicaStore, WrittenImage};
 
 use crate::chat::ChatState;
 

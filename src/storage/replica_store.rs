@@ -64,6 +64,16 @@ fn chain_name(first: Height) -> String {
     format!("chain-{first:020}.qlog")
 }
 
+/// Writes block.pb, image.sha256 (and cert.pb) into an image's temp folder and syncs it.
+fn seal(fs: &dyn Fs, tmp: &Path, block: &Block, digest: &Digest32, cert: Option<&StateCert>) -> Result<(), StorageError> {
+    write_synced(fs, &tmp.join("block.pb"), &peer::encode_block(block))?;
+    write_synced(fs, &tmp.join("image.sha256"), encode_hex(digest).as_bytes())?;
+    if let Some(cert) = cert {
+        write_synced(fs, &tmp.join("cert.pb"), &peer::encode_state_cert(cert))?;
+    }
+    fs.sync_dir(tmp).map_err(io_err(tmp))
+}
+
 fn write_synced(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let mut file = fs.create(path).map_err(io_err(path))?;
     std::io::Write::write_all(&mut file, bytes).and_then(|_| file.sync()).map_err(io_err(path))
@@ -245,37 +255,29 @@ impl ReplicaStore {
     }
 
     /// Keeps the image of `state` (which must have executed exactly through `block`) and
-    /// returns its sha256, for `Input::Snapshot`. The chain goes on in a new segment.
+    /// returns its sha256, for `Input::Snapshot`: `begin_image`, `write` and `place_image`
+    /// in one go (the simulator; the replica runs `write` on another thread).
     pub fn take_image(&mut self, block: &Block, state: &ChatState) -> Result<Digest32, StorageError> {
-        self.sync()?;
-        self.guard(|s| {
-            let (fs, dir) = (s.fs.as_ref(), s.dir.as_path());
-            let folder = snap_dir(dir, block.height);
-            let tmp = folder.with_extension("tmp");
-            let _ = fs.remove_dir_all(&tmp);
-            fs.create_dir_all(&tmp).map_err(io_err(&tmp))?;
-            snapshot::write(fs, &tmp, state)?;
-            let (_, digest) = pack(fs, &tmp, false)?;
-            s.finish_image(&tmp, &folder, block, &digest, None)?;
-            Ok(digest)
-        })
+        let writer = self.begin_image(block)?;
+        let written = self.guard(|_| writer.write(state))?;
+        let digest = written.digest;
+        self.place_image(written)?;
+        Ok(digest)
     }
 
-    /// Writes block.pb, image.sha256 (and cert.pb) into a complete temp folder, renames it
-    /// into place, and starts a new chain segment after it.
-    fn finish_image(&mut self, tmp: &Path, folder: &Path, block: &Block, digest: &Digest32, cert: Option<&StateCert>) -> Result<(), StorageError> {
+    /// Starts a new chain segment after `block` (whose image is about to be kept).
+    fn next_segment(&mut self, first: Height) -> Result<(), StorageError> {
         let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
-        write_synced(fs, &tmp.join("block.pb"), &peer::encode_block(block))?;
-        write_synced(fs, &tmp.join("image.sha256"), encode_hex(digest).as_bytes())?;
-        if let Some(cert) = cert {
-            write_synced(fs, &tmp.join("cert.pb"), &peer::encode_state_cert(cert))?;
-        }
-        fs.sync_dir(tmp).map_err(io_err(tmp))?;
+        let segment = dir.join(chain_name(first));
+        self.chain = LogWriter::new(fs.open_append(&segment).map_err(io_err(&segment))?);
+        fs.sync_dir(dir).map_err(io_err(dir))
+    }
+
+    /// Renames a complete temp folder into place.
+    fn place(&self, tmp: &Path, folder: &Path) -> Result<(), StorageError> {
+        let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
         let _ = fs.remove_dir_all(folder);
         fs.rename(tmp, folder).map_err(io_err(tmp))?;
-        fs.sync_dir(dir).map_err(io_err(dir))?;
-        let segment = dir.join(chain_name(block.height + 1));
-        self.chain = LogWriter::new(fs.open_append(&segment).map_err(io_err(&segment))?);
         fs.sync_dir(dir).map_err(io_err(dir))
     }
 
@@ -348,7 +350,9 @@ impl ReplicaStore {
                 write_synced(fs, &tmp.join(name), bytes)?;
             }
             let state = snapshot::load(fs, &tmp)?;
-            s.finish_image(&tmp, &folder, &t.block, &t.cert.state, Some(&t.cert))?;
+            seal(fs, &tmp, &t.block, &t.cert.state, Some(&t.cert))?;
+            s.place(&tmp, &folder)?;
+            s.next_segment(t.cert.height + 1)?;
             s.committed = t.cert.height;
             s.stored.retain(|(h, _), _| *h > t.cert.height);
             s.delete_below(t.cert.height)?;
@@ -369,6 +373,9 @@ impl ReplicaStore {
         self.committed
     }
 }
+
+mod image_writer;
+pub use image_writer::{ImageWriter, WrittenImage};
 
 #[cfg(test)]
 #[path = "replica_store_tests.rs"]

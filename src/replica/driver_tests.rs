@@ -1,0 +1,143 @@
+//! The driver with a store whose image files wait at a gate: ordering must go on while a
+//! state image is being written (S11 off the ordering path).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Driver, Job};
+use crate::chat::Op;
+use crate::consensus::{Config, Core};
+use crate::crypto::{PeerCrypto, SigningKey, TAG_REQUEST, sign};
+use crate::replica::peers::Peers;
+use crate::storage::{Fs, MemFs, ReplicaStore, WriteFile};
+use crate::{pb, wire};
+
+const CLUSTER_ID: &str = "00112233445566778899aabbccddeeff";
+const TAG: &str = "gate#00112233445566778899aabbccddeeff";
+
+/// A MemFs on which creating a file inside an image's temp folder waits until `open`.
+struct GatedFs {
+    inner: MemFs,
+    open: AtomicBool,
+    reached: AtomicBool,
+}
+
+impl Fs for GatedFs {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn open_read(&self, path: &Path) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        self.inner.open_read(path)
+    }
+    fn create(&self, path: &Path) -> std::io::Result<Box<dyn WriteFile>> {
+        if path.parent().is_some_and(|d| d.extension().is_some_and(|e| e == "tmp")) {
+            self.reached.store(true, Ordering::SeqCst);
+            for _ in 0..30_000 {
+                if self.open.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        self.inner.create(path)
+    }
+    fn open_append(&self, path: &Path) -> std::io::Result<Box<dyn WriteFile>> {
+        self.inner.open_append(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_dir_all(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+/// alice's request number `seq` (1: her account; then sends to herself), signed.
+fn request(alice: &SigningKey, seq: u64) -> pb::SignedRequest {
+    let op = match seq {
+        1 => Op::CreateAccount { public_key: alice.verifying_key().to_bytes() },
+        _ => Op::Send { to: "alice".into(), text: format!("m{seq}") },
+    };
+    let body = pb::RequestBody { cluster: TAG.into(), user: "alice".into(), session: 7, seq, op: Some(wire::encode_op(&op)) }
+        .encode_to_vec();
+    pb::SignedRequest { signature: sign(alice, TAG_REQUEST, &body), body }
+}
+
+/// Submits one request and waits (bounded) for this replica's reply: its height.
+async fn submit(jobs: &mpsc::Sender<Job>, request: pb::SignedRequest) -> u64 {
+    let (reply, answer) = oneshot::channel();
+    jobs.send(Job::Submit { request, reply }).await.unwrap();
+    let signed = tokio::time::timeout(Duration::from_secs(10), answer).await.expect("answered within 10 s").unwrap();
+    pb::ReplyBody::decode(signed.body.as_slice()).unwrap().height
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_keep_committing_while_a_state_image_is_written() {
+    let fs = Arc::new(GatedFs { inner: MemFs::new(), open: AtomicBool::new(false), reached: AtomicBool::new(false) });
+    let (store, opened) = ReplicaStore::open(fs.clone(), Path::new("/data")).unwrap();
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let crypto = Arc::new(PeerCrypto::new(key.clone(), vec![key.verifying_key()], CLUSTER_ID));
+    let mut cfg = Config::new(1, 5);
+    cfg.checkpoint_every = 4;
+    let core = Core::new(cfg, 0, Box::new(crypto.clone()), opened.restored);
+    let (jobs, queue) = mpsc::channel(1024);
+    let peers = Peers::start(0, &["127.0.0.1:1".to_string()], crypto);
+    let driver = Driver::new("A", vec!["A".into()], TAG.into(), key, core, store, opened.state, peers, &jobs);
+    let status = driver.status.clone();
+    let loop_thread = std::thread::spawn(move || driver.run(queue));
+    let ticks = {
+        let jobs = jobs.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let _ = jobs.try_send(Job::Tick);
+            }
+        })
+    };
+    let alice = SigningKey::from_bytes(&[1; 32]);
+    let mut seq = 0;
+    // Up to the first checkpoint height: the image starts and its files wait at the gate.
+    while !fs.reached.load(Ordering::SeqCst) {
+        seq += 1;
+        assert!(seq < 50, "no state image was started");
+        submit(&jobs, request(&alice, seq)).await;
+    }
+    // Ordering goes on meanwhile: more requests commit above the image's height.
+    let mut heights = Vec::new();
+    for _ in 0..6 {
+        seq += 1;
+        heights.push(submit(&jobs, request(&alice, seq)).await);
+    }
+    assert!(heights.iter().all(|h| *h > 4), "{heights:?}");
+    assert_eq!(status.lock().unwrap().snapshot_height, 0, "the image is not kept before its files are written");
+    // The gate opens: the image is kept and the core hears of it.
+    fs.open.store(true, Ordering::SeqCst);
+    for _ in 0..1000 {
+        if status.lock().unwrap().snapshot_height > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(status.lock().unwrap().snapshot_height, 4);
+    assert!(fs.inner.paths().iter().any(|p| p.ends_with("snap-00000000000000000004/image.sha256")), "{:?}", fs.inner.paths());
+    ticks.abort();
+    jobs.send(Job::Shutdown).await.unwrap();
+    tokio::task::spawn_blocking(move || loop_thread.join().unwrap().unwrap()).await.unwrap();
+}
