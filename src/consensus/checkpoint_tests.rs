@@ -95,3 +95,43 @@ fn s9_an_old_proposal_below_the_committed_height_is_neither_fetched_for_nor_held
     let k: Vec<String> = (1..4).flat_map(|t| kinds(&r.handle(1_000 + t * 4 * DELTA, Input::Tick))).collect();
     assert!(k.iter().all(|k| !k.contains("fetch")), "{k:?}");
 }
+
+#[test]
+fn s11_a_restarted_replica_repeats_its_commit_and_state_checkpoints() {
+    // Five real replicas, checkpoints every 100: all four up-to-date replicas restarted
+    // after their image at 100 was stable, and none ever said so again; the fifth, at 97,
+    // never learned the stable checkpoint and waited for blocks nobody kept.
+    let b = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let state = digest(b"image");
+    let t = transfer(&b, b"image", &[0, 1, 2]);
+    let restored = Restored { committed: vec![b.clone()], stable: Some(t.cert.clone()), images: vec![(1, b.hash, state)], ..Restored::default() };
+    let mut r = start_from(3, restored);
+    let out = r.handle(1_000 + 4 * DELTA, Input::Tick);
+    let sent: Vec<&Checkpoint> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Broadcast(Message::Checkpoint(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert!(sent.iter().any(|c| c.height == 1 && c.state.is_none()), "{:?}", kinds(&out));
+    assert!(sent.iter().any(|c| c.height == 1 && c.state == Some(state)), "{:?}", kinds(&out));
+}
+
+#[test]
+fn s11_an_image_finished_after_its_height_became_stable_is_kept_with_the_certificate_and_served() {
+    // Images are written off the ordering path: three others' state CHECKPOINTs can make
+    // a height stable before this replica's own image of it is written.
+    let b = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let state = digest(b"image");
+    let mut r = start_from(3, Restored { committed: vec![b.clone()], ..Restored::default() });
+    for who in [0, 1, 2] {
+        r.handle(1_000, Input::Message(who, state_checkpoint(who, &b, state)));
+    }
+    assert_eq!(r.stable.as_ref().map(|s| s.height), Some(1));
+    assert!(kinds(&r.handle(1_001, Input::Message(4, Message::FetchState(1)))).iter().all(|k| !k.starts_with("send state")));
+    let k = kinds(&r.handle(1_002, Input::Snapshot { height: 1, hash: b.hash, state }));
+    assert!(k.contains(&"stable 1".to_string()), "{k:?}");
+    let k = kinds(&r.handle(1_003, Input::Message(4, Message::FetchState(1))));
+    assert!(k.contains(&"send state 1 to 4".to_string()), "{k:?}");
+}

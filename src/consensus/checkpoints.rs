@@ -16,6 +16,16 @@ impl Core {
         Checkpoint { height, hash, state, voter: self.me, signature }
     }
 
+    /// The checkpoints a restarted replica repeats (see `Core::new`).
+    pub(super) fn restore_checkpoints(&mut self) {
+        if self.committed_height > 0 {
+            self.last_checkpoint = Some(self.own_checkpoint(self.committed_height, self.committed_hash, None));
+        }
+        if let Some((&height, &(hash, state))) = self.own_states.iter().next_back() {
+            self.last_state_checkpoint = Some(self.own_checkpoint(height, hash, Some(state)));
+        }
+    }
+
     /// S11: after committing, say so, so a replica that missed the votes can follow.
     pub(super) fn after_commit(&mut self) {
         let checkpoint = self.own_checkpoint(self.committed_height, self.committed_hash, None);
@@ -26,7 +36,17 @@ impl Core {
     /// S11: the driver executed the chain through `height` (a `TakeSnapshot` height), kept a
     /// state image of it, and the image hashes to `state`.
     pub(super) fn on_snapshot(&mut self, height: Height, hash: Hash, state: Digest32) {
-        if height == 0 || height > self.committed_height || self.stable.as_ref().is_some_and(|s| s.height >= height) {
+        if height == 0 || height > self.committed_height {
+            return;
+        }
+        if let Some(stable) = self.stable.clone().filter(|s| s.height >= height) {
+            // The others made it stable while this image was being written: the image is
+            // the certified one, so keep it with its certificate and serve it.
+            if (stable.height, stable.hash, stable.state) == (height, hash, state) {
+                self.own_states.insert(height, (hash, state));
+                self.last_state_checkpoint = Some(self.own_checkpoint(height, hash, Some(state)));
+                self.out.push(Action::Stable(stable));
+            }
             return;
         }
         self.own_states.insert(height, (hash, state));

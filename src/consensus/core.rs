@@ -192,6 +192,10 @@ impl Core {
         for (height, hash, state) in restored.images {
             core.own_states.insert(height, (hash, state));
         }
+        // S11 after a restart: say again what this replica committed and which image it
+        // keeps, so a replica behind the stable checkpoint learns it and asks for the image
+        // even when every replica restarted since (none would repeat a checkpoint before).
+        core.restore_checkpoints();
         if let Some(p) = restored.persistent {
             core.view = p.view;
             core.high_qc = p.high_qc;
