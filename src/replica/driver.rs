@@ -30,10 +30,6 @@ const BATCH_MAX: usize = 1024;
 const SUBSCRIBE_SKEW_MAX_MS: u64 = 5 * 60 * 1000;
 /// Clients waiting on one replica for their requests to commit (beyond: answered "busy").
 const WAITING_MAX: usize = 100_000;
-/// How often the published status is refreshed.
-const STATUS_EVERY: Duration = Duration::from_millis(300);
-/// How often the core's state is traced (at debug level).
-const DESCRIBE_EVERY: Duration = Duration::from_secs(2);
 /// How long a client's call may wait here for its request to commit.
 const WAIT_MAX: Duration = Duration::from_secs(60);
 /// How often the waiting clients are swept for `WAIT_MAX`.
@@ -205,16 +201,7 @@ impl Driver {
             for (height, message) in out.deliveries {
                 self.hub.deliver(&self.id, &self.key, height, &message);
             }
-            if self.described_at.elapsed() >= DESCRIBE_EVERY {
-                self.described_at = Instant::now();
-                tracing::debug!(core = %self.core.describe(), waiting = self.waiting.len(), "progress");
-            }
-            let view = self.core.view();
-            if view != self.status.lock().unwrap_or_else(|e| e.into_inner()).view {
-                tracing::info!(view, leader = %self.ids[self.core.leader(view) as usize], height = self.core.committed_height(), "entered a new view");
-            }
-            let status = self.status(self.core.committed_height() == height_before);
-            *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
+            self.publish(self.core.committed_height() == height_before);
         }
         tracing::info!(height = self.core.committed_height(), "replica stopped");
         Ok(())
@@ -341,7 +328,7 @@ impl Driver {
         actions.extend(self.core.handle(now, Input::Request(bytes)));
     }
 
-    pub(super) fn sign_reply(&self, body: pb::ReplyBody) -> pb::SignedReply {
+    fn sign_reply(&self, body: pb::ReplyBody) -> pb::SignedReply {
         let body = body.encode_to_vec();
         let signature = crypto::sign(&self.key, TAG_REPLY, &body);
         pb::SignedReply { body, signature }
@@ -365,34 +352,6 @@ impl Driver {
         }
         self.hub.add(&body.user, stream);
         Ok(())
-    }
-
-    /// The status as of now. The state digest (a walk of the whole state) is refreshed
-    /// after a batch that committed nothing, or at most every `STATUS_EVERY` under load.
-    pub fn status(&mut self, idle: bool) -> pb::StatusReply {
-        let height = self.core.committed_height();
-        let stale = self.status_digest_height != Some(height);
-        if stale && (idle || self.status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY)) {
-            self.status_at = Some(Instant::now());
-            self.status_digest = self.chat.digest();
-            self.status_digest_height = Some(height);
-        }
-        let view = self.core.view();
-        pb::StatusReply {
-            replica: self.id.clone(),
-            height: self.core.committed_height(),
-            snapshot_height: self.image_height,
-            accounts: self.chat.account_count(),
-            messages: self.chat.message_count(),
-            uptime_ms: 0, // filled in by the status call
-            view,
-            leader: self.ids.get(self.core.leader(view) as usize).cloned().unwrap_or_default(),
-            state_digest: self.status_digest.to_vec(),
-            peers_reachable: self.peers.reachable() as u32,
-            last_commit_age_ms: self.last_commit.map_or(0, |t| t.elapsed().as_millis() as u64),
-            state_height: self.status_digest_height.unwrap_or(0),
-            ..Default::default() // cluster and nonce: set per answer by the status call
-        }
     }
 }
 

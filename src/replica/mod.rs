@@ -12,6 +12,7 @@ mod driver;
 mod hub;
 mod peers;
 mod service;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -51,10 +51,6 @@ impl ReplicaStore {
 }
 
 impl ImageWriter {
-    pub fn height(&self) -> u64 {
-        self.block.height
-    }
-
     /// Writes the snapshot files, block.pb and image.sha256 into `snap-H.tmp`, synced.
     pub fn write(self, state: &ChatState) -> Result<WrittenImage, StorageError> {
         let fs = self.fs.as_ref();
