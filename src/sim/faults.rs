@@ -79,6 +79,8 @@ pub struct Faults {
     /// Blocks between state images (S11); small, so images, stable checkpoints, log
     /// truncation and state transfer happen in every run.
     pub checkpoint_every: u64,
+    /// Crash runs only: the hidden-QC network schedule (schedule.rs), with this committer.
+    pub stale_qc_schedule: Option<ReplicaId>,
 }
 
 impl Faults {
@@ -101,6 +103,7 @@ impl Faults {
             clients: 2 + rng.below(3) as usize,
             ops_per_client: 4 + rng.below(8) as usize,
             checkpoint_every: 16,
+            stale_qc_schedule: None,
         };
         match mode {
             Mode::Crash => {
@@ -172,7 +175,24 @@ impl Faults {
             clients,
             ops_per_client,
             checkpoint_every: 16,
+            stale_qc_schedule: None,
         }
+    }
+
+    /// A quarter of the five-replica crash runs follow the hidden-QC schedule (drawn from
+    /// its own generator, so the other crash runs keep their faults): no partitions,
+    /// crashes or loss, short delays, so the schedule's timing holds.
+    pub fn draw_schedule(&mut self, seed: u64) {
+        let mut rng = Rng::new(seed ^ 0x5ca1_ed00_57a1_e0c0);
+        if self.mode != Mode::Crash || self.n != 5 || !rng.chance(1, 4) {
+            return;
+        }
+        self.stale_qc_schedule = Some(3 + rng.below(2) as ReplicaId);
+        self.partitions = 0;
+        self.crashes = 0;
+        self.loss_pct = 0;
+        self.crash_mid_batch_pct = 0;
+        self.delay_max_ms = self.delta_ms / 2;
     }
 
     pub fn is_byzantine(&self, id: ReplicaId) -> Option<Behaviour> {
@@ -184,7 +204,7 @@ impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={}",
+            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={} stale_qc_schedule={:?}",
             self.mode,
             self.n,
             self.delta_ms,
@@ -198,7 +218,8 @@ impl fmt::Display for Faults {
             self.slow_honest_links,
             self.clients,
             self.ops_per_client,
-            self.checkpoint_every
+            self.checkpoint_every,
+            self.stale_qc_schedule
         )
     }
 }

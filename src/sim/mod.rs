@@ -15,6 +15,7 @@ mod faults;
 mod fork;
 mod network;
 mod node;
+mod schedule;
 mod stats;
 mod world;
 
@@ -74,7 +75,10 @@ pub struct Report {
 pub fn build(seed: u64, options: &SimOptions) -> World {
     let mut rng = Rng::new(seed);
     let mode = if options.coalition { Some(Mode::Byzantine) } else { options.mode };
-    let faults = Faults::draw(&mut rng, options.n, mode, options.hostile, options.coalition);
+    let mut faults = Faults::draw(&mut rng, options.n, mode, options.hostile, options.coalition);
+    if !options.hostile {
+        faults.draw_schedule(seed);
+    }
     let mut world = World::new(seed, faults.clone(), options.planted, options.trace);
     let span = options.safety_ms.max(1);
     for _ in 0..faults.partitions {

@@ -41,6 +41,17 @@ impl World {
 
     pub(super) fn transmit(&mut self, from: ReplicaId, to: ReplicaId, message: &Message, bytes: std::rc::Rc<[u8]>) {
         self.stats.messages += 1;
+        if let Some(schedule) = &mut self.schedule {
+            let released = schedule.release(from, message);
+            let pass = matches!(schedule.route(from, to, message, &bytes), super::schedule::Route::Pass);
+            for (from, to, bytes) in released {
+                self.at(self.now + 1, Event::Deliver { from, to, bytes });
+            }
+            if !pass {
+                self.stats.dropped += 1;
+                return;
+            }
+        }
         if let Some(drop_if) = &mut self.drop_if
             && drop_if(from, to, message)
         {

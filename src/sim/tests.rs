@@ -113,6 +113,13 @@ fn negative_control_one_signers_repeated_vote_counted_twice() {
 }
 
 #[test]
+fn negative_control_high_qc_moving_backwards() {
+    // The crash runs' hidden-QC schedule (schedule.rs): a stale QC delivered in the status
+    // wait lowers the lock of three replicas that hold QC(B) but did not commit B.
+    control(planted(Mode::Crash, false, Planted { high_qc_backwards: true, ..Planted::default() }), 100);
+}
+
+#[test]
 fn negative_control_no_two_delta_wait_before_status() {
     // The coalition's commit-first recipe: one replica commits while the others leave the
     // view before they hold the QC, and report without it at once.

@@ -51,6 +51,8 @@ pub struct World {
     pub trace: Option<Vec<String>>,
     pub(super) fork: Option<super::fork::Fork>,
     pub(super) coalition: Option<super::adversary::Coalition>,
+    /// The crash runs' hidden-QC network schedule (schedule.rs).
+    pub(super) schedule: Option<super::schedule::StaleQc>,
     /// Scenario hook: messages for which this returns true are lost.
     pub drop_if: Option<Box<dyn FnMut(ReplicaId, ReplicaId, &Message) -> bool>>,
     /// Scenario hook: messages for which this returns a delay take exactly that long.
@@ -92,6 +94,7 @@ impl World {
             trace: trace.then(Vec::new),
             fork: None,
             coalition: None,
+            schedule: None,
             drop_if: None,
             delay_if: None,
             crash_after_vote: None,
@@ -109,6 +112,10 @@ impl World {
             world.note(|| format!("coalition {members:?}, plan {plan:?}"));
             let (n, q, delta) = (world.faults.n, world.cfg.quorum(), world.cfg.delta_ms);
             world.coalition = Some(super::adversary::Coalition::new(members, n, q, delta, plan));
+        }
+        if let Some(committer) = world.faults.stale_qc_schedule {
+            world.note(|| format!("hidden-QC schedule, committer {committer}"));
+            world.schedule = Some(super::schedule::StaleQc::new(committer));
         }
         for id in 0..world.nodes.len() {
             world.nodes[id].boot(&world.cfg).expect("an empty disk opens");
