@@ -109,7 +109,7 @@ fn a_torn_log_tail_on_disk_is_cut_and_corruption_refuses_to_start() {
     torn.extend_from_slice(&bytes[..12]);
     std::fs::write(&segment, &torn).unwrap();
     cluster.restart();
-    let status = std::process::Command::new(common::BIN).arg("status").arg("--config").arg(&cluster.client_config).output().unwrap();
+    let status = std::process::Command::new(common::bin()).arg("status").arg("--config").arg(&cluster.client_config).output().unwrap();
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(status.contains("1 accounts, 5 messages") && status.contains("1 of 1 replicas up"), "{status}");
     let mut alice = cluster.chat("alice", "a");
@@ -124,7 +124,7 @@ fn a_torn_log_tail_on_disk_is_cut_and_corruption_refuses_to_start() {
     let mut corrupt = std::fs::read(&segment).unwrap();
     corrupt[20] ^= 0xff;
     std::fs::write(&segment, &corrupt).unwrap();
-    let output = std::process::Command::new(common::BIN)
+    let output = std::process::Command::new(common::bin())
         .args(["replica", "--id", "A", "--config"])
         .arg(&cluster.server_config)
         .args(["--listen", "127.0.0.1:0"])

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Proc, TempDir, line_reader};
+use common::{Proc, TempDir, bin, line_reader};
 
 /// The PIDs of a process's children (from /proc: by PID, never by name).
 fn children_of(pid: u32) -> Vec<u32> {
@@ -30,7 +30,7 @@ fn wait_for(lines: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, w
 }
 
 fn up(dir: &std::path::Path) -> (Proc, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["up", "--dir"])
         .arg(dir)
         .stdin(Stdio::null())
@@ -95,7 +95,7 @@ fn up_creates_starts_shows_and_stops_a_cluster() {
 fn init_writes_a_cluster_once_and_status_without_replicas_exits_2() {
     let dir = TempDir::new("init");
     let data = dir.0.join("d");
-    let init = |extra: &[&str]| Command::new(BIN).args(["init", "--dir"]).arg(&data).args(extra).output().unwrap();
+    let init = |extra: &[&str]| Command::new(bin()).args(["init", "--dir"]).arg(&data).args(extra).output().unwrap();
     let made = init(&["--replicas", "3", "--delta-ms", "50"]);
     assert!(made.status.success(), "{made:?}");
     let config = quintet::config::ClusterConfig::load(&data.join("cluster.toml")).unwrap();
@@ -105,7 +105,7 @@ fn init_writes_a_cluster_once_and_status_without_replicas_exits_2() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"), "{again:?}");
     // Nothing runs: status says so, as JSON, and exits 2.
-    let status = Command::new(BIN).args(["status", "--json", "--config"]).arg(data.join("cluster.toml")).output().unwrap();
+    let status = Command::new(bin()).args(["status", "--json", "--config"]).arg(data.join("cluster.toml")).output().unwrap();
     assert_eq!(status.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!((v["up"].clone(), v["available"].clone()), (serde_json::json!(0), serde_json::json!(false)));
@@ -119,9 +119,9 @@ fn up_stops_everything_with_the_reason_when_a_replica_cannot_start() {
     // The third replica's port is taken by this test.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = taken.local_addr().unwrap().port() - 2;
-    let made = Command::new(BIN).args(["init", "--dir"]).arg(&data).args(["--base-port", &base.to_string()]).output().unwrap();
+    let made = Command::new(bin()).args(["init", "--dir"]).arg(&data).args(["--base-port", &base.to_string()]).output().unwrap();
     assert!(made.status.success(), "{made:?}");
-    let mut child = Command::new(BIN).args(["up", "--dir"]).arg(&data).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(bin()).args(["up", "--dir"]).arg(&data).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -143,7 +143,7 @@ fn status_shows_a_replica_answering_with_another_key_or_cluster_as_wrong_identit
     let status = |config: &quintet::config::ClusterConfig| {
         let path = one.dir.0.join("asked.toml");
         std::fs::write(&path, config.to_toml()).unwrap();
-        let out = Command::new(BIN).args(["status", "--config"]).arg(&path).output().unwrap();
+        let out = Command::new(bin()).args(["status", "--config"]).arg(&path).output().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let good = quintet::config::ClusterConfig::load(&one.client_config).unwrap();

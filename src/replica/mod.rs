@@ -101,6 +101,10 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     }
     let data = options.data.clone().unwrap_or_else(|| base.join(&options.id));
     let lock = lock_folder(&data)?;
+    if std::env::var("QUINTET_PLANTED").is_ok_and(|p| p == "ack-before-fsync") {
+        tracing::warn!("PLANTED BUG (tests only): writes are acknowledged before they are synced");
+        crate::storage::PLANTED_SKIP_SYNC.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let (store, opened) = ReplicaStore::open(Arc::new(RealFs), &data)?;
     let me = config.replicas.iter().position(|r| r.id == options.id).expect("found above") as ReplicaId;
     let mut chat = opened.state;

@@ -40,8 +40,17 @@ impl Write for RealFile {
     }
 }
 
+/// Planted bug for the nemesis test's negative control (`QUINTET_PLANTED=ack-before-fsync`
+/// in a replica's environment): `sync` returns at once, so records stay in the write
+/// buffer, in the process's memory, while the replica votes and acknowledges. A SIGKILL
+/// then loses them, as a power cut loses unsynced pages.
+pub static PLANTED_SKIP_SYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl WriteFile for RealFile {
     fn sync(&mut self) -> io::Result<()> {
+        if PLANTED_SKIP_SYNC.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         self.0.flush()?;
         self.0.get_ref().sync_data()
     }

@@ -30,7 +30,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use fs::{Fs, RealFs, WriteFile};
+pub use fs::{Fs, PLANTED_SKIP_SYNC, RealFs, WriteFile};
 pub use log::{LogEntry, PAYLOAD_MAX};
 pub use memfs::MemFs;
 pub use image::image_of;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use quintet::config::{ClusterConfig, ReplicaEntry};
 use quintet::crypto::{self, encode_hex};
 
-use super::{BIN, Chat, Proc, TEST_KDF, TempDir, line_reader};
+use super::{Chat, Proc, TEST_KDF, TempDir, bin, line_reader};
 
 pub const IDS: [&str; 5] = ["A", "B", "C", "D", "E"];
 
@@ -22,6 +22,10 @@ pub struct Cluster {
     pub dir: TempDir,
     pub config: PathBuf,
     starts: u32,
+    /// Extra environment for every replica start (the nemesis test's planted bug).
+    env: Vec<(String, String)>,
+    /// Replica i runs in network namespace `{tag}-{id}` (`scripts/netns-cluster.sh`).
+    netns: Option<String>,
     /// Held for the cluster's life (see `ONE_AT_A_TIME`).
     _turn: std::sync::MutexGuard<'static, ()>,
 }
@@ -33,16 +37,28 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Writes keys and `cluster.toml` (Δ in ms) and starts all five.
     pub fn start(name: &str, delta_ms: u64) -> Cluster {
+        Cluster::start_with(name, delta_ms, &[])
+    }
+
+    /// As `start`, with extra environment for the replicas.
+    pub fn start_with(name: &str, delta_ms: u64, env: &[(&str, &str)]) -> Cluster {
+        let addresses = IDS.iter().map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        Cluster::start_placed(name, delta_ms, env, addresses, None)
+    }
+
+    /// Five replicas at the given addresses; with `netns`, each in namespace `{netns}-{id}`.
+    pub fn start_placed(name: &str, delta_ms: u64, env: &[(&str, &str)], addresses: Vec<String>, netns: Option<String>) -> Cluster {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = TempDir::new(name);
         let replicas = IDS
             .iter()
-            .map(|id| {
+            .zip(addresses)
+            .map(|(id, address)| {
                 let key = crypto::generate_key();
                 crypto::write_key_file(&dir.0.join(format!("{id}.key")), &key).unwrap();
                 ReplicaEntry {
                     id: id.to_string(),
-                    address: format!("127.0.0.1:{}", free_port()),
+                    address,
                     public_key: encode_hex(key.verifying_key().as_bytes()),
                 }
             })
@@ -58,7 +74,9 @@ impl Cluster {
         };
         let path = dir.0.join("cluster.toml");
         std::fs::write(&path, config.to_toml()).unwrap();
-        let mut cluster = Cluster { _turn: turn, dir, config: path, replicas: (0..5).map(|_| None).collect(), starts: 0 };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut cluster =
+            Cluster { _turn: turn, dir, config: path, replicas: (0..5).map(|_| None).collect(), starts: 0, env, netns };
         for i in 0..5 {
             cluster.start_replica(i);
         }
@@ -66,13 +84,29 @@ impl Cluster {
     }
 
     pub fn start_replica(&mut self, i: usize) {
+        if let Err(e) = self.try_start_replica(i) {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts replica i and waits for its ready line; the error carries its log.
+    pub fn try_start_replica(&mut self, i: usize) -> Result<(), String> {
         assert!(self.replicas[i].is_none(), "replica {} runs already", IDS[i]);
         self.starts += 1;
         let log = self.dir.0.join(format!("{}-{}.log", IDS[i], self.starts));
-        let mut child = Command::new(BIN)
+        let mut command = match &self.netns {
+            None => Command::new(bin()),
+            Some(tag) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &format!("{tag}-{}", IDS[i]), &bin()]);
+                c
+            }
+        };
+        let mut child = command
             .args(["replica", "--id", IDS[i], "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -82,9 +116,17 @@ impl Cluster {
         if lines.recv_timeout(Duration::from_secs(30)).is_err() {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("replica {} did not start; its log:\n{}", IDS[i], std::fs::read_to_string(&log).unwrap_or_default());
+            return Err(format!("replica {} did not start; its log:\n{}", IDS[i], std::fs::read_to_string(&log).unwrap_or_default()));
         }
         self.replicas[i] = Some(Proc(child));
+        Ok(())
+    }
+
+    /// SIGSTOP (`pause`) or SIGCONT (`resume`) to replica i, by PID.
+    pub fn signal(&self, i: usize, signal: &str) {
+        let pid = self.replicas[i].as_ref().expect("running").0.id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} {pid}");
     }
 
     /// Replica i's log of its latest start.

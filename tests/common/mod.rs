@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 use quintet::config::{ClusterConfig, ReplicaEntry};
 use quintet::crypto::{self, KdfParams, SigningKey, encode_hex};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_quintet");
+/// The `quintet` binary under test: the one cargo built, or `QUINTET_BIN` (so a long run,
+/// such as the 30-minute nemesis, can use a copy while the tree is rebuilt).
+pub fn bin() -> String {
+    std::env::var("QUINTET_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_quintet").to_string())
+}
 /// Cheap key derivation so tests do not spend seconds in Argon2.
 pub const TEST_KDF: KdfParams = KdfParams { memory_kib: 64, iterations: 1 };
 
@@ -124,7 +128,7 @@ impl OneReplica {
         assert!(self.replica.is_none(), "stop the replica first");
         let log = self.dir.0.join(format!("replica-{}.log", self.starts));
         self.starts += 1;
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["replica", "--id", "A", "--config"])
             .arg(&self.server_config)
             .arg("--listen")
@@ -187,7 +191,7 @@ pub struct Chat {
 
 impl Chat {
     pub fn start(config: &Path, user: &str, password: &str, extra: &[&str]) -> Chat {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["chat", "--json", "--user", user, "--config"])
             .arg(config)
             .args(extra)
@@ -203,9 +207,13 @@ impl Chat {
     }
 
     pub fn send(&mut self, line: &str) {
+        assert!(self.try_send(line), "the chat client exited");
+    }
+
+    /// False when the client has exited (its stdin is closed).
+    pub fn try_send(&mut self, line: &str) -> bool {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
+        writeln!(stdin, "{line}").and_then(|_| stdin.flush()).is_ok()
     }
 
     /// The next output line as JSON, within a bound.
