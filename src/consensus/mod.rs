@@ -85,6 +85,8 @@ pub struct Planted {
     pub vote_per_height: bool,
     /// Committed requests execute without checking their client signature (execution).
     pub unchecked_requests: bool,
+    /// Votes go to the block's leader only, instead of to every replica (S2).
+    pub votes_to_leader: bool,
 }
 
 #[derive(Clone, Debug)]

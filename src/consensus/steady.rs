@@ -107,7 +107,7 @@ impl Core {
             // A repeated proposal means the leader still lacks votes: send ours again.
             if !self.qcs.contains_key(&b.hash) {
                 let vote = self.own_vote(b);
-                self.out.push(Action::Broadcast(Message::Vote(vote)));
+                self.send_vote(vote);
             }
             return;
         }
@@ -147,9 +147,18 @@ impl Core {
         let vote = self.own_vote(b);
         self.votes.push(b.named());
         self.persist();
-        self.out.push(Action::Broadcast(Message::Vote(vote.clone())));
+        self.send_vote(vote.clone());
         self.vote_time.insert(b.hash, now);
         self.on_vote(now, vote);
+    }
+
+    /// Votes go to every replica, so no leader can hide the QCs they form (PROTOCOL.md).
+    fn send_vote(&mut self, vote: Vote) {
+        if self.cfg.planted.votes_to_leader {
+            self.out.push(Action::Send(self.leader(vote.view), Message::Vote(vote)));
+        } else {
+            self.out.push(Action::Broadcast(Message::Vote(vote)));
+        }
     }
 
     /// This replica's signed vote for `b`.

@@ -350,17 +350,30 @@ fn story_force_locking_a_new_leader_waits_four_deltas_for_the_hidden_qc() {
 /// the next leader extends it: height 1 of the history is the view-0 block.
 #[test]
 fn story_a_leader_that_never_shares_a_qc_cannot_hide_it() {
-    let mut w = story(vec![], 1, 4);
+    let w = never_shared_qc_story(Planted::default());
+    assert_eq!(w.checker.block_at(1).map(|b| b.view), Some(0), "the view-0 block was extended");
+    assert!(view_of(&w, 1) >= 1);
+    // Planted: votes go to the leader only, and the leader hides what it collected. No other
+    // replica holds QC(1); the view-0 block is abandoned and height 1 comes from a later view.
+    let w = never_shared_qc_story(Planted { votes_to_leader: true, ..Planted::default() });
+    assert!(w.checker.block_at(1).is_some_and(|b| b.view > 0), "planted: height 1 from view {:?}", w.checker.block_at(1).map(|b| b.view));
+}
+
+fn never_shared_qc_story(planted: Planted) -> World {
+    let mut w = World::new(1, Faults::quiet(5, 1, 4), planted, false);
     w.crash_after_vote = Some((0, 1));
     let end = w.now + 3_000;
     w.run_until(end, |w| view_of(w, 1) > 0);
     for id in 1..5u8 {
         let core = w.nodes[id as usize].core.as_ref().expect("up");
-        assert!(core.high_qc().height >= 1, "replica {id} formed QC(1) from broadcast votes");
+        if !planted.votes_to_leader {
+            assert!(core.high_qc().height >= 1, "replica {id} formed QC(1) from broadcast votes");
+        } else {
+            assert_eq!(core.high_qc().height, 0, "planted: replica {id} never saw the votes for height 1: {:?}", (core.high_qc().view, core.high_qc().height, &core.high_qc().votes.iter().map(|v| v.0).collect::<Vec<_>>()));
+        }
     }
     run_to_completion(&mut w, 60_000);
-    assert_eq!(w.checker.block_at(1).map(|b| b.view), Some(0), "the view-0 block was extended");
-    assert!(view_of(&w, 1) >= 1);
+    w
 }
 
 #[test]

@@ -313,7 +313,10 @@ impl World {
                 self.at(self.now + downtime, Event::Restart(id));
                 return;
             }
-            let vote_height = if let Action::Broadcast(Message::Vote(v)) = &action { Some(v.height) } else { None };
+            let vote_height = match &action {
+                Action::Broadcast(Message::Vote(v)) | Action::Send(_, Message::Vote(v)) if v.voter == id => Some(v.height),
+                _ => None,
+            };
             let effects = match self.nodes[id as usize].perform(action) {
                 Ok(effects) => effects,
                 Err(e) => {
