@@ -14,7 +14,7 @@ use quintet::crypto::PeerCrypto;
 use quintet::pb;
 
 fn frame(crypto: &PeerCrypto, from: u32, to: u32, messages: Vec<Vec<u8>>) -> pb::PeerFrame {
-    let mut f = pb::PeerFrame { from, to, messages, signature: Vec::new() };
+    let mut f = pb::PeerFrame { from, to, messages, signature: Vec::new(), sent_at_us: 0 };
     f.signature = crypto.sign_frame(&f.encode_to_vec());
     f
 }

@@ -39,7 +39,7 @@ pub enum Job {
     Submit { request: pb::SignedRequest, reply: oneshot::Sender<pb::SignedReply> },
     Subscribe { request: pb::SignedSubscribe, stream: DeliverySender, reply: oneshot::Sender<Result<(), Status>> },
     /// Messages from a peer, checked (frame signature) and decoded by the peer service.
-    Peer { from: ReplicaId, messages: Vec<Message> },
+    Peer { from: ReplicaId, messages: Vec<Message>, sent_at_us: u64 },
     Tick,
     /// The image worker finished (or failed) the state image it was given.
     ImageWritten(Result<WrittenImage, StorageError>),
@@ -71,6 +71,8 @@ pub struct Driver {
     /// committed): the client's call then ends with an error and it asks again.
     pub waiting: HashMap<[u8; 32], Waiting>,
     pub swept_at: Instant,
+    /// Peer message delays, summed up in the log every `DELAY_REPORT_EVERY`.
+    pub delays: super::delay::Delays,
     /// What the status call answers, published by this loop after every batch, so the call
     /// never queues behind work.
     pub status: std::sync::Arc<std::sync::Mutex<pb::StatusReply>>,
@@ -128,6 +130,7 @@ impl Driver {
             image_height: 0,
             waiting: HashMap::new(),
             swept_at: Instant::now(),
+            delays: super::delay::Delays::default(),
             status: std::sync::Arc::new(std::sync::Mutex::new(status)),
             status_at: None,
             status_digest: [0; 32],
@@ -157,13 +160,15 @@ impl Driver {
             let height_before = self.core.committed_height();
             let mut actions = Vec::new();
             let mut out = Outbox::default();
+            let mut sent_at = Vec::new();
             for job in batch {
                 match job {
                     Job::Submit { request, reply } => self.submit(now, request, reply, &mut actions, &mut out),
                     Job::Subscribe { request, stream, reply } => {
                         let _ = reply.send(self.subscribe(&request, stream));
                     }
-                    Job::Peer { from, messages } => {
+                    Job::Peer { from, messages, sent_at_us } => {
+                        sent_at.push(sent_at_us);
                         for m in messages {
                             actions.extend(self.core.handle(now, Input::Message(from, m)));
                         }
@@ -189,6 +194,8 @@ impl Driver {
             }
             self.perform(actions, &mut out)?;
             self.store.sync()?;
+            // Handled and durable: what a peer's frame waited, from its sender's queue to here.
+            self.delays.record(&sent_at);
             for (to, message) in out.messages {
                 match to {
                     Some(to) => self.peers.send(to, &message),

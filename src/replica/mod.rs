@@ -8,6 +8,7 @@
 //! SIGTERM. A restarted replica rejoins and catches up by itself (fetched blocks with
 //! their QCs, or a certified state transfer).
 
+mod delay;
 mod driver;
 mod hub;
 mod peers;

@@ -28,8 +28,16 @@ pub const FRAME_MAX: usize = PEER_MESSAGE_MAX + 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
+/// An encoded message and when it was queued (unix µs).
+type Queued = (u64, Arc<[u8]>);
+
+/// Now, in unix microseconds (frames carry it; on one host the clocks agree).
+pub fn unix_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
 struct Link {
-    queue: mpsc::Sender<Arc<[u8]>>,
+    queue: mpsc::Sender<Queued>,
     up: Arc<AtomicBool>,
 }
 
@@ -64,14 +72,15 @@ impl Peers {
 
     pub fn send(&self, to: ReplicaId, message: &Message) {
         if let Some(Some(link)) = self.links.get(to as usize) {
-            let _ = link.queue.try_send(encode_message(message).into());
+            let _ = link.queue.try_send((unix_us(), encode_message(message).into()));
         }
     }
 
     pub fn broadcast(&self, message: &Message) {
         let bytes: Arc<[u8]> = encode_message(message).into();
+        let now = unix_us();
         for link in self.links.iter().flatten() {
-            let _ = link.queue.try_send(bytes.clone());
+            let _ = link.queue.try_send((now, bytes.clone()));
         }
     }
 
@@ -82,7 +91,7 @@ impl Peers {
 }
 
 /// One peer's link: connect, stream frames until the stream breaks, back off, again.
-async fn link(me: ReplicaId, to: ReplicaId, address: String, crypto: Arc<PeerCrypto>, mut pending: mpsc::Receiver<Arc<[u8]>>, up: Arc<AtomicBool>) {
+async fn link(me: ReplicaId, to: ReplicaId, address: String, crypto: Arc<PeerCrypto>, mut pending: mpsc::Receiver<Queued>, up: Arc<AtomicBool>) {
     let mut backoff = BACKOFF_MIN;
     let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://{address}")) else {
         tracing::error!(%address, "peer address is not usable");
@@ -97,19 +106,19 @@ async fn link(me: ReplicaId, to: ReplicaId, address: String, crypto: Arc<PeerCry
             up.store(true, Ordering::Relaxed);
             backoff = BACKOFF_MIN;
             loop {
-                let Some(first) = pending.recv().await else { return };
+                let Some((sent_at_us, first)) = pending.recv().await else { return };
                 let mut messages = vec![first.to_vec()];
                 let mut bytes = messages[0].len();
                 while messages.len() < FRAME_MESSAGES_MAX && bytes < (1 << 20) {
                     match pending.try_recv() {
-                        Ok(m) => {
+                        Ok((_, m)) => {
                             bytes += m.len();
                             messages.push(m.to_vec());
                         }
                         Err(_) => break,
                     }
                 }
-                let mut frame = pb::PeerFrame { from: me as u32, to: to as u32, messages, signature: Vec::new() };
+                let mut frame = pb::PeerFrame { from: me as u32, to: to as u32, messages, signature: Vec::new(), sent_at_us };
                 frame.signature = crypto.sign_frame(&signed_bytes(&frame));
                 if call.is_finished() || frames.send(frame).await.is_err() {
                     break;
@@ -164,7 +173,7 @@ impl pb::peer_server::Peer for PeerService {
         let mut frames = request.into_inner();
         while let Some(frame) = frames.message().await? {
             let (from, messages) = self.check(&frame).inspect_err(|e| tracing::warn!(from = frame.from, "{}", e.message()))?;
-            if self.jobs.send(Job::Peer { from, messages }).await.is_err() {
+            if self.jobs.send(Job::Peer { from, messages, sent_at_us: frame.sent_at_us }).await.is_err() {
                 return Err(Status::unavailable("replica is stopping"));
             }
         }
