@@ -61,6 +61,8 @@ pub struct Executed {
     pub outcome: pb::Outcome,
     /// Messages for the recipients' live streams, once the block is durable.
     pub deliveries: Vec<chat::Message>,
+    /// Other sessions of `user` this request closed, and why (told on the user's streams).
+    pub closed: Vec<(u64, &'static str)>,
     /// False when the request was refused here and changed nothing (not signed by the
     /// user, another cluster, unknown account).
     pub applied: bool,
@@ -103,6 +105,7 @@ pub fn execute_block(state: &mut ChatState, block: &BlockContext, requests: &[Ve
             height: block.height,
             outcome: wire::failure(code, message),
             deliveries: Vec::new(),
+            closed: Vec::new(),
             applied: false,
         };
         if !block.unchecked {
@@ -125,7 +128,12 @@ pub fn execute_block(state: &mut ChatState, block: &BlockContext, requests: &[Ve
         }
         let ctx = Context { height: block.height, position: i as u64 + 1, time_ms: block.time_ms };
         let applied = state.apply(&request, ctx);
+        let reason = match applied.reply.outcome {
+            chat::Outcome::AccountDeleted { .. } => "the account was deleted",
+            _ => "a newer login closed it (too many open sessions)",
+        };
         out.push(Executed {
+            closed: applied.closed.iter().map(|s| (*s, reason)).collect(),
             user: request.user,
             digest,
             height: applied.reply.height,

@@ -136,3 +136,35 @@ fn ctrl_c_logs_out_cleanly() {
     assert_eq!(again.run("read")["code"], "not_logged_in");
     assert_eq!(again.run("login")["command"], "login");
 }
+
+#[test]
+fn a_session_closed_by_the_server_is_told_on_the_stream_at_once() {
+    let cluster = OneReplica::start("closed");
+    // Deletion from another client: the first one is told without typing anything.
+    let mut alice = cluster.chat("alice", "pw");
+    assert_eq!(alice.run("create")["type"], "result");
+    std::thread::sleep(Duration::from_millis(500)); // the live stream opens
+    let mut other = cluster.chat("alice", "pw");
+    assert_eq!(other.run("login")["type"], "result");
+    assert_eq!(other.run("delete-account")["type"], "result");
+    let told = alice.next(Duration::from_secs(10)).expect("told within 10 s");
+    assert_eq!(told["type"], "session_closed", "{told}");
+    assert!(told["reason"].as_str().unwrap().contains("deleted"), "{told}");
+    // Past the open-session limit: eight more logins close the oldest session, carol's first.
+    let mut carol = cluster.chat("carol", "pw");
+    assert_eq!(carol.run("create")["type"], "result");
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..7 {
+        let mut c = cluster.chat("carol", "pw");
+        assert_eq!(c.run("login")["type"], "result");
+    }
+    assert!(carol.next(Duration::from_millis(300)).is_none(), "eight open sessions are allowed");
+    let mut ninth = cluster.chat("carol", "pw");
+    assert_eq!(ninth.run("login")["type"], "result");
+    let told = carol.next(Duration::from_secs(10)).expect("told within 10 s");
+    assert_eq!(told["type"], "session_closed", "{told}");
+    assert!(told["reason"].as_str().unwrap().contains("too many open sessions"), "{told}");
+    // The client knows it is logged out, and logs in again.
+    assert_eq!(carol.run("login")["type"], "result");
+    assert_eq!(carol.run("read")["type"], "result");
+}

@@ -57,6 +57,11 @@ impl Sessions {
         }
     }
 
+    /// The user's open sessions.
+    pub fn open_ids(&self, user: &str) -> Vec<u64> {
+        self.user_sessions(user).filter(|(_, r)| r.open).map(|(s, _)| s).collect()
+    }
+
     pub fn close(&mut self, user: &str, session: u64) {
         if let Some(record) = self.records.get_mut(&(user.to_owned(), session)) {
             record.open = false;

@@ -36,6 +36,10 @@ pub struct Applied {
     pub reply: Reply,
     /// Messages to push to their recipients' live streams once the reply is durable.
     pub deliveries: Vec<Message>,
+    /// Other open sessions of the request's user that this request closed (a login past
+    /// the open-session limit closes the oldest; deleting the account closes them all):
+    /// their clients are told on their live streams at once.
+    pub closed: Vec<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -114,18 +118,24 @@ impl ChatState {
         self.sessions.prune(self.time_ms);
         if let Some(reply) = self.cached_reply(&request.user, request.session, request.seq) {
             // Ordered twice (a resend raced its original): same answer, applied once.
-            return Applied { reply: reply.clone(), deliveries: Vec::new() };
+            return Applied { reply: reply.clone(), deliveries: Vec::new(), closed: Vec::new() };
         }
 
         let mut deliveries = Vec::new();
+        let may_close = matches!(request.op, Op::Login | Op::DeleteAccount | Op::CreateAccount { .. });
+        let open_before = if may_close { self.sessions.open_ids(&request.user) } else { Vec::new() };
         let outcome = match self.admit(request) {
             Err(error) => Outcome::Failed(error),
             Ok(()) => self.execute(request, &mut deliveries),
         };
         let reply = Reply { height: ctx.height, outcome };
         self.remember(request, &reply);
+        let closed = open_before
+            .into_iter()
+            .filter(|s| *s != request.session && !self.sessions.get(&request.user, *s).is_some_and(|r| r.open))
+            .collect();
         debug_assert_eq!(self.message_count, self.accounts.values().map(|a| a.mailbox.len() as u64).sum::<u64>());
-        Applied { reply, deliveries }
+        Applied { reply, deliveries, closed }
     }
 
     /// The session rules: a request runs only in an open session of its account, with a

@@ -236,7 +236,11 @@ fn deleted_account_drops_its_mailbox_keeps_sent_messages_and_never_returns_by_lo
     h.create("bob", sb);
     h.run("alice", sa, 2, send("bob", "from alice"));
     h.run("bob", sb, 2, send("alice", "to alice, unread"));
-    assert_eq!(h.outcome("alice", sa, 3, Op::DeleteAccount), Outcome::AccountDeleted { unread_dropped: 1 });
+    let other = h.session(6);
+    assert!(matches!(h.outcome("alice", other, 1, Op::Login), Outcome::LoggedIn { .. }));
+    let applied = h.run("alice", sa, 3, Op::DeleteAccount);
+    assert_eq!(applied.reply.outcome, Outcome::AccountDeleted { unread_dropped: 1 });
+    assert_eq!(applied.closed, vec![other], "her other open session is reported closed (her own gets the reply)");
     assert!(h.state.account("alice").is_none());
     assert_eq!(h.state.message_count(), 1, "alice's message to bob stays with bob");
     // Her session is closed, and neither login nor logout brings the name back.
@@ -256,9 +260,13 @@ fn open_sessions_are_bounded_per_user() {
     let mut h = Harness::new();
     let first = h.session(0);
     h.create("alice", first);
-    for i in 1..=OPEN_SESSIONS_MAX as u64 {
-        assert!(matches!(h.outcome("alice", first + i, 1, Op::Login), Outcome::LoggedIn { .. }));
+    for i in 1..OPEN_SESSIONS_MAX as u64 {
+        let applied = h.run("alice", first + i, 1, Op::Login);
+        assert!(matches!(applied.reply.outcome, Outcome::LoggedIn { .. }));
+        assert_eq!(applied.closed, Vec::<u64>::new(), "within the limit nothing is closed");
     }
+    let applied = h.run("alice", first + OPEN_SESSIONS_MAX as u64, 1, Op::Login);
+    assert_eq!(applied.closed, vec![first], "the login past the limit reports the session it closed");
     assert_eq!(h.state.sessions.open_count("alice"), OPEN_SESSIONS_MAX);
     // The oldest session (the one create opened) was closed to make room.
     assert_eq!(failed(&h.outcome("alice", first, 2, Op::Login)), "session_closed");

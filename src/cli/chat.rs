@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{Exit, render};
 use crate::chat::{Op, READ_LIMIT_MAX};
-use crate::client::{ClientError, QuorumClient, Subscription};
+use crate::client::{ClientError, Live, QuorumClient, Subscription};
 use crate::config::ClusterConfig;
 use crate::crypto::{self, SigningKey, TAG_REQUEST, TAG_SUBSCRIBE};
 use crate::{pb, wire};
@@ -217,6 +217,22 @@ impl Session {
         Ok(true)
     }
 
+    /// Shows what a quorum told on the live streams.
+    async fn live(&mut self, live: Live) -> Result<(), ClientError> {
+        match live {
+            Live::Message(height, message) => self.delivered(height, message).await,
+            Live::SessionClosed { height, session, reason } => {
+                if self.logged_in && session == self.session {
+                    self.logged_in = false;
+                    self.deliveries = None;
+                    let value = serde_json::json!({"type": "session_closed", "height": height, "reason": reason});
+                    self.print(&[format!("your session was closed by the server ({reason}): log in again")], &value);
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Shows a live delivery, then marks it read (the user has seen it).
     async fn delivered(&mut self, height: u64, message: pb::Message) -> Result<(), ClientError> {
         let mut value = render::message_json(&message);
@@ -227,7 +243,7 @@ impl Session {
     }
 }
 
-async fn next_delivery(deliveries: &mut Option<Subscription>) -> Option<(u64, pb::Message)> {
+async fn next_delivery(deliveries: &mut Option<Subscription>) -> Option<Live> {
     match deliveries {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -275,7 +291,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
                     Ok(Some(line)) => if !s.command(&line).await? { break },
                     _ => break,
                 },
-                Some((height, message)) = next_delivery(&mut s.deliveries) => s.delivered(height, message).await?,
+                Some(live) = next_delivery(&mut s.deliveries) => s.live(live).await?,
                 _ = tokio::signal::ctrl_c() => break,
             }
         }

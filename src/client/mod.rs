@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
-pub use tally::{Agreed, DeliveryTally, Rejected, Tally};
+pub use tally::{Agreed, DeliveryTally, Live, Rejected, Tally};
 
 use crate::config::ClusterConfig;
 use crate::crypto::VerifyingKey;
@@ -40,13 +40,13 @@ pub enum ClientError {
 
 /// Live deliveries from every replica, merged; dropping it closes the streams.
 pub struct Subscription {
-    deliveries: mpsc::Receiver<(u64, pb::Message)>,
+    deliveries: mpsc::Receiver<Live>,
     _tasks: tokio::task::JoinSet<()>,
 }
 
 impl Subscription {
-    /// The next message a quorum delivered, with its height.
-    pub async fn recv(&mut self) -> Option<(u64, pb::Message)> {
+    /// The next message (or session-closed notice) a quorum delivered.
+    pub async fn recv(&mut self) -> Option<Live> {
         self.deliveries.recv().await
     }
 }

@@ -91,13 +91,37 @@ impl Tally {
     }
 }
 
+/// What a quorum of replicas told on the live streams.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Live {
+    /// A committed message to this user, with its height.
+    Message(u64, pb::Message),
+    /// A committed request closed one of this user's sessions.
+    SessionClosed { height: u64, session: u64, reason: String },
+}
+
 /// Live deliveries: a message is shown once `quorum` replicas delivered the same committed
-/// message (same height and content), and only once.
+/// message (same height and content), and only once; a session-closed notice likewise.
 pub struct DeliveryTally {
     quorum: usize,
     /// message id -> (height, canonical message bytes) -> replicas that delivered it
     seen: BTreeMap<u64, BTreeMap<(u64, Vec<u8>), Vec<usize>>>,
     shown: std::collections::BTreeSet<u64>,
+    /// The same for session-closed notices, by session id.
+    closures: BTreeMap<u64, BTreeMap<(u64, Vec<u8>), Vec<usize>>>,
+    closures_shown: std::collections::BTreeSet<u64>,
+}
+
+/// Session-closed notices remembered (a user has at most a few sessions).
+const CLOSURES_MAX: usize = 64;
+
+/// Counts `index`'s copy of `vote` for `key`; true when it just reached `quorum`.
+fn count(pending: &mut BTreeMap<u64, BTreeMap<(u64, Vec<u8>), Vec<usize>>>, key: u64, vote: (u64, Vec<u8>), index: usize, quorum: usize) -> bool {
+    let voters = pending.entry(key).or_default().entry(vote).or_default();
+    if !voters.contains(&index) {
+        voters.push(index);
+    }
+    voters.len() >= quorum
 }
 
 /// Message ids remembered as shown (older ones fall out; ids only grow).
@@ -105,21 +129,44 @@ const SHOWN_MAX: usize = 10_000;
 
 impl DeliveryTally {
     pub fn new(quorum: usize) -> Self {
-        DeliveryTally { quorum, seen: BTreeMap::new(), shown: Default::default() }
+        DeliveryTally {
+            quorum,
+            seen: BTreeMap::new(),
+            shown: Default::default(),
+            closures: BTreeMap::new(),
+            closures_shown: Default::default(),
+        }
     }
 
-    pub fn add(&mut self, index: usize, id: &str, key: &VerifyingKey, delivery: &pb::SignedDelivery) -> Option<(u64, pb::Message)> {
+    pub fn add(&mut self, index: usize, id: &str, key: &VerifyingKey, delivery: &pb::SignedDelivery) -> Option<Live> {
         crypto::verify(key, TAG_DELIVERY, &delivery.body, &delivery.signature).ok()?;
         let body = pb::DeliveryBody::decode(delivery.body.as_slice()).ok()?;
-        let message = body.message?;
-        if body.replica != id || self.shown.contains(&message.id) {
+        if body.replica != id {
             return None;
         }
-        let voters = self.seen.entry(message.id).or_default().entry((body.height, message.encode_to_vec())).or_default();
-        if !voters.contains(&index) {
-            voters.push(index);
+        if let Some(closed) = body.closed {
+            if body.message.is_some() || self.closures_shown.contains(&closed.session) {
+                return None;
+            }
+            let vote = (body.height, closed.encode_to_vec());
+            if !count(&mut self.closures, closed.session, vote, index, self.quorum) {
+                while self.closures.len() > CLOSURES_MAX {
+                    self.closures.pop_first();
+                }
+                return None;
+            }
+            self.closures.remove(&closed.session);
+            self.closures_shown.insert(closed.session);
+            while self.closures_shown.len() > CLOSURES_MAX {
+                self.closures_shown.pop_first();
+            }
+            return Some(Live::SessionClosed { height: body.height, session: closed.session, reason: closed.reason });
         }
-        if voters.len() < self.quorum {
+        let message = body.message?;
+        if self.shown.contains(&message.id) {
+            return None;
+        }
+        if !count(&mut self.seen, message.id, (body.height, message.encode_to_vec()), index, self.quorum) {
             return None;
         }
         self.seen.remove(&message.id);
@@ -131,6 +178,6 @@ impl DeliveryTally {
         while self.seen.len() > SHOWN_MAX {
             self.seen.pop_first();
         }
-        Some((body.height, message))
+        Some(Live::Message(body.height, message))
     }
 }

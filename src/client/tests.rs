@@ -2,7 +2,7 @@
 
 use prost::Message as _;
 
-use super::tally::{DeliveryTally, Rejected, Tally};
+use super::tally::{DeliveryTally, Live, Rejected, Tally};
 use crate::crypto::{SigningKey, TAG_DELIVERY, TAG_REPLY, sign};
 use crate::{pb, wire};
 
@@ -75,7 +75,7 @@ fn hopeless_when_the_missing_replies_cannot_make_a_quorum() {
 
 fn delivery(key: &SigningKey, replica: &str, height: u64, text: &str) -> pb::SignedDelivery {
     let message = pb::Message { id: 5, from: "a".into(), to: "b".into(), text: text.into(), ..Default::default() };
-    let body = pb::DeliveryBody { replica: replica.into(), height, message: Some(message) }.encode_to_vec();
+    let body = pb::DeliveryBody { replica: replica.into(), height, message: Some(message), closed: None }.encode_to_vec();
     pb::SignedDelivery { signature: sign(key, TAG_DELIVERY, &body), body }
 }
 
@@ -89,7 +89,9 @@ fn a_delivery_shows_once_after_a_quorum_of_identical_copies() {
     assert_eq!(tally.add(1, &ids[1], &vk(1), &delivery(&keys[1], &ids[1], 3, "lie")), None);
     assert_eq!(tally.add(3, &ids[3], &vk(0), &delivery(&keys[3], &ids[3], 3, "hi")), None, "bad signature");
     assert_eq!(tally.add(2, &ids[2], &vk(2), &delivery(&keys[2], &ids[2], 3, "hi")), None);
-    let (height, shown) = tally.add(4, &ids[4], &vk(4), &delivery(&keys[4], &ids[4], 3, "hi")).expect("shown");
+    let Some(Live::Message(height, shown)) = tally.add(4, &ids[4], &vk(4), &delivery(&keys[4], &ids[4], 3, "hi")) else {
+        panic!("shown")
+    };
     assert_eq!((height, shown.text.as_str()), (3, "hi"));
     assert_eq!(tally.add(3, &ids[3], &vk(3), &delivery(&keys[3], &ids[3], 3, "hi")), None, "shown once");
 }
@@ -115,4 +117,25 @@ fn a_status_is_a_replicas_only_if_signed_by_its_key_for_this_cluster_and_this_qu
     let mut forged = signed(&keys[0], "A", "c#1", b"n1");
     forged.body[0] ^= 1;
     assert!(wrong(check_status("A", &a, "c#1", b"n1", forged)), "a changed body");
+}
+
+fn closed_notice(key: &SigningKey, replica: &str, session: u64, reason: &str) -> pb::SignedDelivery {
+    let closed = pb::SessionClosed { user: "b".into(), session, reason: reason.into() };
+    let body = pb::DeliveryBody { replica: replica.into(), height: 8, message: None, closed: Some(closed) }.encode_to_vec();
+    pb::SignedDelivery { signature: sign(key, TAG_DELIVERY, &body), body }
+}
+
+#[test]
+fn a_session_closed_notice_counts_only_with_a_quorum_of_identical_signed_copies() {
+    let (keys, ids) = (keys(), ids());
+    let mut tally = DeliveryTally::new(3);
+    let vk = |i: usize| keys[i].verifying_key();
+    assert_eq!(tally.add(0, &ids[0], &vk(0), &closed_notice(&keys[0], &ids[0], 77, "gone")), None);
+    assert_eq!(tally.add(0, &ids[0], &vk(0), &closed_notice(&keys[0], &ids[0], 77, "gone")), None, "a repeat is one vote");
+    assert_eq!(tally.add(1, &ids[1], &vk(1), &closed_notice(&keys[1], &ids[1], 77, "other")), None, "a different notice");
+    assert_eq!(tally.add(3, &ids[3], &vk(3), &closed_notice(&keys[0], &ids[3], 77, "gone")), None, "bad signature");
+    assert_eq!(tally.add(2, &ids[2], &vk(2), &closed_notice(&keys[2], &ids[2], 77, "gone")), None);
+    let shown = tally.add(4, &ids[4], &vk(4), &closed_notice(&keys[4], &ids[4], 77, "gone"));
+    assert_eq!(shown, Some(Live::SessionClosed { height: 8, session: 77, reason: "gone".into() }));
+    assert_eq!(tally.add(3, &ids[3], &vk(3), &closed_notice(&keys[3], &ids[3], 77, "gone")), None, "told once");
 }

@@ -97,6 +97,10 @@ struct Outbox {
     messages: Vec<(Option<ReplicaId>, Message)>,
     replies: Vec<(oneshot::Sender<pb::SignedReply>, pb::ReplyBody)>,
     deliveries: Vec<(u64, crate::chat::Message)>,
+    /// Sessions closed by a committed request: (height, user, session, reason).
+    closed: Vec<(u64, String, u64, &'static str)>,
+    /// Deleted accounts, whose streams end after the notices.
+    deleted: Vec<String>,
 }
 
 impl Driver {
@@ -208,6 +212,12 @@ impl Driver {
             for (height, message) in out.deliveries {
                 self.hub.deliver(&self.id, &self.key, height, &message);
             }
+            for (height, user, session, reason) in out.closed {
+                self.hub.session_closed(&self.id, &self.key, height, &user, session, reason);
+            }
+            for user in out.deleted {
+                self.hub.drop_user(&user);
+            }
             self.publish(self.core.committed_height() == height_before);
         }
         tracing::info!(height = self.core.committed_height(), "replica stopped");
@@ -277,8 +287,9 @@ impl Driver {
     /// Replies to the clients waiting here for what a block executed, and its deliveries.
     fn answer(&mut self, executed: Vec<Executed>, out: &mut Outbox) {
         for mut e in executed {
+            out.closed.extend(e.closed.iter().map(|(session, reason)| (e.height, e.user.clone(), *session, *reason)));
             if e.outcome.kind.as_ref().is_some_and(|k| matches!(k, pb::outcome::Kind::AccountDeleted(_))) {
-                self.hub.drop_user(&e.user);
+                out.deleted.push(e.user.clone());
             }
             out.deliveries.extend(e.deliveries.drain(..).map(|m| (e.height, m)));
             if let Some((body_digest, _, waiters)) = self.waiting.remove(&e.digest) {

@@ -36,14 +36,24 @@ impl Hub {
 
     /// Signs the delivery once and offers it to every stream of the recipient.
     pub fn deliver(&mut self, replica: &str, key: &SigningKey, height: u64, message: &chat::Message) {
-        let Some(streams) = self.streams.get_mut(&message.to) else { return };
-        let body = pb::DeliveryBody { replica: replica.into(), height, message: Some(wire::encode_message(message)) }
-            .encode_to_vec();
+        let body = pb::DeliveryBody { replica: replica.into(), height, message: Some(wire::encode_message(message)), closed: None };
+        self.offer(key, &message.to, body);
+    }
+
+    /// Tells the user's streams that a committed request closed one of its sessions.
+    pub fn session_closed(&mut self, replica: &str, key: &SigningKey, height: u64, user: &str, session: u64, reason: &str) {
+        let closed = pb::SessionClosed { user: user.into(), session, reason: reason.into() };
+        self.offer(key, user, pb::DeliveryBody { replica: replica.into(), height, message: None, closed: Some(closed) });
+    }
+
+    fn offer(&mut self, key: &SigningKey, user: &str, body: pb::DeliveryBody) {
+        let Some(streams) = self.streams.get_mut(user) else { return };
+        let body = body.encode_to_vec();
         let signature = sign(key, TAG_DELIVERY, &body);
         let delivery = pb::SignedDelivery { body, signature };
         streams.retain(|s| s.try_send(Ok(delivery.clone())).is_ok());
         if streams.is_empty() {
-            self.streams.remove(&message.to);
+            self.streams.remove(user);
         }
     }
 
