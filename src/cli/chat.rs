@@ -62,6 +62,9 @@ struct Session {
     seq: u64,
     logged_in: bool,
     deliveries: Option<Subscription>,
+    /// The newest message id shown, live or by `read`: a live copy at or below it is not
+    /// shown (it came out of commit order, or was read already; see `DeliveryTally`).
+    floor: u64,
 }
 
 impl Session {
@@ -170,6 +173,14 @@ impl Session {
         let (lines, value) = render::outcome(command, &self.user, agreed.height, &outcome);
         self.print(&lines, &value);
         match outcome.kind {
+            Some(pb::outcome::Kind::Messages(m)) => {
+                if let Some(newest) = m.messages.iter().map(|m| m.id).max() {
+                    self.floor = self.floor.max(newest);
+                    if let Some(deliveries) = &self.deliveries {
+                        deliveries.read_up_to(newest);
+                    }
+                }
+            }
             Some(pb::outcome::Kind::AccountCreated(_) | pb::outcome::Kind::LoggedIn(_)) => {
                 self.logged_in = true;
                 self.start_deliveries();
@@ -220,7 +231,11 @@ impl Session {
     /// Shows what a quorum told on the live streams.
     async fn live(&mut self, live: Live) -> Result<(), ClientError> {
         match live {
-            Live::Message(height, message) => self.delivered(height, message).await,
+            Live::Message(_, message) if message.id <= self.floor => Ok(()),
+            Live::Message(height, message) => {
+                self.floor = message.id;
+                self.delivered(height, message).await
+            }
             Live::SessionClosed { height, session, reason } => {
                 if self.logged_in && session == self.session {
                     self.logged_in = false;
@@ -279,6 +294,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         seq: 0,
         logged_in: false,
         deliveries: None,
+        floor: 0,
     };
     if interactive && !s.json {
         println!("quintet chat as {}: type help for commands", s.user);

@@ -41,11 +41,18 @@ pub enum ClientError {
 /// Live deliveries from every replica, merged; dropping it closes the streams.
 pub struct Subscription {
     deliveries: mpsc::Receiver<Live>,
+    /// The newest message id the user read from the mailbox (see `DeliveryTally`'s floor).
+    read_floor: std::sync::Arc<std::sync::atomic::AtomicU64>,
     _tasks: tokio::task::JoinSet<()>,
 }
 
 impl Subscription {
     /// The next message (or session-closed notice) a quorum delivered.
+    /// The user read the mailbox up to message `id`: older live copies are not shown.
+    pub fn read_up_to(&self, id: u64) {
+        self.read_floor.fetch_max(id, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub async fn recv(&mut self) -> Option<Live> {
         self.deliveries.recv().await
     }
@@ -184,8 +191,11 @@ impl QuorumClient {
         }
         let keys: Vec<(String, VerifyingKey)> = self.remotes.iter().map(|r| (r.id.clone(), r.key)).collect();
         let mut tally = DeliveryTally::new(self.quorum);
+        let read_floor = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let floor = read_floor.clone();
         tasks.spawn(async move {
             while let Some((index, delivery)) = raw_rx.recv().await {
+                tally.raise_floor(floor.load(std::sync::atomic::Ordering::Relaxed));
                 let (id, key) = &keys[index];
                 if let Some(shown) = tally.add(index, id, key, &delivery)
                     && out_tx.send(shown).await.is_err()
@@ -194,7 +204,7 @@ impl QuorumClient {
                 }
             }
         });
-        Subscription { deliveries: out_rx, _tasks: tasks }
+        Subscription { deliveries: out_rx, read_floor, _tasks: tasks }
     }
 
     /// Each replica's status, or why it could not be had.

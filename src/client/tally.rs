@@ -102,8 +102,15 @@ pub enum Live {
 
 /// Live deliveries: a message is shown once `quorum` replicas delivered the same committed
 /// message (same height and content), and only once; a session-closed notice likewise.
+///
+/// In commit order too: message ids grow with the commit order, and a message at or below
+/// the floor (the newest id shown live or read) is not shown live. That happens when its
+/// quorum came late: a replica that restarted or caught up delivers old messages as it
+/// executes them, after a newer message already had its quorum. It stays unread in the
+/// mailbox (only what is shown is marked read), so the next `read` has it.
 pub struct DeliveryTally {
     quorum: usize,
+    floor: u64,
     /// message id -> (height, canonical message bytes) -> replicas that delivered it
     seen: BTreeMap<u64, BTreeMap<(u64, Vec<u8>), Vec<usize>>>,
     shown: std::collections::BTreeSet<u64>,
@@ -131,10 +138,19 @@ impl DeliveryTally {
     pub fn new(quorum: usize) -> Self {
         DeliveryTally {
             quorum,
+            floor: 0,
             seen: BTreeMap::new(),
             shown: Default::default(),
             closures: BTreeMap::new(),
             closures_shown: Default::default(),
+        }
+    }
+
+    /// The client read messages up to `id` from the mailbox: none of them is shown live.
+    pub fn raise_floor(&mut self, id: u64) {
+        if id > self.floor {
+            self.floor = id;
+            self.seen = self.seen.split_off(&(id + 1));
         }
     }
 
@@ -163,7 +179,7 @@ impl DeliveryTally {
             return Some(Live::SessionClosed { height: body.height, session: closed.session, reason: closed.reason });
         }
         let message = body.message?;
-        if self.shown.contains(&message.id) {
+        if message.id <= self.floor || self.shown.contains(&message.id) {
             return None;
         }
         if !count(&mut self.seen, message.id, (body.height, message.encode_to_vec()), index, self.quorum) {
@@ -171,6 +187,9 @@ impl DeliveryTally {
         }
         self.seen.remove(&message.id);
         self.shown.insert(message.id);
+        self.floor = message.id;
+        // What is below the floor can no longer be shown.
+        self.seen = self.seen.split_off(&(message.id + 1));
         while self.shown.len() > SHOWN_MAX {
             self.shown.pop_first();
         }

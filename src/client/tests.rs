@@ -139,3 +139,35 @@ fn a_session_closed_notice_counts_only_with_a_quorum_of_identical_signed_copies(
     assert_eq!(shown, Some(Live::SessionClosed { height: 8, session: 77, reason: "gone".into() }));
     assert_eq!(tally.add(3, &ids[3], &vk(3), &closed_notice(&keys[3], &ids[3], 77, "gone")), None, "told once");
 }
+
+#[test]
+fn a_delivery_whose_quorum_comes_after_a_newer_ones_is_left_for_read() {
+    let (keys, ids) = (keys(), ids());
+    let mut tally = DeliveryTally::new(3);
+    let vk = |i: usize| keys[i].verifying_key();
+    let copy = |i: usize, id: u64, height: u64| {
+        let message = pb::Message { id, from: "a".into(), to: "b".into(), text: format!("m{id}"), ..Default::default() };
+        let body = pb::DeliveryBody { replica: ids[i].clone(), height, message: Some(message), closed: None }.encode_to_vec();
+        pb::SignedDelivery { signature: sign(&keys[i], TAG_DELIVERY, &body), body }
+    };
+    // Message 10 reaches two replicas' streams only; 11 then reaches three (one of them a
+    // replica whose stream was re-opened after 10).
+    assert_eq!(tally.add(0, &ids[0], &vk(0), &copy(0, 10, 4)), None);
+    assert_eq!(tally.add(1, &ids[1], &vk(1), &copy(1, 10, 4)), None);
+    for i in [0, 1] {
+        assert_eq!(tally.add(i, &ids[i], &vk(i), &copy(i, 11, 5)), None);
+    }
+    assert!(matches!(tally.add(2, &ids[2], &vk(2), &copy(2, 11, 5)), Some(Live::Message(5, m)) if m.id == 11));
+    // A catching-up replica delivers 10 late: its quorum is complete, but 11 was shown, so 10
+    // stays for `read` (live deliveries keep commit order).
+    assert_eq!(tally.add(3, &ids[3], &vk(3), &copy(3, 10, 4)), None, "out of commit order");
+    // Read from the mailbox up to 13: 12 and 13 are not shown live afterwards.
+    tally.raise_floor(13);
+    for i in 0..3 {
+        assert_eq!(tally.add(i, &ids[i], &vk(i), &copy(i, 13, 6)), None, "already read");
+    }
+    for i in 0..2 {
+        assert_eq!(tally.add(i, &ids[i], &vk(i), &copy(i, 14, 7)), None);
+    }
+    assert!(matches!(tally.add(4, &ids[4], &vk(4), &copy(4, 14, 7)), Some(Live::Message(7, m)) if m.id == 14));
+}
