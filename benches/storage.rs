@@ -88,6 +88,14 @@ fn snapshot_write_1m_messages(bencher: divan::Bencher) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The clone the driver makes, on the ordering path, when a state image starts (S11): the
+/// worker then writes and hashes the copy off that path.
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn state_clone_for_an_image_1m_messages(bencher: divan::Bencher) {
+    let state = full_state();
+    bencher.bench_local(|| state.clone());
+}
+
 #[divan::bench(sample_count = 3, sample_size = 1)]
 fn snapshot_load_1m_messages_with_digest_check(bencher: divan::Bencher) {
     let state = full_state();

@@ -8,14 +8,19 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::five::Cluster;
-use prost::Message as _;
 use quintet::config::ClusterConfig;
 use quintet::crypto::PeerCrypto;
 use quintet::pb;
+use quintet::wire::peer;
 
 fn frame(crypto: &PeerCrypto, from: u32, to: u32, messages: Vec<Vec<u8>>) -> pb::PeerFrame {
-    let mut f = pb::PeerFrame { from, to, messages, signature: Vec::new(), sent_at_us: 0 };
-    f.signature = crypto.sign_frame(&f.encode_to_vec());
+    signed(crypto, from, to, peer::encode_batch(messages))
+}
+
+/// A frame of any batch bytes, signed.
+fn signed(crypto: &PeerCrypto, from: u32, to: u32, batch: Vec<u8>) -> pb::PeerFrame {
+    let mut f = pb::PeerFrame { from, to, batch, signature: Vec::new(), sent_at_us: 0 };
+    f.signature = crypto.sign_frame(&peer::frame_signed_bytes(&f));
     f
 }
 
@@ -57,6 +62,19 @@ fn garbage_and_forged_frames_on_a_peer_link_are_refused_and_ordering_goes_on() {
         let many = frame(&as_a, 0, 2, vec![Vec::new(); 100_000]);
         let refused = offer(&target, vec![many]).await;
         assert_eq!(refused.code(), tonic::Code::InvalidArgument, "too many messages: {refused:?}");
+        // Counted before allocating: a batch of 4 million empty messages (8 MB on the wire,
+        // about 100 MB once decoded) and one message that is a block of 4 million empty
+        // requests are refused by their counts.
+        let refused = offer(&target, vec![signed(&as_a, 0, 2, [0x0a, 0x00].repeat(4_000_000))]).await;
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "a batch of empty messages: {refused:?}");
+        assert!(refused.message().contains("too many"), "{refused:?}");
+        let requests = [0x3a, 0x00].repeat(1_500_000); // Block.requests (field 7), empty, 3 MB
+        let mut block = vec![0x42]; // PeerMessage.block (field 8)
+        prost::encoding::encode_varint(requests.len() as u64, &mut block);
+        block.extend_from_slice(&requests);
+        let refused = offer(&target, vec![frame(&as_a, 0, 2, vec![block])]).await;
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "a block of empty requests: {refused:?}");
+        assert!(refused.message().contains("too many"), "{refused:?}");
     });
 
     // The cluster still orders, and the attacked replica is in step with the others.

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use prost::Message as _;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -17,12 +16,10 @@ use super::driver::Job;
 use crate::consensus::{Message, ReplicaId};
 use crate::crypto::PeerCrypto;
 use crate::pb;
-use crate::wire::peer::{PEER_MESSAGE_MAX, decode_message, encode_message};
+use crate::wire::peer::{FRAME_MESSAGES_MAX, frame_signed_bytes, PEER_MESSAGE_MAX, decode_batch, decode_message, encode_batch, encode_message};
 
 /// Encoded messages waiting for one peer (beyond: dropped).
 pub const PEER_QUEUE: usize = 4096;
-/// Messages per frame, at most.
-const FRAME_MESSAGES_MAX: usize = 256;
 /// A frame's bytes, at most (a state transfer goes alone in its frame).
 pub const FRAME_MAX: usize = PEER_MESSAGE_MAX + 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -46,10 +43,6 @@ pub struct Peers {
     links: Vec<Option<Link>>,
 }
 
-/// The bytes a frame's signature covers: the frame with an empty signature.
-fn signed_bytes(frame: &pb::PeerFrame) -> Vec<u8> {
-    pb::PeerFrame { signature: Vec::new(), ..frame.clone() }.encode_to_vec()
-}
 
 impl Peers {
     /// Starts one link task per other replica (`addresses[i]` is replica i's).
@@ -118,8 +111,9 @@ async fn link(me: ReplicaId, to: ReplicaId, address: String, crypto: Arc<PeerCry
                         Err(_) => break,
                     }
                 }
-                let mut frame = pb::PeerFrame { from: me as u32, to: to as u32, messages, signature: Vec::new(), sent_at_us };
-                frame.signature = crypto.sign_frame(&signed_bytes(&frame));
+                let batch = encode_batch(messages);
+                let mut frame = pb::PeerFrame { from: me as u32, to: to as u32, batch, signature: Vec::new(), sent_at_us };
+                frame.signature = crypto.sign_frame(&frame_signed_bytes(&frame));
                 if call.is_finished() || frames.send(frame).await.is_err() {
                     break;
                 }
@@ -152,14 +146,11 @@ impl PeerService {
         if from >= self.n || from == self.me as usize || frame.to != self.me as u32 {
             return Err(Status::permission_denied(format!("frame from {} to {} refused here", frame.from, frame.to)));
         }
-        if frame.messages.len() > FRAME_MESSAGES_MAX {
-            return Err(Status::invalid_argument(format!("{} messages in one frame", frame.messages.len())));
-        }
-        if !self.crypto.verify_frame(from as ReplicaId, &signed_bytes(frame), &frame.signature) {
+        if !self.crypto.verify_frame(from as ReplicaId, &frame_signed_bytes(frame), &frame.signature) {
             return Err(Status::unauthenticated("peer frame signature does not verify"));
         }
-        let messages = frame
-            .messages
+        let messages = decode_batch(&frame.batch).map_err(|e| Status::invalid_argument(format!("peer frame refused: {e}")))?;
+        let messages = messages
             .iter()
             .map(|m| decode_message(m).map_err(|e| Status::invalid_argument(format!("peer message refused: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;

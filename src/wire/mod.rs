@@ -1,6 +1,7 @@
 //! Between the wire (`pb`) and the chat types: every shape and size check on bytes that came
 //! off the network happens here, and every refusal is a `WireError` with a readable line.
 
+pub mod census;
 pub mod peer;
 
 use prost::Message as _;

@@ -5,20 +5,30 @@
 
 use prost::Message as _;
 
+use super::census;
 use crate::consensus::{self as qop, Hash, ReplicaId};
 use crate::pb;
 
-/// Largest replica-to-replica message accepted off the network: a full block (1 MiB of
-/// requests) with its certificates, or a state image chunk. State images travel in
-/// `StateTransfer`, bounded by `IMAGE_MAX`.
+/// Largest replica-to-replica message accepted off the network: a state transfer (an image
+/// of at most `IMAGE_MAX` with its block and certificate).
 pub const PEER_MESSAGE_MAX: usize = IMAGE_MAX + (4 << 20);
+/// Largest message of any other kind: two full blocks (an equivocation proof; a block holds
+/// at most 1 MiB of requests) with their certificates and justifications.
+pub const MESSAGE_MAX: usize = 4 << 20;
 /// Largest state image accepted in one transfer.
 pub const IMAGE_MAX: usize = 1 << 30;
+/// Field occurrences, at every level, in one peer message (`census`): about 600 in the
+/// largest legitimate one with five replicas (an equivocation proof of two full blocks).
+pub const ELEMENTS_MAX: usize = 8192;
+/// Messages in one frame.
+pub const FRAME_MESSAGES_MAX: usize = 256;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PeerWireError {
-    #[error("peer message is {0} bytes; the limit is {PEER_MESSAGE_MAX}")]
-    TooLarge(usize),
+    #[error("peer message is {0} bytes; the limit is {1}")]
+    TooLarge(usize, usize),
+    #[error("too many fields or elements (counted before decoding)")]
+    TooManyElements,
     #[error("not a valid protobuf message: {0}")]
     Malformed(String),
     #[error("{0} is missing")]
@@ -279,16 +289,56 @@ fn message_in(m: pb::PeerMessage) -> Result<qop::Message> {
 
 fn decode<T: prost::Message + Default>(bytes: &[u8]) -> Result<T> {
     if bytes.len() > PEER_MESSAGE_MAX {
-        return Err(PeerWireError::TooLarge(bytes.len()));
+        return Err(PeerWireError::TooLarge(bytes.len(), PEER_MESSAGE_MAX));
     }
     T::decode(bytes).map_err(|e| PeerWireError::Malformed(e.to_string()))
 }
 
+/// Counts a peer message's fields and checks its size for its kind, before any decoding.
+pub fn census(bytes: &[u8]) -> Result<()> {
+    if bytes.len() > PEER_MESSAGE_MAX {
+        return Err(PeerWireError::TooLarge(bytes.len(), PEER_MESSAGE_MAX));
+    }
+    let mut budget = ELEMENTS_MAX;
+    let mut state_only = true;
+    census::walk(bytes, census::Ty::PeerMessage, &mut budget, &mut |field| state_only &= field == 10)?;
+    if !state_only && bytes.len() > MESSAGE_MAX {
+        return Err(PeerWireError::TooLarge(bytes.len(), MESSAGE_MAX));
+    }
+    Ok(())
+}
+
 pub fn decode_message(bytes: &[u8]) -> Result<qop::Message> {
+    census(bytes)?;
     message_in(decode(bytes)?)
 }
 
+/// The bytes a frame's signature covers: sender, addressee, send time and the batch's
+/// SHA-256 (so a large batch is neither copied nor re-encoded to be checked).
+pub fn frame_signed_bytes(frame: &pb::PeerFrame) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut bytes = Vec::with_capacity(48);
+    bytes.extend_from_slice(&frame.from.to_le_bytes());
+    bytes.extend_from_slice(&frame.to.to_le_bytes());
+    bytes.extend_from_slice(&frame.sent_at_us.to_le_bytes());
+    bytes.extend_from_slice(&sha2::Sha256::digest(&frame.batch));
+    bytes
+}
+
+/// A frame's batch: its messages, counted before they are split out.
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let mut budget = FRAME_MESSAGES_MAX;
+    census::walk(bytes, census::Ty::PeerBatch, &mut budget, &mut |_| {})?;
+    Ok(decode::<pb::PeerBatch>(bytes)?.messages)
+}
+
+pub fn encode_batch(messages: Vec<Vec<u8>>) -> Vec<u8> {
+    pb::PeerBatch { messages }.encode_to_vec()
+}
+
 pub fn decode_block(bytes: &[u8]) -> Result<qop::Block> {
+    let mut budget = ELEMENTS_MAX;
+    census::walk(bytes, census::Ty::Block, &mut budget, &mut |_| {})?;
     block_in(decode(bytes)?)
 }
 
