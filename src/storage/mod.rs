@@ -146,7 +146,16 @@ impl Storage {
             None => ChatState::new(),
         };
         let snapshot_height = snapshot_height.unwrap_or(0);
-        assert_eq!(state.height(), snapshot_height, "snapshot folder name and meta.csv disagree");
+        if state.height() != snapshot_height {
+            return Err(StorageError::Snapshot {
+                path: dir.join(snapshot_name(snapshot_height)).join("meta.csv").display().to_string(),
+                line: 0,
+                reason: format!(
+                    "the folder is named for height {snapshot_height} but meta.csv says {}: refusing to start",
+                    state.height()
+                ),
+            });
+        }
 
         let mut segments: Vec<u64> = names.iter().filter_map(|n| parse_height(n, "log-", ".qlog")).collect();
         segments.sort_unstable();

@@ -222,6 +222,17 @@ fn a_malformed_snapshot_row_names_its_file_and_line() {
 }
 
 #[test]
+fn a_snapshot_folder_named_for_another_height_is_an_error_naming_it_not_a_panic() {
+    let (fs, state) = snapshotted_store();
+    let meta = file_in_snapshot(&fs, "meta.csv");
+    let folder = meta.parent().unwrap().to_path_buf();
+    let renamed = folder.with_file_name(format!("snap-{:020}", state.height() + 5));
+    fs.rename(&folder, &renamed).unwrap();
+    let err = open(&fs, EVERY).err().expect("refused").to_string();
+    assert!(err.contains(&renamed.join("meta.csv").display().to_string()) && err.contains("meta.csv says"), "{err}");
+}
+
+#[test]
 fn a_half_written_snapshot_is_ignored_and_the_old_state_loads() {
     let fs = three_synced_records();
     let tmp: &Path = Path::new("/data/A/snap-00000000000000000003.tmp");
