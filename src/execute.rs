@@ -110,7 +110,7 @@ pub fn execute_block(state: &mut ChatState, block: &BlockContext, requests: &[Ve
         };
         if !block.unchecked {
             if header.cluster != block.cluster {
-                out.push(refuse("wrong_cluster", format!("request is for cluster {:?}", header.cluster)));
+                out.push(refuse("wrong_cluster", format!("request is for cluster {}", chat::quote(&header.cluster))));
                 continue;
             }
             let key = match &request.op {
@@ -118,7 +118,7 @@ pub fn execute_block(state: &mut ChatState, block: &BlockContext, requests: &[Ve
                 _ => state.public_key(&request.user).copied(),
             };
             let Some(key) = key else {
-                out.push(refuse("unknown_user", format!("no account named {:?}", request.user)));
+                out.push(refuse("unknown_user", format!("no account named {}", chat::quote(&request.user))));
                 continue;
             };
             if !block.auth.verify(&key, &signed.body, &signed.signature) {

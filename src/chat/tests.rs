@@ -395,3 +395,12 @@ fn digest_sees_every_kind_of_change() {
         seen.push(d);
     }
 }
+
+#[test]
+fn user_strings_in_reply_texts_are_quoted_the_same_way_everywhere() {
+    use super::quote;
+    assert_eq!(quote("bob"), "\"bob\"");
+    assert_eq!(quote("a\"b\\c"), "\"a\\u{22}b\\u{5c}c\"");
+    assert_eq!(quote("x\u{1b}[2J\ny\u{301}é"), "\"x\\u{1b}[2J\\u{a}y\\u{301}\\u{e9}\"");
+    assert_eq!(ChatError::UnknownUser("é\u{7}".into()).to_string(), "no account named \"\\u{e9}\\u{7}\"");
+}

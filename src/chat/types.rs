@@ -121,11 +121,11 @@ pub struct Reply {
 /// Everything a request can be refused for. Each has a stable code and one readable line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ChatError {
-    #[error("invalid user name {0:?}: use 1 to 32 letters, digits, '_', '-' or '.'")]
+    #[error("invalid user name {}: use 1 to 32 letters, digits, '_', '-' or '.'", quote(.0))]
     InvalidName(String),
-    #[error("the name {0:?} is taken")]
+    #[error("the name {} is taken", quote(.0))]
     NameTaken(String),
-    #[error("no account named {0:?}")]
+    #[error("no account named {}", quote(.0))]
     UnknownUser(String),
     #[error("not logged in: log in first")]
     NotLoggedIn,
@@ -139,7 +139,7 @@ pub enum ChatError {
     EmptyText,
     #[error("message text is {0} bytes; the limit is 65536")]
     TextTooLong(usize),
-    #[error("invalid pattern {0:?}: use name characters with '*' and '?', at most 64")]
+    #[error("invalid pattern {}: use name characters with '*' and '?', at most 64", quote(.0))]
     InvalidPattern(String),
     #[error("invalid limit {0}: use 1 to 100")]
     InvalidLimit(u32),
@@ -174,6 +174,23 @@ impl ChatError {
             ChatError::InvalidKey => "invalid_key",
         }
     }
+}
+
+/// A user-supplied string in double quotes for a reply text, the same on every replica and
+/// toolchain: printable ASCII as is; `"`, `\` and everything else as `\u{hex}`. (Rust's
+/// `{:?}` escaping has changed between versions; replies must match byte for byte.)
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\' {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// User names: 1..=32 of ASCII letters, digits, `_`, `-`, `.`.
