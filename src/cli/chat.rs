@@ -265,12 +265,13 @@ async fn next_delivery(deliveries: &mut Option<Subscription>) -> Option<Live> {
     }
 }
 
-fn password(user: &str) -> anyhow::Result<String> {
-    let password = match std::env::var("QUINTET_PASSWORD") {
+/// The password, wiped from memory when dropped.
+fn password(user: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let password = zeroize::Zeroizing::new(match std::env::var("QUINTET_PASSWORD") {
         Ok(p) => p,
         Err(_) if std::io::stdin().is_terminal() => rpassword::prompt_password(format!("password for {user}: "))?,
         Err(_) => anyhow::bail!("stdin is not a terminal: set QUINTET_PASSWORD to give the password"),
-    };
+    });
     anyhow::ensure!(!password.is_empty(), "the password must not be empty");
     Ok(password)
 }
@@ -279,7 +280,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
     let config = ClusterConfig::load(&args.config)?;
     anyhow::ensure!(crate::chat::valid_name(&args.user), crate::chat::ChatError::InvalidName(args.user.clone()));
     let password = password(&args.user)?;
-    let (cluster, user, kdf) = (config.name.clone(), args.user.clone(), config.kdf);
+    let (cluster, user, kdf) = (config.cluster_id.clone(), args.user.clone(), config.kdf);
     let key = tokio::task::spawn_blocking(move || crypto::derive_user_key(&cluster, &user, &password, kdf)).await??;
     let mut client = QuorumClient::new(&config)?;
     client.deadline = Duration::from_millis(args.timeout_ms);

@@ -1,7 +1,9 @@
-//! The user's key pair, derived on the client from (cluster, user name, password) with
+//! The user's key pair, derived on the client from (cluster id, user name, password) with
 //! Argon2id. The password never leaves the client; any machine with the password derives the
-//! same key. The salt is fixed by cluster and user name (it must be: there is nowhere to keep
-//! a random one before login), which is why the memory cost is high.
+//! same key. The salt is fixed by the cluster's random 128-bit id and the user name (it must
+//! be fixed: there is nowhere to keep a random one before login), so a dictionary computed
+//! for one cluster is no use against another; the memory cost is high for the same reason.
+//! The seed is wiped from memory after use (the key itself wipes on drop).
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use ed25519_dalek::SigningKey;
@@ -28,6 +30,7 @@ impl Default for KdfParams {
 #[error("key derivation failed: {0}")]
 pub struct KdfError(String);
 
+/// `cluster` is the cluster id (`cluster.toml`).
 pub fn derive_user_key(cluster: &str, user: &str, password: &str, params: KdfParams) -> Result<SigningKey, KdfError> {
     let mut salt = Sha256::new();
     for part in [b"quintet/user-key/v1".as_slice(), cluster.as_bytes(), user.as_bytes()] {
@@ -36,9 +39,9 @@ pub fn derive_user_key(cluster: &str, user: &str, password: &str, params: KdfPar
     }
     let salt = salt.finalize();
     let params = Params::new(params.memory_kib, params.iterations, 1, Some(32)).map_err(|e| KdfError(e.to_string()))?;
-    let mut seed = [0u8; 32];
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(password.as_bytes(), &salt[..16], &mut seed)
+        .hash_password_into(password.as_bytes(), &salt[..16], seed.as_mut())
         .map_err(|e| KdfError(e.to_string()))?;
     Ok(SigningKey::from_bytes(&seed))
 }

@@ -75,9 +75,11 @@ pub fn generate_key() -> SigningKey {
 /// Reads a replica key file: the 32-byte secret seed as 64 hex digits.
 pub fn read_key_file(path: &std::path::Path) -> Result<SigningKey, CryptoError> {
     let err = |reason: String| CryptoError::KeyFile { path: path.display().to_string(), reason };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let bytes = decode_hex(text.trim()).ok_or_else(|| err("not hex".into()))?;
-    let seed: [u8; 32] = bytes.try_into().map_err(|_| err("not 32 bytes".into()))?;
+    // The text, the bytes and the seed are wiped once the key is made.
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?);
+    let bytes = zeroize::Zeroizing::new(decode_hex(text.trim()).ok_or_else(|| err("not hex".into()))?);
+    let seed: zeroize::Zeroizing<[u8; 32]> =
+        zeroize::Zeroizing::new(bytes.as_slice().try_into().map_err(|_| err("not 32 bytes".into()))?);
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -88,7 +90,8 @@ pub fn write_key_file(path: &std::path::Path, key: &SigningKey) -> Result<(), Cr
     let err = |e: std::io::Error| CryptoError::KeyFile { path: path.display().to_string(), reason: e.to_string() };
     let mut file =
         std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
-    writeln!(file, "{}", encode_hex(&key.to_bytes())).map_err(err)?;
+    let text = zeroize::Zeroizing::new(encode_hex(key.as_bytes()));
+    writeln!(file, "{}", text.as_str()).map_err(err)?;
     file.sync_all().map_err(err)
 }
 
