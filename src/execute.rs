@@ -127,7 +127,7 @@ pub fn execute_block(state: &mut ChatState, block: &BlockContext, requests: &[Ve
             }
         }
         let ctx = Context { height: block.height, position: i as u64 + 1, time_ms: block.time_ms };
-        let applied = state.apply(&request, ctx);
+        let applied = state.apply_body(&request, &wire::digest(&signed.body), ctx);
         let reason = match applied.reply.outcome {
             chat::Outcome::AccountDeleted { .. } => "the account was deleted",
             _ => "a newer login closed it (too many open sessions)",

@@ -9,7 +9,7 @@
 //! "quintet/state/v1" height time_ms next_message_id next_account
 //! n_accounts { name number public_key created_ms
 //!              n_messages { id from from_account time_ms unread:u8 text } }
-//! n_sessions { user session account last_seq open:u8 reply_json }
+//! n_sessions { user session account last_seq open:u8 reply_json request_digest }
 //! integers: u64 little-endian; strings and bytes: u64 length, then the bytes
 //! ```
 
@@ -70,6 +70,7 @@ impl ChatState {
             }
             let reply = serde_json::to_vec(&r.reply).expect("replies always encode");
             e.bytes(&reply);
+            e.bytes(&r.request);
         }
         let Encoder { mut hasher, buf } = e;
         hasher.update(&buf);

@@ -17,6 +17,10 @@ pub struct SessionRecord {
     pub last_seq: u64,
     /// The reply to `last_seq`, returned again when that request is resent.
     pub reply: Reply,
+    /// SHA-256 of the body of request `last_seq`: the reply is for that body only. Another
+    /// body with the same (user, session, seq) — a forgery, or a later account of the same
+    /// name — is a replay, never answered with this reply.
+    pub request: [u8; 32],
     pub open: bool,
 }
 

@@ -96,19 +96,36 @@ impl ChatState {
 
     /// The reply already given to this exact request, if it is the last one applied in its
     /// session. A resent request is answered from here and never applied twice.
-    pub fn cached_reply(&self, user: &str, session: u64, seq: u64) -> Option<&Reply> {
-        self.sessions.get(user, session).filter(|r| r.last_seq == seq).map(|r| &r.reply)
+    /// The reply already given to this request: only for the body that was applied (`body`
+    /// is its SHA-256), and only while no other account has taken the name since (a later
+    /// "alice" signs the same body bytes with her own key, and must not get the first
+    /// alice's reply: her read of a private message, say).
+    pub fn cached_reply(&self, user: &str, session: u64, seq: u64, body: &[u8; 32]) -> Option<&Reply> {
+        let account = self.accounts.get(user).map(|a| a.number);
+        self.sessions
+            .get(user, session)
+            .filter(|r| r.last_seq == seq && r.request == *body && account.is_none_or(|a| a == r.account))
+            .map(|r| &r.reply)
     }
 
     /// True when the request's sequence number is below the last one applied in its session:
     /// it would be refused as a replay, so it need not be ordered or logged at all.
-    pub fn is_replay(&self, user: &str, session: u64, seq: u64) -> bool {
-        self.sessions.get(user, session).is_some_and(|r| seq < r.last_seq)
+    /// Also true for the last sequence number when its cached reply is not this request's.
+    pub fn is_replay(&self, user: &str, session: u64, seq: u64, body: &[u8; 32]) -> bool {
+        self.sessions.get(user, session).is_some_and(|r| {
+            seq < r.last_seq || (seq == r.last_seq && self.cached_reply(user, session, seq, body).is_none())
+        })
     }
 
     /// Applies one ordered request. Deterministic: same state, request and context give the
     /// same reply and the same next state on every replica.
+    /// (Tests and benchmarks: a request whose body digest does not matter.)
     pub fn apply(&mut self, request: &Request, ctx: Context) -> Applied {
+        self.apply_body(request, &[0; 32], ctx)
+    }
+
+    /// `apply` for a request whose body hashes to `body` (what execution passes).
+    pub fn apply_body(&mut self, request: &Request, body: &[u8; 32], ctx: Context) -> Applied {
         let (at, last) = ((ctx.height, ctx.position), (self.height, self.position));
         assert!(at > last, "(height, position) must increase: {at:?} after {last:?}");
         self.height = ctx.height;
@@ -116,7 +133,7 @@ impl ChatState {
         // Committed time never runs backwards inside the state, whatever the orderer says.
         self.time_ms = self.time_ms.max(ctx.time_ms);
         self.sessions.prune(self.time_ms);
-        if let Some(reply) = self.cached_reply(&request.user, request.session, request.seq) {
+        if let Some(reply) = self.cached_reply(&request.user, request.session, request.seq, body) {
             // Ordered twice (a resend raced its original): same answer, applied once.
             return Applied { reply: reply.clone(), deliveries: Vec::new(), closed: Vec::new() };
         }
@@ -129,7 +146,7 @@ impl ChatState {
             Ok(()) => self.execute(request, &mut deliveries),
         };
         let reply = Reply { height: ctx.height, outcome };
-        self.remember(request, &reply);
+        self.remember(request, body, &reply);
         let closed = open_before
             .into_iter()
             .filter(|s| *s != request.session && !self.sessions.get(&request.user, *s).is_some_and(|r| r.open))
@@ -157,7 +174,7 @@ impl ChatState {
     }
 
     /// Updates the de-duplication table after a request ran.
-    fn remember(&mut self, request: &Request, reply: &Reply) {
+    fn remember(&mut self, request: &Request, body: &[u8; 32], reply: &Reply) {
         let Some(account) = self.accounts.get(&request.user).map(|a| a.number).or_else(|| {
             // The account is gone (it was just deleted): keep the session, closed.
             self.sessions.get(&request.user, request.session).map(|r| r.account)
@@ -176,7 +193,7 @@ impl ChatState {
             Outcome::LoggedOut | Outcome::AccountDeleted { .. } => false,
             _ => self.sessions.get(&request.user, request.session).is_none_or(|r| r.open),
         };
-        let record = SessionRecord { account, last_seq: request.seq, reply: reply.clone(), open };
+        let record = SessionRecord { account, last_seq: request.seq, reply: reply.clone(), request: *body, open };
         self.sessions.record(&request.user, request.session, record);
     }
 

@@ -325,7 +325,7 @@ impl Driver {
             let message = format!("request is for cluster {:?}, this is {:?}", header.cluster, self.cluster);
             return out.replies.push((reply, refuse("wrong_cluster", message)));
         }
-        if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq) {
+        if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq, &body_digest) {
             let body = self.reply_body(&body_digest, cached.height, wire::encode_outcome(&cached.outcome));
             return out.replies.push((reply, body));
         }
@@ -333,7 +333,7 @@ impl Driver {
         // the core never orders a request it committed before: answered here. Safe at
         // height 0 because it is monotone: a replica says it only after executing a later
         // request of the session, so three such answers include an honest one that did.
-        if self.chat.is_replay(&request.user, request.session, request.seq) {
+        if self.chat.is_replay(&request.user, request.session, request.seq, &body_digest) {
             let error = crate::chat::ChatError::Replayed { seq: request.seq };
             return out.replies.push((reply, refuse(error.code(), error.to_string())));
         }

@@ -149,9 +149,12 @@ impl Node {
         crate::execute::execute_committed(&mut self.chat, block, CLUSTER, &crate::execute::SimRequests, self.unchecked_requests)
     }
 
-    /// The reply already given to a request, if it was executed here (PROTOCOL step 10).
-    pub fn cached(&self, request: &crate::chat::Request) -> Option<(u64, pb::Outcome)> {
-        let reply = self.chat.cached_reply(&request.user, request.session, request.seq)?;
+    /// The reply already given to a request (signed request bytes), if it was executed here
+    /// (PROTOCOL step 10).
+    pub fn cached(&self, bytes: &[u8]) -> Option<(u64, pb::Outcome)> {
+        let signed = pb::SignedRequest::decode(bytes).ok()?;
+        let (_, request) = wire::decode_request(&signed.body).ok()?;
+        let reply = self.chat.cached_reply(&request.user, request.session, request.seq, &wire::digest(&signed.body))?;
         Some((reply.height, wire::encode_outcome(&reply.outcome)))
     }
 }

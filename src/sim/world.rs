@@ -223,7 +223,7 @@ impl World {
                     self.stats.byzantine_actions += 1;
                     return;
                 }
-                if let Some((height, outcome)) = node.cached(&request) {
+                if let Some((height, outcome)) = node.cached(&bytes) {
                     let digest = consensus::digest(&bytes);
                     self.reply(to, &request.user, digest, height, outcome);
                     return;

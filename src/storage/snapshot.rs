@@ -3,7 +3,8 @@
 //! ```text
 //! accounts.csv  name,number,public_key,created_ms
 //! messages.csv  id,to,from,from_account,time_ms,unread,text
-//! sessions.csv  user,session,account,last_seq,open,reply        (reply: JSON)
+//! sessions.csv  user,session,account,last_seq,open,reply,request (reply: JSON; request: the
+//!               hex SHA-256 of the body the reply answers)
 //! meta.csv      key,value  (format, height, time_ms, next_message_id, next_account,
 //!                           accounts, messages, sessions, digest)
 //! ```
@@ -19,10 +20,10 @@ use super::fs::Fs;
 use crate::chat::{ChatState, Reply, RestoreMeta, Restorer, SessionRecord, StoredMessage};
 use crate::crypto::{decode_hex, encode_hex};
 
-const FORMAT: &str = "quintet-snapshot-v1";
+const FORMAT: &str = "quintet-snapshot-v2";
 const ACCOUNTS: (&str, &[&str]) = ("accounts.csv", &["name", "number", "public_key", "created_ms"]);
 const MESSAGES: (&str, &[&str]) = ("messages.csv", &["id", "to", "from", "from_account", "time_ms", "unread", "text"]);
-const SESSIONS: (&str, &[&str]) = ("sessions.csv", &["user", "session", "account", "last_seq", "open", "reply"]);
+const SESSIONS: (&str, &[&str]) = ("sessions.csv", &["user", "session", "account", "last_seq", "open", "reply", "request"]);
 const META: (&str, &[&str]) = ("meta.csv", &["key", "value"]);
 
 /// What meta.csv says about a snapshot.
@@ -80,7 +81,8 @@ pub fn write(fs: &dyn Fs, dir: &Path, state: &ChatState) -> Result<SnapshotMeta,
         for ((user, session), r) in state.sessions.iter() {
             let reply = serde_json::to_string(&r.reply).expect("replies always encode");
             let open = if r.open { "1" } else { "0" };
-            let fields = [user.clone(), session.to_string(), r.account.to_string(), r.last_seq.to_string(), open.into(), reply];
+            let fields =
+                [user.clone(), session.to_string(), r.account.to_string(), r.last_seq.to_string(), open.into(), reply, encode_hex(&r.request)];
             w.write_record(&fields)?;
         }
         Ok(())
@@ -189,7 +191,7 @@ pub fn load(fs: &dyn Fs, dir: &Path) -> Result<ChatState, StorageError> {
     })?;
     read_csv(fs, dir, SESSIONS, |r, _| {
         let reply: Reply = serde_json::from_str(text(r, 5)?).map_err(|e| format!("reply: {e}"))?;
-        let record = SessionRecord { account: number(r, 2)?, last_seq: number(r, 3)?, reply, open: flag(r, 4)? };
+        let record = SessionRecord { account: number(r, 2)?, last_seq: number(r, 3)?, reply, request: bytes32(text(r, 6)?)?, open: flag(r, 4)? };
         restorer.session(text(r, 0)?, number(r, 1)?, record).map_err(|e| e.to_string())
     })?;
     let state = restorer.finish();
