@@ -30,7 +30,7 @@ impl ChatState {
             mailbox: BTreeMap::new(),
             unread: Default::default(),
         };
-        self.accounts.insert(user.to_owned(), account);
+        self.accounts.insert(user.to_owned(), std::sync::Arc::new(account));
         let fresh = self.fold_insert(user);
         assert!(fresh, "folded name set out of step with accounts");
         Ok(Outcome::AccountCreated { account: number })
@@ -72,7 +72,7 @@ impl ChatState {
         let from_account = self.accounts.get(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?.number;
         let time_ms = self.time_ms;
         let id = self.next_message_id;
-        let recipient = self.accounts.get_mut(to).ok_or_else(|| ChatError::UnknownUser(to.to_owned()))?;
+        let recipient = self.accounts.get_mut(to).map(std::sync::Arc::make_mut).ok_or_else(|| ChatError::UnknownUser(to.to_owned()))?;
         self.next_message_id += 1;
         let stored = StoredMessage { from: user.to_owned(), from_account, time_ms, text: text.to_owned() };
         recipient.mailbox.insert(id, stored);
@@ -86,7 +86,7 @@ impl ChatState {
         if max == 0 || max > READ_LIMIT_MAX {
             return Err(ChatError::InvalidLimit(max));
         }
-        let account = self.accounts.get_mut(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
+        let account = self.accounts.get_mut(user).map(std::sync::Arc::make_mut).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
         let mut messages = Vec::new();
         let mut bytes = 0;
         while messages.len() < max as usize && (messages.is_empty() || bytes < READ_BYTES_MAX) {
@@ -142,7 +142,7 @@ impl ChatState {
         if ids.len() > IDS_MAX {
             return Err(ChatError::TooManyIds(ids.len()));
         }
-        let account = self.accounts.get_mut(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
+        let account = self.accounts.get_mut(user).map(std::sync::Arc::make_mut).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
         if let Some(missing) = ids.iter().find(|id| !account.mailbox.contains_key(id)) {
             return Err(ChatError::NoSuchMessage(*missing));
         }

@@ -63,7 +63,7 @@ impl Restorer {
             return Err(RestoreError::DuplicateAccount(name.to_owned()));
         }
         let account = Account { number, public_key, created_ms, mailbox: BTreeMap::new(), unread: Default::default() };
-        self.state.accounts.insert(name.to_owned(), account);
+        self.state.accounts.insert(name.to_owned(), std::sync::Arc::new(account));
         Ok(())
     }
 
@@ -75,6 +75,7 @@ impl Restorer {
             .state
             .accounts
             .get_mut(to)
+            .map(std::sync::Arc::make_mut)
             .ok_or_else(|| RestoreError::NoRecipient { id, to: to.to_owned() })?;
         if account.mailbox.insert(id, message).is_some() {
             return Err(RestoreError::DuplicateMessage(id));

@@ -44,7 +44,10 @@ pub struct Applied {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChatState {
-    pub(crate) accounts: BTreeMap<String, Account>,
+    /// Shared, copied on write (`Arc::make_mut`): the clone a state image starts from costs
+    /// one pointer per account, and only an account changed while the image is written is
+    /// copied (NOTEBOOK, the state clone).
+    pub(crate) accounts: BTreeMap<String, std::sync::Arc<Account>>,
     /// Case-folded names of `accounts` (derived, rebuilt on restore).
     pub(crate) folded_names: BTreeSet<String>,
     pub(crate) sessions: Sessions,
@@ -91,7 +94,7 @@ impl ChatState {
     }
 
     pub fn account(&self, user: &str) -> Option<&Account> {
-        self.accounts.get(user)
+        self.accounts.get(user).map(|a| &**a)
     }
 
     /// The reply already given to this exact request, if it is the last one applied in its
