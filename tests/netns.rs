@@ -75,12 +75,7 @@ fn send(alice: &mut common::Chat, tag: &str, count: usize) {
 fn inside(tag: &str) {
     let addresses = (1..=5).map(|i| format!("10.77.0.{i}:7101")).collect();
     let mut cluster = Cluster::start_placed("netns", 50, &[], addresses, Some(tag.to_string()));
-    let mut bob = cluster.chat("bob");
-    assert_eq!(bob.run("create")["type"], "result", "create bob");
-    assert_eq!(bob.run("logout")["type"], "result");
-    drop(bob);
-    let mut alice = cluster.chat("alice");
-    assert_eq!(alice.run("create")["type"], "result");
+    let mut alice = cluster.alice_and_bob();
     send(&mut alice, "start", 3);
     let mut expected: Vec<String> = (0..3).map(|k| format!("start-{k}")).collect();
 

@@ -34,6 +34,14 @@ impl Harness {
         self.time_ms * 1000 + n
     }
 
+    /// Accounts alice and bob, each logged in; their session ids.
+    fn alice_and_bob(&mut self) -> (u64, u64) {
+        let (sa, sb) = (self.session(1), self.session(2));
+        self.create("alice", sa);
+        self.create("bob", sb);
+        (sa, sb)
+    }
+
     fn create(&mut self, user: &str, session: u64) -> Outcome {
         self.outcome(user, session, 1, Op::CreateAccount { public_key: [user.len() as u8; 32] })
     }
@@ -103,9 +111,7 @@ fn session_start_far_from_committed_time_is_refused() {
 #[test]
 fn resent_request_gets_the_cached_reply_and_applies_once() {
     let mut h = Harness::new();
-    let (sa, sb) = (h.session(1), h.session(2));
-    h.create("alice", sa);
-    h.create("bob", sb);
+    let (sa, _) = h.alice_and_bob();
     let first = h.run("alice", sa, 2, send("bob", "once"));
     let again = h.run("alice", sa, 2, send("bob", "once"));
     assert_eq!(first.reply, again.reply, "same reply, same height");
@@ -121,9 +127,7 @@ fn resent_request_gets_the_cached_reply_and_applies_once() {
 #[test]
 fn send_and_read_in_order_n_at_a_time() {
     let mut h = Harness::new();
-    let (sa, sb) = (h.session(1), h.session(2));
-    h.create("alice", sa);
-    h.create("bob", sb);
+    let (sa, sb) = h.alice_and_bob();
     for i in 0..5 {
         let applied = h.run("alice", sa, 2 + i, send("bob", &format!("m{i}")));
         assert_eq!(applied.reply.outcome, Outcome::Sent { id: i + 1 });
@@ -207,9 +211,7 @@ fn list_accounts_with_wildcards_and_pages() {
 #[test]
 fn mark_read_and_delete_touch_only_your_own_mailbox() {
     let mut h = Harness::new();
-    let (sa, sb) = (h.session(1), h.session(2));
-    h.create("alice", sa);
-    h.create("bob", sb);
+    let (sa, sb) = h.alice_and_bob();
     for seq in 2..6 {
         h.run("alice", sa, seq, send("bob", "x"));
     }
@@ -231,9 +233,7 @@ fn mark_read_and_delete_touch_only_your_own_mailbox() {
 #[test]
 fn deleted_account_drops_its_mailbox_keeps_sent_messages_and_never_returns_by_login() {
     let mut h = Harness::new();
-    let (sa, sb) = (h.session(1), h.session(2));
-    h.create("alice", sa);
-    h.create("bob", sb);
+    let (sa, sb) = h.alice_and_bob();
     h.run("alice", sa, 2, send("bob", "from alice"));
     h.run("bob", sb, 2, send("alice", "to alice, unread"));
     let other = h.session(6);
@@ -408,9 +408,7 @@ fn user_strings_in_reply_texts_are_quoted_the_same_way_everywhere() {
 #[test]
 fn a_cached_reply_goes_only_to_the_body_it_answers_and_never_to_a_later_account_of_the_name() {
     let mut h = Harness::new();
-    let (sa, sb) = (h.session(1), h.session(2));
-    h.create("alice", sa);
-    h.create("bob", sb);
+    let (sa, sb) = h.alice_and_bob();
     h.run("bob", sb, 2, send("alice", "a secret for alice"));
     let body = [7; 32];
     let next = |h: &mut Harness| {

@@ -73,10 +73,19 @@ fn hopeless_when_the_missing_replies_cannot_make_a_quorum() {
     assert!(tally.hopeless(5), "best is 1 vote with 1 reply missing");
 }
 
-fn delivery(key: &SigningKey, replica: &str, height: u64, text: &str) -> pb::SignedDelivery {
-    let message = pb::Message { id: 5, from: "a".into(), to: "b".into(), text: text.into(), ..Default::default() };
-    let body = pb::DeliveryBody { replica: replica.into(), height, message: Some(message), closed: None }.encode_to_vec();
+fn signed_delivery(key: &SigningKey, body: pb::DeliveryBody) -> pb::SignedDelivery {
+    let body = body.encode_to_vec();
     pb::SignedDelivery { signature: sign(key, TAG_DELIVERY, &body), body }
+}
+
+/// Replica `replica`'s copy of message `id` at `height`, signed with `key`.
+fn message_copy(key: &SigningKey, replica: &str, id: u64, height: u64, text: &str) -> pb::SignedDelivery {
+    let message = pb::Message { id, from: "a".into(), to: "b".into(), text: text.into(), ..Default::default() };
+    signed_delivery(key, pb::DeliveryBody { replica: replica.into(), height, message: Some(message), closed: None })
+}
+
+fn delivery(key: &SigningKey, replica: &str, height: u64, text: &str) -> pb::SignedDelivery {
+    message_copy(key, replica, 5, height, text)
 }
 
 #[test]
@@ -121,8 +130,7 @@ fn a_status_is_a_replicas_only_if_signed_by_its_key_for_this_cluster_and_this_qu
 
 fn closed_notice(key: &SigningKey, replica: &str, session: u64, reason: &str) -> pb::SignedDelivery {
     let closed = pb::SessionClosed { user: "b".into(), session, reason: reason.into() };
-    let body = pb::DeliveryBody { replica: replica.into(), height: 8, message: None, closed: Some(closed) }.encode_to_vec();
-    pb::SignedDelivery { signature: sign(key, TAG_DELIVERY, &body), body }
+    signed_delivery(key, pb::DeliveryBody { replica: replica.into(), height: 8, message: None, closed: Some(closed) })
 }
 
 #[test]
@@ -145,11 +153,7 @@ fn a_delivery_whose_quorum_comes_after_a_newer_ones_is_left_for_read() {
     let (keys, ids) = (keys(), ids());
     let mut tally = DeliveryTally::new(3);
     let vk = |i: usize| keys[i].verifying_key();
-    let copy = |i: usize, id: u64, height: u64| {
-        let message = pb::Message { id, from: "a".into(), to: "b".into(), text: format!("m{id}"), ..Default::default() };
-        let body = pb::DeliveryBody { replica: ids[i].clone(), height, message: Some(message), closed: None }.encode_to_vec();
-        pb::SignedDelivery { signature: sign(&keys[i], TAG_DELIVERY, &body), body }
-    };
+    let copy = |i: usize, id: u64, height: u64| message_copy(&keys[i], &ids[i], id, height, &format!("m{id}"));
     // Message 10 reaches two replicas' streams only; 11 then reaches three (one of them a
     // replica whose stream was re-opened after 10).
     assert_eq!(tally.add(0, &ids[0], &vk(0), &copy(0, 10, 4)), None);

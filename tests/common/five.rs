@@ -172,13 +172,19 @@ impl Cluster {
     /// Five replicas, bob's account (logged out) and alice logged in.
     pub fn with_alice_and_bob(name: &str, delta_ms: u64) -> (Cluster, Chat) {
         let cluster = Cluster::start(name, delta_ms);
-        let mut bob = cluster.chat("bob");
+        let alice = cluster.alice_and_bob();
+        (cluster, alice)
+    }
+
+    /// Creates bob's account (logged out) and alice's; returns alice's client, logged in.
+    pub fn alice_and_bob(&self) -> Chat {
+        let mut bob = self.chat("bob");
         assert_eq!(bob.run("create")["type"], "result", "create bob");
         assert_eq!(bob.run("logout")["type"], "result");
         drop(bob);
-        let mut alice = cluster.chat("alice");
+        let mut alice = self.chat("alice");
         assert_eq!(alice.run("create")["type"], "result");
-        (cluster, alice)
+        alice
     }
 
     pub fn config(&self) -> &Path {
