@@ -323,3 +323,34 @@ fn s10_a_blame_sent_again_does_not_nudge_the_leader_again() {
     assert!(proposed(&votes_for(&mut r, &h2, 1_002)).is_none(), "two blocks: the nudge is spent");
     assert!(proposed(&r.handle(1_400, Input::Message(3, blame()))).is_none(), "the same blame again: no new nudge");
 }
+
+/// Mutation survivors in `verify.rs` (2026-11-22): each check of a status's certificate
+/// view and of a block's link to its parent QC is needed on its own.
+#[test]
+fn verify_every_link_check_of_a_status_and_a_block_is_needed_on_its_own() {
+    let crypto = SimCrypto { me: 4 };
+    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    // A status for view 3 with a valid certificate of view 0 (not of view 2).
+    let status = |view: View, bc: BlameCert| {
+        let high_qc = QuorumCert::genesis();
+        Status { view, signature: sign_as(2, &signed::status(view, &high_qc)), high_qc, voter: 2, blame_cert: bc }
+    };
+    assert_eq!(checker.status(&status(1, blame_cert_of_view_0())), Ok(()));
+    assert!(checker.status(&status(3, blame_cert_of_view_0())).is_err(), "a certificate of another view");
+    // Blocks signed by their leader whose link to the parent QC is wrong in one way each.
+    let g = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let signed_block = |mut b: Block| {
+        b.hash = b.compute_hash();
+        let signature = sign_as(b.proposer, &signed::proposal(&b.hash, None));
+        Proposal { block: b, signature, justification: None }
+    };
+    let good = block(0, qc_for(&g, &[0, 2, 3]), 5, vec![]);
+    assert_eq!(checker.proposal_block(&signed_block(good.clone())), Ok(()));
+    let other_parent = Block { parent: [9; 32], ..good.clone() };
+    assert!(checker.proposal_block(&signed_block(other_parent)).is_err(), "parent is not the QC's block");
+    let other_height = Block { height: 5, ..good.clone() };
+    assert!(checker.proposal_block(&signed_block(other_height)).is_err(), "height is not the QC's plus one");
+    let h1 = proposal(1, QuorumCert::genesis(), 2, None).block; // a view-1 block, certified in view 1
+    let later_qc = Block { view: 0, proposer: 0, ..block(1, qc_for(&h1, &[1, 2, 3]), 6, vec![]) };
+    assert!(checker.proposal_block(&signed_block(later_qc)).is_err(), "parent QC from a later view");
+}
