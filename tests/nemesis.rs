@@ -329,10 +329,21 @@ fn nemesis_kills_pauses_and_a_power_cut_lose_nothing_acknowledged() {
     assert!(bad.is_empty(), "{summary}\n{}", bad.join("\n"));
 }
 
+/// The plant loses what sits in the replicas' write buffers at the power cut; now and then
+/// (once in the nine 20 s runs of 2026-11-22 and 2026-12-01) it held nothing a client was told: the
+/// run showed nothing. So up to three runs, on consecutive seeds: the control fails only
+/// if none of them is caught.
 #[test]
 fn nemesis_negative_control_replicas_that_acknowledge_before_fsync_are_caught() {
     let (seed, _) = seed_and_secs(0);
-    let (bad, summary) = nemesis(seed, 20, &[("QUINTET_PLANTED", "ack-before-fsync")]);
-    println!("planted ack-before-fsync: {summary}; {} violation(s), first: {:?}", bad.len(), bad.first());
-    assert!(!bad.is_empty(), "the checker must catch acknowledgements before fsync: {summary}");
+    let mut summaries = Vec::new();
+    for attempt in 0..3 {
+        let (bad, summary) = nemesis(seed.wrapping_add(attempt), 20, &[("QUINTET_PLANTED", "ack-before-fsync")]);
+        println!("planted ack-before-fsync: {summary}; {} violation(s), first: {:?}", bad.len(), bad.first());
+        if !bad.is_empty() {
+            return;
+        }
+        summaries.push(summary);
+    }
+    panic!("the checker must catch acknowledgements before fsync; three runs showed nothing:\n{}", summaries.join("\n"));
 }
