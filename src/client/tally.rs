@@ -111,24 +111,82 @@ pub enum Live {
 pub struct DeliveryTally {
     quorum: usize,
     floor: u64,
-    /// message id -> (height, canonical message bytes) -> replicas that delivered it
-    seen: BTreeMap<u64, BTreeMap<(u64, Vec<u8>), Vec<usize>>>,
+    /// Messages waiting for a quorum, by id.
+    seen: Waiting,
     shown: std::collections::BTreeSet<u64>,
     /// The same for session-closed notices, by session id.
-    closures: BTreeMap<u64, BTreeMap<(u64, Vec<u8>), Vec<usize>>>,
+    closures: Waiting,
     closures_shown: std::collections::BTreeSet<u64>,
 }
 
-/// Session-closed notices remembered (a user has at most a few sessions).
-const CLOSURES_MAX: usize = 64;
+/// Copies waiting for a quorum: key (message id or session) -> (height, SHA-256 of the
+/// canonical bytes) -> the replicas that sent it. Only the hash is kept: the copy that
+/// completes a quorum is the one shown. Each replica may hold at most `per_replica`
+/// entries open here (its oldest vote is withdrawn past that), so one lying replica's
+/// forgeries take bounded memory and never push out what honest replicas sent.
+struct Waiting {
+    waiting: BTreeMap<u64, BTreeMap<(u64, [u8; 32]), Vec<usize>>>,
+    /// Per replica, its votes that may still be waiting, oldest first.
+    votes: BTreeMap<usize, std::collections::VecDeque<(u64, (u64, [u8; 32]))>>,
+    per_replica: usize,
+}
 
-/// Counts `index`'s copy of `vote` for `key`; true when it just reached `quorum`.
-fn count(pending: &mut BTreeMap<u64, BTreeMap<(u64, Vec<u8>), Vec<usize>>>, key: u64, vote: (u64, Vec<u8>), index: usize, quorum: usize) -> bool {
-    let voters = pending.entry(key).or_default().entry(vote).or_default();
-    if !voters.contains(&index) {
-        voters.push(index);
+impl Waiting {
+    fn new(per_replica: usize) -> Self {
+        Waiting { waiting: BTreeMap::new(), votes: BTreeMap::new(), per_replica }
     }
-    voters.len() >= quorum
+
+    /// Counts `index`'s copy; true when the copy's key just reached `quorum` (its entry is
+    /// then removed).
+    fn count(&mut self, key: u64, vote: (u64, [u8; 32]), index: usize, quorum: usize) -> bool {
+        let voters = self.waiting.entry(key).or_default().entry(vote).or_default();
+        if voters.contains(&index) {
+            return false;
+        }
+        voters.push(index);
+        if voters.len() >= quorum {
+            self.waiting.remove(&key);
+            return true;
+        }
+        let mine = self.votes.entry(index).or_default();
+        mine.push_back((key, vote));
+        while mine.len() > self.per_replica {
+            let Some((old_key, old_vote)) = mine.pop_front() else { break };
+            if let Some(variants) = self.waiting.get_mut(&old_key) {
+                if let Some(voters) = variants.get_mut(&old_vote) {
+                    voters.retain(|i| *i != index);
+                    if voters.is_empty() {
+                        variants.remove(&old_vote);
+                    }
+                }
+                if variants.is_empty() {
+                    self.waiting.remove(&old_key);
+                }
+            }
+        }
+        false
+    }
+
+    /// Drops every key at or below `key`.
+    fn drop_through(&mut self, key: u64) {
+        self.waiting = self.waiting.split_off(&(key + 1));
+    }
+
+    #[cfg(test)]
+    fn entries(&self) -> usize {
+        self.waiting.values().map(BTreeMap::len).sum()
+    }
+}
+
+/// Session-closed notices remembered as told (a user has at most a few sessions).
+const CLOSURES_MAX: usize = 64;
+/// Copies one replica may have waiting for a quorum: messages, session-closed notices.
+const WAITING_PER_REPLICA: usize = 1024;
+const CLOSURES_PER_REPLICA: usize = 16;
+
+fn hash(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// Message ids remembered as shown (older ones fall out; ids only grow).
@@ -139,9 +197,9 @@ impl DeliveryTally {
         DeliveryTally {
             quorum,
             floor: 0,
-            seen: BTreeMap::new(),
+            seen: Waiting::new(WAITING_PER_REPLICA),
             shown: Default::default(),
-            closures: BTreeMap::new(),
+            closures: Waiting::new(CLOSURES_PER_REPLICA),
             closures_shown: Default::default(),
         }
     }
@@ -150,8 +208,14 @@ impl DeliveryTally {
     pub fn raise_floor(&mut self, id: u64) {
         if id > self.floor {
             self.floor = id;
-            self.seen = self.seen.split_off(&(id + 1));
+            self.seen.drop_through(id);
         }
+    }
+
+    /// Copies waiting for a quorum (tests: the memory bound).
+    #[cfg(test)]
+    pub fn waiting(&self) -> usize {
+        self.seen.entries()
     }
 
     pub fn add(&mut self, index: usize, id: &str, key: &VerifyingKey, delivery: &pb::SignedDelivery) -> Option<Live> {
@@ -164,14 +228,9 @@ impl DeliveryTally {
             if body.message.is_some() || self.closures_shown.contains(&closed.session) {
                 return None;
             }
-            let vote = (body.height, closed.encode_to_vec());
-            if !count(&mut self.closures, closed.session, vote, index, self.quorum) {
-                while self.closures.len() > CLOSURES_MAX {
-                    self.closures.pop_first();
-                }
+            if !self.closures.count(closed.session, (body.height, hash(&closed.encode_to_vec())), index, self.quorum) {
                 return None;
             }
-            self.closures.remove(&closed.session);
             self.closures_shown.insert(closed.session);
             while self.closures_shown.len() > CLOSURES_MAX {
                 self.closures_shown.pop_first();
@@ -182,20 +241,15 @@ impl DeliveryTally {
         if message.id <= self.floor || self.shown.contains(&message.id) {
             return None;
         }
-        if !count(&mut self.seen, message.id, (body.height, message.encode_to_vec()), index, self.quorum) {
+        if !self.seen.count(message.id, (body.height, hash(&message.encode_to_vec())), index, self.quorum) {
             return None;
         }
-        self.seen.remove(&message.id);
         self.shown.insert(message.id);
         self.floor = message.id;
         // What is below the floor can no longer be shown.
-        self.seen = self.seen.split_off(&(message.id + 1));
+        self.seen.drop_through(message.id);
         while self.shown.len() > SHOWN_MAX {
             self.shown.pop_first();
-        }
-        // Messages that never reached a quorum are dropped once far behind.
-        while self.seen.len() > SHOWN_MAX {
-            self.seen.pop_first();
         }
         Some(Live::Message(body.height, message))
     }

@@ -175,3 +175,24 @@ fn a_delivery_whose_quorum_comes_after_a_newer_ones_is_left_for_read() {
     }
     assert!(matches!(tally.add(4, &ids[4], &vk(4), &copy(4, 14, 7)), Some(Live::Message(7, m)) if m.id == 14));
 }
+
+#[test]
+fn one_replicas_forged_deliveries_take_bounded_memory_and_push_out_no_genuine_message() {
+    let (keys, ids) = (keys(), ids());
+    let mut tally = DeliveryTally::new(3);
+    let vk = |i: usize| keys[i].verifying_key();
+    let text = "x".repeat(1000);
+    // A genuine message, delivered by two replicas so far.
+    for i in [0, 1] {
+        assert_eq!(tally.add(i, &ids[i], &vk(i), &message_copy(&keys[i], &ids[i], 7, 3, "genuine")), None);
+    }
+    // Replica 4 signs 12,000 deliveries of messages that were never committed (more than the
+    // 10,000 waiting copies after which the client used to drop the oldest: the genuine one).
+    for n in 0..12_000u64 {
+        assert_eq!(tally.add(4, &ids[4], &vk(4), &message_copy(&keys[4], &ids[4], 1_000 + n, 9, &text)), None);
+    }
+    assert!(tally.waiting() <= 1024 + 1, "{} copies waiting", tally.waiting());
+    // The genuine message is still counted: the third copy shows it.
+    let shown = tally.add(2, &ids[2], &vk(2), &message_copy(&keys[2], &ids[2], 7, 3, "genuine"));
+    assert!(matches!(shown, Some(Live::Message(3, m)) if m.id == 7));
+}
