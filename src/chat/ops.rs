@@ -126,11 +126,12 @@ impl ChatState {
 
     /// Deleting an account drops its whole mailbox (read and unread); messages it sent stay
     /// with their recipients, who own them. Its sessions close; its name becomes free.
-    pub(super) fn delete_account(&mut self, user: &str) -> OpResult {
+    /// Deletes the account; the sessions that were open go to `closed`.
+    pub(super) fn delete_account(&mut self, user: &str, closed: &mut Vec<u64>) -> OpResult {
         let account = self.accounts.remove(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
         self.folded_names.remove(&folded(user));
         self.message_count -= account.mailbox.len() as u64;
-        self.sessions.close_all(user);
+        closed.extend(self.sessions.close_all(user));
         Ok(Outcome::AccountDeleted { unread_dropped: account.unread.len() as u64 })
     }
 

@@ -45,8 +45,8 @@ impl Sessions {
     }
 
     /// Records what a session applied last. Opening a session beyond `OPEN_SESSIONS_MAX`
-    /// for one user closes that user's oldest open session.
-    pub fn record(&mut self, user: &str, session: u64, record: SessionRecord) {
+    /// for one user closes that user's oldest open session, which is returned.
+    pub fn record(&mut self, user: &str, session: u64, record: SessionRecord) -> Option<u64> {
         let key = (user.to_owned(), session);
         let is_new = !self.records.contains_key(&key);
         let open = record.open;
@@ -54,15 +54,17 @@ impl Sessions {
         if !open {
             self.closed.insert((session, user.to_owned()));
         } else if is_new {
-            let open_ids: Vec<u64> = self.user_sessions(user).filter(|(_, r)| r.open).map(|(s, _)| s).collect();
+            let open_ids = self.open_ids(user);
             if open_ids.len() > OPEN_SESSIONS_MAX {
                 self.close(user, open_ids[0]);
+                return Some(open_ids[0]);
             }
         }
+        None
     }
 
-    /// The user's open sessions.
-    pub fn open_ids(&self, user: &str) -> Vec<u64> {
+    /// The user's open sessions, oldest first.
+    fn open_ids(&self, user: &str) -> Vec<u64> {
         self.user_sessions(user).filter(|(_, r)| r.open).map(|(s, _)| s).collect()
     }
 
@@ -73,12 +75,17 @@ impl Sessions {
         }
     }
 
-    /// Closes every session of `user` (the account was deleted).
-    pub fn close_all(&mut self, user: &str) {
-        let ids: Vec<u64> = self.user_sessions(user).map(|(s, _)| s).collect();
-        for id in ids {
+    /// Closes every session of `user` (the account was deleted); returns those that were open.
+    pub fn close_all(&mut self, user: &str) -> Vec<u64> {
+        let ids: Vec<(u64, bool)> = self.user_sessions(user).map(|(s, r)| (s, r.open)).collect();
+        let mut open = Vec::new();
+        for (id, was_open) in ids {
             self.close(user, id);
+            if was_open {
+                open.push(id);
+            }
         }
+        open
     }
 
     #[cfg(test)]

@@ -98,11 +98,10 @@ impl ChatState {
     }
 
     /// The reply already given to this exact request, if it is the last one applied in its
-    /// session. A resent request is answered from here and never applied twice.
-    /// The reply already given to this request: only for the body that was applied (`body`
-    /// is its SHA-256), and only while no other account has taken the name since (a later
-    /// "alice" signs the same body bytes with her own key, and must not get the first
-    /// alice's reply: her read of a private message, say).
+    /// session: a resent request is answered from here and never applied twice. Only for
+    /// the body that was applied (`body` is its SHA-256), and only while no other account
+    /// has taken the name since (a later "alice" signs the same body bytes with her own key,
+    /// and must not get the first alice's reply: her read of a private message, say).
     pub fn cached_reply(&self, user: &str, session: u64, seq: u64, body: &[u8; 32]) -> Option<&Reply> {
         let account = self.accounts.get(user).map(|a| a.number);
         self.sessions
@@ -120,14 +119,13 @@ impl ChatState {
         })
     }
 
-    /// Applies one ordered request. Deterministic: same state, request and context give the
-    /// same reply and the same next state on every replica.
-    /// (Tests and benchmarks: a request whose body digest does not matter.)
+    /// `apply_body` for a request whose body digest does not matter (tests, benchmarks).
     pub fn apply(&mut self, request: &Request, ctx: Context) -> Applied {
         self.apply_body(request, &[0; 32], ctx)
     }
 
-    /// `apply` for a request whose body hashes to `body` (what execution passes).
+    /// Applies one ordered request whose body hashes to `body`. Deterministic: same state,
+    /// request and context give the same reply and the same next state on every replica.
     pub fn apply_body(&mut self, request: &Request, body: &[u8; 32], ctx: Context) -> Applied {
         let (at, last) = ((ctx.height, ctx.position), (self.height, self.position));
         assert!(at > last, "(height, position) must increase: {at:?} after {last:?}");
@@ -141,19 +139,15 @@ impl ChatState {
             return Applied { reply: reply.clone(), deliveries: Vec::new(), closed: Vec::new() };
         }
 
-        let mut deliveries = Vec::new();
-        let may_close = matches!(request.op, Op::Login | Op::DeleteAccount | Op::CreateAccount { .. });
-        let open_before = if may_close { self.sessions.open_ids(&request.user) } else { Vec::new() };
+        let (mut deliveries, mut closed) = (Vec::new(), Vec::new());
         let outcome = match self.admit(request) {
             Err(error) => Outcome::Failed(error),
-            Ok(()) => self.execute(request, &mut deliveries),
+            Ok(()) => self.execute(request, &mut deliveries, &mut closed),
         };
         let reply = Reply { height: ctx.height, outcome };
-        self.remember(request, body, &reply);
-        let closed = open_before
-            .into_iter()
-            .filter(|s| *s != request.session && !self.sessions.get(&request.user, *s).is_some_and(|r| r.open))
-            .collect();
+        closed.extend(self.remember(request, body, &reply));
+        // The requester's own session gets the reply, not a notice.
+        closed.retain(|s| *s != request.session);
         debug_assert_eq!(self.message_count, self.accounts.values().map(|a| a.mailbox.len() as u64).sum::<u64>());
         Applied { reply, deliveries, closed }
     }
@@ -176,31 +170,32 @@ impl ChatState {
         }
     }
 
-    /// Updates the de-duplication table after a request ran.
-    fn remember(&mut self, request: &Request, body: &[u8; 32], reply: &Reply) {
+    /// Updates the de-duplication table after a request ran; returns the session that
+    /// opening this one closed, if any (the open-session limit).
+    fn remember(&mut self, request: &Request, body: &[u8; 32], reply: &Reply) -> Option<u64> {
         let Some(account) = self.accounts.get(&request.user).map(|a| a.number).or_else(|| {
             // The account is gone (it was just deleted): keep the session, closed.
             self.sessions.get(&request.user, request.session).map(|r| r.account)
         }) else {
-            return;
+            return None;
         };
         let known = self.sessions.get(&request.user, request.session).is_some();
         let failed = matches!(reply.outcome, Outcome::Failed(_));
         if !known && failed {
-            return; // a refused create or login opens nothing
+            return None; // a refused create or login opens nothing
         }
         if known && matches!(reply.outcome, Outcome::Failed(ChatError::Replayed { .. } | ChatError::SessionClosed)) {
-            return; // refused by the session rules: the record stays as it was
+            return None; // refused by the session rules: the record stays as it was
         }
         let open = match reply.outcome {
             Outcome::LoggedOut | Outcome::AccountDeleted { .. } => false,
             _ => self.sessions.get(&request.user, request.session).is_none_or(|r| r.open),
         };
         let record = SessionRecord { account, last_seq: request.seq, reply: reply.clone(), request: *body, open };
-        self.sessions.record(&request.user, request.session, record);
+        self.sessions.record(&request.user, request.session, record)
     }
 
-    fn execute(&mut self, request: &Request, deliveries: &mut Vec<Message>) -> Outcome {
+    fn execute(&mut self, request: &Request, deliveries: &mut Vec<Message>, closed: &mut Vec<u64>) -> Outcome {
         let user = request.user.as_str();
         let result = match &request.op {
             Op::CreateAccount { public_key } => self.create_account(user, *public_key),
@@ -215,7 +210,7 @@ impl ChatState {
             Op::Read { max } => self.read(user, *max),
             Op::MarkRead { ids } => self.mark_read(user, ids),
             Op::DeleteMessages { ids } => self.delete_messages(user, ids),
-            Op::DeleteAccount => self.delete_account(user),
+            Op::DeleteAccount => self.delete_account(user, closed),
         };
         result.unwrap_or_else(Outcome::Failed)
     }

@@ -266,6 +266,7 @@ fn open_sessions_are_bounded_per_user() {
         assert_eq!(applied.closed, Vec::<u64>::new(), "within the limit nothing is closed");
     }
     let applied = h.run("alice", first + OPEN_SESSIONS_MAX as u64, 1, Op::Login);
+    assert!(matches!(applied.reply.outcome, Outcome::LoggedIn { .. }));
     assert_eq!(applied.closed, vec![first], "the login past the limit reports the session it closed");
     assert_eq!(h.state.sessions.open_count("alice"), OPEN_SESSIONS_MAX);
     // The oldest session (the one create opened) was closed to make room.
