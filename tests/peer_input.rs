@@ -63,7 +63,7 @@ fn garbage_and_forged_frames_on_a_peer_link_are_refused_and_ordering_goes_on() {
         let refused = offer(&target, vec![many]).await;
         assert_eq!(refused.code(), tonic::Code::InvalidArgument, "too many messages: {refused:?}");
         // Counted before allocating: a batch of 4 million empty messages (8 MB on the wire,
-        // about 100 MB once decoded) and one message that is a block of 4 million empty
+        // about 100 MB once decoded) and one message that is a block of 1.5 million empty
         // requests are refused by their counts.
         let refused = offer(&target, vec![signed(&as_a, 0, 2, [0x0a, 0x00].repeat(4_000_000))]).await;
         assert_eq!(refused.code(), tonic::Code::InvalidArgument, "a batch of empty messages: {refused:?}");

@@ -62,9 +62,6 @@ struct Session {
     seq: u64,
     logged_in: bool,
     deliveries: Option<Subscription>,
-    /// The newest message id shown, live or by `read`: a live copy at or below it is not
-    /// shown (it came out of commit order, or was read already; see `DeliveryTally`).
-    floor: u64,
 }
 
 impl Session {
@@ -174,11 +171,8 @@ impl Session {
         self.print(&lines, &value);
         match outcome.kind {
             Some(pb::outcome::Kind::Messages(m)) => {
-                if let Some(newest) = m.messages.iter().map(|m| m.id).max() {
-                    self.floor = self.floor.max(newest);
-                    if let Some(deliveries) = &self.deliveries {
-                        deliveries.read_up_to(newest);
-                    }
+                if let (Some(deliveries), Some(newest)) = (&self.deliveries, m.messages.iter().map(|m| m.id).max()) {
+                    deliveries.read_up_to(newest);
                 }
             }
             Some(pb::outcome::Kind::AccountCreated(_) | pb::outcome::Kind::LoggedIn(_)) => {
@@ -231,11 +225,7 @@ impl Session {
     /// Shows what a quorum told on the live streams.
     async fn live(&mut self, live: Live) -> Result<(), ClientError> {
         match live {
-            Live::Message(_, message) if message.id <= self.floor => Ok(()),
-            Live::Message(height, message) => {
-                self.floor = message.id;
-                self.delivered(height, message).await
-            }
+            Live::Message(height, message) => self.delivered(height, message).await,
             Live::SessionClosed { height, session, reason } => {
                 if self.logged_in && session == self.session {
                     self.logged_in = false;
@@ -295,7 +285,6 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         seq: 0,
         logged_in: false,
         deliveries: None,
-        floor: 0,
     };
     if interactive && !s.json {
         println!("quintet chat as {}: type help for commands", s.user);

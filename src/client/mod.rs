@@ -47,14 +47,21 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The next message (or session-closed notice) a quorum delivered.
     /// The user read the mailbox up to message `id`: older live copies are not shown.
     pub fn read_up_to(&self, id: u64) {
         self.read_floor.fetch_max(id, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The next message (or session-closed notice) a quorum delivered. A message the user
+    /// read meanwhile is skipped here too: its copy may have been queued before the read.
     pub async fn recv(&mut self) -> Option<Live> {
-        self.deliveries.recv().await
+        loop {
+            let live = self.deliveries.recv().await?;
+            match &live {
+                Live::Message(_, m) if m.id <= self.read_floor.load(std::sync::atomic::Ordering::Relaxed) => continue,
+                _ => return Some(live),
+            }
+        }
     }
 }
 

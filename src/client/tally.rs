@@ -184,11 +184,6 @@ const CLOSURES_MAX: usize = 64;
 const WAITING_PER_REPLICA: usize = 1024;
 const CLOSURES_PER_REPLICA: usize = 16;
 
-fn hash(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes).into()
-}
-
 /// Message ids remembered as shown (older ones fall out; ids only grow).
 const SHOWN_MAX: usize = 10_000;
 
@@ -228,7 +223,7 @@ impl DeliveryTally {
             if body.message.is_some() || self.closures_shown.contains(&closed.session) {
                 return None;
             }
-            if !self.closures.count(closed.session, (body.height, hash(&closed.encode_to_vec())), index, self.quorum) {
+            if !self.closures.count(closed.session, (body.height, crate::wire::digest(&closed.encode_to_vec())), index, self.quorum) {
                 return None;
             }
             self.closures_shown.insert(closed.session);
@@ -241,7 +236,7 @@ impl DeliveryTally {
         if message.id <= self.floor || self.shown.contains(&message.id) {
             return None;
         }
-        if !self.seen.count(message.id, (body.height, hash(&message.encode_to_vec())), index, self.quorum) {
+        if !self.seen.count(message.id, (body.height, crate::wire::digest(&message.encode_to_vec())), index, self.quorum) {
             return None;
         }
         self.shown.insert(message.id);

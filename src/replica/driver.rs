@@ -71,7 +71,7 @@ pub struct Driver {
     /// committed): the client's call then ends with an error and it asks again.
     pub waiting: HashMap<[u8; 32], Waiting>,
     pub swept_at: Instant,
-    /// Peer message delays, summed up in the log every `DELAY_REPORT_EVERY`.
+    /// Peer message delays, summed up in the log every 10 s (`replica/delay.rs`).
     pub delays: super::delay::Delays,
     /// What the status call answers, published by this loop after every batch, so the call
     /// never queues behind work.

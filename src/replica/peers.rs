@@ -16,7 +16,7 @@ use super::driver::Job;
 use crate::consensus::{Message, ReplicaId};
 use crate::crypto::PeerCrypto;
 use crate::pb;
-use crate::wire::peer::{FRAME_MESSAGES_MAX, frame_signed_bytes, PEER_MESSAGE_MAX, decode_batch, decode_message, encode_batch, encode_message};
+use crate::wire::peer::{FRAME_MESSAGES_MAX, PEER_MESSAGE_MAX, decode_batch, decode_message, encode_batch, encode_message, frame_signed_bytes};
 
 /// Encoded messages waiting for one peer (beyond: dropped).
 pub const PEER_QUEUE: usize = 4096;
@@ -42,7 +42,6 @@ struct Link {
 pub struct Peers {
     links: Vec<Option<Link>>,
 }
-
 
 impl Peers {
     /// Starts one link task per other replica (`addresses[i]` is replica i's).

@@ -51,9 +51,10 @@ pub struct Node {
 }
 
 /// Decodes a client request (its signature is checked at execution, `crate::execute`).
-pub fn decode(bytes: &[u8]) -> Option<crate::chat::Request> {
+/// A signed request's chat request and its body's SHA-256.
+pub fn decode(bytes: &[u8]) -> Option<(crate::chat::Request, [u8; 32])> {
     let signed = pb::SignedRequest::decode(bytes).ok()?;
-    wire::decode_request(&signed.body).ok().map(|(_, request)| request)
+    wire::decode_request(&signed.body).ok().map(|(_, request)| (request, wire::digest(&signed.body)))
 }
 
 impl Node {
@@ -149,12 +150,10 @@ impl Node {
         crate::execute::execute_committed(&mut self.chat, block, CLUSTER, &crate::execute::SimRequests, self.unchecked_requests)
     }
 
-    /// The reply already given to a request (signed request bytes), if it was executed here
-    /// (PROTOCOL step 10).
-    pub fn cached(&self, bytes: &[u8]) -> Option<(u64, pb::Outcome)> {
-        let signed = pb::SignedRequest::decode(bytes).ok()?;
-        let (_, request) = wire::decode_request(&signed.body).ok()?;
-        let reply = self.chat.cached_reply(&request.user, request.session, request.seq, &wire::digest(&signed.body))?;
+    /// The reply already given to a request (its body's SHA-256 is `body`), if it was
+    /// executed here (PROTOCOL step 10).
+    pub fn cached(&self, request: &crate::chat::Request, body: &[u8; 32]) -> Option<(u64, pb::Outcome)> {
+        let reply = self.chat.cached_reply(&request.user, request.session, request.seq, body)?;
         Some((reply.height, wire::encode_outcome(&reply.outcome)))
     }
 }

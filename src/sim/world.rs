@@ -215,7 +215,7 @@ impl World {
                 if !node.is_up() {
                     return;
                 }
-                let Some(request) = super::node::decode(&bytes) else { return };
+                let Some((request, body)) = super::node::decode(&bytes) else { return };
                 if let Some(coalition) = self.coalition.as_mut().filter(|c| c.member(to)) {
                     coalition.on_request(&bytes);
                 }
@@ -223,7 +223,7 @@ impl World {
                     self.stats.byzantine_actions += 1;
                     return;
                 }
-                if let Some((height, outcome)) = node.cached(&bytes) {
+                if let Some((height, outcome)) = node.cached(&request, &body) {
                     let digest = consensus::digest(&bytes);
                     self.reply(to, &request.user, digest, height, outcome);
                     return;

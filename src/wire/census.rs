@@ -100,6 +100,11 @@ pub fn walk(bytes: &[u8], ty: Ty, budget: &mut usize, top: &mut dyn FnMut(u64)) 
     Ok(())
 }
 
+/// Walks `bytes` as a `ty` within `budget` field occurrences.
+pub fn within(bytes: &[u8], ty: Ty, mut budget: usize) -> Result<(), PeerWireError> {
+    walk(bytes, ty, &mut budget, &mut |_| {})
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message as _;
@@ -126,8 +131,8 @@ mod tests {
     fn a_budget_stops_the_walk_and_bad_bytes_are_errors_not_panics() {
         let block = pb::Block { requests: vec![vec![]; 1000], ..Default::default() };
         let bytes = block.encode_to_vec();
-        let mut budget = 999;
-        assert_eq!(walk(&bytes, Ty::Block, &mut budget, &mut |_| {}), Err(PeerWireError::TooManyElements));
+        assert_eq!(within(&bytes, Ty::Block, 999), Err(PeerWireError::TooManyElements));
+        assert_eq!(within(&bytes, Ty::Block, 1000), Ok(()));
         for bad in [&[0x0a, 0x05, 0x00][..], &[0xff; 11], &[0x0b], &[0x09, 1, 2]] {
             assert!(matches!(count(bad, Ty::PeerMessage), Err(PeerWireError::Malformed(_))), "{bad:?}");
         }

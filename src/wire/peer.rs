@@ -295,7 +295,7 @@ fn decode<T: prost::Message + Default>(bytes: &[u8]) -> Result<T> {
 }
 
 /// Counts a peer message's fields and checks its size for its kind, before any decoding.
-pub fn census(bytes: &[u8]) -> Result<()> {
+fn count_message(bytes: &[u8]) -> Result<()> {
     if bytes.len() > PEER_MESSAGE_MAX {
         return Err(PeerWireError::TooLarge(bytes.len(), PEER_MESSAGE_MAX));
     }
@@ -309,26 +309,24 @@ pub fn census(bytes: &[u8]) -> Result<()> {
 }
 
 pub fn decode_message(bytes: &[u8]) -> Result<qop::Message> {
-    census(bytes)?;
+    count_message(bytes)?;
     message_in(decode(bytes)?)
 }
 
 /// The bytes a frame's signature covers: sender, addressee, send time and the batch's
 /// SHA-256 (so a large batch is neither copied nor re-encoded to be checked).
 pub fn frame_signed_bytes(frame: &pb::PeerFrame) -> Vec<u8> {
-    use sha2::Digest as _;
     let mut bytes = Vec::with_capacity(48);
     bytes.extend_from_slice(&frame.from.to_le_bytes());
     bytes.extend_from_slice(&frame.to.to_le_bytes());
     bytes.extend_from_slice(&frame.sent_at_us.to_le_bytes());
-    bytes.extend_from_slice(&sha2::Sha256::digest(&frame.batch));
+    bytes.extend_from_slice(&super::digest(&frame.batch));
     bytes
 }
 
 /// A frame's batch: its messages, counted before they are split out.
 pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
-    let mut budget = FRAME_MESSAGES_MAX;
-    census::walk(bytes, census::Ty::PeerBatch, &mut budget, &mut |_| {})?;
+    census::within(bytes, census::Ty::PeerBatch, FRAME_MESSAGES_MAX)?;
     Ok(decode::<pb::PeerBatch>(bytes)?.messages)
 }
 
@@ -337,8 +335,7 @@ pub fn encode_batch(messages: Vec<Vec<u8>>) -> Vec<u8> {
 }
 
 pub fn decode_block(bytes: &[u8]) -> Result<qop::Block> {
-    let mut budget = ELEMENTS_MAX;
-    census::walk(bytes, census::Ty::Block, &mut budget, &mut |_| {})?;
+    census::within(bytes, census::Ty::Block, ELEMENTS_MAX)?;
     block_in(decode(bytes)?)
 }
 
