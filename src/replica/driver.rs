@@ -322,7 +322,7 @@ impl Driver {
             Err(e) => return out.replies.push((reply, refuse(e.code(), e.to_string()))),
         };
         if header.cluster != self.cluster {
-            let message = format!("request is for cluster {:?}, this is {:?}", header.cluster, self.cluster);
+            let message = format!("request is for cluster {}, this is {}", crate::chat::quote(&header.cluster), crate::chat::quote(&self.cluster));
             return out.replies.push((reply, refuse("wrong_cluster", message)));
         }
         if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq, &body_digest) {
