@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::types::{OPEN_SESSIONS_MAX, Reply, SESSION_WINDOW_MS};
+use super::types::{OPEN_SESSIONS_MAX, Reply, SESSION_WINDOW_MS, SESSIONS_PER_USER_MAX};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -29,6 +29,11 @@ pub struct Sessions {
     records: BTreeMap<(String, u64), SessionRecord>,
     /// Closed sessions by start time, so pruning looks only at the oldest.
     closed: BTreeSet<(u64, String)>,
+    /// Each user's open sessions (at most `OPEN_SESSIONS_MAX`), so opening one never walks
+    /// the closed records a user piles up.
+    open: BTreeMap<String, BTreeSet<u64>>,
+    /// How many records (open or closed) each user has: at most `SESSIONS_PER_USER_MAX`.
+    per_user: BTreeMap<String, usize>,
 }
 
 impl Sessions {
@@ -45,52 +50,66 @@ impl Sessions {
     }
 
     /// Records what a session applied last. Opening a session beyond `OPEN_SESSIONS_MAX`
-    /// for one user closes that user's oldest open session, which is returned.
+    /// for one user closes that user's oldest other open session, which is returned.
     pub fn record(&mut self, user: &str, session: u64, record: SessionRecord) -> Option<u64> {
-        let key = (user.to_owned(), session);
-        let is_new = !self.records.contains_key(&key);
         let open = record.open;
-        self.records.insert(key, record);
-        if !open {
-            self.closed.insert((session, user.to_owned()));
-        } else if is_new {
-            let open_ids = self.open_ids(user);
-            if open_ids.len() > OPEN_SESSIONS_MAX {
-                self.close(user, open_ids[0]);
-                return Some(open_ids[0]);
-            }
+        if self.records.insert((user.to_owned(), session), record).is_none() {
+            *self.per_user.entry(user.to_owned()).or_default() += 1;
         }
-        None
+        if !open {
+            self.mark_closed(user, session);
+            return None;
+        }
+        let ids = self.open.entry(user.to_owned()).or_default();
+        if !ids.insert(session) || ids.len() <= OPEN_SESSIONS_MAX {
+            return None;
+        }
+        // The oldest open session other than the one just opened: a new session whose id
+        // (its client's clock) is the smallest must not close itself.
+        let oldest = ids.iter().copied().find(|s| *s != session)?;
+        self.close(user, oldest);
+        Some(oldest)
     }
 
-    /// The user's open sessions, oldest first.
-    fn open_ids(&self, user: &str) -> Vec<u64> {
-        self.user_sessions(user).filter(|(_, r)| r.open).map(|(s, _)| s).collect()
+    /// Whether `user` may open one more session: the records of the sessions they began
+    /// within the last window or two (open, or closed and not yet forgotten) are bounded,
+    /// so one account cannot fill the table or slow every login down.
+    pub fn may_open(&self, user: &str) -> bool {
+        self.per_user.get(user).copied().unwrap_or(0) < SESSIONS_PER_USER_MAX
     }
 
     pub fn close(&mut self, user: &str, session: u64) {
         if let Some(record) = self.records.get_mut(&(user.to_owned(), session)) {
             record.open = false;
-            self.closed.insert((session, user.to_owned()));
+            self.mark_closed(user, session);
+        }
+    }
+
+    fn mark_closed(&mut self, user: &str, session: u64) {
+        self.closed.insert((session, user.to_owned()));
+        if let Some(ids) = self.open.get_mut(user) {
+            ids.remove(&session);
+            if ids.is_empty() {
+                self.open.remove(user);
+            }
         }
     }
 
     /// Closes every session of `user` (the account was deleted); returns those that were open.
     pub fn close_all(&mut self, user: &str) -> Vec<u64> {
-        let ids: Vec<(u64, bool)> = self.user_sessions(user).map(|(s, r)| (s, r.open)).collect();
-        let mut open = Vec::new();
-        for (id, was_open) in ids {
-            self.close(user, id);
-            if was_open {
-                open.push(id);
-            }
+        let open: Vec<u64> = self.open.get(user).map(|ids| ids.iter().copied().collect()).unwrap_or_default();
+        for id in &open {
+            self.close(user, *id);
         }
         open
     }
 
     #[cfg(test)]
     pub fn open_count(&self, user: &str) -> usize {
-        self.user_sessions(user).filter(|(_, r)| r.open).count()
+        let counted = self.open.get(user).map_or(0, |ids| ids.len());
+        let walked = self.records.range((user.to_owned(), 0)..=(user.to_owned(), u64::MAX)).filter(|(_, r)| r.open).count();
+        assert_eq!(counted, walked, "the open-session index matches the records");
+        counted
     }
 
     /// Forgets closed sessions that began more than the window before `now_ms`: a request
@@ -101,22 +120,25 @@ impl Sessions {
                 break;
             }
             self.closed.pop_first();
-            self.records.remove(&(user, session));
+            self.records.remove(&(user.clone(), session));
+            if let Some(count) = self.per_user.get_mut(&user) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_user.remove(&user);
+                }
+            }
         }
-    }
-
-    fn user_sessions<'a>(&'a self, user: &str) -> impl Iterator<Item = (u64, &'a SessionRecord)> + 'a {
-        let user = user.to_owned();
-        self.records
-            .range((user.clone(), 0)..=(user, u64::MAX))
-            .map(|((_, s), r)| (*s, r))
     }
 
     /// Inserts a record read back from a snapshot.
     pub fn restore(&mut self, user: String, session: u64, record: SessionRecord) {
-        if !record.open {
+        if record.open {
+            self.open.entry(user.clone()).or_default().insert(session);
+        } else {
             self.closed.insert((session, user.clone()));
         }
-        self.records.insert((user, session), record);
+        if self.records.insert((user.clone(), session), record).is_none() {
+            *self.per_user.entry(user).or_default() += 1;
+        }
     }
 }

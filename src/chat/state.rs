@@ -166,6 +166,7 @@ impl ChatState {
             None if (request.session / 1000).abs_diff(self.time_ms) > SESSION_WINDOW_MS => {
                 Err(ChatError::SessionClockSkew)
             }
+            None if !self.sessions.may_open(&request.user) => Err(ChatError::TooManySessions),
             None => Ok(()),
         }
     }

@@ -239,39 +239,6 @@ fn deleted_account_drops_its_mailbox_keeps_sent_messages_and_never_returns_by_lo
     assert_eq!((messages[0].from.as_str(), messages[0].from_account), ("alice", 1));
 }
 
-#[test]
-fn open_sessions_are_bounded_per_user() {
-    let mut h = Harness::new();
-    let first = h.session(0);
-    h.create("alice", first);
-    for i in 1..OPEN_SESSIONS_MAX as u64 {
-        let applied = h.run("alice", first + i, 1, Op::Login);
-        assert!(matches!(applied.reply.outcome, Outcome::LoggedIn { .. }));
-        assert_eq!(applied.closed, Vec::<u64>::new(), "within the limit nothing is closed");
-    }
-    let applied = h.run("alice", first + OPEN_SESSIONS_MAX as u64, 1, Op::Login);
-    assert!(matches!(applied.reply.outcome, Outcome::LoggedIn { .. }));
-    assert_eq!(applied.closed, vec![first], "the login past the limit reports the session it closed");
-    assert_eq!(h.state.sessions.open_count("alice"), OPEN_SESSIONS_MAX);
-    // The oldest session (the one create opened) was closed to make room.
-    assert_eq!(failed(&h.outcome("alice", first, 2, Op::Login)), "session_closed");
-    assert!(matches!(h.outcome("alice", first + 1, 2, Op::Login), Outcome::LoggedIn { .. }));
-}
-
-#[test]
-fn closed_sessions_are_forgotten_after_the_window() {
-    let mut h = Harness::new();
-    let s = h.session(1);
-    h.create("alice", s);
-    h.outcome("alice", s, 2, Op::Logout);
-    assert_eq!(h.state.session_count(), 1);
-    h.time_ms += SESSION_WINDOW_MS + 1_000;
-    h.outcome("alice", h.session(2), 1, Op::Login);
-    assert_eq!(h.state.session_count(), 1, "the old closed session is gone, the new one is there");
-    // A replay of the old login now fails on the clock, so forgetting it was safe.
-    assert_eq!(failed(&h.outcome("alice", s, 1, Op::Login)), "clock_skew");
-}
-
 // ------------------------------------------------------------------ random sequences
 
 /// A random but valid-looking workload: a few users doing everything, including mistakes.
@@ -383,3 +350,6 @@ fn digest_sees_every_kind_of_change() {
 
 #[path = "reply_tests.rs"]
 mod replies;
+
+#[path = "session_tests.rs"]
+mod session_rules;

@@ -22,6 +22,9 @@ pub const READ_BYTES_MAX: usize = 1 << 20;
 pub const IDS_MAX: usize = 1_000;
 /// Open sessions one user may hold; opening one more closes the oldest.
 pub const OPEN_SESSIONS_MAX: usize = 8;
+/// Sessions one user may have on record (open, or closed and not yet forgotten: begun
+/// within about the last window). A login past it is refused until old ones are forgotten.
+pub const SESSIONS_PER_USER_MAX: usize = 256;
 /// A session id is the client's clock (µs) when it began. A session may only be opened
 /// while that is within this window of the committed time; closed sessions are forgotten
 /// once they are older than the window, since their requests can no longer be replayed.
@@ -133,6 +136,8 @@ pub enum ChatError {
     SessionClosed,
     #[error("session start time is more than an hour away from the cluster's time: check this machine's clock")]
     SessionClockSkew,
+    #[error("too many logins: {SESSIONS_PER_USER_MAX} sessions of this account began within the last hour or two; try again later")]
+    TooManySessions,
     #[error("request {seq} was already applied in this session (replay refused)")]
     Replayed { seq: u64 },
     #[error("message text is empty")]
@@ -163,6 +168,7 @@ impl ChatError {
             ChatError::NotLoggedIn => "not_logged_in",
             ChatError::SessionClosed => "session_closed",
             ChatError::SessionClockSkew => "clock_skew",
+            ChatError::TooManySessions => "too_many_sessions",
             ChatError::Replayed { .. } => "replayed",
             ChatError::EmptyText => "empty_text",
             ChatError::TextTooLong(_) => "text_too_long",
