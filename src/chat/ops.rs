@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use super::state::{Account, ChatState, StoredMessage};
 use super::types::{
-    ChatError, IDS_MAX, Message, Outcome, PAGE_LIMIT_MAX, READ_BYTES_MAX, READ_LIMIT_MAX, TEXT_LEN_MAX, folded,
+    ChatError, IDS_MAX, LIST_SCAN_MAX, Message, Outcome, PAGE_LIMIT_MAX, READ_BYTES_MAX, READ_LIMIT_MAX, TEXT_LEN_MAX, folded,
     valid_name,
 };
 use super::wildcard;
@@ -49,16 +49,23 @@ impl ChatState {
             return Err(ChatError::InvalidLimit(limit));
         }
         let start = if after.is_empty() { Bound::Unbounded } else { Bound::Excluded(after) };
-        let mut matching = self
-            .accounts
-            .range::<str, _>((start, Bound::Unbounded))
-            .map(|(name, _)| name)
-            .filter(|name| wildcard::matches(pattern, name));
-        let names: Vec<String> = matching.by_ref().take(limit as usize).cloned().collect();
-        let next = match matching.next() {
-            Some(_) => names.last().cloned(),
-            None => None,
-        };
+        // At most LIST_SCAN_MAX names are looked at per request, matching or not: a pattern
+        // that matches nothing costs no more than a full page. `next` is then the cursor
+        // where the scan stopped, and the page may hold fewer names than asked, even none.
+        let mut names = Vec::new();
+        let mut last_scanned = None;
+        let mut more = false;
+        for (scanned, (name, _)) in self.accounts.range::<str, _>((start, Bound::Unbounded)).enumerate() {
+            if names.len() == limit as usize || scanned == LIST_SCAN_MAX {
+                more = true;
+                break;
+            }
+            last_scanned = Some(name);
+            if wildcard::matches(pattern, name) {
+                names.push(name.clone());
+            }
+        }
+        let next = if more { last_scanned.cloned() } else { None };
         Ok(Outcome::Accounts { names, next })
     }
 

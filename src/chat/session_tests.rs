@@ -101,3 +101,31 @@ fn the_session_indexes_survive_a_snapshot_round_trip() {
     assert_eq!(restored, h.state.sessions, "records and both indexes rebuilt alike");
     assert_eq!(restored.open_count("alice"), OPEN_SESSIONS_MAX - 1);
 }
+
+#[test]
+fn a_list_looks_at_a_bounded_number_of_names_and_returns_where_it_stopped() {
+    use crate::chat::types::LIST_SCAN_MAX;
+    let mut h = Harness::new();
+    let s = h.session(0);
+    let total = 2 * LIST_SCAN_MAX + 10;
+    for i in 0..total {
+        h.create(&format!("user{i:05}"), s + i as u64);
+    }
+    h.create("zed", s + total as u64);
+    // A pattern that matches only the last name: each request scans at most LIST_SCAN_MAX
+    // names and hands back its cursor; following the cursors finds "zed".
+    let (mut after, mut requests, mut found) = (String::new(), 0, Vec::new());
+    loop {
+        requests += 1;
+        let op = Op::ListAccounts { pattern: "z*".into(), after: after.clone(), limit: 20 };
+        let Outcome::Accounts { names, next } = h.outcome("zed", s + total as u64, requests + 1, op) else { panic!("a list") };
+        found.extend(names);
+        match next {
+            Some(cursor) => after = cursor,
+            None => break,
+        }
+        assert!(requests < 10, "the cursor moves forward");
+    }
+    assert_eq!(found, vec!["zed".to_string()]);
+    assert_eq!(requests, 3, "{total} names in scans of {LIST_SCAN_MAX}");
+}

@@ -13,6 +13,8 @@ pub const TEXT_LEN_MAX: usize = 65_536;
 pub const PATTERN_LEN_MAX: usize = 64;
 /// Largest page of account names.
 pub const PAGE_LIMIT_MAX: u32 = 100;
+/// Names one `list` request looks at, matching or not (its cost is bounded).
+pub const LIST_SCAN_MAX: usize = 1_000;
 /// Most messages one read returns.
 pub const READ_LIMIT_MAX: u32 = 100;
 /// A read stops adding messages once their texts pass this many bytes (at least one is

@@ -12,7 +12,7 @@ use prost::Message as _;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{Exit, render};
-use crate::chat::{Op, READ_LIMIT_MAX};
+use crate::chat::{Op, PAGE_LIMIT_MAX, READ_LIMIT_MAX};
 use crate::client::{ClientError, Live, QuorumClient, Subscription};
 use crate::config::ClusterConfig;
 use crate::crypto::{self, SigningKey, TAG_REQUEST, TAG_SUBSCRIBE};
@@ -197,28 +197,38 @@ impl Session {
         Ok(true)
     }
 
-    /// Pages are followed by cursor: page n costs n requests, each a consistent page.
+    /// Pages are followed by cursor. A replica looks at a bounded number of names per
+    /// request, so one request may return fewer names than asked (even none) with a cursor
+    /// to go on from; the names of page n are gathered across as many requests as needed.
     async fn list(&mut self, pattern: &str, page: u32) -> Result<bool, ClientError> {
-        let mut after = String::new();
-        for current in 1..=page {
-            let op = Op::ListAccounts { pattern: pattern.to_string(), after: after.clone(), limit: PAGE_SIZE };
+        let want = page as usize * PAGE_SIZE as usize;
+        let (mut names, mut after) = (Vec::new(), String::new());
+        let last = loop {
+            let limit = (want - names.len()).min(PAGE_LIMIT_MAX as usize) as u32;
+            let op = Op::ListAccounts { pattern: pattern.to_string(), after: after.clone(), limit };
             let agreed = self.request(&op).await?;
-            let next = match &agreed.outcome.kind {
-                Some(pb::outcome::Kind::Accounts(p)) => p.next.clone(),
-                _ => String::new(),
+            let Some(pb::outcome::Kind::Accounts(p)) = &agreed.outcome.kind else {
+                let (lines, value) = render::outcome("list", &self.user, agreed.height, &agreed.outcome);
+                self.print(&lines, &value);
+                return Ok(true);
             };
-            if current == page || next.is_empty() {
-                let (lines, mut value) = render::outcome("list", &self.user, agreed.height, &agreed.outcome);
-                if current < page {
-                    self.print_error("list", "no_such_page", &format!("there are only {current} page(s)"));
-                } else {
-                    value["page"] = serde_json::json!(page);
-                    self.print(&lines, &value);
-                }
-                break;
+            names.extend(p.names.iter().cloned());
+            after = p.next.clone();
+            if names.len() >= want || after.is_empty() {
+                break agreed;
             }
-            after = next;
+        };
+        let first = (page as usize - 1) * PAGE_SIZE as usize;
+        if first >= names.len() && page > 1 {
+            let pages = names.len().div_ceil(PAGE_SIZE as usize).max(1);
+            self.print_error("list", "no_such_page", &format!("there are only {pages} page(s)"));
+            return Ok(true);
         }
+        let shown = pb::AccountPage { names: names[first..names.len().min(want)].to_vec(), next: after };
+        let outcome = pb::Outcome { kind: Some(pb::outcome::Kind::Accounts(shown)) };
+        let (lines, mut value) = render::outcome("list", &self.user, last.height, &outcome);
+        value["page"] = serde_json::json!(page);
+        self.print(&lines, &value);
         Ok(true)
     }
 

@@ -185,7 +185,17 @@ impl Driver {
                         }
                     }
                     Job::ImageWritten(written) => {
-                        let written = written.map_err(|e| self.store.image_failed(e))?;
+                        let written = match written {
+                            Ok(written) => written,
+                            Err(e) => {
+                                let height = self.image_in_flight.take().unwrap_or(0);
+                                if let Some(failed) = self.store.image_failed(height, e) {
+                                    return Err(failed);
+                                }
+                                tracing::warn!(height, "state image dropped: out of file descriptors; the next checkpoint takes one");
+                                continue;
+                            }
+                        };
                         let (height, hash, state) = (written.block.height, written.block.hash, written.digest);
                         self.store.place_image(written)?;
                         self.image_in_flight = None;
@@ -270,14 +280,25 @@ impl Driver {
             tracing::warn!(height = block.height, busy, "skipping a state image: the previous one is still being written");
             return Ok(());
         }
-        let writer = self.store.begin_image(block)?;
+        let writer = match self.store.begin_image(block) {
+            Err(e) if e.is_descriptor_shortage() => {
+                tracing::warn!(height = block.height, "skipping a state image: {e}");
+                return Ok(());
+            }
+            writer => writer?,
+        };
         let state = self.chat.clone();
         let Some(jobs) = self.jobs.upgrade() else { return Ok(()) };
         self.image_in_flight = Some(block.height);
         let spawned = std::thread::Builder::new().name(format!("image-{}", self.id)).spawn(move || {
             let _ = jobs.blocking_send(Job::ImageWritten(writer.write(&state)));
         });
-        spawned.map(|_| ()).map_err(|e| self.store.image_failed(StorageError::Failed(format!("cannot start the image writer: {e}"))))
+        if let Err(e) = spawned {
+            // Out of threads: like a descriptor shortage, nothing is lost by skipping.
+            tracing::warn!(height = block.height, "skipping a state image: cannot start its writer: {e}");
+            self.image_in_flight = None;
+        }
+        Ok(())
     }
 
     fn execute(&mut self, block: &Block) -> Vec<Executed> {

@@ -10,6 +10,7 @@
 
 mod delay;
 mod driver;
+mod gate;
 mod hub;
 mod peers;
 mod service;
@@ -128,6 +129,9 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         "state recovered"
     );
 
+    let open_files = gate::raise_open_file_limit();
+    let limits = gate::Limits::for_open_files(open_files);
+    tracing::info!(open_files, connections = limits.total, per_address = limits.per_address, "connection limits");
     let listen = options.listen.unwrap_or_else(|| entry.socket_addr());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -174,9 +178,12 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let stop_signal = async move {
         let _ = stop_rx.await;
     };
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = gate::incoming(listener, limits);
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(gate::KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(gate::KEEPALIVE_INTERVAL))
+            .max_concurrent_streams(gate::STREAMS_PER_CONNECTION)
             .add_service(service)
             .add_service(peer_service)
             .serve_with_incoming_shutdown(incoming, stop_signal),

@@ -28,6 +28,8 @@ struct Inner {
     dirs: BTreeSet<PathBuf>,
     /// Every sync from now on fails (an fsync error means the kernel may have dropped data).
     fail_syncs: bool,
+    /// Every open or create from now on fails with EMFILE (out of file descriptors).
+    out_of_descriptors: bool,
     syncs: u64,
 }
 
@@ -68,6 +70,17 @@ impl MemFs {
 
     pub fn fail_syncs(&self, fail: bool) {
         self.lock().fail_syncs = fail;
+    }
+
+    pub fn out_of_descriptors(&self, out: bool) {
+        self.lock().out_of_descriptors = out;
+    }
+
+    fn check_descriptors(&self) -> io::Result<()> {
+        match self.lock().out_of_descriptors {
+            true => Err(io::Error::from_raw_os_error(libc::EMFILE)),
+            false => Ok(()),
+        }
     }
 
     pub fn sync_count(&self) -> u64 {
@@ -150,6 +163,7 @@ impl Fs for MemFs {
         Ok(Box::new(io::Cursor::new(data)))
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        self.check_descriptors()?;
         let mut inner = self.lock();
         let file = inner.files.entry(path.to_path_buf()).or_default();
         if file.replaced.is_none() {
@@ -160,6 +174,7 @@ impl Fs for MemFs {
         Ok(Box::new(MemWriter { fs: self.clone(), path: path.to_path_buf() }))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        self.check_descriptors()?;
         self.lock().files.entry(path.to_path_buf()).or_default();
         Ok(Box::new(MemWriter { fs: self.clone(), path: path.to_path_buf() }))
     }

@@ -62,6 +62,16 @@ pub enum StorageError {
     Failed(String),
 }
 
+impl StorageError {
+    /// Out of file descriptors (the process's or the system's): a shortage at an open, not a
+    /// failed write, so nothing already written is in doubt. The steps that can meet it
+    /// before changing anything (starting a state image) skip their work instead of
+    /// poisoning the store.
+    pub fn is_descriptor_shortage(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. } if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+    }
+}
+
 /// What `Storage::open` found on disk.
 pub struct Recovered {
     /// The state of the newest snapshot (empty when there is none), digest checked.

@@ -193,6 +193,19 @@ impl ReplicaStore {
         result
     }
 
+    /// `guard` for a step whose only descriptor-shortage failure comes before it changes
+    /// anything: that failure is returned without poisoning the store.
+    fn guard_retryable<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        self.check()?;
+        let result = step(self);
+        if let Err(e) = &result
+            && !e.is_descriptor_shortage()
+        {
+            self.failed = Some(e.to_string());
+        }
+        result
+    }
+
     pub fn persist(&mut self, p: &Persistent) -> Result<(), StorageError> {
         self.check()?;
         let bytes = peer::encode_persistent(p);
@@ -266,11 +279,13 @@ impl ReplicaStore {
     }
 
     /// Starts a new chain segment after `block` (whose image is about to be kept).
+    /// Opening the segment is its first step and changes nothing if it fails, so that
+    /// failure alone may be a descriptor shortage; a failed directory sync is not.
     fn next_segment(&mut self, first: Height) -> Result<(), StorageError> {
         let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
         let segment = dir.join(chain_name(first));
         self.chain = LogWriter::new(fs.open_append(&segment).map_err(io_err(&segment))?);
-        fs.sync_dir(dir).map_err(io_err(dir))
+        fs.sync_dir(dir).map_err(|e| StorageError::Failed(format!("{}: {e}", dir.display())))
     }
 
     /// Renames a complete temp folder into place.

@@ -220,3 +220,37 @@ fn a_damaged_end_of_a_chain_segment_that_later_ones_follow_is_corruption_not_a_t
     let e = ReplicaStore::open(Arc::new(fs.clone()), Path::new(DIR)).err().expect("refused");
     assert!(e.to_string().contains("later ones follow"), "{e}");
 }
+
+#[test]
+fn running_out_of_file_descriptors_skips_an_image_and_never_poisons_the_store() {
+    let fs = MemFs::new();
+    let blocks = chain(6);
+    let (mut store, _) = open(&fs);
+    for b in &blocks[..3] {
+        store.commit(b).unwrap();
+    }
+    // Starting an image needs a new chain segment: out of descriptors, it is skipped.
+    fs.out_of_descriptors(true);
+    let e = store.begin_image(&blocks[2]).err().expect("the segment cannot be opened");
+    assert!(e.is_descriptor_shortage(), "{e}");
+    fs.out_of_descriptors(false);
+    store.commit(&blocks[3]).unwrap();
+    store.sync().expect("not poisoned: the shortage changed nothing");
+    // The image writer runs out of descriptors: the image is dropped, the store goes on.
+    let writer = store.begin_image(&blocks[3]).unwrap();
+    fs.out_of_descriptors(true);
+    let e = writer.write(&state(4)).err().expect("the image files cannot be created");
+    fs.out_of_descriptors(false);
+    assert!(store.image_failed(4, e).is_none(), "a shortage is not a failed write");
+    assert!(!fs.paths().iter().any(|p| p.display().to_string().contains(".tmp")), "the temp folder is gone");
+    store.commit(&blocks[4]).unwrap();
+    store.sync().unwrap();
+    // Any other failure of the writer still poisons.
+    let poisoned = store.image_failed(5, StorageError::Failed("disk full".into()));
+    assert!(poisoned.is_some());
+    assert!(store.sync().is_err());
+    // What was committed comes back, across the segment without an image.
+    drop(store);
+    let (_, opened) = open(&fs);
+    assert_eq!(opened.replay, blocks[..5].to_vec());
+}

@@ -35,7 +35,7 @@ impl ReplicaStore {
     pub fn begin_image(&mut self, block: &Block) -> Result<ImageWriter, StorageError> {
         self.sync()?;
         assert_eq!(block.height, self.committed, "an image is of the state after the last commit");
-        self.guard(|s| s.next_segment(block.height + 1))?;
+        self.guard_retryable(|s| s.next_segment(block.height + 1))?;
         Ok(ImageWriter { fs: self.fs.clone(), dir: self.dir.clone(), block: block.clone() })
     }
 
@@ -44,9 +44,16 @@ impl ReplicaStore {
         self.guard(|s| s.place(&written.tmp, &snap_dir(&s.dir, written.block.height)))
     }
 
-    /// A worker's failure poisons the store like any failed write.
-    pub fn image_failed(&mut self, e: StorageError) -> StorageError {
-        self.guard::<()>(|_| Err(e)).unwrap_err()
+    /// A worker's failure poisons the store like any failed write, except a descriptor
+    /// shortage: then the image is dropped (its temp folder removed) and `None` returned.
+    /// Nothing needs it: the chain segments replay from the image before, and the next
+    /// checkpoint takes a new one.
+    pub fn image_failed(&mut self, height: u64, e: StorageError) -> Option<StorageError> {
+        if e.is_descriptor_shortage() {
+            let _ = self.fs.remove_dir_all(&snap_dir(&self.dir, height).with_extension("tmp"));
+            return None;
+        }
+        self.guard::<()>(|_| Err(e)).err()
     }
 }
 
