@@ -85,6 +85,8 @@ pub struct OneReplica {
     pub replica: Option<Proc>,
     /// How many times the replica was started (names its log files).
     starts: u32,
+    /// A hard open-file limit for the replica process (`ulimit -Hn`), set before it starts.
+    pub open_files: Option<u64>,
 }
 
 pub fn config(name: &str, address: &str, key: &SigningKey) -> ClusterConfig {
@@ -105,6 +107,11 @@ pub fn config(name: &str, address: &str, key: &SigningKey) -> ClusterConfig {
 
 impl OneReplica {
     pub fn start(name: &str) -> Self {
+        OneReplica::start_limited(name, None)
+    }
+
+    /// As `start`, with a hard open-file limit for the replica process.
+    pub fn start_limited(name: &str, open_files: Option<u64>) -> Self {
         let dir = TempDir::new(name);
         let key = crypto::generate_key();
         crypto::write_key_file(&dir.0.join("A.key"), &key).unwrap();
@@ -118,6 +125,7 @@ impl OneReplica {
             addr: "127.0.0.1:0".parse().unwrap(),
             replica: None,
             starts: 0,
+            open_files,
         };
         cluster.restart();
         cluster
@@ -128,7 +136,21 @@ impl OneReplica {
         assert!(self.replica.is_none(), "stop the replica first");
         let log = self.dir.0.join(format!("replica-{}.log", self.starts));
         self.starts += 1;
-        let mut child = Command::new(bin())
+        let mut command = Command::new(bin());
+        if let Some(limit) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let l = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+                    match libc::setrlimit(libc::RLIMIT_NOFILE, &l) {
+                        0 => Ok(()),
+                        _ => Err(std::io::Error::last_os_error()),
+                    }
+                });
+            }
+        }
+        let mut child = command
             .args(["replica", "--id", "A", "--config"])
             .arg(&self.server_config)
             .arg("--listen")
@@ -175,6 +197,15 @@ impl OneReplica {
 
     pub fn data(&self) -> PathBuf {
         self.dir.0.join("A")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.replica.as_ref().expect("running").0.id()
+    }
+
+    /// Everything the replica has logged so far, over all its starts.
+    pub fn logs(&self) -> String {
+        (0..self.starts).map(|i| std::fs::read_to_string(self.dir.0.join(format!("replica-{i}.log"))).unwrap_or_default()).collect()
     }
 
     pub fn chat(&self, user: &str, password: &str) -> Chat {
