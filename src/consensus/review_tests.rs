@@ -46,6 +46,9 @@ fn s5a_which_pairs_of_blocks_prove_an_equivocation() {
     assert!(ok(&grandchild, &first_high), "a view-1 parent QC naming another block at first_high's height");
     assert!(ok(&first_high, &view1(qc_for(&first_low.block, &[1, 2, 3]), 15)), "a view-1 block whose parent lies below the first block");
     assert!(!ok(&first_low, &child), "a block and its child");
+    let g_proposal = proposal(0, QuorumCert::genesis(), 1, None);
+    assert!(!ok(&g_proposal, &first_low), "blocks of two views at one height (mutation survivor)");
+    assert!(!ok(&first_low, &first_low), "one block twice (mutation survivor)");
     assert!(!ok(&first_low, &grandchild), "a block and its grandchild");
     assert!(ok(&child, &other_child), "other_child's parent QC names first_high at child's height");
     let deeper = view1(qc_for(&other_child.block, &[1, 2, 3]), 16); // height 4
@@ -353,4 +356,20 @@ fn verify_every_link_check_of_a_status_and_a_block_is_needed_on_its_own() {
     let h1 = proposal(1, QuorumCert::genesis(), 2, None).block; // a view-1 block, certified in view 1
     let later_qc = Block { view: 0, proposer: 0, ..block(1, qc_for(&h1, &[1, 2, 3]), 6, vec![]) };
     assert!(checker.proposal_block(&signed_block(later_qc)).is_err(), "parent QC from a later view");
+}
+
+/// Mutation survivor in `verify.rs` (2026-12-01): a "genesis" QC is genesis only at view 0
+/// and with no votes. A genesis QC of a later view would rank above real QCs, so a replica
+/// that learned it would report and lock on genesis above the block it had locked.
+#[test]
+fn verify_a_genesis_qc_of_a_later_view_or_with_votes_is_malformed() {
+    let crypto = SimCrypto { me: 4 };
+    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    assert_eq!(checker.qc(&QuorumCert::genesis()), Ok(()));
+    let later = QuorumCert { view: 5, ..QuorumCert::genesis() };
+    assert!(checker.qc(&later).is_err(), "genesis at view 5");
+    let g = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let votes = qc_for(&g, &[0, 1, 2]).votes;
+    let with_votes = QuorumCert { votes, ..QuorumCert::genesis() };
+    assert!(checker.qc(&with_votes).is_err(), "genesis carrying votes");
 }
