@@ -138,10 +138,17 @@ impl Core {
             }
         }
         // S2.5: the block's time (the chat state's clock: message times, session windows)
-        // never goes back and stays near this replica's own clock.
+        // never goes back and stays near this replica's own clock. Keeping the parent's time
+        // is always allowed: after the replicas' clocks step back (or restart behind the
+        // committed time), blocks keep ordering with the time standing still until the
+        // clocks catch up, instead of every vote being refused.
         let parent_time = self.blocks.get(&b.parent).map_or(0, |parent| parent.time_ms);
         let slack = self.cfg.clock_skew_ms;
-        if b.time_ms < parent_time || b.time_ms > now + slack || b.time_ms + slack + self.cfg.timeout_cap_ms < now {
+        let moves_clock = b.time_ms > parent_time;
+        if b.time_ms < parent_time
+            || (moves_clock && b.time_ms > now + slack)
+            || b.time_ms + slack + self.cfg.timeout_cap_ms < now
+        {
             return;
         }
         let vote = self.own_vote(b);

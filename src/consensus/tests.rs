@@ -343,3 +343,35 @@ fn s2_5_a_block_time_far_from_the_voters_clock_or_before_its_parent_gets_no_vote
         assert_eq!(k.contains(&"broadcast vote".to_string()), expected, "child at {time}: {k:?}");
     }
 }
+
+#[test]
+fn s2_5_a_clock_step_either_way_neither_stalls_ordering_nor_drags_the_committed_time() {
+    const HOURS_2: u64 = 2 * 3_600_000;
+    let now = 10 * HOURS_2;
+    let signed_at = |parent_qc: QuorumCert, tag: u64, time_ms: u64| {
+        let mut p = proposal(0, parent_qc, tag, None);
+        p.block.time_ms = time_ms;
+        p.block.hash = p.block.compute_hash();
+        p.signature = sign_as(0, &signed::proposal(&p.block.hash, None));
+        p
+    };
+    let voted = |k: &[String]| k.contains(&"broadcast vote".to_string());
+    // Back: the committed time (the parent's) is 2 h ahead of every clock, as after the
+    // machines' clocks were set back. A block that keeps that time still gets votes; one
+    // that would move the time further ahead does not.
+    let parent = signed_at(QuorumCert::genesis(), 1, now + HOURS_2);
+    for (time, expected) in [(now + HOURS_2, true), (now + HOURS_2 + 1, false)] {
+        let mut r = core(1, None);
+        r.handle(now + HOURS_2, Input::Message(0, Message::Propose(parent.clone())));
+        let child = signed_at(qc_for(&parent.block, &[0, 1, 2]), 2, time);
+        assert_eq!(voted(&kinds(&r.handle(now, Input::Message(0, Message::Propose(child))))), expected, "child at +{}", time - now);
+    }
+    // Forward: one replica's clock jumps 2 h ahead. Its own block, at its clock, gets no vote
+    // from a replica with the right time, so it cannot drag the committed time forward; and
+    // the blocks of a leader with the right time do not get its vote either (it counts as
+    // one faulty replica until its clock is right).
+    let mut r = core(1, None);
+    assert!(!voted(&kinds(&r.handle(now, Input::Message(0, Message::Propose(signed_at(QuorumCert::genesis(), 3, now + HOURS_2)))))));
+    let mut ahead = core(1, None);
+    assert!(!voted(&kinds(&ahead.handle(now + HOURS_2, Input::Message(0, Message::Propose(signed_at(QuorumCert::genesis(), 4, now)))))));
+}

@@ -55,6 +55,7 @@ pub struct Driver {
     /// The cluster tag requests must carry (`ClusterConfig::tag`).
     pub cluster: String,
     pub key: SigningKey,
+    clock: CoreClock,
     pub core: Core,
     pub store: ReplicaStore,
     pub chat: ChatState,
@@ -89,6 +90,25 @@ pub struct Driver {
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64
+}
+
+/// The core's clock: the wall clock read once at start, then advanced by the monotonic
+/// clock. A step of the machine's clock while the replica runs (an operator's `date -s`, a
+/// correction by time sync) moves neither its timers nor the times it proposes and checks;
+/// the replica picks the new time up when it restarts.
+pub struct CoreClock {
+    wall_at_start: u64,
+    started: Instant,
+}
+
+impl CoreClock {
+    pub fn start() -> Self {
+        CoreClock { wall_at_start: now_ms(), started: Instant::now() }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.wall_at_start + self.started.elapsed().as_millis() as u64
+    }
 }
 
 /// What a batch sends once it is durable.
@@ -134,6 +154,7 @@ impl Driver {
             image_height: 0,
             waiting: HashMap::new(),
             swept_at: Instant::now(),
+            clock: CoreClock::start(),
             delays: super::delay::Delays::default(),
             status: std::sync::Arc::new(std::sync::Mutex::new(status)),
             status_at: None,
@@ -160,7 +181,7 @@ impl Driver {
                     Err(_) => break,
                 }
             }
-            let now = now_ms();
+            let now = self.clock.now();
             let height_before = self.core.committed_height();
             let mut actions = Vec::new();
             let mut out = Outbox::default();
