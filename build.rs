@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // A delivery is fanned out to many streams: its bytes are shared, not copied.
+        .bytes(".quintet.v1.SignedDelivery")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -55,6 +55,8 @@ impl RequestAuth for SimRequests {
 #[derive(Clone, Debug)]
 pub struct Executed {
     pub user: String,
+    /// The session the request ran in.
+    pub session: u64,
     /// SHA-256 of the signed request bytes as ordered (what the core de-duplicates by).
     pub digest: [u8; 32],
     pub height: u64,
@@ -101,6 +103,7 @@ pub fn execute_block(state: &mut ChatState, block: &BlockContext, requests: &[Ve
         let digest = crate::consensus::digest(bytes);
         let refuse = |code: &str, message: String| Executed {
             user: request.user.clone(),
+            session: request.session,
             digest,
             height: block.height,
             outcome: wire::failure(code, message),
@@ -134,6 +137,7 @@ pub fn execute_block(state: &mut ChatState, block: &BlockContext, requests: &[Ve
         };
         out.push(Executed {
             closed: applied.closed.iter().map(|s| (*s, reason)).collect(),
+            session: request.session,
             user: request.user,
             digest,
             height: applied.reply.height,

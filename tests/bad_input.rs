@@ -108,3 +108,53 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let (_, accounts, messages) = raw.status().await;
     assert_eq!((accounts, messages), (before.1, before.2), "no refused request changed the state");
 }
+
+/// A subscription is good once, at the replica it names, for an open session of the
+/// account, with a challenge that replica issued; its stream ends at logout. (Before, a
+/// subscription named no replica and no nonce: anyone who saw one could replay it
+/// anywhere for 5 minutes and get a stream that outlived the logout.)
+#[tokio::test]
+async fn a_subscription_is_bound_to_its_replica_a_fresh_challenge_and_an_open_session() {
+    use tokio_stream::StreamExt as _;
+    let cluster = common::OneReplica::start("subscriptions");
+    let mut raw = Raw {
+        rpc: ReplicaClient::connect(format!("http://{}", cluster.addr)).await.unwrap(),
+        replica_key: cluster.key.verifying_key(),
+    };
+    let alice = SigningKey::from_bytes(&[1; 32]);
+    let session = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+    let create = body(TAG, "alice", session, 1, &Op::CreateAccount { public_key: alice.verifying_key().to_bytes() });
+    raw.submit(create.clone(), crypto::sign(&alice, TAG_REQUEST, &create)).await.unwrap();
+    let signed = |replica: &str, session: u64, challenge: Vec<u8>| {
+        let body = pb::SubscribeBody { cluster: TAG.into(), user: "alice".into(), replica: replica.into(), session, challenge }
+            .encode_to_vec();
+        pb::SignedSubscribe { signature: crypto::sign(&alice, quintet::crypto::TAG_SUBSCRIBE, &body), body }
+    };
+    let mut rpc = raw.rpc.clone();
+    let challenge = rpc.challenge(pb::ChallengeRequest {}).await.unwrap().into_inner().challenge;
+    let good = signed("A", session, challenge);
+    let mut stream = rpc.subscribe(good.clone()).await.expect("a good subscription").into_inner();
+    // The same subscription again (a replay, here or anywhere): its challenge is used up.
+    let replayed = rpc.subscribe(good).await.expect_err("a replay");
+    assert!(replayed.message().contains("challenge"), "{replayed:?}");
+    // A challenge this replica never issued.
+    assert!(rpc.subscribe(signed("A", session, vec![7; 32])).await.is_err());
+    // Meant for another replica.
+    let fresh = rpc.challenge(pb::ChallengeRequest {}).await.unwrap().into_inner().challenge;
+    let other = rpc.subscribe(signed("B", session, fresh)).await.expect_err("for replica B");
+    assert!(other.message().contains("replica"), "{other:?}");
+    // A session that was never opened.
+    let fresh = rpc.challenge(pb::ChallengeRequest {}).await.unwrap().into_inner().challenge;
+    let closed = rpc.subscribe(signed("A", session + 1, fresh)).await.expect_err("no such session");
+    assert!(closed.message().contains("session"), "{closed:?}");
+    // The good stream carries deliveries...
+    let send = body(TAG, "alice", session, 2, &Op::Send { to: "alice".into(), text: "to myself".into() });
+    raw.submit(send.clone(), crypto::sign(&alice, TAG_REQUEST, &send)).await.unwrap();
+    let delivered = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.expect("in time");
+    assert!(matches!(delivered, Some(Ok(_))), "{delivered:?}");
+    // ...and ends when its session logs out.
+    let logout = body(TAG, "alice", session, 3, &Op::Logout);
+    raw.submit(logout.clone(), crypto::sign(&alice, TAG_REQUEST, &logout)).await.unwrap();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.expect("the stream ends in time");
+    assert!(end.as_ref().is_none_or(|r| r.is_err()), "{end:?}");
+}

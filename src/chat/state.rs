@@ -93,6 +93,12 @@ impl ChatState {
         self.accounts.get(user).map(|a| &a.public_key)
     }
 
+    /// Whether `session` is an open session of the current account named `user`.
+    pub fn session_is_open(&self, user: &str, session: u64) -> bool {
+        let (Some(account), Some(record)) = (self.accounts.get(user), self.sessions.get(user, session)) else { return false };
+        record.open && record.account == account.number
+    }
+
     pub fn account(&self, user: &str) -> Option<&Account> {
         self.accounts.get(user).map(|a| &**a)
     }

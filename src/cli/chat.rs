@@ -103,9 +103,9 @@ impl Session {
         if self.deliveries.is_some() {
             return;
         }
-        let (cluster, user, key) = (self.cluster.clone(), self.user.clone(), self.key.clone());
-        let sign = move || {
-            let body = pb::SubscribeBody { cluster: cluster.clone(), user: user.clone(), time_ms: now_us() / 1000 }
+        let (cluster, user, key, session) = (self.cluster.clone(), self.user.clone(), self.key.clone(), self.session);
+        let sign = move |replica: &str, challenge: Vec<u8>| {
+            let body = pb::SubscribeBody { cluster: cluster.clone(), user: user.clone(), replica: replica.into(), session, challenge }
                 .encode_to_vec();
             pb::SignedSubscribe { signature: crypto::sign(&key, TAG_SUBSCRIBE, &body), body }
         };

@@ -173,18 +173,22 @@ impl QuorumClient {
     }
 
     /// Subscribes at every replica and yields each message once a quorum delivered it.
-    /// `sign` makes a fresh signed subscription (replicas refuse stale ones on reconnect).
-    /// The streams are re-opened while the returned receiver is alive.
-    pub fn subscribe(&self, sign: impl Fn() -> pb::SignedSubscribe + Send + Sync + 'static) -> Subscription {
+    /// `sign(replica, challenge)` signs a subscription for that replica with the challenge
+    /// it just issued (each is good once). The streams are re-opened, each with a new
+    /// challenge, while the returned receiver is alive.
+    pub fn subscribe(&self, sign: impl Fn(&str, Vec<u8>) -> pb::SignedSubscribe + Send + Sync + 'static) -> Subscription {
         let mut tasks = tokio::task::JoinSet::new();
         let (raw_tx, mut raw_rx) = mpsc::channel::<(usize, pb::SignedDelivery)>(256);
         let (out_tx, out_rx) = mpsc::channel(256);
         let sign = std::sync::Arc::new(sign);
         for (index, remote) in self.remotes.iter().enumerate() {
-            let (mut rpc, raw_tx, sign) = (remote.rpc.clone(), raw_tx.clone(), sign.clone());
+            let (mut rpc, raw_tx, sign, id) = (remote.rpc.clone(), raw_tx.clone(), sign.clone(), remote.id.clone());
             tasks.spawn(async move {
                 while !raw_tx.is_closed() {
-                    if let Ok(response) = rpc.subscribe(sign()).await {
+                    let challenge = rpc.challenge(pb::ChallengeRequest {}).await.map(|r| r.into_inner().challenge);
+                    if let Ok(challenge) = challenge
+                        && let Ok(response) = rpc.subscribe(sign(&id, challenge)).await
+                    {
                         let mut stream = response.into_inner();
                         while let Ok(Some(delivery)) = stream.message().await {
                             if raw_tx.send((index, delivery)).await.is_err() {

@@ -215,7 +215,7 @@ impl DeliveryTally {
 
     pub fn add(&mut self, index: usize, id: &str, key: &VerifyingKey, delivery: &pb::SignedDelivery) -> Option<Live> {
         crypto::verify(key, TAG_DELIVERY, &delivery.body, &delivery.signature).ok()?;
-        let body = pb::DeliveryBody::decode(delivery.body.as_slice()).ok()?;
+        let body = pb::DeliveryBody::decode(&delivery.body[..]).ok()?;
         if body.replica != id {
             return None;
         }

@@ -75,7 +75,7 @@ fn hopeless_when_the_missing_replies_cannot_make_a_quorum() {
 
 fn signed_delivery(key: &SigningKey, body: pb::DeliveryBody) -> pb::SignedDelivery {
     let body = body.encode_to_vec();
-    pb::SignedDelivery { signature: sign(key, TAG_DELIVERY, &body), body }
+    pb::SignedDelivery { signature: sign(key, TAG_DELIVERY, &body).into(), body: body.into() }
 }
 
 /// Replica `replica`'s copy of message `id` at `height`, signed with `key`.

@@ -17,7 +17,7 @@ use tonic::Status;
 
 use super::hub::{DeliverySender, Hub};
 use super::peers::Peers;
-use crate::chat::ChatState;
+use crate::chat::{self, ChatState};
 use crate::consensus::{self, Action, Block, Core, Input, Message, ReplicaId};
 use crate::crypto::{self, SigningKey, TAG_REPLY, TAG_SUBSCRIBE};
 use crate::execute::{Ed25519Requests, Executed, execute_committed};
@@ -26,8 +26,6 @@ use crate::{pb, wire};
 
 /// Most jobs handled between two fsyncs.
 const BATCH_MAX: usize = 1024;
-/// A subscription must be signed within this long of the replica's clock.
-const SUBSCRIBE_SKEW_MAX_MS: u64 = 5 * 60 * 1000;
 /// Clients waiting on one replica for their requests to commit (beyond: answered "busy").
 const WAITING_MAX: usize = 100_000;
 /// How long a client's call may wait here for its request to commit.
@@ -60,6 +58,8 @@ pub struct Driver {
     pub store: ReplicaStore,
     pub chat: ChatState,
     pub hub: Hub,
+    /// Subscription challenges: issued by the gRPC service, used up here.
+    pub challenges: std::sync::Arc<super::challenges::Challenges>,
     pub peers: Peers,
     /// The block executed last (a `TakeSnapshot` names it).
     pub last_committed: Option<Block>,
@@ -121,6 +121,8 @@ struct Outbox {
     closed: Vec<(u64, String, u64, &'static str)>,
     /// Deleted accounts, whose streams end after the notices.
     deleted: Vec<String>,
+    /// Sessions logged out: (user, session), whose streams end.
+    ended: Vec<(String, u64)>,
 }
 
 impl Driver {
@@ -148,6 +150,7 @@ impl Driver {
             store,
             chat,
             hub: Hub::default(),
+            challenges: std::sync::Arc::default(),
             peers,
             last_committed: None,
             last_commit: None,
@@ -245,6 +248,10 @@ impl Driver {
             }
             for (height, user, session, reason) in out.closed {
                 self.hub.session_closed(&self.id, &self.key, height, &user, session, reason);
+                self.hub.end_session(&user, session);
+            }
+            for (user, session) in out.ended {
+                self.hub.end_session(&user, session);
             }
             for user in out.deleted {
                 self.hub.drop_user(&user);
@@ -330,8 +337,11 @@ impl Driver {
     fn answer(&mut self, executed: Vec<Executed>, out: &mut Outbox) {
         for mut e in executed {
             out.closed.extend(e.closed.iter().map(|(session, reason)| (e.height, e.user.clone(), *session, *reason)));
-            if e.outcome.kind.as_ref().is_some_and(|k| matches!(k, pb::outcome::Kind::AccountDeleted(_))) {
-                out.deleted.push(e.user.clone());
+            match e.outcome.kind {
+                Some(pb::outcome::Kind::AccountDeleted(_)) => out.deleted.push(e.user.clone()),
+                // A stream lives only as long as its session: logout ends it.
+                Some(pb::outcome::Kind::LoggedOut(_)) if e.applied => out.ended.push((e.user.clone(), e.session)),
+                _ => {}
             }
             out.deliveries.extend(e.deliveries.drain(..).map(|m| (e.height, m)));
             if let Some((body_digest, _, waiters)) = self.waiting.remove(&e.digest) {
@@ -407,10 +417,16 @@ impl Driver {
         let key = crypto::public_key(key).map_err(|e| Status::internal(e.to_string()))?;
         crypto::verify(&key, TAG_SUBSCRIBE, &signed.body, &signed.signature)
             .map_err(|e| Status::unauthenticated(format!("subscription signature refused: {e}")))?;
-        if body.time_ms.abs_diff(now_ms()) > SUBSCRIBE_SKEW_MAX_MS {
-            return Err(Status::unauthenticated("subscription is stale or from the future: check the clock"));
+        if body.replica != self.id {
+            return Err(Status::invalid_argument(format!("subscription is for replica {}", chat::quote(&body.replica))));
         }
-        self.hub.add(&body.user, stream);
+        if !self.chat.session_is_open(&body.user, body.session) {
+            return Err(Status::unauthenticated("subscription names no open session of this account: log in first"));
+        }
+        if !self.challenges.take(&body.challenge) {
+            return Err(Status::unauthenticated("subscription challenge unknown, used or expired: ask for a new one"));
+        }
+        self.hub.add(&body.user, body.session, stream);
         Ok(())
     }
 }

@@ -8,6 +8,7 @@
 //! SIGTERM. A restarted replica rejoins and catches up by itself (fetched blocks with
 //! their QCs, or a certified state transfer).
 
+mod challenges;
 mod delay;
 mod driver;
 mod gate;
@@ -148,6 +149,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let peers = peers::Peers::start(me, &addresses, crypto.clone());
     let driver = driver::Driver::new(&options.id, ids, cluster, key, core, store, chat, peers, &jobs);
     let status = driver.status.clone();
+    let challenges = driver.challenges.clone();
     let driver_thread = std::thread::Builder::new()
         .name(format!("driver-{}", options.id))
         .spawn(move || driver.run(queue))
@@ -169,7 +171,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         })
     };
 
-    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag() };
+    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag(), challenges };
     let service = pb::replica_server::ReplicaServer::new(service)
         .max_decoding_message_size(wire::GRPC_MESSAGE_MAX);
     let peer_service = pb::peer_server::PeerServer::new(peers::PeerService { me, n: config.replicas.len(), crypto, jobs: jobs.clone() })

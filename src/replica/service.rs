@@ -18,6 +18,8 @@ pub struct ReplicaService {
     /// replica from anything else at its address.
     pub key: crate::crypto::SigningKey,
     pub cluster: String,
+    /// Issued here for subscriptions, used up by the driver.
+    pub challenges: std::sync::Arc<super::challenges::Challenges>,
 }
 
 /// The longest status nonce accepted.
@@ -49,6 +51,10 @@ impl Replica for ReplicaService {
         let request = request.into_inner();
         self.ask(|reply| Job::Subscribe { request, stream, reply }).await??;
         Ok(Response::new(ReceiverStream::new(deliveries)))
+    }
+
+    async fn challenge(&self, _: Request<pb::ChallengeRequest>) -> Result<Response<pb::ChallengeReply>, Status> {
+        Ok(Response::new(pb::ChallengeReply { challenge: self.challenges.issue().to_vec() }))
     }
 
     async fn status(&self, request: Request<pb::StatusRequest>) -> Result<Response<pb::SignedStatus>, Status> {
