@@ -49,6 +49,11 @@ fn s5a_which_pairs_of_blocks_prove_an_equivocation() {
     let g_proposal = proposal(0, QuorumCert::genesis(), 1, None);
     assert!(!ok(&g_proposal, &first_low), "blocks of two views at one height (mutation survivor)");
     assert!(!ok(&first_low, &first_low), "one block twice (mutation survivor)");
+    // Two first blocks two heights apart, both over view-0 QCs: only "two first blocks"
+    // shows it (mutation survivors in what counts as a first block).
+    let g2 = proposal(0, qc_for(&g, &[0, 2, 3]), 2, None).block;
+    let g3 = proposal(0, qc_for(&g2, &[0, 2, 3]), 3, None).block;
+    assert!(ok(&first_high, &view1(qc_for(&g3, &[0, 2, 3]), 17)), "first blocks at heights 2 and 4");
     assert!(!ok(&first_low, &grandchild), "a block and its grandchild");
     assert!(ok(&child, &other_child), "other_child's parent QC names first_high at child's height");
     let deeper = view1(qc_for(&other_child.block, &[1, 2, 3]), 16); // height 4
@@ -356,6 +361,23 @@ fn verify_every_link_check_of_a_status_and_a_block_is_needed_on_its_own() {
     let h1 = proposal(1, QuorumCert::genesis(), 2, None).block; // a view-1 block, certified in view 1
     let later_qc = Block { view: 0, proposer: 0, ..block(1, qc_for(&h1, &[1, 2, 3]), 6, vec![]) };
     assert!(checker.proposal_block(&signed_block(later_qc)).is_err(), "parent QC from a later view");
+}
+
+/// Mutation survivor in `verify.rs` (2026-12-01): a justification's certificate must be
+/// for the view before, even when its statuses are good.
+#[test]
+fn verify_a_justification_with_a_certificate_of_another_view_is_refused() {
+    let crypto = SimCrypto { me: 4 };
+    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let j = justification_for_view_1(&b1);
+    assert_eq!(checker.justification(&j, 1), Ok(()));
+    let blames = [0u8, 1, 3].iter().map(|v| (*v, sign_as(*v, &signed::blame(1)))).collect();
+    let bc1 = BlameCert { view: 1, blames };
+    assert_eq!(checker.blame_cert(&bc1), Ok(()));
+    let wrong = Justification { blame_cert: bc1, ..j.clone() };
+    assert!(checker.justification(&wrong, 1).is_err(), "BC(1) justifying view 1");
+    assert!(checker.justification(&j, 0).is_err(), "no justification in view 0");
 }
 
 /// Mutation survivor in `verify.rs` (2026-12-01): a "genesis" QC is genesis only at view 0
