@@ -10,15 +10,21 @@
 //! │ height: u64 LE │ time_ms: u64 LE│ entry bytes (an encoded SignedRequest)       │
 //! └────────────────┴────────────────┴─────────────────────────────────────────────┘
 //! ```
-//! The checksum covers the payload. A record that runs past the end of the file, or whose
-//! checksum fails while nothing follows it, is a torn tail (a crash mid-write): recovery cuts
-//! it off. A bad record with more data after it is corruption: recovery refuses to go on.
+//! The checksum covers the payload. A torn tail (a crash mid-write) is cut off by recovery:
+//! a record that runs past the end of the file, zeros where a header should be, or a last
+//! record whose checksum fails because its end never landed: zeros from a sector boundary
+//! (`SECTOR`) to the end of the file, which is what a file extended before its data was
+//! written reads as. Any other bad record is corruption, the last one included (a whole
+//! last record with a flipped bit is damage, not a crash, and was acknowledged): recovery
+//! refuses to go on and says where.
 
 use std::io::Write;
 
 use super::fs::WriteFile;
 
 const HEADER: usize = 8;
+/// Disks write whole sectors: a write that did not land leaves whole sectors unwritten.
+const SECTOR: usize = 512;
 const PAYLOAD_FIXED: usize = 16;
 /// Largest payload accepted: a consensus record can hold several full blocks (1 MiB of
 /// requests each, see `consensus::Config`).
@@ -81,10 +87,15 @@ pub fn scan(data: &[u8]) -> Result<Scan, Corruption> {
         }
         let payload = &rest[HEADER..HEADER + len];
         if crc32fast::hash(payload) != crc {
-            if rest.len() == HEADER + len {
-                break; // the last record, torn
+            if rest.len() == HEADER + len && unwritten_tail(data, at) {
+                break; // the last record, torn: its end never reached the disk
             }
-            return Err(Corruption { offset: at, reason: "checksum mismatch".into() });
+            let reason = if rest.len() == HEADER + len {
+                "checksum mismatch in the last record, which is whole (damage, not a torn write)"
+            } else {
+                "checksum mismatch"
+            };
+            return Err(Corruption { offset: at, reason: reason.into() });
         }
         entries.push(LogEntry {
             height: u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes")),
@@ -94,6 +105,14 @@ pub fn scan(data: &[u8]) -> Result<Scan, Corruption> {
         at += HEADER + len;
     }
     Ok(Scan { entries, valid_len: at })
+}
+
+/// Whether `data` ends in zeros that start at a sector boundary after `record` (the last
+/// record's offset): sectors of the record that were never written.
+fn unwritten_tail(data: &[u8], record: usize) -> bool {
+    let zeros_from = data.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1);
+    let sector = zeros_from.div_ceil(SECTOR) * SECTOR;
+    sector > record && sector < data.len()
 }
 
 /// Appends records to the open segment; `sync` makes everything appended so far durable.
@@ -158,14 +177,39 @@ mod tests {
             let s = scan(&data[..cut]).unwrap();
             assert_eq!((s.entries.len(), s.valid_len), (2, two), "cut at {cut}");
         }
-        // A garbled last record (its checksum fails, nothing after it) is torn too.
-        let mut garbled = data.clone();
-        *garbled.last_mut().unwrap() ^= 1;
-        assert_eq!(scan(&garbled).unwrap().valid_len, two);
+        // A last record whose end never landed: zeros from a sector boundary to the end.
+        let mut big = Vec::new();
+        encode(&entry(1, 5), &mut big);
+        encode(&entry(2, 0), &mut big);
+        encode(&entry(3, 3_000), &mut big);
+        let mut unwritten = big.clone();
+        for b in &mut unwritten[2 * SECTOR..] {
+            *b = 0;
+        }
+        assert_eq!(scan(&unwritten).unwrap().valid_len, two, "sectors never written");
         // Zeroes after the end: the file was extended but the bytes never landed.
         let mut zeroed = data.clone();
         zeroed.extend_from_slice(&[0; 100]);
         assert_eq!(scan(&zeroed).unwrap().valid_len, data.len());
+    }
+
+    #[test]
+    fn a_whole_last_record_with_a_bad_checksum_is_corruption_not_a_torn_write() {
+        let data = three();
+        let two = scan(&data).unwrap().entries[..2].iter().map(|e| HEADER + PAYLOAD_FIXED + e.bytes.len()).sum::<usize>();
+        // One flipped bit in the last record: the record is whole, so it is damage.
+        let mut flipped = data.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        let e = scan(&flipped).unwrap_err();
+        assert_eq!(e.offset, two);
+        assert!(e.reason.contains("whole"), "{}", e.reason);
+        // Zeros at its end that do not start at a sector boundary are damage too.
+        let mut zeroed = data.clone();
+        let n = zeroed.len();
+        for b in &mut zeroed[n - 10..] {
+            *b = 0;
+        }
+        assert!(scan(&zeroed).is_err(), "ten zeros inside one sector are not an unwritten sector");
     }
 
     #[test]
