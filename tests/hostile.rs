@@ -206,3 +206,62 @@ fn one_account_flooding_logins_is_capped_and_other_users_are_served() {
     // Another user logs in and sends as usual.
     login_and_send(&r, "bob", "alice");
 }
+
+#[test]
+fn a_flood_is_limited_per_user_and_forged_junk_in_a_users_name_is_refused_without_slowing_them() {
+    let r = common::OneReplica::start("rate-limit");
+    let rt = runtime();
+    let (alice, bob, mallory) = (SigningKey::from_bytes(&[7; 32]), SigningKey::from_bytes(&[8; 32]), SigningKey::from_bytes(&[9; 32]));
+    let codes = rt.block_on(async {
+        let rpc = ReplicaClient::connect(format!("http://{}", r.addr)).await.unwrap();
+        let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+        let submit = |user: &'static str, key: SigningKey, session: u64, seq: u64, op: Op| {
+            let mut rpc = rpc.clone();
+            async move {
+                let body = pb::RequestBody { cluster: TAG.into(), user: user.into(), session, seq, op: Some(wire::encode_op(&op)) }.encode_to_vec();
+                let signature = crypto::sign(&key, TAG_REQUEST, &body);
+                let reply = rpc.submit(pb::SignedRequest { body, signature }).await.unwrap().into_inner();
+                match pb::ReplyBody::decode(reply.body.as_slice()).unwrap().outcome.and_then(|o| o.kind) {
+                    Some(pb::outcome::Kind::Failure(f)) => f.code,
+                    _ => "ok".to_string(),
+                }
+            }
+        };
+        for (user, key, s) in [("alice", &alice, now_us), ("bob", &bob, now_us + 1)] {
+            let create = Op::CreateAccount { public_key: key.verifying_key().to_bytes() };
+            assert_eq!(submit(user, key.clone(), s, 1, create).await, "ok");
+        }
+        // 1,500 logins of alice's own at once (each a new session, so each is ordered unless
+        // limited), and 1,500 forged requests in bob's name.
+        let started = Instant::now();
+        let mut flood = tokio::task::JoinSet::new();
+        for i in 0..1_500 {
+            flood.spawn(submit("alice", alice.clone(), now_us + 10 + i, 1, Op::Login));
+            flood.spawn(submit("bob", mallory.clone(), now_us + 1, 2 + i, Op::Read { max: 1 }));
+        }
+        let codes: Vec<String> = flood.join_all().await;
+        let took = started.elapsed();
+        let bob_after = submit("bob", bob.clone(), now_us + 1, 5_000, Op::Read { max: 1 }).await;
+        (codes, bob_after, took)
+    });
+    let (codes, bob_after, took) = codes;
+    let count = |c: &str| codes.iter().filter(|x| *x == c).count();
+    let admitted = count("ok") + count("too_many_sessions");
+    println!(
+        "3,000 requests at once, over {took:?}: alice {} logged in, {} too_many_sessions, {} rate_limited; {} forged refused as bad_signature",
+        count("ok"),
+        count("too_many_sessions"),
+        count("rate_limited"),
+        count("bad_signature")
+    );
+    // Her burst is 500 and she refills at 100/s while the flood lasts.
+    let allowed = 500 + (100.0 * (took.as_secs_f64() + 1.0)) as usize;
+    assert_eq!(admitted + count("rate_limited"), 1_500, "{codes:?}");
+    assert!(admitted <= allowed, "{admitted} of alice's requests admitted in {took:?}; at most {allowed}");
+    if took < Duration::from_secs(9) {
+        assert!(count("rate_limited") > 0, "past the burst within seconds, some are limited");
+    }
+    assert_eq!(count("bad_signature"), 1_500, "every forged request is refused before ordering");
+
+    assert_eq!(bob_after, "ok", "junk in bob's name did not use up his rate");
+}

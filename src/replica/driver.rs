@@ -34,7 +34,8 @@ const WAIT_MAX: Duration = Duration::from_secs(60);
 const WAIT_SWEEP: Duration = Duration::from_secs(1);
 
 pub enum Job {
-    Submit { request: pb::SignedRequest, reply: oneshot::Sender<pb::SignedReply> },
+    /// `signed`: what the service's signature check found.
+    Submit { request: pb::SignedRequest, signed: super::keys::Signed, reply: oneshot::Sender<pb::SignedReply> },
     Subscribe { request: pb::SignedSubscribe, stream: DeliverySender, reply: oneshot::Sender<Result<(), Status>> },
     /// Messages from a peer, checked (frame signature) and decoded by the peer service.
     Peer { from: ReplicaId, messages: Vec<Message>, sent_at_us: u64 },
@@ -60,6 +61,10 @@ pub struct Driver {
     pub hub: Hub,
     /// Subscription challenges: issued by the gRPC service, used up here.
     pub challenges: std::sync::Arc<super::challenges::Challenges>,
+    /// Requests admitted per user (before ordering).
+    rates: super::rate::UserRates,
+    /// The accounts' keys, shared with the service's signature check.
+    pub keys: std::sync::Arc<super::keys::AccountKeys>,
     pub peers: Peers,
     /// The block executed last (a `TakeSnapshot` names it).
     pub last_committed: Option<Block>,
@@ -151,6 +156,8 @@ impl Driver {
             chat,
             hub: Hub::default(),
             challenges: std::sync::Arc::default(),
+            rates: super::rate::UserRates::default(),
+            keys: std::sync::Arc::default(),
             peers,
             last_committed: None,
             last_commit: None,
@@ -167,6 +174,7 @@ impl Driver {
             jobs: jobs.downgrade(),
             image_in_flight: None,
         };
+        driver.keys.fill(&driver.chat);
         let status = driver.status(true);
         *driver.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
         driver
@@ -191,7 +199,7 @@ impl Driver {
             let mut sent_at = Vec::new();
             for job in batch {
                 match job {
-                    Job::Submit { request, reply } => self.submit(now, request, reply, &mut actions, &mut out),
+                    Job::Submit { request, signed, reply } => self.submit(now, request, signed, reply, &mut actions, &mut out),
                     Job::Subscribe { request, stream, reply } => {
                         let _ = reply.send(self.subscribe(&request, stream));
                     }
@@ -289,6 +297,7 @@ impl Driver {
                 }
                 Action::InstallState(t) => {
                     self.chat = self.store.install(&t)?;
+                    self.keys.fill(&self.chat);
                     self.image_height = t.cert.height;
                     tracing::info!(height = t.cert.height, "installed a certified state image");
                     self.last_committed = Some(t.block.clone());
@@ -338,7 +347,11 @@ impl Driver {
         for mut e in executed {
             out.closed.extend(e.closed.iter().map(|(session, reason)| (e.height, e.user.clone(), *session, *reason)));
             match e.outcome.kind {
-                Some(pb::outcome::Kind::AccountDeleted(_)) => out.deleted.push(e.user.clone()),
+                Some(pb::outcome::Kind::AccountCreated(_)) => self.keys.update(&self.chat, &e.user),
+                Some(pb::outcome::Kind::AccountDeleted(_)) => {
+                    self.keys.update(&self.chat, &e.user);
+                    out.deleted.push(e.user.clone());
+                }
                 // A stream lives only as long as its session: logout ends it.
                 Some(pb::outcome::Kind::LoggedOut(_)) if e.applied => out.ended.push((e.user.clone(), e.session)),
                 _ => {}
@@ -363,19 +376,19 @@ impl Driver {
         &mut self,
         now: u64,
         signed: pb::SignedRequest,
+        checked: super::keys::Signed,
         reply: oneshot::Sender<pb::SignedReply>,
         actions: &mut Vec<Action>,
         out: &mut Outbox,
     ) {
         let body_digest = wire::digest(&signed.body);
-        let refuse = |code: &str, message: String| self.reply_body(&body_digest, 0, wire::failure(code, message));
         let (header, request) = match wire::decode_request(&signed.body) {
             Ok(decoded) => decoded,
-            Err(e) => return out.replies.push((reply, refuse(e.code(), e.to_string()))),
+            Err(e) => return out.replies.push((reply, self.refusal(&body_digest, e.code(), e.to_string()))),
         };
         if header.cluster != self.cluster {
             let message = format!("request is for cluster {}, this is {}", crate::chat::quote(&header.cluster), crate::chat::quote(&self.cluster));
-            return out.replies.push((reply, refuse("wrong_cluster", message)));
+            return out.replies.push((reply, self.refusal(&body_digest, "wrong_cluster", message)));
         }
         if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq, &body_digest) {
             let body = self.reply_body(&body_digest, cached.height, wire::encode_outcome(&cached.outcome));
@@ -387,15 +400,26 @@ impl Driver {
         // request of the session, so three such answers include an honest one that did.
         if self.chat.is_replay(&request.user, request.session, request.seq, &body_digest) {
             let error = crate::chat::ChatError::Replayed { seq: request.seq };
-            return out.replies.push((reply, refuse(error.code(), error.to_string())));
+            return out.replies.push((reply, self.refusal(&body_digest, error.code(), error.to_string())));
+        }
+        // Only requests signed by their account count against its rate: anyone can send
+        // junk in alice's name, and that must not slow alice down.
+        if checked == super::keys::Signed::Verified && !self.rates.allow(&request.user, now) {
+            let message = format!("too many requests from {} at this replica; slow down", crate::chat::quote(&request.user));
+            return out.replies.push((reply, self.refusal(&body_digest, "rate_limited", message)));
         }
         if self.waiting.len() >= WAITING_MAX {
-            return out.replies.push((reply, refuse("busy", "too many requests waiting here; try again".into())));
+            return out.replies.push((reply, self.refusal(&body_digest, "busy", "too many requests waiting here; try again".into())));
         }
         let bytes = signed.encode_to_vec();
         let waiting = self.waiting.entry(consensus::digest(&bytes)).or_insert_with(|| (body_digest, Instant::now(), Vec::new()));
         waiting.2.push(reply);
         actions.extend(self.core.handle(now, Input::Request(bytes)));
+    }
+
+    /// A refusal answered at once, at height 0 (nothing was ordered).
+    fn refusal(&self, body_digest: &[u8; 32], code: &str, message: String) -> pb::ReplyBody {
+        self.reply_body(body_digest, 0, wire::failure(code, message))
     }
 
     fn sign_reply(&self, body: pb::ReplyBody) -> pb::SignedReply {

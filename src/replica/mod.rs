@@ -13,7 +13,9 @@ mod delay;
 mod driver;
 mod gate;
 mod hub;
+mod keys;
 mod peers;
+mod rate;
 mod service;
 mod status;
 
@@ -150,6 +152,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let driver = driver::Driver::new(&options.id, ids, cluster, key, core, store, chat, peers, &jobs);
     let status = driver.status.clone();
     let challenges = driver.challenges.clone();
+    let keys = driver.keys.clone();
     let driver_thread = std::thread::Builder::new()
         .name(format!("driver-{}", options.id))
         .spawn(move || driver.run(queue))
@@ -171,7 +174,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         })
     };
 
-    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag(), challenges };
+    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag(), challenges, keys, id: options.id.clone() };
     let service = pb::replica_server::ReplicaServer::new(service)
         .max_decoding_message_size(wire::GRPC_MESSAGE_MAX);
     let peer_service = pb::peer_server::PeerServer::new(peers::PeerService { me, n: config.replicas.len(), crypto, jobs: jobs.clone() })
@@ -186,6 +189,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
             .http2_keepalive_interval(Some(gate::KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(gate::KEEPALIVE_INTERVAL))
             .max_concurrent_streams(gate::STREAMS_PER_CONNECTION)
+            .concurrency_limit_per_connection(gate::STREAMS_PER_CONNECTION as usize)
             .add_service(service)
             .add_service(peer_service)
             .serve_with_incoming_shutdown(incoming, stop_signal),

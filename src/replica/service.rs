@@ -18,6 +18,10 @@ pub struct ReplicaService {
     /// replica from anything else at its address.
     pub key: crate::crypto::SigningKey,
     pub cluster: String,
+    /// This replica's id, for the refusals signed here.
+    pub id: String,
+    /// The accounts' keys: requests are checked here, off the ordering path.
+    pub keys: std::sync::Arc<super::keys::AccountKeys>,
     /// Issued here for subscriptions, used up by the driver.
     pub challenges: std::sync::Arc<super::challenges::Challenges>,
 }
@@ -41,7 +45,16 @@ impl ReplicaService {
 impl Replica for ReplicaService {
     async fn submit(&self, request: Request<pb::SignedRequest>) -> Result<Response<pb::SignedReply>, Status> {
         let request = request.into_inner();
-        self.ask(|reply| Job::Submit { request, reply }).await.map(Response::new)
+        let signed = self.keys.check(&request);
+        if signed == super::keys::Signed::Forged {
+            // Answered as execution would, at height 0: nothing is ordered for it.
+            let outcome = crate::wire::failure("bad_signature", "request signature does not verify with the account's key");
+            let body = pb::ReplyBody { replica: self.id.clone(), request_digest: crate::wire::digest(&request.body).to_vec(), height: 0, outcome: Some(outcome) };
+            let body = prost::Message::encode_to_vec(&body);
+            let signature = crate::crypto::sign(&self.key, crate::crypto::TAG_REPLY, &body);
+            return Ok(Response::new(pb::SignedReply { body, signature }));
+        }
+        self.ask(|reply| Job::Submit { request, signed, reply }).await.map(Response::new)
     }
 
     type SubscribeStream = ReceiverStream<Result<pb::SignedDelivery, Status>>;

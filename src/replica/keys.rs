@@ -1,0 +1,90 @@
+//! The accounts' public keys, shared by the driver (which keeps them in step with the chat
+//! state) and the gRPC service, so a request's signature is checked on the service's
+//! threads before the request reaches the ordering path. A forged or garbled request is
+//! refused there at once; only signed ones are ordered, counted against their user's rate,
+//! and executed (where every replica checks the signature again: the refusal here only
+//! spares the work).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use crate::chat::{ChatState, Op};
+use crate::crypto::{self, TAG_REQUEST};
+use crate::{pb, wire};
+
+/// What the service learned of a request before handing it on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signed {
+    /// Signed by its account's key (or, for a create, by the key it registers).
+    Verified,
+    /// Not checked here: unreadable, or no such account (the driver answers).
+    Unchecked,
+    /// The signature does not verify with the account's key.
+    Forged,
+}
+
+#[derive(Default)]
+pub struct AccountKeys {
+    keys: RwLock<HashMap<String, [u8; 32]>>,
+}
+
+impl AccountKeys {
+    /// Every account's key, from `chat` (at start and after a state transfer).
+    pub fn fill(&self, chat: &ChatState) {
+        let all = chat.accounts.iter().map(|(name, a)| (name.clone(), a.public_key)).collect();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = all;
+    }
+
+    /// `user`'s key as `chat` now has it (created, deleted).
+    pub fn update(&self, chat: &ChatState, user: &str) {
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        match chat.public_key(user) {
+            Some(key) => keys.insert(user.to_owned(), *key),
+            None => keys.remove(user),
+        };
+    }
+
+    pub fn check(&self, request: &pb::SignedRequest) -> Signed {
+        let Ok((_, decoded)) = wire::decode_request(&request.body) else { return Signed::Unchecked };
+        let key = match &decoded.op {
+            Op::CreateAccount { public_key } => Some(*public_key),
+            _ => self.keys.read().unwrap_or_else(|p| p.into_inner()).get(&decoded.user).copied(),
+        };
+        let Some(key) = key else { return Signed::Unchecked };
+        let verified = crypto::public_key(&key)
+            .is_ok_and(|key| crypto::verify(&key, TAG_REQUEST, &request.body, &request.signature).is_ok());
+        if verified { Signed::Verified } else { Signed::Forged }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{Context, Request};
+    use crate::crypto::SigningKey;
+    use prost::Message as _;
+
+    fn signed(user: &str, op: Op, key: &SigningKey) -> pb::SignedRequest {
+        let body = pb::RequestBody { cluster: "c".into(), user: user.into(), session: 1, seq: 2, op: Some(wire::encode_op(&op)) }.encode_to_vec();
+        pb::SignedRequest { signature: crypto::sign(key, TAG_REQUEST, &body), body }
+    }
+
+    #[test]
+    fn a_request_is_verified_with_its_accounts_key_forged_with_another_and_unchecked_without_one() {
+        let (alice, mallory) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+        let mut chat = ChatState::new();
+        let create = Op::CreateAccount { public_key: alice.verifying_key().to_bytes() };
+        chat.apply(&Request { user: "alice".into(), session: 1_000_000, seq: 1, op: create.clone() }, Context { height: 1, position: 0, time_ms: 1_000 });
+        let keys = AccountKeys::default();
+        assert_eq!(keys.check(&signed("alice", Op::Login, &alice)), Signed::Unchecked, "not filled yet");
+        keys.fill(&chat);
+        assert_eq!(keys.check(&signed("alice", Op::Login, &alice)), Signed::Verified);
+        assert_eq!(keys.check(&signed("alice", Op::Login, &mallory)), Signed::Forged);
+        assert_eq!(keys.check(&signed("bob", Op::Login, &mallory)), Signed::Unchecked, "no such account");
+        assert_eq!(keys.check(&signed("bob", create.clone(), &mallory)), Signed::Forged, "a create is checked with its own key");
+        assert_eq!(keys.check(&pb::SignedRequest { body: b"junk".to_vec(), signature: vec![] }), Signed::Unchecked);
+        chat.apply(&Request { user: "alice".into(), session: 1_000_000, seq: 2, op: Op::DeleteAccount }, Context { height: 2, position: 0, time_ms: 1_001 });
+        keys.update(&chat, "alice");
+        assert_eq!(keys.check(&signed("alice", Op::Login, &alice)), Signed::Unchecked, "deleted");
+    }
+}
