@@ -54,6 +54,11 @@ fn s5a_which_pairs_of_blocks_prove_an_equivocation() {
     let g2 = proposal(0, qc_for(&g, &[0, 2, 3]), 2, None).block;
     let g3 = proposal(0, qc_for(&g2, &[0, 2, 3]), 3, None).block;
     assert!(ok(&first_high, &view1(qc_for(&g3, &[0, 2, 3]), 17)), "first blocks at heights 2 and 4");
+    // A first block at height 3 and a view-1 block at height 2 over another view-1 block:
+    // only "its view-v parent lies below the first block" shows it.
+    let first_at_3 = view1(qc_for(&g2, &[0, 2, 3]), 18);
+    assert!(ok(&first_at_3, &child), "a view-1 block whose parent lies below a first block two heights up");
+    assert!(ok(&child, &first_at_3), "either order");
     assert!(!ok(&first_low, &grandchild), "a block and its grandchild");
     assert!(ok(&child, &other_child), "other_child's parent QC names first_high at child's height");
     let deeper = view1(qc_for(&other_child.block, &[1, 2, 3]), 16); // height 4
