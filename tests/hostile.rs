@@ -110,8 +110,13 @@ fn idle_sockets_past_a_small_open_file_limit_are_shed_and_timed_out_and_storage_
     assert!(held <= 32, "{held} connections held from two addresses, past the per-address cap");
     assert!(cpu < 0.5, "the replica spins: {:.0}% of a core while sockets sit idle", cpu * 100.0);
 
-    // A real client is served meanwhile.
-    let latency = login_and_send(&r, "alice", "alice");
+    // Real clients are served meanwhile: alice creates her account and leaves, bob sends
+    // her a message (it waits, unread, in her mailbox).
+    let mut alice = r.chat("alice", "pw");
+    assert!(alice.run("create")["error"].is_null());
+    let (status, _) = alice.finish();
+    assert_eq!(status, Some(0));
+    let latency = login_and_send(&r, "bob", "alice");
     println!("a client's send during the attack: {latency:?}");
 
     // The ones held never sent the HTTP/2 preface: closed once the handshake time is up.
@@ -162,7 +167,8 @@ fn two_thousand_idle_http2_connections_are_held_cheaply_while_chat_goes_on() {
         (rss_after - rss_before) * 1024.0 / 2_000.0,
         cpu * 100.0
     );
-    assert!(fds_after >= fds_before + 2_000, "the connections are held: {fds_before} -> {fds_after} descriptors");
+    // (The first client's own connection may have closed meanwhile.)
+    assert!(fds_after >= fds_before + 1_990, "the connections are held: {fds_before} -> {fds_after} descriptors");
     assert!(cpu < 0.5, "{:.0}% of a core while connections sit idle", cpu * 100.0);
     drop(channels);
 }
