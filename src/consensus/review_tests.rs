@@ -400,3 +400,43 @@ fn verify_a_genesis_qc_of_a_later_view_or_with_votes_is_malformed() {
     let with_votes = QuorumCert { votes, ..QuorumCert::genesis() };
     assert!(checker.qc(&with_votes).is_err(), "genesis carrying votes");
 }
+
+/// Mutation survivors in `on_fetched` (2026-12-01): a fetched block is kept only if it was
+/// asked for and its contents hash to its hash. A lying replica that answers a FETCH with
+/// other requests under the asked hash must not get them stored, and so committed.
+#[test]
+fn s9_a_fetched_block_with_other_contents_or_not_asked_for_is_not_kept() {
+    let (mut r, _, b2) = waiting_to_commit_b1();
+    let b3 = proposal(0, qc_for(&b2.block, &[0, 1, 2]), 3, None);
+    let b4 = proposal(0, qc_for(&b3.block, &[0, 1, 2]), 4, None);
+    let k = kinds(&r.handle(1_100, Input::Message(3, Message::Propose(b4))));
+    assert!(k.iter().any(|a| a.contains("fetch")), "b3 is asked for: {k:?}");
+    // The answer carries other requests under b3's hash.
+    let mut tampered = b3.block.clone();
+    tampered.requests = vec![b"forged".to_vec()];
+    r.handle(1_110, Input::Message(1, Message::Block(Box::new(tampered))));
+    assert!(!r.blocks.contains_key(&b3.block.hash), "contents that do not hash to the hash are not kept");
+    // A block nobody asked for, even a well-formed one, is not kept either.
+    let unasked = proposal(0, qc_for(&b2.block, &[0, 1, 2]), 30, None).block;
+    r.handle(1_120, Input::Message(1, Message::Block(Box::new(unasked.clone()))));
+    assert!(!r.blocks.contains_key(&unasked.hash), "not asked for");
+    // The genuine block is still taken.
+    r.handle(1_130, Input::Message(1, Message::Block(Box::new(b3.block.clone()))));
+    assert_eq!(r.blocks.get(&b3.block.hash), Some(&b3.block));
+}
+
+/// Mutation survivors in `prune` (2026-12-01): a commit forgets what lies at or below the
+/// committed height and keeps what lies above it (own votes for S2.2, QCs, proposals seen
+/// for S5a, pending votes).
+#[test]
+fn prune_after_a_commit_forgets_the_committed_height_and_keeps_what_is_above() {
+    let (mut r, _, b2) = waiting_to_commit_b1();
+    let k = kinds(&r.handle(1_000 + 2 * DELTA + 10, Input::Tick));
+    assert!(k.contains(&"commit 1".to_string()), "{k:?}");
+    assert_eq!(r.votes.iter().map(|v| v.height).collect::<Vec<_>>(), vec![2], "own votes above the commit");
+    assert!(r.qcs.values().all(|qc| qc.height > 1), "QCs at or below the commit are gone");
+    assert!(r.qcs.contains_key(&b2.block.hash), "QC(b2) is kept");
+    assert_eq!(r.seen.keys().map(|(_, h)| *h).collect::<Vec<_>>(), vec![1, 2], "proposals seen from the committed height up");
+    assert!(r.vote_pool.keys().all(|(_, h, _)| *h > 1));
+    assert!(r.candidates.iter().all(|(h, _)| *h > 1));
+}
