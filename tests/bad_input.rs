@@ -47,9 +47,10 @@ fn code(reply: &pb::ReplyBody) -> String {
     }
 }
 
-#[tokio::test]
-async fn bad_requests_get_clear_errors_and_change_nothing() {
-    let cluster = common::OneReplica::start("badinput");
+/// One replica with alice's account created in a session of now: the replica, a raw client,
+/// alice's key, her session and the create's reply.
+async fn alice_created(name: &str) -> (common::OneReplica, Raw, SigningKey, u64, pb::ReplyBody) {
+    let cluster = common::OneReplica::start(name);
     let mut raw = Raw {
         rpc: ReplicaClient::connect(format!("http://{}", cluster.addr)).await.unwrap(),
         replica_key: cluster.key.verifying_key(),
@@ -58,6 +59,12 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let session = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
     let create = body(TAG, "alice", session, 1, &Op::CreateAccount { public_key: alice.verifying_key().to_bytes() });
     let created = raw.submit(create.clone(), crypto::sign(&alice, TAG_REQUEST, &create)).await.unwrap();
+    (cluster, raw, alice, session, created)
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_change_nothing() {
+    let (_cluster, mut raw, alice, session, created) = alice_created("badinput").await;
     assert!(created.height >= 1, "executed in a committed block");
     let send = body(TAG, "alice", session, 2, &Op::Send { to: "alice".into(), text: "hi".into() });
     let sent = raw.submit(send.clone(), crypto::sign(&alice, TAG_REQUEST, &send)).await.unwrap();
@@ -102,6 +109,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(huge.code(), tonic::Code::OutOfRange, "{huge:?}");
     // Replays of older requests of the session are refused without reaching the log.
     assert_eq!(code(&raw.submit(send.clone(), crypto::sign(&alice, TAG_REQUEST, &send)).await.unwrap()), "replayed");
+    let create = body(TAG, "alice", session, 1, &Op::CreateAccount { public_key: alice.verifying_key().to_bytes() });
     let replayed_create = raw.submit(create.clone(), crypto::sign(&alice, TAG_REQUEST, &create)).await.unwrap();
     assert_eq!(code(&replayed_create), "replayed");
 
@@ -116,15 +124,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
 #[tokio::test]
 async fn a_subscription_is_bound_to_its_replica_a_fresh_challenge_and_an_open_session() {
     use tokio_stream::StreamExt as _;
-    let cluster = common::OneReplica::start("subscriptions");
-    let mut raw = Raw {
-        rpc: ReplicaClient::connect(format!("http://{}", cluster.addr)).await.unwrap(),
-        replica_key: cluster.key.verifying_key(),
-    };
-    let alice = SigningKey::from_bytes(&[1; 32]);
-    let session = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
-    let create = body(TAG, "alice", session, 1, &Op::CreateAccount { public_key: alice.verifying_key().to_bytes() });
-    raw.submit(create.clone(), crypto::sign(&alice, TAG_REQUEST, &create)).await.unwrap();
+    let (_cluster, mut raw, alice, session, _) = alice_created("subscriptions").await;
     let signed = |replica: &str, session: u64, challenge: Vec<u8>| {
         let body = pb::SubscribeBody { cluster: TAG.into(), user: "alice".into(), replica: replica.into(), session, challenge }
             .encode_to_vec();
