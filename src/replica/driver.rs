@@ -16,10 +16,11 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use super::hub::{DeliverySender, Hub};
+use super::service::{Checked, reply_body, sign_reply};
 use super::peers::Peers;
 use crate::chat::{self, ChatState};
 use crate::consensus::{self, Action, Block, Core, Input, Message, ReplicaId};
-use crate::crypto::{self, SigningKey, TAG_REPLY, TAG_SUBSCRIBE};
+use crate::crypto::{self, SigningKey, TAG_SUBSCRIBE};
 use crate::execute::{Ed25519Requests, Executed, execute_committed};
 use crate::storage::{ReplicaStore, StorageError, WrittenImage};
 use crate::{pb, wire};
@@ -34,8 +35,8 @@ const WAIT_MAX: Duration = Duration::from_secs(60);
 const WAIT_SWEEP: Duration = Duration::from_secs(1);
 
 pub enum Job {
-    /// `signed`: what the service's signature check found.
-    Submit { request: pb::SignedRequest, signed: super::keys::Signed, reply: oneshot::Sender<pb::SignedReply> },
+    /// A request the service decoded and checked.
+    Submit { checked: Checked, reply: oneshot::Sender<pb::SignedReply> },
     Subscribe { request: pb::SignedSubscribe, stream: DeliverySender, reply: oneshot::Sender<Result<(), Status>> },
     /// Messages from a peer, checked (frame signature) and decoded by the peer service.
     Peer { from: ReplicaId, messages: Vec<Message>, sent_at_us: u64 },
@@ -199,7 +200,7 @@ impl Driver {
             let mut sent_at = Vec::new();
             for job in batch {
                 match job {
-                    Job::Submit { request, signed, reply } => self.submit(now, request, signed, reply, &mut actions, &mut out),
+                    Job::Submit { checked, reply } => self.submit(now, checked, reply, &mut actions, &mut out),
                     Job::Subscribe { request, stream, reply } => {
                         let _ = reply.send(self.subscribe(&request, stream));
                     }
@@ -249,7 +250,7 @@ impl Driver {
                 }
             }
             for (reply, body) in out.replies {
-                let _ = reply.send(self.sign_reply(body));
+                let _ = reply.send(sign_reply(&self.key, &body));
             }
             for (height, message) in out.deliveries {
                 self.hub.deliver(&self.id, &self.key, height, &message);
@@ -365,31 +366,11 @@ impl Driver {
         }
     }
 
-    /// This replica's answer to the request whose body hashes to `body_digest`.
-    fn reply_body(&self, body_digest: &[u8; 32], height: u64, outcome: pb::Outcome) -> pb::ReplyBody {
-        pb::ReplyBody { replica: self.id.clone(), request_digest: body_digest.to_vec(), height, outcome: Some(outcome) }
-    }
-
-    /// A client request: stateless refusals and already executed requests are answered at
-    /// once; anything else goes to the core and is answered when it commits here.
-    fn submit(
-        &mut self,
-        now: u64,
-        signed: pb::SignedRequest,
-        checked: super::keys::Signed,
-        reply: oneshot::Sender<pb::SignedReply>,
-        actions: &mut Vec<Action>,
-        out: &mut Outbox,
-    ) {
-        let body_digest = wire::digest(&signed.body);
-        let (header, request) = match wire::decode_request(&signed.body) {
-            Ok(decoded) => decoded,
-            Err(e) => return out.replies.push((reply, self.refusal(&body_digest, e.code(), e.to_string()))),
-        };
-        if header.cluster != self.cluster {
-            let message = format!("request is for cluster {}, this is {}", crate::chat::quote(&header.cluster), crate::chat::quote(&self.cluster));
-            return out.replies.push((reply, self.refusal(&body_digest, "wrong_cluster", message)));
-        }
+    /// A client request (decoded and checked by the service): an already executed or
+    /// replayed one is answered at once, one over its user's rate refused; anything else
+    /// goes to the core and is answered when it commits here.
+    fn submit(&mut self, now: u64, checked: Checked, reply: oneshot::Sender<pb::SignedReply>, actions: &mut Vec<Action>, out: &mut Outbox) {
+        let Checked { signed, request, body_digest, verified } = checked;
         if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq, &body_digest) {
             let body = self.reply_body(&body_digest, cached.height, wire::encode_outcome(&cached.outcome));
             return out.replies.push((reply, body));
@@ -404,7 +385,7 @@ impl Driver {
         }
         // Only requests signed by their account count against its rate: anyone can send
         // junk in alice's name, and that must not slow alice down.
-        if checked == super::keys::Signed::Verified && !self.rates.allow(&request.user, now) {
+        if verified && !self.rates.allow(&request.user, now) {
             let message = format!("too many requests from {} at this replica; slow down", crate::chat::quote(&request.user));
             return out.replies.push((reply, self.refusal(&body_digest, "rate_limited", message)));
         }
@@ -417,15 +398,14 @@ impl Driver {
         actions.extend(self.core.handle(now, Input::Request(bytes)));
     }
 
+    /// This replica's answer to the request whose body hashes to `body_digest`.
+    fn reply_body(&self, body_digest: &[u8; 32], height: u64, outcome: pb::Outcome) -> pb::ReplyBody {
+        reply_body(&self.id, body_digest, height, outcome)
+    }
+
     /// A refusal answered at once, at height 0 (nothing was ordered).
     fn refusal(&self, body_digest: &[u8; 32], code: &str, message: String) -> pb::ReplyBody {
         self.reply_body(body_digest, 0, wire::failure(code, message))
-    }
-
-    fn sign_reply(&self, body: pb::ReplyBody) -> pb::SignedReply {
-        let body = body.encode_to_vec();
-        let signature = crypto::sign(&self.key, TAG_REPLY, &body);
-        pb::SignedReply { body, signature }
     }
 
     fn subscribe(&mut self, signed: &pb::SignedSubscribe, stream: DeliverySender) -> Result<(), Status> {

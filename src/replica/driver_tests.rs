@@ -10,6 +10,7 @@ use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Driver, Job};
+use crate::replica::service::Checked;
 use crate::chat::Op;
 use crate::consensus::{Config, Core};
 use crate::crypto::{PeerCrypto, SigningKey, TAG_REQUEST, sign};
@@ -83,7 +84,9 @@ fn request(alice: &SigningKey, seq: u64) -> pb::SignedRequest {
 /// Submits one request and waits (bounded) for this replica's reply: its height.
 async fn submit(jobs: &mpsc::Sender<Job>, request: pb::SignedRequest) -> u64 {
     let (reply, answer) = oneshot::channel();
-    jobs.send(Job::Submit { request, signed: crate::replica::keys::Signed::Unchecked, reply }).await.unwrap();
+    let (_, decoded) = wire::decode_request(&request.body).unwrap();
+    let checked = Checked { body_digest: wire::digest(&request.body), signed: request, request: decoded, verified: true };
+    jobs.send(Job::Submit { checked, reply }).await.unwrap();
     let signed = tokio::time::timeout(Duration::from_secs(10), answer).await.expect("answered within 10 s").unwrap();
     pb::ReplyBody::decode(signed.body.as_slice()).unwrap().height
 }

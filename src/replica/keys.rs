@@ -8,16 +8,16 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use crate::chat::{ChatState, Op};
+use crate::chat::{ChatState, Op, Request};
 use crate::crypto::{self, TAG_REQUEST};
-use crate::{pb, wire};
+use crate::pb;
 
 /// What the service learned of a request before handing it on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signed {
     /// Signed by its account's key (or, for a create, by the key it registers).
     Verified,
-    /// Not checked here: unreadable, or no such account (the driver answers).
+    /// Not checked here: no such account (execution answers).
     Unchecked,
     /// The signature does not verify with the account's key.
     Forged,
@@ -44,15 +44,15 @@ impl AccountKeys {
         };
     }
 
-    pub fn check(&self, request: &pb::SignedRequest) -> Signed {
-        let Ok((_, decoded)) = wire::decode_request(&request.body) else { return Signed::Unchecked };
+    /// Checks `signed`, whose body decodes to `decoded`.
+    pub fn check(&self, signed: &pb::SignedRequest, decoded: &Request) -> Signed {
         let key = match &decoded.op {
             Op::CreateAccount { public_key } => Some(*public_key),
             _ => self.keys.read().unwrap_or_else(|p| p.into_inner()).get(&decoded.user).copied(),
         };
         let Some(key) = key else { return Signed::Unchecked };
         let verified = crypto::public_key(&key)
-            .is_ok_and(|key| crypto::verify(&key, TAG_REQUEST, &request.body, &request.signature).is_ok());
+            .is_ok_and(|key| crypto::verify(&key, TAG_REQUEST, &signed.body, &signed.signature).is_ok());
         if verified { Signed::Verified } else { Signed::Forged }
     }
 }
@@ -60,13 +60,20 @@ impl AccountKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::{Context, Request};
+    use crate::chat::Context;
     use crate::crypto::SigningKey;
+    use crate::wire;
     use prost::Message as _;
 
-    fn signed(user: &str, op: Op, key: &SigningKey) -> pb::SignedRequest {
+    /// `user`'s request `op`, signed with `key`, and what its body decodes to.
+    fn signed(user: &str, op: Op, key: &SigningKey) -> (pb::SignedRequest, Request) {
         let body = pb::RequestBody { cluster: "c".into(), user: user.into(), session: 1, seq: 2, op: Some(wire::encode_op(&op)) }.encode_to_vec();
-        pb::SignedRequest { signature: crypto::sign(key, TAG_REQUEST, &body), body }
+        let decoded = wire::decode_request(&body).unwrap().1;
+        (pb::SignedRequest { signature: crypto::sign(key, TAG_REQUEST, &body), body }, decoded)
+    }
+
+    fn check(keys: &AccountKeys, (signed, decoded): (pb::SignedRequest, Request)) -> Signed {
+        keys.check(&signed, &decoded)
     }
 
     #[test]
@@ -76,15 +83,14 @@ mod tests {
         let create = Op::CreateAccount { public_key: alice.verifying_key().to_bytes() };
         chat.apply(&Request { user: "alice".into(), session: 1_000_000, seq: 1, op: create.clone() }, Context { height: 1, position: 0, time_ms: 1_000 });
         let keys = AccountKeys::default();
-        assert_eq!(keys.check(&signed("alice", Op::Login, &alice)), Signed::Unchecked, "not filled yet");
+        assert_eq!(check(&keys, signed("alice", Op::Login, &alice)), Signed::Unchecked, "not filled yet");
         keys.fill(&chat);
-        assert_eq!(keys.check(&signed("alice", Op::Login, &alice)), Signed::Verified);
-        assert_eq!(keys.check(&signed("alice", Op::Login, &mallory)), Signed::Forged);
-        assert_eq!(keys.check(&signed("bob", Op::Login, &mallory)), Signed::Unchecked, "no such account");
-        assert_eq!(keys.check(&signed("bob", create.clone(), &mallory)), Signed::Forged, "a create is checked with its own key");
-        assert_eq!(keys.check(&pb::SignedRequest { body: b"junk".to_vec(), signature: vec![] }), Signed::Unchecked);
+        assert_eq!(check(&keys, signed("alice", Op::Login, &alice)), Signed::Verified);
+        assert_eq!(check(&keys, signed("alice", Op::Login, &mallory)), Signed::Forged);
+        assert_eq!(check(&keys, signed("bob", Op::Login, &mallory)), Signed::Unchecked, "no such account");
+        assert_eq!(check(&keys, signed("bob", create.clone(), &mallory)), Signed::Forged, "a create is checked with its own key");
         chat.apply(&Request { user: "alice".into(), session: 1_000_000, seq: 2, op: Op::DeleteAccount }, Context { height: 2, position: 0, time_ms: 1_001 });
         keys.update(&chat, "alice");
-        assert_eq!(keys.check(&signed("alice", Op::Login, &alice)), Signed::Unchecked, "deleted");
+        assert_eq!(check(&keys, signed("alice", Op::Login, &alice)), Signed::Unchecked, "deleted");
     }
 }

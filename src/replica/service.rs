@@ -1,4 +1,6 @@
-//! The gRPC face of a replica: each call becomes a job for the apply loop.
+//! The gRPC face of a replica: each call becomes a job for the apply loop. What needs no
+//! replicated state is done here, on the server's threads: a request is decoded once, and
+//! one that is unreadable, for another cluster or forged is refused here, signed.
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -6,8 +8,32 @@ use tonic::{Request, Response, Status};
 
 use super::driver::Job;
 use super::hub::STREAM_BUFFER;
-use crate::pb;
+use super::keys::Signed;
+use crate::crypto::{SigningKey, TAG_REPLY};
 use crate::pb::replica_server::Replica;
+use crate::{chat, pb, wire};
+
+/// A request the service decoded and checked, for the driver.
+pub struct Checked {
+    /// What gets ordered.
+    pub signed: pb::SignedRequest,
+    pub request: chat::Request,
+    /// SHA-256 of the request body (what replies and cached replies name).
+    pub body_digest: [u8; 32],
+    /// Its signature verified with its account's key (false: no such account yet).
+    pub verified: bool,
+}
+
+/// This replica's reply body for the request whose body hashes to `body_digest`.
+pub fn reply_body(replica: &str, body_digest: &[u8; 32], height: u64, outcome: pb::Outcome) -> pb::ReplyBody {
+    pb::ReplyBody { replica: replica.to_owned(), request_digest: body_digest.to_vec(), height, outcome: Some(outcome) }
+}
+
+pub fn sign_reply(key: &SigningKey, body: &pb::ReplyBody) -> pb::SignedReply {
+    let body = prost::Message::encode_to_vec(body);
+    let signature = crate::crypto::sign(key, TAG_REPLY, &body);
+    pb::SignedReply { body, signature }
+}
 
 pub struct ReplicaService {
     pub jobs: mpsc::Sender<Job>,
@@ -39,22 +65,31 @@ impl ReplicaService {
         self.jobs.send(job(tx)).await.map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())
     }
+
+    /// Decodes and checks a request; the refusals are answered at height 0, as the driver
+    /// and execution would (nothing is ordered for them).
+    fn check(&self, signed: pb::SignedRequest) -> Result<Checked, pb::SignedReply> {
+        let body_digest = wire::digest(&signed.body);
+        let refuse = |code: &str, message: String| sign_reply(&self.key, &reply_body(&self.id, &body_digest, 0, wire::failure(code, message)));
+        let (header, request) = wire::decode_request(&signed.body).map_err(|e| refuse(e.code(), e.to_string()))?;
+        if header.cluster != self.cluster {
+            let message = format!("request is for cluster {}, this is {}", chat::quote(&header.cluster), chat::quote(&self.cluster));
+            return Err(refuse("wrong_cluster", message));
+        }
+        match self.keys.check(&signed, &request) {
+            Signed::Forged => Err(refuse("bad_signature", "request signature does not verify with the account's key".into())),
+            verdict => Ok(Checked { signed, request, body_digest, verified: verdict == Signed::Verified }),
+        }
+    }
 }
 
 #[tonic::async_trait]
 impl Replica for ReplicaService {
     async fn submit(&self, request: Request<pb::SignedRequest>) -> Result<Response<pb::SignedReply>, Status> {
-        let request = request.into_inner();
-        let signed = self.keys.check(&request);
-        if signed == super::keys::Signed::Forged {
-            // Answered as execution would, at height 0: nothing is ordered for it.
-            let outcome = crate::wire::failure("bad_signature", "request signature does not verify with the account's key");
-            let body = pb::ReplyBody { replica: self.id.clone(), request_digest: crate::wire::digest(&request.body).to_vec(), height: 0, outcome: Some(outcome) };
-            let body = prost::Message::encode_to_vec(&body);
-            let signature = crate::crypto::sign(&self.key, crate::crypto::TAG_REPLY, &body);
-            return Ok(Response::new(pb::SignedReply { body, signature }));
+        match self.check(request.into_inner()) {
+            Ok(checked) => self.ask(|reply| Job::Submit { checked, reply }).await.map(Response::new),
+            Err(refusal) => Ok(Response::new(refusal)),
         }
-        self.ask(|reply| Job::Submit { request, signed, reply }).await.map(Response::new)
     }
 
     type SubscribeStream = ReceiverStream<Result<pb::SignedDelivery, Status>>;
