@@ -11,19 +11,18 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use super::hub::{DeliverySender, Hub};
-use super::service::{Checked, reply_body, sign_reply};
 use super::peers::Peers;
-use crate::chat::{self, ChatState};
-use crate::consensus::{self, Action, Block, Core, Input, Message, ReplicaId};
-use crate::crypto::{self, SigningKey, TAG_SUBSCRIBE};
+use super::service::{Checked, sign_reply};
+use crate::chat::ChatState;
+use crate::consensus::{Action, Block, Core, Input, Message, ReplicaId};
+use crate::crypto::SigningKey;
 use crate::execute::{Ed25519Requests, Executed, execute_committed};
 use crate::storage::{ReplicaStore, StorageError, WrittenImage};
-use crate::{pb, wire};
+use crate::pb;
 
 /// Most jobs handled between two fsyncs.
 const BATCH_MAX: usize = 1024;
@@ -342,98 +341,10 @@ impl Driver {
     fn execute(&mut self, block: &Block) -> Vec<Executed> {
         execute_committed(&mut self.chat, block, &self.cluster, &Ed25519Requests, false)
     }
-
-    /// Replies to the clients waiting here for what a block executed, and its deliveries.
-    fn answer(&mut self, executed: Vec<Executed>, out: &mut Outbox) {
-        for mut e in executed {
-            out.closed.extend(e.closed.iter().map(|(session, reason)| (e.height, e.user.clone(), *session, *reason)));
-            match e.outcome.kind {
-                Some(pb::outcome::Kind::AccountCreated(_)) => self.keys.update(&self.chat, &e.user),
-                Some(pb::outcome::Kind::AccountDeleted(_)) => {
-                    self.keys.update(&self.chat, &e.user);
-                    out.deleted.push(e.user.clone());
-                }
-                // A stream lives only as long as its session: logout ends it.
-                Some(pb::outcome::Kind::LoggedOut(_)) if e.applied => out.ended.push((e.user.clone(), e.session)),
-                _ => {}
-            }
-            out.deliveries.extend(e.deliveries.drain(..).map(|m| (e.height, m)));
-            if let Some((body_digest, _, waiters)) = self.waiting.remove(&e.digest) {
-                for reply in waiters {
-                    out.replies.push((reply, self.reply_body(&body_digest, e.height, e.outcome.clone())));
-                }
-            }
-        }
-    }
-
-    /// A client request (decoded and checked by the service): an already executed or
-    /// replayed one is answered at once, one over its user's rate refused; anything else
-    /// goes to the core and is answered when it commits here.
-    fn submit(&mut self, now: u64, checked: Checked, reply: oneshot::Sender<pb::SignedReply>, actions: &mut Vec<Action>, out: &mut Outbox) {
-        let Checked { signed, request, body_digest, verified } = checked;
-        if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq, &body_digest) {
-            let body = self.reply_body(&body_digest, cached.height, wire::encode_outcome(&cached.outcome));
-            return out.replies.push((reply, body));
-        }
-        // A sequence number below the session's last applied one can only be refused, and
-        // the core never orders a request it committed before: answered here. Safe at
-        // height 0 because it is monotone: a replica says it only after executing a later
-        // request of the session, so three such answers include an honest one that did.
-        if self.chat.is_replay(&request.user, request.session, request.seq, &body_digest) {
-            let error = crate::chat::ChatError::Replayed { seq: request.seq };
-            return out.replies.push((reply, self.refusal(&body_digest, error.code(), error.to_string())));
-        }
-        // Only requests signed by their account count against its rate: anyone can send
-        // junk in alice's name, and that must not slow alice down.
-        if verified && !self.rates.allow(&request.user, now) {
-            let message = format!("too many requests from {} at this replica; slow down", crate::chat::quote(&request.user));
-            return out.replies.push((reply, self.refusal(&body_digest, "rate_limited", message)));
-        }
-        if self.waiting.len() >= WAITING_MAX {
-            return out.replies.push((reply, self.refusal(&body_digest, "busy", "too many requests waiting here; try again".into())));
-        }
-        let bytes = signed.encode_to_vec();
-        let waiting = self.waiting.entry(consensus::digest(&bytes)).or_insert_with(|| (body_digest, Instant::now(), Vec::new()));
-        waiting.2.push(reply);
-        actions.extend(self.core.handle(now, Input::Request(bytes)));
-    }
-
-    /// This replica's answer to the request whose body hashes to `body_digest`.
-    fn reply_body(&self, body_digest: &[u8; 32], height: u64, outcome: pb::Outcome) -> pb::ReplyBody {
-        reply_body(&self.id, body_digest, height, outcome)
-    }
-
-    /// A refusal answered at once, at height 0 (nothing was ordered).
-    fn refusal(&self, body_digest: &[u8; 32], code: &str, message: String) -> pb::ReplyBody {
-        self.reply_body(body_digest, 0, wire::failure(code, message))
-    }
-
-    fn subscribe(&mut self, signed: &pb::SignedSubscribe, stream: DeliverySender) -> Result<(), Status> {
-        let body = pb::SubscribeBody::decode(signed.body.as_slice())
-            .map_err(|e| Status::invalid_argument(format!("malformed subscription: {e}")))?;
-        if body.cluster != self.cluster {
-            return Err(Status::invalid_argument(format!("subscription is for cluster {:?}", body.cluster)));
-        }
-        let key = self
-            .chat
-            .public_key(&body.user)
-            .ok_or_else(|| Status::not_found(format!("no account named {:?}", body.user)))?;
-        let key = crypto::public_key(key).map_err(|e| Status::internal(e.to_string()))?;
-        crypto::verify(&key, TAG_SUBSCRIBE, &signed.body, &signed.signature)
-            .map_err(|e| Status::unauthenticated(format!("subscription signature refused: {e}")))?;
-        if body.replica != self.id {
-            return Err(Status::invalid_argument(format!("subscription is for replica {}", chat::quote(&body.replica))));
-        }
-        if !self.chat.session_is_open(&body.user, body.session) {
-            return Err(Status::unauthenticated("subscription names no open session of this account: log in first"));
-        }
-        if !self.challenges.take(&body.challenge) {
-            return Err(Status::unauthenticated("subscription challenge unknown, used or expired: ask for a new one"));
-        }
-        self.hub.add(&body.user, body.session, stream);
-        Ok(())
-    }
 }
+
+#[path = "driver_clients.rs"]
+mod clients;
 
 #[cfg(test)]
 #[path = "driver_tests.rs"]
