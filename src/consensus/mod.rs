@@ -25,6 +25,8 @@ mod review_tests;
 mod stories;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verify_tests;
 
 pub use self::core::{Action, Core, Input, Persistent, Restored};
 pub use types::*;

@@ -1,0 +1,69 @@
+//! The checker (`verify.rs`) rule by rule: each test pins a check that mutation testing
+//! showed no other test needed on its own.
+
+use super::tests::*;
+use super::*;
+
+/// Mutation survivors in `verify.rs` (2026-11-22): each check of a status's certificate
+/// view and of a block's link to its parent QC is needed on its own.
+#[test]
+fn verify_every_link_check_of_a_status_and_a_block_is_needed_on_its_own() {
+    let crypto = SimCrypto { me: 4 };
+    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    // A status for view 3 with a valid certificate of view 0 (not of view 2).
+    let status = |view: View, bc: BlameCert| {
+        let high_qc = QuorumCert::genesis();
+        Status { view, signature: sign_as(2, &signed::status(view, &high_qc)), high_qc, voter: 2, blame_cert: bc }
+    };
+    assert_eq!(checker.status(&status(1, blame_cert_of_view_0())), Ok(()));
+    assert!(checker.status(&status(3, blame_cert_of_view_0())).is_err(), "a certificate of another view");
+    // Blocks signed by their leader whose link to the parent QC is wrong in one way each.
+    let g = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let signed_block = |mut b: Block| {
+        b.hash = b.compute_hash();
+        let signature = sign_as(b.proposer, &signed::proposal(&b.hash, None));
+        Proposal { block: b, signature, justification: None }
+    };
+    let good = block(0, qc_for(&g, &[0, 2, 3]), 5, vec![]);
+    assert_eq!(checker.proposal_block(&signed_block(good.clone())), Ok(()));
+    let other_parent = Block { parent: [9; 32], ..good.clone() };
+    assert!(checker.proposal_block(&signed_block(other_parent)).is_err(), "parent is not the QC's block");
+    let other_height = Block { height: 5, ..good.clone() };
+    assert!(checker.proposal_block(&signed_block(other_height)).is_err(), "height is not the QC's plus one");
+    let h1 = proposal(1, QuorumCert::genesis(), 2, None).block; // a view-1 block, certified in view 1
+    let later_qc = Block { view: 0, proposer: 0, ..block(1, qc_for(&h1, &[1, 2, 3]), 6, vec![]) };
+    assert!(checker.proposal_block(&signed_block(later_qc)).is_err(), "parent QC from a later view");
+}
+
+/// Mutation survivor in `verify.rs` (2026-12-01): a justification's certificate must be
+/// for the view before, even when its statuses are good.
+#[test]
+fn verify_a_justification_with_a_certificate_of_another_view_is_refused() {
+    let crypto = SimCrypto { me: 4 };
+    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let j = justification_for_view_1(&b1);
+    assert_eq!(checker.justification(&j, 1), Ok(()));
+    let blames = [0u8, 1, 3].iter().map(|v| (*v, sign_as(*v, &signed::blame(1)))).collect();
+    let bc1 = BlameCert { view: 1, blames };
+    assert_eq!(checker.blame_cert(&bc1), Ok(()));
+    let wrong = Justification { blame_cert: bc1, ..j.clone() };
+    assert!(checker.justification(&wrong, 1).is_err(), "BC(1) justifying view 1");
+    assert!(checker.justification(&j, 0).is_err(), "no justification in view 0");
+}
+
+/// Mutation survivor in `verify.rs` (2026-12-01): a "genesis" QC is genesis only at view 0
+/// and with no votes. A genesis QC of a later view would rank above real QCs, so a replica
+/// that learned it would report and lock on genesis above the block it had locked.
+#[test]
+fn verify_a_genesis_qc_of_a_later_view_or_with_votes_is_malformed() {
+    let crypto = SimCrypto { me: 4 };
+    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    assert_eq!(checker.qc(&QuorumCert::genesis()), Ok(()));
+    let later = QuorumCert { view: 5, ..QuorumCert::genesis() };
+    assert!(checker.qc(&later).is_err(), "genesis at view 5");
+    let g = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let votes = qc_for(&g, &[0, 1, 2]).votes;
+    let with_votes = QuorumCert { votes, ..QuorumCert::genesis() };
+    assert!(checker.qc(&with_votes).is_err(), "genesis carrying votes");
+}
