@@ -132,8 +132,8 @@ impl ChatState {
     }
 
     /// Deleting an account drops its whole mailbox (read and unread); messages it sent stay
-    /// with their recipients, who own them. Its sessions close; its name becomes free.
-    /// Deletes the account; the sessions that were open go to `closed`.
+    /// with their recipients, who own them. Its sessions close (those that were open go to
+    /// `closed`); its name becomes free.
     pub(super) fn delete_account(&mut self, user: &str, closed: &mut Vec<u64>) -> OpResult {
         let account = self.accounts.remove(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
         self.folded_names.remove(&folded(user));

@@ -95,8 +95,13 @@ impl ChatState {
 
     /// Whether `session` is an open session of the current account named `user`.
     pub fn session_is_open(&self, user: &str, session: u64) -> bool {
-        let (Some(account), Some(record)) = (self.accounts.get(user), self.sessions.get(user, session)) else { return false };
-        record.open && record.account == account.number
+        self.sessions.get(user, session).is_some_and(|record| self.open_for(user, record))
+    }
+
+    /// Whether `record` is an open session of the current account named `user` (a later
+    /// account of the same name never inherits a session).
+    fn open_for(&self, user: &str, record: &SessionRecord) -> bool {
+        record.open && self.accounts.get(user).is_some_and(|a| a.number == record.account)
     }
 
     pub fn account(&self, user: &str) -> Option<&Account> {
@@ -161,12 +166,9 @@ impl ChatState {
     /// The session rules: a request runs only in an open session of its account, with a
     /// sequence number above the last one applied there; create and login may open one.
     fn admit(&self, request: &Request) -> Result<(), ChatError> {
-        let account = self.accounts.get(&request.user);
         match self.sessions.get(&request.user, request.session) {
             Some(record) if request.seq <= record.last_seq => Err(ChatError::Replayed { seq: request.seq }),
-            Some(record) if !record.open || Some(record.account) != account.map(|a| a.number) => {
-                Err(ChatError::SessionClosed)
-            }
+            Some(record) if !self.open_for(&request.user, record) => Err(ChatError::SessionClosed),
             Some(_) => Ok(()),
             None if !request.op.opens_session() => Err(ChatError::NotLoggedIn),
             None if (request.session / 1000).abs_diff(self.time_ms) > SESSION_WINDOW_MS => {

@@ -185,21 +185,20 @@ impl ReplicaStore {
 
     /// Runs a step that writes; its first failure poisons the store.
     fn guard<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T, StorageError>) -> Result<T, StorageError> {
-        self.check()?;
-        let result = step(self);
-        if let Err(e) = &result {
-            self.failed = Some(e.to_string());
-        }
-        result
+        self.guarded(false, step)
     }
 
     /// `guard` for a step whose only descriptor-shortage failure comes before it changes
     /// anything: that failure is returned without poisoning the store.
     fn guard_retryable<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        self.guarded(true, step)
+    }
+
+    fn guarded<T>(&mut self, retryable: bool, step: impl FnOnce(&mut Self) -> Result<T, StorageError>) -> Result<T, StorageError> {
         self.check()?;
         let result = step(self);
         if let Err(e) = &result
-            && !e.is_descriptor_shortage()
+            && !(retryable && e.is_descriptor_shortage())
         {
             self.failed = Some(e.to_string());
         }
