@@ -7,6 +7,9 @@
 # phase's committed sends per second. Everything it starts is killed by PID at the end.
 #
 #   scripts/measure-delta.sh [LIGHT_SECS=30] [CLIENTS=16] [SENDS_PER_CLIENT=200] [DELTA_MS=200]
+#
+# PLAINTEXT=1 removes the certificates from the cluster's config (every link plaintext), to
+# measure what TLS costs against the same run with them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 light_secs=${1:-30}
@@ -25,6 +28,9 @@ cleanup() {
 trap cleanup EXIT
 
 "$bin" init --dir "$dir" --delta-ms "$delta_ms" >/dev/null
+if [ "${PLAINTEXT:-0}" = 1 ]; then
+    sed -i '/^certificate = /d' "$dir/cluster.toml"
+fi
 for id in A B C D E; do
     RUST_LOG=info "$bin" replica --id "$id" --config "$dir/cluster.toml" >"$dir/$id.out" 2>"$dir/$id.log" &
     pids+=($!)
@@ -47,7 +53,7 @@ report() { # $1 $2: marks (line counts) at the phase's start and end
     done
 }
 
-echo "five replicas, Δ = $delta_ms ms, $(nproc) cores; windows of 10 s per replica"
+echo "five replicas, Δ = $delta_ms ms, $(nproc) cores, $(grep -q '^certificate = ' "$dir/cluster.toml" && echo TLS || echo plaintext); windows of 10 s per replica"
 start=$(mark)
 { echo create; for k in $(seq "$light_secs"); do echo "send light-0 ping $k"; sleep 1; done; } | chat light-0
 light=$(mark)

@@ -11,14 +11,18 @@
 //! id = "A"
 //! address = "127.0.0.1:7101"
 //! public_key = "3b6a27bc…"   # 64 hex digits
+//! certificate = "MIIB…"      # its TLS certificate, base64 DER (made by `quintet init`)
 //! ```
+//!
+//! A config whose replicas have no `certificate` runs every link in plaintext (each replica
+//! and client warns); either all replicas have one or none does.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{KdfParams, VerifyingKey, decode_hex, public_key};
+use crate::crypto::{KdfParams, VerifyingKey, decode_hex, public_key, tls};
 
 pub const CHECKPOINT_EVERY_DEFAULT: u64 = 1_000;
 
@@ -52,6 +56,9 @@ pub struct ReplicaEntry {
     pub id: String,
     pub address: String,
     pub public_key: String,
+    /// The replica's TLS certificate, pinned: base64 of its DER (`crypto::tls`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub certificate: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +70,16 @@ pub enum ConfigError {
 }
 
 impl ReplicaEntry {
+    /// The entry of a replica with this key: its public key and its TLS certificate.
+    pub fn for_key(id: &str, address: &str, key: &crate::crypto::SigningKey) -> ReplicaEntry {
+        ReplicaEntry {
+            id: id.to_string(),
+            address: address.to_string(),
+            public_key: crate::crypto::encode_hex(key.verifying_key().as_bytes()),
+            certificate: tls::certificate_text(key),
+        }
+    }
+
     pub fn socket_addr(&self) -> SocketAddr {
         self.address.parse().expect("checked by ClusterConfig::validate")
     }
@@ -70,6 +87,11 @@ impl ReplicaEntry {
     pub fn verifying_key(&self) -> VerifyingKey {
         let bytes = decode_hex(&self.public_key).expect("checked by ClusterConfig::validate");
         public_key(&bytes).expect("checked by ClusterConfig::validate")
+    }
+
+    /// The pinned TLS certificate (DER), if the cluster uses TLS.
+    pub fn certificate_der(&self) -> Option<Vec<u8>> {
+        (!self.certificate.is_empty()).then(|| tls::decode_certificate(&self.certificate).expect("checked by ClusterConfig::validate"))
     }
 }
 
@@ -134,7 +156,22 @@ impl ClusterConfig {
                 return bad(format!("replicas {} and {} have one public key", o.id, r.id));
             }
         }
+        let with_certificate = self.replicas.iter().filter(|r| !r.certificate.is_empty()).count();
+        if with_certificate != 0 && with_certificate != n {
+            return bad(format!("{with_certificate} of {n} replicas have a certificate: all must have one (TLS) or none (plaintext)"));
+        }
+        for (i, r) in self.replicas.iter().enumerate().filter(|(_, r)| !r.certificate.is_empty()) {
+            let der = tls::decode_certificate(&r.certificate).map_err(|e| ConfigError::Invalid(format!("replica {}: {e}", r.id)))?;
+            if let Some(o) = self.replicas[..i].iter().find(|o| o.certificate_der().as_ref() == Some(&der)) {
+                return bad(format!("replicas {} and {} have one certificate", o.id, r.id));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether every link of the cluster is TLS (the replicas have certificates).
+    pub fn tls(&self) -> bool {
+        self.replicas.iter().all(|r| !r.certificate.is_empty())
     }
 
     /// What a request's `cluster` field must say: the name and the random id, so a request
@@ -163,14 +200,13 @@ impl ClusterConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{SigningKey, encode_hex};
+    use crate::crypto::SigningKey;
 
     fn config(n: usize) -> ClusterConfig {
         let replicas = (0..n)
-            .map(|i| ReplicaEntry {
-                id: ((b'A' + i as u8) as char).to_string(),
-                address: format!("127.0.0.1:{}", 7101 + i),
-                public_key: encode_hex(SigningKey::from_bytes(&[i as u8 + 1; 32]).verifying_key().as_bytes()),
+            .map(|i| {
+                let id = ((b'A' + i as u8) as char).to_string();
+                ReplicaEntry::for_key(&id, &format!("127.0.0.1:{}", 7101 + i), &SigningKey::from_bytes(&[i as u8 + 1; 32]))
             })
             .collect();
         ClusterConfig { name: "test".into(), cluster_id: "00112233445566778899aabbccddeeff".into(), delta_ms: 200, kdf: KdfParams::default(), checkpoint_every: 1_000, replicas }
@@ -183,6 +219,27 @@ mod tests {
         let back: ClusterConfig = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(back, c);
         assert_eq!((config(1).quorum(), config(3).quorum(), config(5).quorum()), (1, 2, 3));
+        assert!(c.tls());
+    }
+
+    #[test]
+    fn certificates_are_all_or_none_and_distinct() {
+        let mut c = config(5);
+        for r in &mut c.replicas {
+            r.certificate.clear();
+        }
+        c.validate().unwrap();
+        assert!(!c.tls(), "no certificates: plaintext");
+        assert!(!c.to_toml().contains("certificate"));
+        let mut c = config(5);
+        c.replicas[2].certificate.clear();
+        assert_eq!(c.validate().unwrap_err().to_string(), "cluster config: 4 of 5 replicas have a certificate: all must have one (TLS) or none (plaintext)");
+        let mut c = config(5);
+        c.replicas[2].certificate = c.replicas[0].certificate.clone();
+        assert_eq!(c.validate().unwrap_err().to_string(), "cluster config: replicas A and C have one certificate");
+        let mut c = config(5);
+        c.replicas[1].certificate = "%%%".into();
+        assert!(c.validate().unwrap_err().to_string().starts_with("cluster config: replica B: certificate is not base64"));
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //!   tests can inject torn writes, failed fsyncs and corruption.
 //! - [`wire`]: conversions between the protobuf messages ([`pb`]) and the chat types, with
 //!   every size and shape check for input that comes off the network.
-//! - [`config`] reads and writes `cluster.toml`.
+//! - [`config`] reads and writes `cluster.toml`; [`transport`] makes the TLS (or plaintext)
+//!   endpoints and server setup from it.
 //! - [`replica`]: the async driver: gRPC service, the apply loop (log, fsync, reply), live
 //!   delivery.
 //! - [`client`]: the quorum client: send to every replica, accept `quorum` matching signed
@@ -37,6 +38,7 @@ pub mod replica;
 pub mod rng;
 pub mod sim;
 pub mod storage;
+pub mod transport;
 pub mod wire;
 
 /// The generated protobuf and gRPC code (from `proto/quintet.proto`).

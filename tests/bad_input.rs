@@ -52,7 +52,7 @@ fn code(reply: &pb::ReplyBody) -> String {
 async fn alice_created(name: &str) -> (common::OneReplica, Raw, SigningKey, u64, pb::ReplyBody) {
     let cluster = common::OneReplica::start(name);
     let mut raw = Raw {
-        rpc: ReplicaClient::connect(format!("http://{}", cluster.addr)).await.unwrap(),
+        rpc: ReplicaClient::new(cluster.endpoint().connect().await.unwrap()),
         replica_key: cluster.key.verifying_key(),
     };
     let alice = SigningKey::from_bytes(&[1; 32]);

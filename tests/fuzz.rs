@@ -283,11 +283,7 @@ fn every_outside_decoder_survives_mutated_and_random_bytes_within_a_linear_alloc
         replicas: ["A", "B", "C", "D", "E"]
             .iter()
             .enumerate()
-            .map(|(i, id)| quintet::config::ReplicaEntry {
-                id: id.to_string(),
-                address: format!("127.0.0.1:{}", 7000 + i),
-                public_key: crypto::encode_hex(SigningKey::from_bytes(&[i as u8; 32]).verifying_key().as_bytes()),
-            })
+            .map(|(i, id)| quintet::config::ReplicaEntry::for_key(id, &format!("127.0.0.1:{}", 7000 + i), &SigningKey::from_bytes(&[i as u8; 32])))
             .collect(),
     };
     fuzz("cluster.toml", &[config.to_toml().into_bytes()], &mut rng, iters, &mut |b| {

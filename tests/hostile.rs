@@ -150,7 +150,7 @@ fn two_thousand_idle_http2_connections_are_held_cheaply_while_chat_goes_on() {
         let mut channels = Vec::new();
         for i in 0..2_000u32 {
             let from: IpAddr = format!("127.0.0.{}", 2 + i % 8).parse().unwrap();
-            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", r.addr)).unwrap().local_address(Some(from));
+            let endpoint = r.endpoint().local_address(Some(from));
             channels.push(endpoint.connect().await.expect("a connection within the caps"));
         }
         channels
@@ -180,7 +180,7 @@ fn one_account_flooding_logins_is_capped_and_other_users_are_served() {
     let rt = runtime();
     let alice = SigningKey::from_bytes(&[7; 32]);
     let (outcomes, cpu, per_login) = rt.block_on(async {
-        let mut rpc = ReplicaClient::connect(format!("http://{}", r.addr)).await.unwrap();
+        let mut rpc = ReplicaClient::new(r.endpoint().connect().await.unwrap());
         let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
         let mut submit = async |session: u64, op: &Op| {
             let body = pb::RequestBody { cluster: TAG.into(), user: "alice".into(), session, seq: 1, op: Some(wire::encode_op(op)) }
@@ -219,7 +219,7 @@ fn a_flood_is_limited_per_user_and_forged_junk_in_a_users_name_is_refused_withou
     let rt = runtime();
     let (alice, bob, mallory) = (SigningKey::from_bytes(&[7; 32]), SigningKey::from_bytes(&[8; 32]), SigningKey::from_bytes(&[9; 32]));
     let codes = rt.block_on(async {
-        let rpc = ReplicaClient::connect(format!("http://{}", r.addr)).await.unwrap();
+        let rpc = ReplicaClient::new(r.endpoint().connect().await.unwrap());
         let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
         let submit = |user: &'static str, key: SigningKey, session: u64, seq: u64, op: Op| {
             let mut rpc = rpc.clone();
@@ -270,4 +270,43 @@ fn a_flood_is_limited_per_user_and_forged_junk_in_a_users_name_is_refused_withou
     assert_eq!(count("bad_signature"), 1_500, "every forged request is refused before ordering");
 
     assert_eq!(bob_after, "ok", "junk in bob's name did not use up his rate");
+}
+
+#[test]
+fn one_address_creating_accounts_without_end_is_limited_and_other_addresses_are_not() {
+    let r = common::OneReplica::start("create-flood");
+    let rt = runtime();
+    let (created, other) = rt.block_on(async {
+        let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+        let connect = async |from: &str| {
+            let endpoint = r.endpoint().local_address(Some(from.parse().unwrap()));
+            ReplicaClient::new(endpoint.connect().await.unwrap())
+        };
+        let create = |mut rpc: ReplicaClient<tonic::transport::Channel>, i: u64| async move {
+            let key = SigningKey::from_bytes(&[(i % 250) as u8 + 1; 32]);
+            let op = Op::CreateAccount { public_key: key.verifying_key().to_bytes() };
+            let body = pb::RequestBody { cluster: TAG.into(), user: format!("fresh{i}"), session: now_us + i, seq: 1, op: Some(wire::encode_op(&op)) }
+                .encode_to_vec();
+            let signature = crypto::sign(&key, TAG_REQUEST, &body);
+            let reply = rpc.submit(pb::SignedRequest { body, signature }).await.unwrap().into_inner();
+            match pb::ReplyBody::decode(reply.body.as_slice()).unwrap().outcome.and_then(|o| o.kind) {
+                Some(pb::outcome::Kind::Failure(f)) => f.code,
+                _ => "ok".to_string(),
+            }
+        };
+        let flooder = connect("127.0.0.2").await;
+        let mut created = Vec::new();
+        for i in 0..100 {
+            created.push(create(flooder.clone(), i).await);
+        }
+        let other = create(connect("127.0.0.3").await, 1_000).await;
+        (created, other)
+    });
+    let ok = created.iter().filter(|c| *c == "ok").count();
+    let limited = created.iter().filter(|c| *c == "rate_limited").count();
+    println!("100 account creations from one address: {ok} created, {limited} rate_limited; another address: {other}");
+    assert_eq!(ok + limited, 100, "{created:?}");
+    // The burst of 30, and at most one more for each two seconds the flood took.
+    assert!((30..=40).contains(&ok), "{ok} created");
+    assert_eq!(other, "ok", "another address creates as usual");
 }

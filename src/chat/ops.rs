@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use super::state::{Account, ChatState, StoredMessage};
 use super::types::{
-    ChatError, IDS_MAX, LIST_SCAN_MAX, Message, Outcome, PAGE_LIMIT_MAX, READ_BYTES_MAX, READ_LIMIT_MAX, TEXT_LEN_MAX, folded,
+    ACCOUNTS_MAX, ChatError, IDS_MAX, LIST_SCAN_MAX, Message, Outcome, PAGE_LIMIT_MAX, READ_BYTES_MAX, READ_LIMIT_MAX, TEXT_LEN_MAX, folded,
     valid_name,
 };
 use super::wildcard;
@@ -20,6 +20,9 @@ impl ChatState {
         }
         if self.folded_names.contains(&folded(user)) {
             return Err(ChatError::NameTaken(user.to_owned()));
+        }
+        if self.accounts.len() >= ACCOUNTS_MAX {
+            return Err(ChatError::TooManyAccounts);
         }
         let number = self.next_account;
         self.next_account += 1;

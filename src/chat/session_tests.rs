@@ -129,3 +129,20 @@ fn a_list_looks_at_a_bounded_number_of_names_and_returns_where_it_stopped() {
     assert_eq!(found, vec!["zed".to_string()]);
     assert_eq!(requests, 3, "{total} names in scans of {LIST_SCAN_MAX}");
 }
+
+#[test]
+fn accounts_are_capped_for_the_whole_cluster_and_a_deletion_makes_room() {
+    let mut h = Harness::new();
+    for i in 0..crate::chat::types::ACCOUNTS_MAX - 1 {
+        h.state.create_account(&format!("u{i}"), [7; 32]).expect("below the cap");
+    }
+    let s = h.session(0);
+    h.create("alice", s);
+    assert_eq!(h.state.account_count(), crate::chat::types::ACCOUNTS_MAX as u64);
+    let refused = h.run("bob", h.session(1), 1, Op::CreateAccount { public_key: [2; 32] });
+    assert_eq!(failed(&refused.reply.outcome), "too_many_accounts");
+    assert!(h.state.public_key("bob").is_none(), "nothing changed");
+    h.outcome("alice", s, 2, Op::DeleteAccount);
+    let again = h.run("bob", h.session(2), 1, Op::CreateAccount { public_key: [2; 32] });
+    assert!(matches!(again.reply.outcome, Outcome::AccountCreated { .. }), "{:?}", again.reply.outcome);
+}

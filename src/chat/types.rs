@@ -5,6 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Accounts a cluster holds at most: account creation needs no invitation, so the state
+/// (and every replica's memory and images) is bounded here, the same on every replica.
+pub const ACCOUNTS_MAX: usize = 1_000_000;
+
 /// Longest user name, in characters (all of them ASCII).
 pub const NAME_LEN_MAX: usize = 32;
 /// Longest message text, in bytes of UTF-8.
@@ -158,6 +162,8 @@ pub enum ChatError {
     NoSuchMessage(u64),
     #[error("the public key is not a valid ed25519 key")]
     InvalidKey,
+    #[error("this cluster holds {ACCOUNTS_MAX} accounts, its limit: no more can be created")]
+    TooManyAccounts,
 }
 
 impl ChatError {
@@ -180,6 +186,7 @@ impl ChatError {
             ChatError::TooManyIds(_) => "too_many_ids",
             ChatError::NoSuchMessage(_) => "no_such_message",
             ChatError::InvalidKey => "invalid_key",
+            ChatError::TooManyAccounts => "too_many_accounts",
         }
     }
 }

@@ -42,10 +42,15 @@ pub enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Write a new replica key file and print its public key (for cluster.toml).
+    /// Write a new replica key file and print its `public_key` and `certificate` lines for
+    /// cluster.toml.
     Keygen {
+        /// The key file to write (or, with --show, to read)
         #[arg(long)]
         out: PathBuf,
+        /// Read the existing key file instead and print its lines again
+        #[arg(long)]
+        show: bool,
     },
     /// The chat client: interactive on a terminal, one command per line from a pipe.
     Chat(chat::ChatArgs),
@@ -77,10 +82,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             crate::replica::run(crate::replica::ReplicaOptions { config, id, data, key, listen }).await?;
             Ok(Exit::Ok)
         }
-        Command::Keygen { out } => {
-            let key = crypto::generate_key();
-            crypto::write_key_file(&out, &key)?;
-            println!("{}", encode_hex(key.verifying_key().as_bytes()));
+        Command::Keygen { out, show } => {
+            let key = if show {
+                crypto::read_key_file(&out)?
+            } else {
+                let key = crypto::generate_key();
+                crypto::write_key_file(&out, &key)?;
+                key
+            };
+            println!("public_key = \"{}\"", encode_hex(key.verifying_key().as_bytes()));
+            println!("certificate = \"{}\"", crypto::tls::certificate_text(&key));
             Ok(Exit::Ok)
         }
         Command::Chat(args) => chat::run(args).await,

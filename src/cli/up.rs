@@ -13,7 +13,7 @@ use super::Exit;
 use super::render::status_line;
 use crate::client::QuorumClient;
 use crate::config::{ClusterConfig, ReplicaEntry};
-use crate::crypto::{self, KdfParams, encode_hex};
+use crate::crypto::{self, KdfParams};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct InitArgs {
@@ -48,7 +48,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Longest pause before restarting a replica that exited.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// What a replica's log says when it cannot start for a reason a restart will not fix.
-const PERMANENT: [&str; 4] = ["cannot listen on", "in use by another replica", "holds the key", "is not in"];
+const PERMANENT: [&str; 5] = ["cannot listen on", "in use by another replica", "holds the key", "is not in", "is not the one"];
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -76,7 +76,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<ClusterConfig> {
         };
         let host = &hosts[i % hosts.len()];
         let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-        replicas.push(ReplicaEntry { id: id.to_string(), address, public_key: encode_hex(key.verifying_key().as_bytes()) });
+        replicas.push(ReplicaEntry::for_key(id, &address, &key));
     }
     let config = ClusterConfig {
         name: "quintet-local".into(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 pub use tally::{Agreed, DeliveryTally, Live, Rejected, Tally};
 
@@ -88,12 +88,27 @@ enum Heard {
     Voted,
 }
 
+/// What a failed call says, with what to check when the link itself failed: a certificate
+/// that is not the pinned one, or one side speaking TLS and the other not.
+fn failure(status: &tonic::Status) -> String {
+    let message = status.message();
+    let source = std::error::Error::source(status).map(|s| format!("{s:?}")).unwrap_or_default();
+    let said = format!("{message} {source}");
+    if said.contains("certificate") {
+        format!("{message}: its TLS certificate is not the one cluster.toml pins for it")
+    } else if said.contains("FRAME_SIZE_ERROR") || said.contains("InvalidContentType") {
+        format!("{message}: one side speaks TLS and the other does not (does this cluster.toml have the replicas' certificates?)")
+    } else {
+        message.to_owned()
+    }
+}
+
 impl QuorumClient {
     pub fn new(config: &ClusterConfig) -> Result<Self, ClientError> {
         let mut remotes = Vec::new();
         for r in &config.replicas {
-            let endpoint = Endpoint::from_shared(format!("http://{}", r.address))
-                .map_err(|e| ClientError::Address { id: r.id.clone(), address: r.address.clone(), reason: e.to_string() })?
+            let endpoint = crate::transport::endpoint(r, None)
+                .map_err(|reason| ClientError::Address { id: r.id.clone(), address: r.address.clone(), reason })?
                 .connect_timeout(Duration::from_secs(1))
                 .tcp_nodelay(true)
                 .timeout(CALL_TIMEOUT);
@@ -138,7 +153,7 @@ impl QuorumClient {
             let Ok(Some((index, result))) = next else { break };
             let remote = &self.remotes[index];
             match result {
-                Err(status) => heard[index] = Heard::Failed(status.message().to_owned()),
+                Err(status) => heard[index] = Heard::Failed(failure(&status)),
                 Ok(reply) => match tally.add(index, &remote.id, &remote.key, &reply.into_inner()) {
                     Ok(Some(agreed)) => return Ok(agreed),
                     Ok(None) => heard[index] = Heard::Voted,
@@ -230,7 +245,7 @@ impl QuorumClient {
                 let asked = tokio::time::timeout(Duration::from_secs(2), rpc.status(pb::StatusRequest { nonce: nonce.clone() })).await;
                 let result = match asked {
                     Ok(Ok(reply)) => check_status(&id, &key, &cluster, &nonce, reply.into_inner()),
-                    Ok(Err(status)) => Err(StatusError::Down(status.message().to_owned())),
+                    Ok(Err(status)) => Err(StatusError::Down(failure(&status))),
                     Err(_) => Err(StatusError::Down("timed out".to_owned())),
                 };
                 (i, id, result)

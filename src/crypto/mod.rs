@@ -5,6 +5,7 @@
 mod hex;
 mod kdf;
 mod peer;
+pub mod tls;
 
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use hex::{decode_hex, encode_hex};

@@ -63,6 +63,8 @@ pub struct Driver {
     pub challenges: std::sync::Arc<super::challenges::Challenges>,
     /// Requests admitted per user (before ordering).
     rates: super::rate::UserRates,
+    /// Account creations per client address.
+    creations: super::rate::CreateRates,
     /// The accounts' keys, shared with the service's signature check.
     pub keys: std::sync::Arc<super::keys::AccountKeys>,
     pub peers: Peers,
@@ -156,7 +158,8 @@ impl Driver {
             chat,
             hub: Hub::default(),
             challenges: std::sync::Arc::default(),
-            rates: super::rate::UserRates::default(),
+            rates: super::rate::UserRates::users(),
+            creations: super::rate::CreateRates::creations(),
             keys: std::sync::Arc::default(),
             peers,
             last_committed: None,

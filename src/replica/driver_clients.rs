@@ -41,10 +41,11 @@ impl Driver {
     }
 
     /// A client request (decoded and checked by the service): an already executed or
-    /// replayed one is answered at once, one over its user's rate refused; anything else
-    /// goes to the core and is answered when it commits here.
+    /// replayed one is answered at once, one over its user's rate (or an account creation
+    /// over its address's) refused; anything else goes to the core and is answered when it
+    /// commits here.
     pub(super) fn submit(&mut self, now: u64, checked: Checked, reply: oneshot::Sender<pb::SignedReply>, actions: &mut Vec<Action>, out: &mut Outbox) {
-        let Checked { signed, request, body_digest, verified } = checked;
+        let Checked { signed, request, body_digest, verified, from } = checked;
         if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq, &body_digest) {
             let body = self.reply_body(&body_digest, cached.height, wire::encode_outcome(&cached.outcome));
             return out.replies.push((reply, body));
@@ -61,6 +62,14 @@ impl Driver {
         // junk in alice's name, and that must not slow alice down.
         if verified && !self.rates.allow(&request.user, now) {
             let message = format!("too many requests from {} at this replica; slow down", crate::chat::quote(&request.user));
+            return out.replies.push((reply, self.refusal(&body_digest, "rate_limited", message)));
+        }
+        // Creating an account costs the cluster for good (up to `ACCOUNTS_MAX`): a few a
+        // minute per network address.
+        if let (crate::chat::Op::CreateAccount { .. }, Some(address)) = (&request.op, from)
+            && !self.creations.allow_address(address, now)
+        {
+            let message = format!("too many accounts created from {address} at this replica; try again in a minute");
             return out.replies.push((reply, self.refusal(&body_digest, "rate_limited", message)));
         }
         if self.waiting.len() >= WAITING_MAX {

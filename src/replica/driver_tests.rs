@@ -85,7 +85,7 @@ fn request(alice: &SigningKey, seq: u64) -> pb::SignedRequest {
 async fn submit(jobs: &mpsc::Sender<Job>, request: pb::SignedRequest) -> u64 {
     let (reply, answer) = oneshot::channel();
     let (_, decoded) = wire::decode_request(&request.body).unwrap();
-    let checked = Checked { body_digest: wire::digest(&request.body), signed: request, request: decoded, verified: true };
+    let checked = Checked { body_digest: wire::digest(&request.body), signed: request, request: decoded, verified: true, from: None };
     jobs.send(Job::Submit { checked, reply }).await.unwrap();
     let signed = tokio::time::timeout(Duration::from_secs(10), answer).await.expect("answered within 10 s").unwrap();
     pb::ReplyBody::decode(signed.body.as_slice()).unwrap().height
@@ -101,7 +101,7 @@ async fn requests_keep_committing_while_a_state_image_is_written() {
     cfg.checkpoint_every = 4;
     let core = Core::new(cfg, 0, Box::new(crypto.clone()), opened.restored);
     let (jobs, queue) = mpsc::channel(1024);
-    let peers = Peers::start(0, &["127.0.0.1:1".to_string()], crypto);
+    let peers = Peers::start(0, &[crate::config::ReplicaEntry::for_key("A", "127.0.0.1:1", &key)], None, crypto);
     let driver = Driver::new("A", vec!["A".into()], TAG.into(), key, core, store, opened.state, peers, &jobs);
     let status = driver.status.clone();
     let loop_thread = std::thread::spawn(move || driver.run(queue));

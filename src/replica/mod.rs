@@ -104,6 +104,22 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
             options.id
         )));
     }
+    // With TLS, the certificate the config pins for this replica must be the one its key
+    // makes (certificates are deterministic per key, `crypto::tls`).
+    let identity = if config.tls() {
+        if entry.certificate_der() != Some(crypto::tls::certificate_der(&key)) {
+            return Err(ReplicaError::Setup(format!(
+                "the certificate the config lists for replica {} is not the one {} makes (`quintet keygen --show --out {}` prints it)",
+                options.id,
+                key_path.display(),
+                key_path.display()
+            )));
+        }
+        Some(crypto::tls::identity(&key))
+    } else {
+        crate::transport::warn_plaintext();
+        None
+    };
     let data = options.data.clone().unwrap_or_else(|| base.join(&options.id));
     let lock = lock_folder(&data)?;
     if std::env::var("QUINTET_PLANTED").is_ok_and(|p| p == "ack-before-fsync") {
@@ -145,10 +161,9 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
 
     let (jobs, queue) = mpsc::channel(JOB_QUEUE);
     let started = Instant::now();
-    let addresses: Vec<String> = config.replicas.iter().map(|r| r.address.clone()).collect();
     let status_key = key.clone();
     let ids = config.replicas.iter().map(|r| r.id.clone()).collect();
-    let peers = peers::Peers::start(me, &addresses, crypto.clone());
+    let peers = peers::Peers::start(me, &config.replicas, identity.as_ref(), crypto.clone());
     let driver = driver::Driver::new(&options.id, ids, cluster, key, core, store, chat, peers, &jobs);
     let status = driver.status.clone();
     let challenges = driver.challenges.clone();
@@ -177,15 +192,26 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag(), challenges, keys, id: options.id.clone() };
     let service = pb::replica_server::ReplicaServer::new(service)
         .max_decoding_message_size(wire::GRPC_MESSAGE_MAX);
-    let peer_service = pb::peer_server::PeerServer::new(peers::PeerService { me, n: config.replicas.len(), crypto, jobs: jobs.clone() })
+    let peer_service = pb::peer_server::PeerServer::new(peers::PeerService {
+        me,
+        n: config.replicas.len(),
+        crypto,
+        jobs: jobs.clone(),
+        certificates: config.replicas.iter().map(|r| r.certificate_der()).collect(),
+        open: Arc::new((0..config.replicas.len()).map(|_| Default::default()).collect()),
+    })
         .max_decoding_message_size(peers::FRAME_MAX);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop_signal = async move {
         let _ = stop_rx.await;
     };
     let incoming = gate::incoming(listener, limits);
+    let mut server = tonic::transport::Server::builder();
+    if let Some(identity) = &identity {
+        server = server.tls_config(crate::transport::server_tls(&config, identity)).map_err(|e| ReplicaError::Setup(format!("TLS: {e}")))?;
+    }
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        server
             .http2_keepalive_interval(Some(gate::KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(gate::KEEPALIVE_INTERVAL))
             .max_concurrent_streams(gate::STREAMS_PER_CONNECTION)

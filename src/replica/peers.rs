@@ -6,14 +6,17 @@
 //! the driver thread and hands the decoded messages to the driver.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tonic::transport::{CertificateDer, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::driver::Job;
+use crate::config::ReplicaEntry;
 use crate::consensus::{Message, ReplicaId};
+use crate::crypto::tls::TlsIdentity;
 use crate::crypto::PeerCrypto;
 use crate::pb;
 use crate::wire::peer::{FRAME_MESSAGES_MAX, PEER_MESSAGE_MAX, decode_batch, decode_message, encode_batch, encode_message, frame_signed_bytes};
@@ -44,18 +47,26 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Starts one link task per other replica (`addresses[i]` is replica i's).
-    pub fn start(me: ReplicaId, addresses: &[String], crypto: Arc<PeerCrypto>) -> Peers {
-        let links = addresses
+    /// Starts one link task per other replica (`replicas[i]` is replica i), presenting
+    /// `identity` to each when the cluster uses TLS.
+    pub fn start(me: ReplicaId, replicas: &[ReplicaEntry], identity: Option<&TlsIdentity>, crypto: Arc<PeerCrypto>) -> Peers {
+        let links = replicas
             .iter()
             .enumerate()
-            .map(|(i, address)| {
+            .map(|(i, entry)| {
                 if i == me as usize {
                     return None;
                 }
                 let (queue, pending) = mpsc::channel(PEER_QUEUE);
                 let up = Arc::new(AtomicBool::new(false));
-                tokio::spawn(link(me, i as ReplicaId, address.clone(), crypto.clone(), pending, up.clone()));
+                let endpoint = match crate::transport::endpoint(entry, identity) {
+                    Ok(endpoint) => endpoint,
+                    Err(e) => {
+                        tracing::error!(peer = %entry.id, address = %entry.address, "peer address is not usable: {e}");
+                        return None;
+                    }
+                };
+                tokio::spawn(link(me, i as ReplicaId, endpoint, crypto.clone(), pending, up.clone()));
                 Some(Link { queue, up })
             })
             .collect();
@@ -83,12 +94,8 @@ impl Peers {
 }
 
 /// One peer's link: connect, stream frames until the stream breaks, back off, again.
-async fn link(me: ReplicaId, to: ReplicaId, address: String, crypto: Arc<PeerCrypto>, mut pending: mpsc::Receiver<Queued>, up: Arc<AtomicBool>) {
+async fn link(me: ReplicaId, to: ReplicaId, endpoint: Endpoint, crypto: Arc<PeerCrypto>, mut pending: mpsc::Receiver<Queued>, up: Arc<AtomicBool>) {
     let mut backoff = BACKOFF_MIN;
-    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://{address}")) else {
-        tracing::error!(%address, "peer address is not usable");
-        return;
-    };
     let endpoint = endpoint.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true);
     loop {
         if let Ok(channel) = endpoint.connect().await {
@@ -136,14 +143,51 @@ pub struct PeerService {
     pub n: usize,
     pub crypto: Arc<PeerCrypto>,
     pub jobs: mpsc::Sender<Job>,
+    /// With TLS, each replica's certificate (DER): a peer link must present the one of the
+    /// replica whose frames it carries.
+    pub certificates: Option<Vec<Vec<u8>>>,
+    /// With TLS, the peer streams each replica has open here.
+    pub open: Arc<Vec<AtomicUsize>>,
+}
+
+/// Peer streams one replica may hold open at a replica at once: its link, and the next
+/// one while the old one is being torn down. A frame may be as large as a state image, so
+/// this bounds what one lying replica can make a replica hold in memory.
+pub const STREAMS_PER_PEER: usize = 2;
+
+/// One open peer stream of a replica, given back when the stream ends.
+struct OpenStream(Arc<Vec<AtomicUsize>>, usize);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0[self.1].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl PeerService {
-    /// Checks one frame; the decoded messages, or why it is refused.
-    pub fn check(&self, frame: &pb::PeerFrame) -> Result<(ReplicaId, Vec<Message>), Status> {
+    /// With TLS, the replica whose certificate the link presented; a link with none or
+    /// with another is refused.
+    pub fn link_of(&self, presented: Option<&[CertificateDer<'static>]>) -> Result<Option<ReplicaId>, Status> {
+        let Some(certificates) = &self.certificates else { return Ok(None) };
+        let first = presented.and_then(|c| c.first()).map(|c| c.as_ref());
+        match first.and_then(|der| certificates.iter().position(|c| c.as_slice() == der)) {
+            Some(i) if i != self.me as usize => Ok(Some(i as ReplicaId)),
+            _ => {
+                tracing::warn!("a peer link without a certificate of another replica, refused");
+                Err(Status::unauthenticated("peer links need the certificate of another replica of the cluster"))
+            }
+        }
+    }
+
+    /// Checks one frame that came on the link of `link_of` (with TLS); the decoded
+    /// messages, or why it is refused.
+    pub fn check(&self, frame: &pb::PeerFrame, link_of: Option<ReplicaId>) -> Result<(ReplicaId, Vec<Message>), Status> {
         let from = frame.from as usize;
         if from >= self.n || from == self.me as usize || frame.to != self.me as u32 {
             return Err(Status::permission_denied(format!("frame from {} to {} refused here", frame.from, frame.to)));
+        }
+        if link_of.is_some_and(|replica| replica as usize != from) {
+            return Err(Status::permission_denied(format!("a frame from {} on the link of {}", frame.from, link_of.unwrap_or_default())));
         }
         if !self.crypto.verify_frame(from as ReplicaId, &frame_signed_bytes(frame), &frame.signature) {
             return Err(Status::unauthenticated("peer frame signature does not verify"));
@@ -160,9 +204,21 @@ impl PeerService {
 #[tonic::async_trait]
 impl pb::peer_server::Peer for PeerService {
     async fn stream(&self, request: Request<Streaming<pb::PeerFrame>>) -> Result<Response<pb::PeerAck>, Status> {
+        let link_of = self.link_of(request.peer_certs().as_deref().map(|c| c.as_slice()))?;
+        let _open = match link_of {
+            Some(replica) => {
+                let open = OpenStream(self.open.clone(), replica as usize);
+                if self.open[replica as usize].fetch_add(1, Ordering::Relaxed) >= STREAMS_PER_PEER {
+                    tracing::warn!(peer = replica, "a peer stream past {STREAMS_PER_PEER} open ones, refused");
+                    return Err(Status::resource_exhausted(format!("replica {replica} has {STREAMS_PER_PEER} peer streams open here")));
+                }
+                Some(open)
+            }
+            None => None,
+        };
         let mut frames = request.into_inner();
         while let Some(frame) = frames.message().await? {
-            let (from, messages) = self.check(&frame).inspect_err(|e| tracing::warn!(from = frame.from, "{}", e.message()))?;
+            let (from, messages) = self.check(&frame, link_of).inspect_err(|e| tracing::warn!(from = frame.from, "{}", e.message()))?;
             if self.jobs.send(Job::Peer { from, messages, sent_at_us: frame.sent_at_us }).await.is_err() {
                 return Err(Status::unavailable("replica is stopping"));
             }

@@ -22,6 +22,8 @@ pub struct Checked {
     pub body_digest: [u8; 32],
     /// Its signature verified with its account's key (false: no such account yet).
     pub verified: bool,
+    /// The client's network address, when known (account creations are counted by it).
+    pub from: Option<std::net::IpAddr>,
 }
 
 /// This replica's reply body for the request whose body hashes to `body_digest`.
@@ -68,7 +70,7 @@ impl ReplicaService {
 
     /// Decodes and checks a request; the refusals are answered at height 0, as the driver
     /// and execution would (nothing is ordered for them).
-    fn check(&self, signed: pb::SignedRequest) -> Result<Checked, pb::SignedReply> {
+    fn check(&self, signed: pb::SignedRequest, from: Option<std::net::IpAddr>) -> Result<Checked, pb::SignedReply> {
         let body_digest = wire::digest(&signed.body);
         let refuse = |code: &str, message: String| sign_reply(&self.key, &reply_body(&self.id, &body_digest, 0, wire::failure(code, message)));
         let (header, request) = wire::decode_request(&signed.body).map_err(|e| refuse(e.code(), e.to_string()))?;
@@ -78,7 +80,7 @@ impl ReplicaService {
         }
         match self.keys.check(&signed, &request) {
             Signed::Forged => Err(refuse("bad_signature", "request signature does not verify with the account's key".into())),
-            verdict => Ok(Checked { signed, request, body_digest, verified: verdict == Signed::Verified }),
+            verdict => Ok(Checked { signed, request, body_digest, verified: verdict == Signed::Verified, from }),
         }
     }
 }
@@ -86,7 +88,8 @@ impl ReplicaService {
 #[tonic::async_trait]
 impl Replica for ReplicaService {
     async fn submit(&self, request: Request<pb::SignedRequest>) -> Result<Response<pb::SignedReply>, Status> {
-        match self.check(request.into_inner()) {
+        let from = request.remote_addr().map(|a| a.ip());
+        match self.check(request.into_inner(), from) {
             Ok(checked) => self.ask(|reply| Job::Submit { checked, reply }).await.map(Response::new),
             Err(refusal) => Ok(Response::new(refusal)),
         }

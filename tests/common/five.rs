@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use quintet::config::{ClusterConfig, ReplicaEntry};
-use quintet::crypto::{self, encode_hex};
+use quintet::crypto;
 
 use super::{Chat, Proc, TEST_KDF, TempDir, bin, line_reader};
 
@@ -56,11 +56,7 @@ impl Cluster {
             .map(|(id, address)| {
                 let key = crypto::generate_key();
                 crypto::write_key_file(&dir.0.join(format!("{id}.key")), &key).unwrap();
-                ReplicaEntry {
-                    id: id.to_string(),
-                    address,
-                    public_key: encode_hex(key.verifying_key().as_bytes()),
-                }
+                ReplicaEntry::for_key(id, &address, &key)
             })
             .collect();
         let config = ClusterConfig {

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use quintet::config::{ClusterConfig, ReplicaEntry};
-use quintet::crypto::{self, KdfParams, SigningKey, encode_hex};
+use quintet::crypto::{self, KdfParams, SigningKey};
 
 /// The `quintet` binary under test: the one cargo built, or `QUINTET_BIN` (so a long run,
 /// such as the 30-minute nemesis, can use a copy while the tree is rebuilt).
@@ -87,6 +87,8 @@ pub struct OneReplica {
     starts: u32,
     /// A hard open-file limit for the replica process (`ulimit -Hn`), set before it starts.
     pub open_files: Option<u64>,
+    /// A config without certificates: every link plaintext.
+    pub plaintext: bool,
 }
 
 pub fn config(name: &str, address: &str, key: &SigningKey) -> ClusterConfig {
@@ -97,11 +99,7 @@ pub fn config(name: &str, address: &str, key: &SigningKey) -> ClusterConfig {
         delta_ms: 20,
         kdf: TEST_KDF,
         checkpoint_every: quintet::config::CHECKPOINT_EVERY_DEFAULT,
-        replicas: vec![ReplicaEntry {
-            id: "A".into(),
-            address: address.into(),
-            public_key: encode_hex(key.verifying_key().as_bytes()),
-        }],
+        replicas: vec![ReplicaEntry::for_key("A", address, key)],
     }
 }
 
@@ -110,13 +108,21 @@ impl OneReplica {
         OneReplica::start_limited(name, None)
     }
 
+    /// A replica whose config has no certificates (plaintext links).
+    pub fn start_plaintext(name: &str) -> Self {
+        OneReplica::start_with(name, None, true)
+    }
+
     /// As `start`, with a hard open-file limit for the replica process.
     pub fn start_limited(name: &str, open_files: Option<u64>) -> Self {
+        OneReplica::start_with(name, open_files, false)
+    }
+
+    fn start_with(name: &str, open_files: Option<u64>, plaintext: bool) -> Self {
         let dir = TempDir::new(name);
         let key = crypto::generate_key();
         crypto::write_key_file(&dir.0.join("A.key"), &key).unwrap();
         let server_config = dir.0.join("cluster.toml");
-        std::fs::write(&server_config, config("test-cluster", "127.0.0.1:0", &key).to_toml()).unwrap();
         let mut cluster = OneReplica {
             dir,
             key,
@@ -126,7 +132,9 @@ impl OneReplica {
             replica: None,
             starts: 0,
             open_files,
+            plaintext,
         };
+        std::fs::write(&cluster.server_config, cluster.config_for("127.0.0.1:0").to_toml()).unwrap();
         cluster.restart();
         cluster
     }
@@ -170,7 +178,7 @@ impl OneReplica {
         let addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().expect("address in the listening line");
         self.addr = addr;
         self.client_config = self.dir.0.join("client.toml");
-        std::fs::write(&self.client_config, config("test-cluster", &addr.to_string(), &self.key).to_toml()).unwrap();
+        std::fs::write(&self.client_config, self.config_for(&addr.to_string()).to_toml()).unwrap();
         self.replica = Some(Proc(child));
     }
 
@@ -197,6 +205,20 @@ impl OneReplica {
 
     pub fn data(&self) -> PathBuf {
         self.dir.0.join("A")
+    }
+
+    /// An endpoint of the replica over the cluster's TLS, for raw gRPC clients.
+    pub fn endpoint(&self) -> tonic::transport::Endpoint {
+        quintet::transport::endpoint(&self.config_for(&self.addr.to_string()).replicas[0], None).unwrap()
+    }
+
+    /// The cluster's config with the replica at `address`.
+    pub fn config_for(&self, address: &str) -> ClusterConfig {
+        let mut config = config("test-cluster", address, &self.key);
+        if self.plaintext {
+            config.replicas[0].certificate.clear();
+        }
+        config
     }
 
     pub fn pid(&self) -> u32 {
