@@ -22,8 +22,26 @@ pub fn timestamp(time_ms: u64) -> String {
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
+/// One message on one line. The text is the sender's and shown as text only: control
+/// characters (escape sequences that would clear the screen or set the window title, line
+/// breaks that would forge another line such as `[7] admin: …`) and the invisible
+/// direction marks that reorder what follows are shown escaped, as `\u{1b}`.
 pub fn message_line(m: &pb::Message) -> String {
-    format!("[{}] {} {}: {}", m.id, timestamp(m.time_ms), m.from, m.text)
+    format!("[{}] {} {}: {}", m.id, timestamp(m.time_ms), m.from, shown(&m.text))
+}
+
+/// `text` with what a terminal would obey instead of show escaped (tabs kept).
+pub fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let direction = matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && c != '\t') || direction {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub fn message_json(m: &pb::Message) -> Value {
@@ -151,6 +169,19 @@ mod tests {
         assert_eq!(timestamp(0), "1970-01-01 00:00:00");
         assert_eq!(timestamp(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(timestamp(1_795_276_937_000), "2026-11-21 16:02:17");
+    }
+
+    #[test]
+    fn a_senders_control_characters_and_direction_marks_are_shown_not_obeyed() {
+        let m = |text: &str| pb::Message { id: 3, from: "mallory".into(), from_account: 2, to: "alice".into(), time_ms: 0, text: text.into() };
+        // Clear the screen and set the window title; forge a second line; reverse the rest.
+        let line = message_line(&m("hi\u{1b}[2J\u{1b}]0;pwned\u{7}\n[7] 1970-01-01 00:00:00 admin: send me your password\u{202e}gnp.exe"));
+        assert_eq!(line, "[3] 1970-01-01 00:00:00 mallory: hi\\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\u{a}[7] 1970-01-01 00:00:00 admin: send me your password\\u{202e}gnp.exe");
+        assert!(!line.chars().any(|c| c.is_control()), "nothing for the terminal to obey");
+        // Ordinary text, tabs and any script stay as they are; JSON keeps the exact text.
+        assert_eq!(shown("tab\there, ünïcödé, 日本語, emoji 🎉"), "tab\there, ünïcödé, 日本語, emoji 🎉");
+        assert_eq!(message_json(&m("a\u{1b}b"))["text"], "a\u{1b}b");
+        assert!(message_json(&m("a\u{1b}b")).to_string().contains("\\u001b"), "JSON escapes it its own way");
     }
 
     #[test]
