@@ -1,5 +1,5 @@
-//! The checker (`verify.rs`) rule by rule: each test pins a check that mutation testing
-//! showed no other test needed on its own.
+//! The checker (`verify.rs`) and the view change's rules (`view_change.rs`) rule by rule:
+//! each test pins a check that mutation testing showed no other test needed on its own.
 
 use super::tests::*;
 use super::*;
@@ -66,4 +66,21 @@ fn verify_a_genesis_qc_of_a_later_view_or_with_votes_is_malformed() {
     let votes = qc_for(&g, &[0, 1, 2]).votes;
     let with_votes = QuorumCert { votes, ..QuorumCert::genesis() };
     assert!(checker.qc(&with_votes).is_err(), "genesis carrying votes");
+}
+
+/// Mutation survivor in `view_change.rs` (2026-12-01): the equivocation proof a blame
+/// carries is acted on. The simulator cannot tell, because honest replicas forward what
+/// they vote for and the 2Δ wait lets both blocks reach everyone before a commit; the rule
+/// is what stops a replica's vote at once, from the proof alone.
+#[test]
+fn s5_an_equivocation_proof_carried_by_a_blame_stops_voting_in_that_view_at_once() {
+    let mut r = core(2, None);
+    let a = proposal(0, QuorumCert::genesis(), 1, None);
+    let b = proposal(0, QuorumCert::genesis(), 2, None);
+    let reason = BlameReason::Equivocation(Box::new((a.clone(), b)));
+    let proof = Blame { view: 0, voter: 3, reason, signature: sign_as(3, &signed::blame(0)), entered_by: None };
+    let actions = r.handle(1_000, Input::Message(3, Message::Blame(proof)));
+    assert!(kinds(&actions).contains(&"broadcast blame".to_string()), "it blames the view too: {:?}", kinds(&actions));
+    let actions = r.handle(1_001, Input::Message(0, Message::Propose(a)));
+    assert!(!kinds(&actions).contains(&"broadcast vote".to_string()), "no vote in a view whose leader equivocated");
 }
