@@ -84,3 +84,27 @@ fn s5_an_equivocation_proof_carried_by_a_blame_stops_voting_in_that_view_at_once
     let actions = r.handle(1_001, Input::Message(0, Message::Propose(a)));
     assert!(!kinds(&actions).contains(&"broadcast vote".to_string()), "no vote in a view whose leader equivocated");
 }
+
+/// Mutation survivor in `view_change.rs` (2026-12-01): a status is verified before its QC
+/// is learned, whatever its view. A status whose QC carries a forged vote must not move
+/// the leader's `high_qc` (from which commits and its own lock follow).
+#[test]
+fn s7_a_status_with_a_forged_qc_teaches_the_leader_nothing() {
+    let mut r = core(1, None);
+    let b1 = block(0, QuorumCert::genesis(), 1, vec![vec![1]]);
+    let j = justification_for_view_1(&b1);
+    r.handle(1_000, Input::Message(0, Message::BlameCert(j.blame_cert.clone())));
+    assert_eq!(r.view, 1);
+    let mut forged = qc_for(&b1, &[0, 3, 4]);
+    forged.votes[1].1[0] ^= 1;
+    let signature = sign_as(3, &signed::status(1, &forged));
+    let status = Status { view: 1, high_qc: forged, voter: 3, signature, blame_cert: j.blame_cert.clone() };
+    r.handle(1_001, Input::Message(3, Message::Status(status)));
+    assert_eq!(r.high_qc.rank(), QuorumCert::genesis().rank(), "the forged QC was not learned");
+    // The same status with the genuine QC is learned: the test can see a learned QC.
+    let genuine = qc_for(&b1, &[0, 3, 4]);
+    let signature = sign_as(3, &signed::status(1, &genuine));
+    let status = Status { view: 1, high_qc: genuine.clone(), voter: 3, signature, blame_cert: j.blame_cert };
+    r.handle(1_002, Input::Message(3, Message::Status(status)));
+    assert_eq!(r.high_qc.rank(), genuine.rank());
+}
