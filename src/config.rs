@@ -160,11 +160,13 @@ impl ClusterConfig {
         if with_certificate != 0 && with_certificate != n {
             return bad(format!("{with_certificate} of {n} replicas have a certificate: all must have one (TLS) or none (plaintext)"));
         }
-        for (i, r) in self.replicas.iter().enumerate().filter(|(_, r)| !r.certificate.is_empty()) {
+        let mut seen: Vec<(&str, Vec<u8>)> = Vec::new();
+        for r in self.replicas.iter().filter(|r| !r.certificate.is_empty()) {
             let der = tls::decode_certificate(&r.certificate).map_err(|e| ConfigError::Invalid(format!("replica {}: {e}", r.id)))?;
-            if let Some(o) = self.replicas[..i].iter().find(|o| o.certificate_der().as_ref() == Some(&der)) {
-                return bad(format!("replicas {} and {} have one certificate", o.id, r.id));
+            if let Some((other, _)) = seen.iter().find(|(_, d)| *d == der) {
+                return bad(format!("replicas {other} and {} have one certificate", r.id));
             }
+            seen.push((&r.id, der));
         }
         Ok(())
     }

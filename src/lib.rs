@@ -20,7 +20,7 @@
 //! - [`wire`]: conversions between the protobuf messages ([`pb`]) and the chat types, with
 //!   every size and shape check for input that comes off the network.
 //! - [`config`] reads and writes `cluster.toml`; [`transport`] makes the TLS (or plaintext)
-//!   endpoints and server setup from it.
+//!   endpoints of the replicas from it (the server's TLS is in `replica::gate`).
 //! - [`replica`]: the async driver: gRPC service, the apply loop (log, fsync, reply), live
 //!   delivery.
 //! - [`client`]: the quorum client: send to every replica, accept `quorum` matching signed

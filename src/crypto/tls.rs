@@ -25,8 +25,9 @@ const TLS_KEY_LABEL: &[u8] = b"quintet/tls-key/v1\0";
 /// A certificate in the config, at most (ours are about 300 bytes).
 const CERTIFICATE_MAX: usize = 4_096;
 
-/// A replica's TLS identity: its certificate and private key, both PEM.
+/// A replica's TLS identity: its certificate (DER and PEM) and private key (PEM).
 pub struct TlsIdentity {
+    pub certificate_der: Vec<u8>,
     pub certificate_pem: String,
     pub key_pem: Zeroizing<String>,
 }
@@ -118,7 +119,8 @@ pub fn identity(replica_key: &SigningKey) -> TlsIdentity {
     // PKCS #8 v1 (RFC 8410): version 0, algorithm Ed25519, the seed in an octet string.
     let mut pkcs8 = Zeroizing::new(vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
     pkcs8.extend_from_slice(key.as_bytes());
-    TlsIdentity { certificate_pem: certificate_pem(&certificate_der(replica_key)), key_pem: Zeroizing::new(pem("PRIVATE KEY", &pkcs8)) }
+    let certificate_der = certificate_der(replica_key);
+    TlsIdentity { certificate_pem: certificate_pem(&certificate_der), certificate_der, key_pem: Zeroizing::new(pem("PRIVATE KEY", &pkcs8)) }
 }
 
 #[cfg(test)]

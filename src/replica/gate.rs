@@ -9,7 +9,8 @@
 //!   sends nothing for `IDLE_TIMEOUT` is closed (the server pings every live connection
 //!   more often than that, and a real client answers);
 //! - an accept error (out of descriptors, out of memory) backs off instead of retrying at
-//!   once, which is what spun a replica at full CPU before.
+//!   once, which is what spun a replica at full CPU before;
+//! - with TLS, the handshake has the same deadline (`server_tls`).
 
 use std::collections::HashMap;
 use std::io;
@@ -25,7 +26,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-/// Time from accept to the end of the HTTP/2 preface.
+/// Time from accept to the end of the HTTP/2 preface (in plaintext), or to the end of the
+/// TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -262,6 +264,19 @@ impl Connected for Guarded {
     fn connect_info(&self) -> TcpConnectInfo {
         self.inner.connect_info()
     }
+}
+
+/// The server's TLS: its identity, and the config's certificates as the only ones a peer
+/// may present (clients present none).
+pub fn server_tls(config: &crate::config::ClusterConfig, identity: &crate::crypto::tls::TlsIdentity) -> tonic::transport::ServerTlsConfig {
+    use tonic::transport::{Certificate, Identity};
+    let members: String =
+        config.replicas.iter().filter_map(|r| r.certificate_der()).map(|der| crate::crypto::tls::certificate_pem(&der)).collect();
+    tonic::transport::ServerTlsConfig::new()
+        .identity(Identity::from_pem(&identity.certificate_pem, identity.key_pem.as_bytes()))
+        .client_ca_root(Certificate::from_pem(members))
+        .client_auth_optional(true)
+        .timeout(HANDSHAKE_TIMEOUT)
 }
 
 #[cfg(test)]

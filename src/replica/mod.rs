@@ -107,7 +107,8 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     // With TLS, the certificate the config pins for this replica must be the one its key
     // makes (certificates are deterministic per key, `crypto::tls`).
     let identity = if config.tls() {
-        if entry.certificate_der() != Some(crypto::tls::certificate_der(&key)) {
+        let identity = crypto::tls::identity(&key);
+        if entry.certificate_der().as_ref() != Some(&identity.certificate_der) {
             return Err(ReplicaError::Setup(format!(
                 "the certificate the config lists for replica {} is not the one {} makes (`quintet keygen --show --out {}` prints it)",
                 options.id,
@@ -115,7 +116,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
                 key_path.display()
             )));
         }
-        Some(crypto::tls::identity(&key))
+        Some(identity)
     } else {
         crate::transport::warn_plaintext();
         None
@@ -208,7 +209,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let incoming = gate::incoming(listener, limits);
     let mut server = tonic::transport::Server::builder();
     if let Some(identity) = &identity {
-        server = server.tls_config(crate::transport::server_tls(&config, identity)).map_err(|e| ReplicaError::Setup(format!("TLS: {e}")))?;
+        server = server.tls_config(gate::server_tls(&config, identity)).map_err(|e| ReplicaError::Setup(format!("TLS: {e}")))?;
     }
     let server = tokio::spawn(
         server
