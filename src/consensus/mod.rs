@@ -89,6 +89,9 @@ pub struct Planted {
     pub unchecked_requests: bool,
     /// Votes go to the block's leader only, instead of to every replica (S2).
     pub votes_to_leader: bool,
+    /// A STATUS of the current or a later view is taken without verifying it, so its QC
+    /// is learned unchecked (S7; a mutation survivor of 2026-12-01 put back).
+    pub unchecked_status: bool,
 }
 
 #[derive(Clone, Debug)]

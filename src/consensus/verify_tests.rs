@@ -108,3 +108,25 @@ fn s7_a_status_with_a_forged_qc_teaches_the_leader_nothing() {
     r.handle(1_002, Input::Message(3, Message::Status(status)));
     assert_eq!(r.high_qc.rank(), genuine.rank());
 }
+
+/// Mutation survivor in `view_change.rs` (2026-12-01): a blame certificate is verified
+/// before it moves a replica. With `&&` → `||` in `on_blame_cert`, two blames (one lying
+/// replica and a partner) would push honest replicas out of every view: liveness, but a
+/// rule worth pinning. The genuine certificate, the control, does move it.
+#[test]
+fn s6_a_blame_certificate_of_two_blames_or_a_forged_one_moves_no_replica() {
+    let mut r = core(2, None);
+    let cert = |voters: &[u8], forge: bool| {
+        let mut blames: Vec<_> = voters.iter().map(|v| (*v, sign_as(*v, &signed::blame(0)))).collect();
+        if forge {
+            blames[0].1[0] ^= 1;
+        }
+        BlameCert { view: 0, blames: blames.into_iter().collect() }
+    };
+    r.handle(1_000, Input::Message(0, Message::BlameCert(cert(&[0, 1], false))));
+    assert_eq!(r.view, 0, "two blames are not a certificate");
+    r.handle(1_001, Input::Message(0, Message::BlameCert(cert(&[0, 1, 3], true))));
+    assert_eq!(r.view, 0, "a certificate with a forged blame");
+    r.handle(1_002, Input::Message(0, Message::BlameCert(cert(&[0, 1, 3], false))));
+    assert_eq!(r.view, 1, "the genuine certificate moves it");
+}

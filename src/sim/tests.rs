@@ -142,6 +142,16 @@ fn negative_control_certificates_of_two_signatures() {
 }
 
 #[test]
+fn negative_control_statuses_learned_unchecked_let_forged_qcs_stall_the_cluster() {
+    // The coalition's forged QCs (adversary/forge.rs), learned unchecked, rank a block no
+    // voter accepts above the real ones: the view stalls, so any violation counts.
+    let options = coalition(Planted { unchecked_status: true, ..Planted::default() });
+    let found = (0..40).find_map(|seed| run(seed, &options).violations.into_iter().next().map(|v| (seed, v)));
+    let (seed, violation) = found.expect("forged QCs in statuses learned unchecked: no violation in 40 seeds");
+    println!("unchecked status caught at seed {seed}: {violation}");
+}
+
+#[test]
 fn negative_control_clients_accepting_two_matching_replies() {
     control(coalition(Planted { client_quorum: Some(2), ..Planted::default() }), 100);
 }

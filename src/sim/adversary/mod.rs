@@ -30,9 +30,12 @@
 //!   members only, for a block and an image it made up;
 //! - **forged requests**: requests in other users' names, with signatures it cannot make
 //!   properly, put into the blocks it proposes;
+//! - **forged QCs**: STATUSes its members sign, reporting a QC that names honest voters
+//!   whose signatures the coalition made with its own keys (`forge.rs`);
 //! - **lying replies** to clients, the same made-up result from every member.
 //! The honest links take exactly Δ when the seed says so (`slow_honest_links`).
 
+mod forge;
 mod lead;
 mod plan;
 
@@ -108,6 +111,9 @@ pub struct Coalition {
     requests: Vec<Vec<u8>>,
     /// A block and a state image made up, signed by the members only (certificates move).
     fake_height: Height,
+    /// Honest proposals' blocks, and the views a forged QC was reported for (forged QCs).
+    seen_blocks: BTreeMap<Hash, Block>,
+    forged: BTreeSet<View>,
 }
 
 impl Coalition {
@@ -137,6 +143,8 @@ impl Coalition {
             heard: Vec::new(),
             requests: Vec::new(),
             fake_height: 0,
+            seen_blocks: BTreeMap::new(),
+            forged: BTreeSet::new(),
         }
     }
 
@@ -257,6 +265,7 @@ impl Coalition {
                     self.certificates.insert(j.blame_cert.view, j.blame_cert.clone());
                 }
                 self.view_seen.entry(p.block.view).or_insert(now);
+                self.keep_block(&p.block);
                 if self.crafted.contains_key(&p.block.hash) {
                     return (false, out);
                 }
@@ -336,6 +345,7 @@ impl Coalition {
                 }
             }
         }
+        self.forged_statuses(view, &mut out);
         let victim = self.honest[rng.below(self.honest.len() as u64) as usize];
         let me = self.members[0];
         if self.plan.far_future && rng.chance(1, 4) {

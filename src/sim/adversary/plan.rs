@@ -42,6 +42,8 @@ pub struct Plan {
     pub stale_qc: bool,
     /// "Leave now" timed from the chain's first block (see `maybe_leave`).
     pub leave_after_first: bool,
+    /// Its members report forged QCs in their statuses to honest leaders (`forge.rs`).
+    pub forged_qcs: bool,
 }
 
 impl Plan {
@@ -75,7 +77,12 @@ impl Plan {
             twin_first: rng.chance(1, 2),
             stale_qc: rng.chance(1, 3),
             leave_after_first: false,
+            forged_qcs: false,
         };
+        // A third of the plans, chosen by the step delay's residue rather than by a new draw:
+        // every seed's other moves stay what they were when the controls' seed counts were
+        // measured.
+        plan.forged_qcs = plan.step_delay_ms % 3 == 0;
         // A quarter of the plans follow a recipe: the moves of one attack, made coherent.
         match rng.below(8) {
             0 => plan.commit_first(delta_ms, rng),
