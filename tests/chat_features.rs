@@ -19,7 +19,7 @@ fn two_users_use_every_feature() {
     assert_eq!(bob.run("create")["account"], 2);
     let mut carol = cluster.chat("Alice", "x");
     assert_eq!(carol.run("create")["code"], "name_taken");
-    assert_eq!(carol.finish().0, Some(0));
+    assert_eq!(carol.finish().0, Some(1), "a refused command: exit status 1");
 
     // Bob is offline (logged out): messages wait for him.
     assert_eq!(bob.run("logout")["command"], "logout");
@@ -82,7 +82,9 @@ fn two_users_use_every_feature() {
     bob.run("logout");
     alice.run("send bob one more");
     assert_eq!(bob.run("login")["unread"], 1);
-    let deleted = bob.run("delete-account");
+    // Nobody can confirm from a pipe: the script says --yes.
+    assert_eq!(bob.run("delete-account")["code"], "usage");
+    let deleted = bob.run("delete-account --yes");
     assert_eq!((deleted["command"].clone(), deleted["unread_dropped"].clone()), (json!("delete-account"), json!(1)));
     assert_eq!(bob.run("login")["code"], "unknown_user");
     assert_eq!(alice.run("send bob gone?")["code"], "unknown_user");
@@ -90,9 +92,9 @@ fn two_users_use_every_feature() {
 
     // End of input logs out cleanly.
     let (code, rest) = alice.finish();
-    assert_eq!(code, Some(0));
+    assert_eq!(code, Some(1), "some of alice's commands were refused");
     assert_eq!(rest.last().map(|v| v["command"].clone()), Some(json!("logout")));
-    assert_eq!(bob.finish().0, Some(0));
+    assert_eq!(bob.finish().0, Some(1));
 }
 
 #[test]
@@ -101,7 +103,9 @@ fn a_wrong_password_is_another_key_and_cannot_act_for_the_user() {
     let mut alice = cluster.chat("alice", "right");
     alice.run("create");
     let mut mallory = cluster.chat("alice", "wrong");
-    assert_eq!(mallory.run("login")["code"], "bad_signature");
+    let refused = mallory.run("login");
+    assert_eq!(refused["code"], "bad_signature");
+    assert_eq!(refused["message"], "wrong password for alice (the replicas refused its signature)");
     assert_eq!(mallory.run("read")["code"], "bad_signature");
     // The right password works from a second client too.
     let mut again = cluster.chat("alice", "right");
@@ -146,7 +150,7 @@ fn a_session_closed_by_the_server_is_told_on_the_stream_at_once() {
     std::thread::sleep(Duration::from_millis(500)); // the live stream opens
     let mut other = cluster.chat("alice", "pw");
     assert_eq!(other.run("login")["type"], "result");
-    assert_eq!(other.run("delete-account")["type"], "result");
+    assert_eq!(other.run("delete-account --yes")["type"], "result");
     let told = alice.next(Duration::from_secs(10)).expect("told within 10 s");
     assert_eq!(told["type"], "session_closed", "{told}");
     assert!(told["reason"].as_str().unwrap().contains("deleted"), "{told}");

@@ -69,7 +69,7 @@ impl ChatState {
             }
         }
         let next = if more { last_scanned.cloned() } else { None };
-        Ok(Outcome::Accounts { names, next })
+        Ok(Outcome::Accounts { names, next, total: self.accounts.len() as u64 })
     }
 
     pub(super) fn send(&mut self, user: &str, to: &str, text: &str) -> OpResult<Message> {
@@ -143,6 +143,67 @@ impl ChatState {
         self.message_count -= account.mailbox.len() as u64;
         closed.extend(self.sessions.close_all(user));
         Ok(Outcome::AccountDeleted { unread_dropped: account.unread.len() as u64 })
+    }
+
+    /// `who`: users with an open session, a page at a time (names ascending, cursor).
+    pub(super) fn who(&self, after: &str, limit: u32) -> OpResult {
+        if limit == 0 || limit > PAGE_LIMIT_MAX {
+            return Err(ChatError::InvalidLimit(limit));
+        }
+        let mut online = self.sessions.online_after(after);
+        let names: Vec<String> = online.by_ref().take(limit as usize).cloned().collect();
+        let next = if online.next().is_some() { names.last().cloned() } else { None };
+        Ok(Outcome::Online { names, next, total: self.sessions.online_count() as u64 })
+    }
+
+    /// `history`: the messages between `user` and `with`, both directions. The sender keeps
+    /// no copy, so they are `with`'s messages in `user`'s mailbox and `user`'s in `with`'s
+    /// (matched by account number: a deleted account's namesake is another person). Each
+    /// mailbox is walked from the newest id below `before`, at most `LIST_SCAN_MAX` entries
+    /// a request, so the cost is bounded however large a mailbox is; `before` in the answer
+    /// is where to go on from. Nothing is marked read.
+    pub(super) fn history(&self, user: &str, with: &str, before: u64, limit: u32) -> OpResult {
+        if limit == 0 || limit > READ_LIMIT_MAX {
+            return Err(ChatError::InvalidLimit(limit));
+        }
+        let me = self.accounts.get(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
+        let other = self.accounts.get(with).ok_or_else(|| ChatError::UnknownUser(with.to_owned()))?;
+        let below = if before == 0 { u64::MAX } else { before };
+        // Matches newest first from one mailbox, and the lowest id its walk covered when it
+        // stopped at the scan bound (below that id, nothing of it was looked at).
+        let walk = |mailbox: &BTreeMap<u64, StoredMessage>, from: &str, from_account: u64, to: &str| {
+            let mut found = Vec::new();
+            let mut cutoff = 0;
+            for (scanned, (id, m)) in mailbox.range(..below).rev().enumerate() {
+                if scanned == LIST_SCAN_MAX || found.len() == limit as usize {
+                    cutoff = *id + 1;
+                    break;
+                }
+                if m.from_account == from_account && m.from == from {
+                    found.push(Message { id: *id, from: m.from.clone(), from_account, to: to.to_owned(), time_ms: m.time_ms, text: m.text.clone() });
+                }
+            }
+            (found, cutoff)
+        };
+        let (mut messages, mine_cut) = walk(&me.mailbox, with, other.number, user);
+        let (theirs, their_cut) = walk(&other.mailbox, user, me.number, with);
+        messages.extend(theirs);
+        // Only ids at or above both cut-offs were seen in both mailboxes.
+        let cutoff = mine_cut.max(their_cut);
+        messages.retain(|m| m.id >= cutoff);
+        messages.sort_by_key(|m| std::cmp::Reverse(m.id));
+        let mut bytes = 0;
+        let mut kept = 0;
+        while kept < messages.len() && kept < limit as usize && (kept == 0 || bytes < READ_BYTES_MAX) {
+            bytes += messages[kept].text.len();
+            kept += 1;
+        }
+        // Older ones left: below the last one shown, if the page filled up; else below
+        // where a walk stopped (everything at or above the cut-off was seen).
+        let before = if kept < messages.len() { Some(messages[kept - 1].id) } else { (cutoff > 0).then_some(cutoff) };
+        messages.truncate(kept);
+        messages.reverse();
+        Ok(Outcome::History { messages, before })
     }
 
     /// The caller's account, once every id is checked to be in its mailbox.

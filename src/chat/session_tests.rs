@@ -118,7 +118,7 @@ fn a_list_looks_at_a_bounded_number_of_names_and_returns_where_it_stopped() {
     loop {
         requests += 1;
         let op = Op::ListAccounts { pattern: "z*".into(), after: after.clone(), limit: 20 };
-        let Outcome::Accounts { names, next } = h.outcome("zed", s + total as u64, requests + 1, op) else { panic!("a list") };
+        let Outcome::Accounts { names, next, .. } = h.outcome("zed", s + total as u64, requests + 1, op) else { panic!("a list") };
         found.extend(names);
         match next {
             Some(cursor) => after = cursor,

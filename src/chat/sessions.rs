@@ -45,6 +45,17 @@ impl Sessions {
         self.records.len()
     }
 
+    /// Users with at least one open session, by name, strictly after `after` (`who`).
+    pub fn online_after<'a>(&'a self, after: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        let start = if after.is_empty() { std::ops::Bound::Unbounded } else { std::ops::Bound::Excluded(after) };
+        self.open.range::<str, _>((start, std::ops::Bound::Unbounded)).map(|(user, _)| user)
+    }
+
+    /// How many users have an open session.
+    pub fn online_count(&self) -> usize {
+        self.open.len()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&(String, u64), &SessionRecord)> {
         self.records.iter()
     }

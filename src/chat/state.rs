@@ -220,6 +220,8 @@ impl ChatState {
             Op::MarkRead { ids } => self.mark_read(user, ids),
             Op::DeleteMessages { ids } => self.delete_messages(user, ids),
             Op::DeleteAccount => self.delete_account(user, closed),
+            Op::Who { after, limit } => self.who(after, *limit),
+            Op::History { with, before, limit } => self.history(user, with, *before, *limit),
         };
         result.unwrap_or_else(Outcome::Failed)
     }

@@ -178,15 +178,15 @@ fn list_accounts_with_wildcards_and_pages() {
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(
         list(&mut h, 2, "", "", 100),
-        Outcome::Accounts { names: names(&["albert", "alfred", "alice", "bob", "carol", "dave"]), next: None }
+        Outcome::Accounts { names: names(&["albert", "alfred", "alice", "bob", "carol", "dave"]), next: None, total: 6 }
     );
     assert_eq!(
         list(&mut h, 3, "al*", "", 2),
-        Outcome::Accounts { names: names(&["albert", "alfred"]), next: Some("alfred".into()) }
+        Outcome::Accounts { names: names(&["albert", "alfred"]), next: Some("alfred".into()), total: 6 }
     );
-    assert_eq!(list(&mut h, 4, "al*", "alfred", 2), Outcome::Accounts { names: names(&["alice"]), next: None });
-    assert_eq!(list(&mut h, 5, "?o?", "", 10), Outcome::Accounts { names: names(&["bob"]), next: None });
-    assert_eq!(list(&mut h, 6, "zz*", "", 10), Outcome::Accounts { names: vec![], next: None });
+    assert_eq!(list(&mut h, 4, "al*", "alfred", 2), Outcome::Accounts { names: names(&["alice"]), next: None, total: 6 });
+    assert_eq!(list(&mut h, 5, "?o?", "", 10), Outcome::Accounts { names: names(&["bob"]), next: None, total: 6 });
+    assert_eq!(list(&mut h, 6, "zz*", "", 10), Outcome::Accounts { names: vec![], next: None, total: 6 });
     assert_eq!(failed(&list(&mut h, 7, "a b", "", 10)), "invalid_pattern");
     assert_eq!(failed(&list(&mut h, 8, "*", "", 0)), "invalid_limit");
     assert_eq!(failed(&list(&mut h, 9, "*", "", 101)), "invalid_limit");
@@ -353,3 +353,6 @@ mod replies;
 
 #[path = "session_tests.rs"]
 mod session_rules;
+
+#[path = "conversation_tests.rs"]
+mod conversations;

@@ -70,6 +70,11 @@ pub enum Op {
     MarkRead { ids: Vec<u64> },
     DeleteMessages { ids: Vec<u64> },
     DeleteAccount,
+    /// Users with an open session, by name, a page at a time.
+    Who { after: String, limit: u32 },
+    /// The messages between the caller and `with`, both directions, newest first from
+    /// below message id `before` (0: from the newest).
+    History { with: String, before: u64, limit: u32 },
 }
 
 impl Op {
@@ -89,6 +94,8 @@ impl Op {
             Op::MarkRead { .. } => "mark-read",
             Op::DeleteMessages { .. } => "delete",
             Op::DeleteAccount => "delete-account",
+            Op::Who { .. } => "who",
+            Op::History { .. } => "history",
         }
     }
 }
@@ -111,7 +118,17 @@ pub enum Outcome {
     AccountCreated { account: u64 },
     LoggedIn { unread: u64 },
     LoggedOut,
-    Accounts { names: Vec<String>, next: Option<String> },
+    /// `total`: accounts in the cluster (images older than the field read it as 0).
+    Accounts {
+        names: Vec<String>,
+        next: Option<String>,
+        #[serde(default)]
+        total: u64,
+    },
+    /// `who`: users with an open session; `total` of them.
+    Online { names: Vec<String>, next: Option<String>, total: u64 },
+    /// `history`: oldest first; `before` is the cursor for older messages, if any.
+    History { messages: Vec<Message>, before: Option<u64> },
     Sent { id: u64 },
     Messages { messages: Vec<Message>, unread_left: u64 },
     MarkedRead { count: u64 },

@@ -1,8 +1,8 @@
-//! `quintet chat`: the interactive client. On a terminal it prompts for the password and
-//! reads commands; from a pipe it reads one command per line and prints one result per line
+//! `quintet chat`: the line client. On a terminal it prompts for the password and reads
+//! commands; from a pipe it reads one command per line and prints one result per line
 //! (`--json`: one JSON object per line). Live deliveries are printed as they arrive and then
 //! marked read. Ctrl-C and end of input log out cleanly. If no quorum answers, it prints why
-//! and exits with status 2: it never shows a result that a quorum did not sign.
+//! once and exits with status 2: it never shows a result that a quorum did not sign.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,41 +11,41 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prost::Message as _;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::commands::{self, Command, HELP};
 use super::{Exit, render};
-use crate::chat::{Op, PAGE_LIMIT_MAX, READ_LIMIT_MAX};
-use crate::client::{ClientError, Live, QuorumClient, Subscription};
+use crate::chat::Op;
+use crate::client::{Agreed, ClientError, Live, QuorumClient, Subscription};
 use crate::config::ClusterConfig;
 use crate::crypto::{self, SigningKey, TAG_REQUEST, TAG_SUBSCRIBE};
 use crate::{pb, wire};
 
+pub const EXIT_CODES: &str = "Exit status: 0 when every command succeeded; 1 when a command was refused (a \
+usage error, or a refusal the replicas agreed on, such as a wrong password); 2 when no quorum \
+of replicas answered (nothing is shown that 3 replicas did not sign).";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXIT_CODES)]
 pub struct ChatArgs {
+    /// The cluster's cluster.toml [default: ./quintet-data/cluster.toml, which `up` writes]
     #[arg(long)]
-    config: PathBuf,
+    config: Option<PathBuf>,
+    /// Your user name (1 to 32 letters, digits, '_', '-' or '.')
     #[arg(long)]
     user: String,
-    /// One JSON object per output line (results, errors, deliveries), each with a "type".
+    /// One JSON object per output line (results, errors, deliveries), each with a "type"
+    /// and, for results, which replicas agreed, differed and were silent.
     #[arg(long)]
     json: bool,
+    /// Show beside each result which replicas agreed, differed and were silent.
+    #[arg(long, short)]
+    verbose: bool,
     /// Give up on a request after this long without a quorum.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
 }
 
-/// Names per `list` page.
-const PAGE_SIZE: u32 = 20;
-/// Unread messages one `read` fetches when no count is given.
-const READ_DEFAULT: u32 = 10;
-
-const HELP: &str = "commands:
-  create                      create the account (and log in)
-  login | logout
-  list [pattern] [page]       accounts matching * and ? wildcards, 20 a page
-  send <user> <text>          send a message
-  read [n]                    read up to n unread messages (default 10)
-  delete <id>...              delete messages from your mailbox
-  delete-account              delete your account and its mailbox
-  help | quit";
+#[path = "chat_pages.rs"]
+mod pages;
 
 fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_micros() as u64
@@ -53,15 +53,26 @@ fn now_us() -> u64 {
 
 struct Session {
     client: QuorumClient,
+    /// Replica ids by index, to say who agreed.
+    ids: Vec<String>,
     cluster: String,
     user: String,
     key: SigningKey,
     json: bool,
+    verbose: bool,
+    /// Colour: on a terminal, without `NO_COLOR`.
+    colour: bool,
+    /// Stdin is a terminal: `delete-account` asks first.
+    terminal: bool,
     /// The current session id (client clock in µs when it began) and its last sequence.
     session: u64,
     seq: u64,
     logged_in: bool,
     deliveries: Option<Subscription>,
+    /// Some command was refused (exit status 1).
+    refused: bool,
+    /// `delete-account` typed on a terminal: the next line must be "yes".
+    confirming: bool,
 }
 
 impl Session {
@@ -70,7 +81,7 @@ impl Session {
         self.seq = 0;
     }
 
-    async fn request(&mut self, op: &Op) -> Result<crate::client::Agreed, ClientError> {
+    async fn request(&mut self, op: &Op) -> Result<Agreed, ClientError> {
         self.seq += 1;
         let body = pb::RequestBody {
             cluster: self.cluster.clone(),
@@ -94,9 +105,36 @@ impl Session {
         }
     }
 
-    fn print_error(&self, command: &str, code: &str, message: &str) {
+    fn print_error(&mut self, command: &str, code: &str, message: &str) {
+        self.refused = true;
         let value = serde_json::json!({"type": "error", "command": command, "code": code, "message": message});
-        self.print(&[format!("error: {message}")], &value);
+        let line = if self.colour { format!("\x1b[31merror:\x1b[0m {message}") } else { format!("error: {message}") };
+        self.print(&[line], &value);
+    }
+
+    /// Prints an agreed outcome, with who agreed (always in JSON, with `--verbose` as text).
+    fn show(&mut self, command: &str, agreed: &Agreed, outcome: &pb::Outcome) {
+        let (mut lines, mut value) = render::outcome(command, &self.user, agreed.height, outcome);
+        let (yes, no, silent) = render::agreement(&self.ids, &agreed.replicas, &agreed.differed);
+        value["agreed"] = serde_json::json!(yes);
+        value["differed"] = serde_json::json!(no);
+        value["silent"] = serde_json::json!(silent);
+        if let Some(pb::outcome::Kind::Failure(f)) = &outcome.kind {
+            self.refused = true;
+            if f.code == "bad_signature" {
+                // The replicas verify with the account's key; the key comes from the password.
+                let message = format!("wrong password for {} (the replicas refused its signature)", self.user);
+                value["message"] = message.clone().into();
+                lines = vec![format!("error: {message}")];
+            }
+            if self.colour {
+                lines = lines.into_iter().map(|l| l.replacen("error:", "\x1b[31merror:\x1b[0m", 1)).collect();
+            }
+        }
+        if self.verbose && let Some(last) = lines.last_mut() {
+            last.push_str(&format!("   {}", render::agreement_text(&yes, &no, &silent)));
+        }
+        self.print(&lines, &value);
     }
 
     fn start_deliveries(&mut self) {
@@ -112,63 +150,50 @@ impl Session {
         self.deliveries = Some(self.client.subscribe(sign));
     }
 
-    /// Runs one command line. `Err` is fatal (no quorum).
+    /// Runs one command line. `Ok(false)`: quit. `Err` is fatal (no quorum).
     async fn command(&mut self, line: &str) -> Result<bool, ClientError> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some((&command, args)) = words.split_first() else { return Ok(true) };
-        let op = match (command, args) {
-            ("help", _) => {
-                self.print(&[HELP.to_string()], &serde_json::json!({"type": "help", "text": HELP}));
+        if std::mem::take(&mut self.confirming) {
+            if line.trim().eq_ignore_ascii_case("yes") {
+                return self.op("delete-account", Op::DeleteAccount).await;
+            }
+            self.print(&["not deleted".into()], &serde_json::json!({"type": "cancelled", "command": "delete-account"}));
+            return Ok(true);
+        }
+        let parsed = match commands::parse(line, self.key.verifying_key().to_bytes()) {
+            None => return Ok(true),
+            Some(Err(refused)) => {
+                self.print_error(&refused.command, refused.code, &refused.message);
                 return Ok(true);
             }
-            ("quit" | "exit", _) => return Ok(false),
-            ("create", []) => Op::CreateAccount { public_key: self.key.verifying_key().to_bytes() },
-            ("login", []) => Op::Login,
-            ("logout", []) => Op::Logout,
-            ("delete-account", []) => Op::DeleteAccount,
-            ("list", [..]) if args.len() <= 2 => {
-                let pattern = args.first().copied().unwrap_or("*");
-                let page = match args.get(1).map(|p| p.parse::<u32>()) {
-                    None => 1,
-                    Some(Ok(p)) if p >= 1 => p,
-                    _ => return self.usage(command, "page must be a number from 1"),
-                };
-                return self.list(pattern, page).await;
-            }
-            ("send", [to, ..]) if args.len() >= 2 => {
-                // The text is the rest of the line after the recipient, spaces kept.
-                let after_command = line.trim_start()[command.len()..].trim_start();
-                let text = after_command[to.len()..].trim_start().to_string();
-                // Refused here, before anything is sent: the one limit, in the state
-                // machine's own words (the request-size limit is above it).
-                if text.len() > crate::chat::TEXT_LEN_MAX {
-                    let error = crate::chat::ChatError::TextTooLong(text.len());
-                    self.print_error(command, error.code(), &error.to_string());
-                    return Ok(true);
-                }
-                Op::Send { to: to.to_string(), text }
-            }
-            ("read", [..]) if args.len() <= 1 => match args.first().map(|n| n.parse::<u32>()) {
-                None => Op::Read { max: READ_DEFAULT },
-                Some(Ok(n)) if (1..=READ_LIMIT_MAX).contains(&n) => Op::Read { max: n },
-                _ => return self.usage(command, "n must be a number from 1 to 100"),
-            },
-            ("delete", [_, ..]) => match args.iter().map(|a| a.parse::<u64>()).collect::<Result<Vec<_>, _>>() {
-                Ok(ids) => Op::DeleteMessages { ids },
-                Err(_) => return self.usage(command, "message ids are numbers"),
-            },
-            ("create" | "login" | "logout" | "delete-account" | "list" | "send" | "read" | "delete", _) => {
-                return self.usage(command, "wrong arguments (type help)");
-            }
-            _ => return self.usage(command, &format!("unknown command {command:?} (type help)")),
+            Some(Ok(parsed)) => parsed,
         };
+        match parsed {
+            Command::Help => self.print(&[HELP.to_string()], &serde_json::json!({"type": "help", "text": HELP})),
+            Command::Quit => return Ok(false),
+            Command::List { pattern, page } => return self.names(false, &pattern, page).await,
+            Command::Who { page } => return self.names(true, "*", page).await,
+            Command::History { with, count } => return self.history(&with, count).await,
+            Command::DeleteAccount { yes: false } if self.terminal && !self.json => {
+                self.confirming = true;
+                println!("delete account {} and every message in its mailbox? this cannot be undone; type yes to confirm:", self.user);
+            }
+            Command::DeleteAccount { yes: false } => {
+                self.print_error("delete-account", "usage", "not on a terminal, so nobody can confirm: use delete-account --yes");
+            }
+            Command::DeleteAccount { yes: true } => return self.op("delete-account", Op::DeleteAccount).await,
+            Command::Op(op) => return self.op(op.name(), op).await,
+        }
+        Ok(true)
+    }
+
+    /// Sends one operation and shows its agreed outcome.
+    async fn op(&mut self, command: &str, op: Op) -> Result<bool, ClientError> {
         if op.opens_session() && !self.logged_in {
             self.new_session();
         }
         let agreed = self.request(&op).await?;
-        let outcome = agreed.outcome;
-        let (lines, value) = render::outcome(command, &self.user, agreed.height, &outcome);
-        self.print(&lines, &value);
+        let outcome = agreed.outcome.clone();
+        self.show(command, &agreed, &outcome);
         match outcome.kind {
             Some(pb::outcome::Kind::Messages(m)) => {
                 if let (Some(deliveries), Some(newest)) = (&self.deliveries, m.messages.iter().map(|m| m.id).max()) {
@@ -189,46 +214,6 @@ impl Session {
             }
             _ => {}
         }
-        Ok(true)
-    }
-
-    fn usage(&self, command: &str, message: &str) -> Result<bool, ClientError> {
-        self.print_error(command, "usage", message);
-        Ok(true)
-    }
-
-    /// Pages are followed by cursor. A replica looks at a bounded number of names per
-    /// request, so one request may return fewer names than asked (even none) with a cursor
-    /// to go on from; the names of page n are gathered across as many requests as needed.
-    async fn list(&mut self, pattern: &str, page: u32) -> Result<bool, ClientError> {
-        let want = page as usize * PAGE_SIZE as usize;
-        let (mut names, mut after) = (Vec::new(), String::new());
-        let last = loop {
-            let limit = (want - names.len()).min(PAGE_LIMIT_MAX as usize) as u32;
-            let op = Op::ListAccounts { pattern: pattern.to_string(), after: after.clone(), limit };
-            let agreed = self.request(&op).await?;
-            let Some(pb::outcome::Kind::Accounts(p)) = &agreed.outcome.kind else {
-                let (lines, value) = render::outcome("list", &self.user, agreed.height, &agreed.outcome);
-                self.print(&lines, &value);
-                return Ok(true);
-            };
-            names.extend(p.names.iter().cloned());
-            after = p.next.clone();
-            if names.len() >= want || after.is_empty() {
-                break agreed;
-            }
-        };
-        let first = (page as usize - 1) * PAGE_SIZE as usize;
-        if first >= names.len() && page > 1 {
-            let pages = names.len().div_ceil(PAGE_SIZE as usize).max(1);
-            self.print_error("list", "no_such_page", &format!("there are only {pages} page(s)"));
-            return Ok(true);
-        }
-        let shown = pb::AccountPage { names: names[first..names.len().min(want)].to_vec(), next: after };
-        let outcome = pb::Outcome { kind: Some(pb::outcome::Kind::Accounts(shown)) };
-        let (lines, mut value) = render::outcome("list", &self.user, last.height, &outcome);
-        value["page"] = serde_json::json!(page);
-        self.print(&lines, &value);
         Ok(true)
     }
 
@@ -253,7 +238,9 @@ impl Session {
         let mut value = render::message_json(&message);
         value["type"] = "delivery".into();
         value["height"] = height.into();
-        self.print(&[format!("new message {}", render::message_line(&message))], &value);
+        let line = render::message_line(&message);
+        let line = if self.colour { format!("\x1b[1mnew\x1b[0m {line}") } else { format!("new {line}") };
+        self.print(&[line], &value);
         self.request(&Op::MarkRead { ids: vec![message.id] }).await.map(|_| ())
     }
 }
@@ -276,27 +263,48 @@ fn password(user: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
     Ok(password)
 }
 
+/// `--config`, or `./quintet-data/cluster.toml` (what `up` writes) when it exists.
+fn config_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    let default = PathBuf::from("quintet-data/cluster.toml");
+    anyhow::ensure!(
+        default.exists(),
+        "no --config given and ./quintet-data/cluster.toml does not exist: start a cluster here with `{} up`, or give --config <cluster.toml>",
+        super::invocation()
+    );
+    Ok(default)
+}
+
 pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
-    let config = ClusterConfig::load(&args.config)?;
+    let config = ClusterConfig::load(&config_path(args.config)?)?;
     anyhow::ensure!(crate::chat::valid_name(&args.user), crate::chat::ChatError::InvalidName(args.user.clone()));
     let password = password(&args.user)?;
     let (cluster, user, kdf) = (config.cluster_id.clone(), args.user.clone(), config.kdf);
     let key = tokio::task::spawn_blocking(move || crypto::derive_user_key(&cluster, &user, &password, kdf)).await??;
     let mut client = QuorumClient::new(&config)?;
     client.deadline = Duration::from_millis(args.timeout_ms);
-    let interactive = std::io::stdin().is_terminal();
+    let terminal = std::io::stdin().is_terminal();
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && !args.json;
     let mut s = Session {
+        ids: client.ids(),
         client,
         cluster: config.tag(),
         user: args.user.clone(),
         key,
         json: args.json,
+        verbose: args.verbose,
+        colour,
+        terminal,
         session: 0,
         seq: 0,
         logged_in: false,
         deliveries: None,
+        refused: false,
+        confirming: false,
     };
-    if interactive && !s.json {
+    if terminal && !s.json {
         println!("quintet chat as {}: type help for commands", s.user);
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -318,15 +326,15 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
     }
     .await;
     match result {
-        Ok(()) => Ok(Exit::Ok),
+        Ok(()) => Ok(if s.refused { Exit::Failed(1) } else { Exit::Ok }),
         Err(e) => {
+            // Once: on stdout as JSON for scripts, or on stderr for a person.
             let message = e.to_string();
             if s.json {
                 println!("{}", serde_json::json!({"type": "fatal", "message": message}));
             } else {
-                println!("fatal: {message}");
+                eprintln!("quintet chat: {message}");
             }
-            eprintln!("quintet chat: {message}");
             Ok(Exit::Failed(2))
         }
     }

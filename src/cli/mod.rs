@@ -1,6 +1,7 @@
 //! The `quintet` subcommands. `main.rs` parses these and calls [`run`].
 
 mod chat;
+mod commands;
 mod render;
 mod sim;
 mod up;
@@ -53,6 +54,7 @@ pub enum Command {
         show: bool,
     },
     /// The chat client: interactive on a terminal, one command per line from a pipe.
+    /// Exit status 0: every command succeeded; 1: a command was refused; 2: no quorum.
     Chat(chat::ChatArgs),
     /// Run the deterministic simulator of the ordering protocol.
     Sim(sim::SimArgs),
@@ -65,6 +67,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How the user started this program, for hints: `cargo run --release --` under cargo
+/// (which sets `CARGO_MANIFEST_DIR` for the program it runs), else the name it was run by.
+pub fn invocation() -> String {
+    if std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
+        return "cargo run --release --".into();
+    }
+    let arg0 = std::env::args().next().unwrap_or_default();
+    // A bare name was found on PATH; a path is shown as typed (./target/release/quintet).
+    if arg0.is_empty() { "quintet".into() } else { arg0 }
 }
 
 /// How a command ended, for the process exit code.

@@ -24,7 +24,7 @@ pub struct SimArgs {
     /// replicas with one behaviour each, synchrony), or coalition (byzantine, with the
     /// coalition adversary in every run: f replicas that choose and combine legal attacks
     /// per seed: split chains at different heights, hidden QCs, selective and far-future
-    /// blames, replays, coalition certificates, forged requests, lies).
+    /// blames, replays, coalition certificates, forged QCs and requests, lies).
     #[arg(long, value_parser = ["crash", "byzantine", "coalition"])]
     mode: Option<String>,
     /// Crash runs with ten times more crashes between two actions of a batch.

@@ -149,10 +149,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
         children.push(Supervised { id: r.id.clone(), child: Some(child), started: tokio::time::Instant::now(), restarts: 0, restart_at: None });
         println!("started replica {} on {} (log: {})", r.id, r.address, dir.join(format!("{}.log", r.id)).display());
     }
-    println!(
-        "chat with: quintet chat --config {} --user <name>    (Ctrl-C here stops the cluster)",
-        config_path.display()
-    );
+    // The hint names the command the way this one was started, and leaves out --config
+    // when the chat client's default finds the same file.
+    let config_flag = if config_path == Path::new("quintet-data/cluster.toml") { String::new() } else { format!(" --config {}", config_path.display()) };
+    println!("chat with: {} chat{config_flag} --user <name>    (Ctrl-C here stops the cluster)", super::invocation());
     let client = QuorumClient::new(&config)?;
     let mut shown = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));

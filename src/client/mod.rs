@@ -29,6 +29,9 @@ pub const DEADLINE_DEFAULT: Duration = Duration::from_secs(10);
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
 /// Bound on one call to one replica.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// After a quorum, how long the other replicas' replies are still awaited, only to show
+/// which replicas agreed (they execute the same block at about the same moment).
+const AGREEMENT_GRACE: Duration = Duration::from_millis(25);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -155,7 +158,7 @@ impl QuorumClient {
             match result {
                 Err(status) => heard[index] = Heard::Failed(failure(&status)),
                 Ok(reply) => match tally.add(index, &remote.id, &remote.key, &reply.into_inner()) {
-                    Ok(Some(agreed)) => return Ok(agreed),
+                    Ok(Some(agreed)) => return Ok(self.settle(agreed, tally, rx, &heard).await),
                     Ok(None) => heard[index] = Heard::Voted,
                     Err(Rejected::Duplicate) => {}
                     Err(rejected) => heard[index] = Heard::Rejected(rejected),
@@ -170,6 +173,41 @@ impl QuorumClient {
             waited_ms: started.elapsed().as_millis(),
             report: self.report(&heard),
         })
+    }
+
+    /// The result is decided; the replies that come within `AGREEMENT_GRACE` only say who
+    /// else agreed or differed (a reply refused as unverifiable counts as differing).
+    async fn settle(
+        &self,
+        mut agreed: Agreed,
+        mut tally: Tally,
+        mut rx: mpsc::Receiver<(usize, Result<tonic::Response<pb::SignedReply>, tonic::Status>)>,
+        heard: &[Heard],
+    ) -> Agreed {
+        for (index, h) in heard.iter().enumerate() {
+            if matches!(h, Heard::Rejected(_)) && !agreed.differed.contains(&index) {
+                agreed.differed.push(index);
+            }
+        }
+        let until = Instant::now() + AGREEMENT_GRACE;
+        while agreed.replicas.len() + agreed.differed.len() < self.remotes.len() {
+            let Ok(Some((index, result))) = tokio::time::timeout_at(until, rx.recv()).await else { break };
+            let Ok(reply) = result else { continue };
+            let remote = &self.remotes[index];
+            match tally.add(index, &remote.id, &remote.key, &reply.into_inner()) {
+                Ok(Some(again)) if again.height == agreed.height && again.outcome == agreed.outcome => agreed.replicas = again.replicas,
+                Err(Rejected::Duplicate) => {}
+                _ => agreed.differed.push(index),
+            }
+        }
+        agreed.replicas.sort_unstable();
+        agreed.differed.sort_unstable();
+        agreed
+    }
+
+    /// Replica ids by index (for showing who agreed).
+    pub fn ids(&self) -> Vec<String> {
+        self.remotes.iter().map(|r| r.id.clone()).collect()
     }
 
     fn report(&self, heard: &[Heard]) -> String {

@@ -19,6 +19,9 @@ pub struct Agreed {
     pub outcome: pb::Outcome,
     /// Indexes of the replicas that agreed.
     pub replicas: Vec<usize>,
+    /// Indexes of the replicas that answered something else (another result, or a reply
+    /// that did not verify). The rest were silent.
+    pub differed: Vec<usize>,
 }
 
 /// Why a reply did not count.
@@ -80,7 +83,8 @@ impl Tally {
         let vote = (height, outcome.encode_to_vec());
         self.votes.insert(index, vote.clone());
         let replicas: Vec<usize> = self.votes.iter().filter(|(_, v)| **v == vote).map(|(i, _)| *i).collect();
-        Ok((replicas.len() >= self.quorum).then_some(Agreed { height, outcome, replicas }))
+        let differed = self.votes.iter().filter(|(_, v)| **v != vote).map(|(i, _)| *i).collect();
+        Ok((replicas.len() >= self.quorum).then_some(Agreed { height, outcome, replicas, differed }))
     }
 
     /// True when no result can reach the quorum any more with `total` replicas.

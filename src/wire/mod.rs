@@ -62,6 +62,8 @@ pub fn decode_request(body: &[u8]) -> Result<(pb::RequestBody, chat::Request), W
         pb::op::Kind::MarkRead(m) => Op::MarkRead { ids: m.ids.clone() },
         pb::op::Kind::DeleteMessages(d) => Op::DeleteMessages { ids: d.ids.clone() },
         pb::op::Kind::DeleteAccount(_) => Op::DeleteAccount,
+        pb::op::Kind::Who(w) => Op::Who { after: w.after.clone(), limit: w.limit },
+        pb::op::Kind::History(h) => Op::History { with: h.with.clone(), before: h.before, limit: h.limit },
     };
     let request = chat::Request { user: decoded.user.clone(), session: decoded.session, seq: decoded.seq, op };
     Ok((decoded, request))
@@ -82,6 +84,8 @@ pub fn encode_op(op: &Op) -> pb::Op {
         Op::MarkRead { ids } => Kind::MarkRead(pb::MarkRead { ids: ids.clone() }),
         Op::DeleteMessages { ids } => Kind::DeleteMessages(pb::DeleteMessages { ids: ids.clone() }),
         Op::DeleteAccount => Kind::DeleteAccount(pb::DeleteAccount {}),
+        Op::Who { after, limit } => Kind::Who(pb::Who { after: after.clone(), limit: *limit }),
+        Op::History { with, before, limit } => Kind::History(pb::History { with: with.clone(), before: *before, limit: *limit }),
     };
     pb::Op { kind: Some(kind) }
 }
@@ -107,9 +111,16 @@ pub fn encode_outcome(outcome: &Outcome) -> pb::Outcome {
         Outcome::AccountCreated { account } => Kind::AccountCreated(pb::AccountCreated { account: *account }),
         Outcome::LoggedIn { unread } => Kind::LoggedIn(pb::LoggedIn { unread: *unread }),
         Outcome::LoggedOut => Kind::LoggedOut(pb::LoggedOut {}),
-        Outcome::Accounts { names, next } => {
-            Kind::Accounts(pb::AccountPage { names: names.clone(), next: next.clone().unwrap_or_default() })
+        Outcome::Accounts { names, next, total } => {
+            Kind::Accounts(pb::AccountPage { names: names.clone(), next: next.clone().unwrap_or_default(), total: *total })
         }
+        Outcome::Online { names, next, total } => {
+            Kind::Online(pb::AccountPage { names: names.clone(), next: next.clone().unwrap_or_default(), total: *total })
+        }
+        Outcome::History { messages, before } => Kind::Conversation(pb::Conversation {
+            messages: messages.iter().map(encode_message).collect(),
+            before: before.unwrap_or(0),
+        }),
         Outcome::Sent { id } => Kind::Sent(pb::MessageSent { id: *id }),
         Outcome::Messages { messages, unread_left } => Kind::Messages(pb::Messages {
             messages: messages.iter().map(encode_message).collect(),
@@ -145,6 +156,8 @@ mod tests {
             Op::MarkRead { ids: vec![1, 2] },
             Op::DeleteMessages { ids: vec![3] },
             Op::DeleteAccount,
+            Op::Who { after: "a".into(), limit: 5 },
+            Op::History { with: "bob".into(), before: 9, limit: 4 },
         ];
         for op in ops {
             let (header, request) = decode_request(&body(Some(encode_op(&op)))).unwrap();

@@ -1,0 +1,90 @@
+//! The chat client's paged commands: `list` and `who` (names, 20 a page) and `history`
+//! (a conversation), each gathered across as many requests as the replicas' bounded scans
+//! need.
+
+use super::{ClientError, Op, Session, render};
+use crate::chat::PAGE_LIMIT_MAX;
+use crate::pb;
+
+/// Names per `list` and `who` page.
+const PAGE_SIZE: u32 = 20;
+
+impl Session {
+    /// `list` (accounts) or `who` (users online), page `page` of 20. Pages are followed by
+    /// cursor. A replica looks at a bounded number of names per request, so one request may
+    /// return fewer names than asked (even none) with a cursor to go on from; the names of
+    /// page n are gathered across as many requests as needed.
+    pub(super) async fn names(&mut self, online: bool, pattern: &str, page: u32) -> Result<bool, ClientError> {
+        let command = if online { "who" } else { "list" };
+        let want = page as usize * PAGE_SIZE as usize;
+        let (mut names, mut after) = (Vec::new(), String::new());
+        let (last, total) = loop {
+            let limit = (want - names.len()).min(PAGE_LIMIT_MAX as usize) as u32;
+            let op = if online {
+                Op::Who { after: after.clone(), limit }
+            } else {
+                Op::ListAccounts { pattern: pattern.to_string(), after: after.clone(), limit }
+            };
+            let agreed = self.request(&op).await?;
+            let (Some(pb::outcome::Kind::Accounts(p)) | Some(pb::outcome::Kind::Online(p))) = &agreed.outcome.kind else {
+                let outcome = agreed.outcome.clone();
+                self.show(command, &agreed, &outcome);
+                return Ok(true);
+            };
+            names.extend(p.names.iter().cloned());
+            after = p.next.clone();
+            let total = p.total;
+            if names.len() >= want || after.is_empty() {
+                break (agreed, total);
+            }
+        };
+        let first = (page as usize - 1) * PAGE_SIZE as usize;
+        let pages = total.div_ceil(PAGE_SIZE as u64).max(1);
+        if first >= names.len() && page > 1 {
+            let what = if pattern == "*" { format!("there are only {pages} page(s)") } else { format!("only {} page(s) match", names.len().div_ceil(PAGE_SIZE as usize).max(1)) };
+            self.print_error(command, "no_such_page", &what);
+            return Ok(true);
+        }
+        let shown = pb::AccountPage { names: names[first..names.len().min(want)].to_vec(), next: after, total };
+        let kind = if online { pb::outcome::Kind::Online(shown) } else { pb::outcome::Kind::Accounts(shown) };
+        let outcome = pb::Outcome { kind: Some(kind) };
+        let (lines, mut value) = render::outcome(command, &self.user, last.height, &outcome);
+        value["page"] = serde_json::json!(page);
+        value["pages"] = serde_json::json!(if pattern == "*" { Some(pages) } else { None });
+        let (yes, no, silent) = render::agreement(&self.ids, &last.replicas, &last.differed);
+        (value["agreed"], value["differed"], value["silent"]) = (yes.into(), no.into(), silent.into());
+        let mut lines = lines;
+        if pattern == "*" {
+            lines = lines.into_iter().map(|l| format!("{l} page {page} of {pages}")).collect();
+        }
+        self.print(&lines, &value);
+        Ok(true)
+    }
+
+    /// `history <user> [n]`: the last n messages between the two, oldest first, gathered
+    /// across requests (each replica scans a bounded part of a mailbox per request).
+    pub(super) async fn history(&mut self, with: &str, count: u32) -> Result<bool, ClientError> {
+        let mut messages = Vec::new();
+        let mut before = 0;
+        let mut rounds = 0;
+        let last = loop {
+            rounds += 1;
+            let op = Op::History { with: with.to_string(), before, limit: count - messages.len() as u32 };
+            let agreed = self.request(&op).await?;
+            let Some(pb::outcome::Kind::Conversation(c)) = &agreed.outcome.kind else {
+                let outcome = agreed.outcome.clone();
+                self.show("history", &agreed, &outcome);
+                return Ok(true);
+            };
+            // Older pages come before what is already gathered.
+            messages.splice(0..0, c.messages.iter().cloned());
+            before = c.before;
+            if before == 0 || messages.len() >= count as usize || rounds == 50 {
+                break agreed;
+            }
+        };
+        let outcome = pb::Outcome { kind: Some(pb::outcome::Kind::Conversation(pb::Conversation { messages, before })) };
+        self.show("history", &last, &outcome);
+        Ok(true)
+    }
+}

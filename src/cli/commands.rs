@@ -1,0 +1,186 @@
+//! The chat client's command language: one line in, one parsed command out (or a usage
+//! error a person can act on). Pure, so every spelling is tested without a cluster.
+
+use crate::chat::{Op, READ_LIMIT_MAX, TEXT_LEN_MAX};
+
+/// Unread messages one `read` fetches when no count is given.
+pub const READ_DEFAULT: u32 = 10;
+/// Messages `history` shows when no count is given.
+pub const HISTORY_DEFAULT: u32 = 20;
+
+pub const HELP: &str = "commands (case does not matter):
+  create                      create the account (and log in)
+  login | logout
+  list [pattern] [--page n]   accounts matching * and ? wildcards, 20 a page
+  who                         who is logged in now
+  send <user> <text>          send a message
+  read [n]                    read up to n unread messages (default 10)
+  history <user> [n]          the last n messages between you and <user> (default 20)
+  delete <id>...              delete messages from your mailbox
+  delete-account [--yes]      delete your account and its mailbox (asks first)
+  help | quit";
+
+/// Every command word, for completion and for telling a typo from a wrong argument.
+pub const WORDS: &[&str] =
+    &["create", "login", "logout", "list", "who", "send", "read", "history", "delete", "delete-account", "help", "quit", "exit"];
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Help,
+    Quit,
+    /// An operation sent as it is.
+    Op(Op),
+    List { pattern: String, page: u32 },
+    Who { page: u32 },
+    History { with: String, count: u32 },
+    /// `yes`: confirmed on the command line (scripts); otherwise a terminal asks.
+    DeleteAccount { yes: bool },
+}
+
+/// A line the client refuses before sending anything: the command word (lower case) and
+/// why, with a stable code (`usage`, or the state machine's own code for its limits).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refused {
+    pub command: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn usage(command: &str, message: impl Into<String>) -> Refused {
+    Refused { command: command.into(), code: "usage", message: message.into() }
+}
+
+/// A page number from `--page n`, `--page=n` or a bare trailing number.
+fn page_of(command: &str, args: &mut Vec<&str>) -> Result<u32, Refused> {
+    let mut page = None;
+    let mut i = 0;
+    while i < args.len() {
+        let value = if args[i] == "--page" {
+            let v = args.get(i + 1).copied().ok_or_else(|| usage(command, "--page needs a number"))?;
+            args.drain(i..i + 2);
+            v
+        } else if let Some(v) = args[i].strip_prefix("--page=") {
+            args.remove(i);
+            v
+        } else {
+            i += 1;
+            continue;
+        };
+        page = Some(value);
+    }
+    if page.is_none() && args.len() == 2 {
+        page = args.pop();
+    }
+    match page.map(|p| p.parse::<u32>()) {
+        None => Ok(1),
+        Some(Ok(p)) if p >= 1 => Ok(p),
+        _ => Err(usage(command, "the page must be a number from 1")),
+    }
+}
+
+/// Parses one line. `None` for a blank line.
+pub fn parse(line: &str, public_key: [u8; 32]) -> Option<Result<Command, Refused>> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (&first, args) = words.split_first()?;
+    let command = first.to_ascii_lowercase();
+    let c = command.as_str();
+    let mut args = args.to_vec();
+    let parsed = match (c, args.as_slice()) {
+        ("help" | "?", _) => Ok(Command::Help),
+        ("quit" | "exit", []) => Ok(Command::Quit),
+        ("create", []) => Ok(Command::Op(Op::CreateAccount { public_key })),
+        ("login", []) => Ok(Command::Op(Op::Login)),
+        ("logout", []) => Ok(Command::Op(Op::Logout)),
+        ("delete-account", []) => Ok(Command::DeleteAccount { yes: false }),
+        ("delete-account", ["--yes" | "-y"]) => Ok(Command::DeleteAccount { yes: true }),
+        ("list", _) => page_of(c, &mut args).and_then(|page| match args.as_slice() {
+            [] => Ok(Command::List { pattern: "*".into(), page }),
+            [pattern] => Ok(Command::List { pattern: pattern.to_string(), page }),
+            _ => Err(usage(c, "usage: list [pattern] [--page n]")),
+        }),
+        ("who", _) => page_of(c, &mut args).and_then(|page| match args.as_slice() {
+            [] => Ok(Command::Who { page }),
+            _ => Err(usage(c, "usage: who [--page n]")),
+        }),
+        ("send", [to, _, ..]) => {
+            // The text is the rest of the line after the recipient, spaces kept.
+            let after_command = line.trim_start()[first.len()..].trim_start();
+            let text = after_command[to.len()..].trim_start().to_string();
+            if text.len() > TEXT_LEN_MAX {
+                // Refused before anything is sent, in the state machine's own words.
+                let error = crate::chat::ChatError::TextTooLong(text.len());
+                return Some(Err(Refused { command: command.clone(), code: error.code(), message: error.to_string() }));
+            }
+            Ok(Command::Op(Op::Send { to: to.to_string(), text }))
+        }
+        ("read", []) => Ok(Command::Op(Op::Read { max: READ_DEFAULT })),
+        ("read", [n]) => match n.parse::<u32>() {
+            Ok(n) if (1..=READ_LIMIT_MAX).contains(&n) => Ok(Command::Op(Op::Read { max: n })),
+            _ => Err(usage(c, format!("n must be a number from 1 to {READ_LIMIT_MAX}"))),
+        },
+        ("history", [with]) => Ok(Command::History { with: with.to_string(), count: HISTORY_DEFAULT }),
+        ("history", [with, n]) => match n.parse::<u32>() {
+            Ok(n) if (1..=READ_LIMIT_MAX).contains(&n) => Ok(Command::History { with: with.to_string(), count: n }),
+            _ => Err(usage(c, format!("n must be a number from 1 to {READ_LIMIT_MAX}"))),
+        },
+        ("delete", [_, ..]) => match args.iter().map(|a| a.parse::<u64>()).collect::<Result<Vec<_>, _>>() {
+            Ok(ids) => Ok(Command::Op(Op::DeleteMessages { ids })),
+            Err(_) => Err(usage(c, "message ids are numbers (the [n] before each message)")),
+        },
+        ("send", _) => Err(usage(c, "usage: send <user> <text>")),
+        ("history", _) => Err(usage(c, "usage: history <user> [n]")),
+        ("delete", _) => Err(usage(c, "usage: delete <id>...")),
+        ("delete-account", _) => Err(usage(c, "usage: delete-account [--yes]")),
+        _ if WORDS.contains(&c) => Err(usage(c, format!("{c} takes no arguments (type help)"))),
+        _ => Err(usage(c, format!("unknown command {} (type help)", crate::chat::quote(first)))),
+    };
+    Some(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command {
+        parse(line, [7; 32]).expect("not blank").unwrap_or_else(|e| panic!("{line}: {e:?}"))
+    }
+
+    fn refused(line: &str) -> Refused {
+        parse(line, [7; 32]).expect("not blank").expect_err(line)
+    }
+
+    #[test]
+    fn commands_are_case_insensitive_and_arguments_keep_their_case() {
+        assert_eq!(ok("LOGIN"), Command::Op(Op::Login));
+        assert_eq!(ok("Send Bob Hello  There"), Command::Op(Op::Send { to: "Bob".into(), text: "Hello  There".into() }));
+        assert_eq!(ok("  send bob  x"), Command::Op(Op::Send { to: "bob".into(), text: "x".into() }));
+        assert_eq!(ok("History bob 5"), Command::History { with: "bob".into(), count: 5 });
+        assert!(parse("   ", [0; 32]).is_none());
+    }
+
+    #[test]
+    fn list_pages_work_with_and_without_a_pattern() {
+        assert_eq!(ok("list"), Command::List { pattern: "*".into(), page: 1 });
+        assert_eq!(ok("list --page 2"), Command::List { pattern: "*".into(), page: 2 });
+        assert_eq!(ok("list --page=3 a*"), Command::List { pattern: "a*".into(), page: 3 });
+        assert_eq!(ok("list a* 2"), Command::List { pattern: "a*".into(), page: 2 });
+        assert_eq!(ok("who --page 2"), Command::Who { page: 2 });
+        assert_eq!(refused("list --page 0").code, "usage");
+        assert_eq!(refused("list --page").message, "--page needs a number");
+        assert_eq!(refused("list a b c").code, "usage");
+    }
+
+    #[test]
+    fn wrong_input_gets_a_reason_a_person_can_act_on() {
+        assert_eq!(refused("frobnicate").message, "unknown command \"frobnicate\" (type help)");
+        assert_eq!(refused("send bob").message, "usage: send <user> <text>");
+        assert_eq!(refused("read 0").message, "n must be a number from 1 to 100");
+        assert_eq!(refused("LOGIN now").message, "login takes no arguments (type help)");
+        assert_eq!(refused("delete x").code, "usage");
+        assert_eq!(refused("delete-account now").message, "usage: delete-account [--yes]");
+        let long = refused(&format!("send bob {}", "x".repeat(TEXT_LEN_MAX + 1)));
+        assert_eq!((long.code, long.message.as_str()), ("text_too_long", "message text is 65537 bytes; the limit is 65536"));
+        assert_eq!(ok("delete-account --yes"), Command::DeleteAccount { yes: true });
+        assert_eq!(ok("delete-account"), Command::DeleteAccount { yes: false });
+    }
+}
