@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use super::commands::{self, Command, HELP};
 use super::{Exit, render};
 use crate::chat::Op;
-use crate::client::{Agreed, ClientError, Live, QuorumClient, Subscription};
+use crate::client::{Agreed, Agreement, ClientError, Live, QuorumClient, Subscription};
 use crate::config::ClusterConfig;
 use crate::crypto::{self, SigningKey, TAG_REQUEST, TAG_SUBSCRIBE};
 use crate::{pb, wire};
@@ -220,7 +220,7 @@ impl Session {
     /// Shows what a quorum told on the live streams.
     async fn live(&mut self, live: Live) -> Result<(), ClientError> {
         match live {
-            Live::Message(height, message) => self.delivered(height, message).await,
+            Live::Message(height, message, agreement) => self.delivered(height, message, agreement).await,
             Live::SessionClosed { height, session, reason } => {
                 if self.logged_in && session == self.session {
                     self.logged_in = false;
@@ -234,12 +234,17 @@ impl Session {
     }
 
     /// Shows a live delivery, then marks it read (the user has seen it).
-    async fn delivered(&mut self, height: u64, message: pb::Message) -> Result<(), ClientError> {
+    async fn delivered(&mut self, height: u64, message: pb::Message, agreement: Agreement) -> Result<(), ClientError> {
         let mut value = render::message_json(&message);
         value["type"] = "delivery".into();
         value["height"] = height.into();
+        let (yes, no, silent) = render::agreement(&self.ids, &agreement.agreed, &agreement.differed);
         let line = render::message_line(&message);
-        let line = if self.colour { format!("\x1b[1mnew\x1b[0m {line}") } else { format!("new {line}") };
+        let mut line = if self.colour { format!("\x1b[1mnew\x1b[0m {line}") } else { format!("new {line}") };
+        if self.verbose {
+            line.push_str(&format!("   {}", render::agreement_text(&yes, &no, &silent)));
+        }
+        (value["agreed"], value["differed"], value["silent"]) = (yes.into(), no.into(), silent.into());
         self.print(&[line], &value);
         self.request(&Op::MarkRead { ids: vec![message.id] }).await.map(|_| ())
     }

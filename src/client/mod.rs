@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
-pub use tally::{Agreed, DeliveryTally, Live, Rejected, Tally};
+pub use tally::{Agreed, Agreement, DeliveryTally, Live, Rejected, Tally};
 
 use crate::config::ClusterConfig;
 use crate::crypto::VerifyingKey;
@@ -61,7 +61,7 @@ impl Subscription {
         loop {
             let live = self.deliveries.recv().await?;
             match &live {
-                Live::Message(_, m) if m.id <= self.read_floor.load(std::sync::atomic::Ordering::Relaxed) => continue,
+                Live::Message(_, m, _) if m.id <= self.read_floor.load(std::sync::atomic::Ordering::Relaxed) => continue,
                 _ => return Some(live),
             }
         }

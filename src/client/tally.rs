@@ -95,11 +95,19 @@ impl Tally {
     }
 }
 
+/// Replica indexes that agreed on a delivery, and those that sent another copy of it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Agreement {
+    pub agreed: Vec<usize>,
+    pub differed: Vec<usize>,
+}
+
 /// What a quorum of replicas told on the live streams.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Live {
-    /// A committed message to this user, with its height.
-    Message(u64, pb::Message),
+    /// A committed message to this user, with its height and who delivered it (the quorum
+    /// whose copies matched, and the replicas whose copies of that id differed).
+    Message(u64, pb::Message, Agreement),
     /// A committed request closed one of this user's sessions.
     SessionClosed { height: u64, session: u64, reason: String },
 }
@@ -140,17 +148,22 @@ impl Waiting {
         Waiting { waiting: BTreeMap::new(), votes: BTreeMap::new(), per_replica }
     }
 
-    /// Counts `index`'s copy; true when the copy's key just reached `quorum` (its entry is
-    /// then removed).
-    fn count(&mut self, key: u64, vote: (u64, [u8; 32]), index: usize, quorum: usize) -> bool {
+    /// Counts `index`'s copy; when the copy's key just reached `quorum` (its entry is then
+    /// removed), who agreed and who sent another copy of that key.
+    fn count(&mut self, key: u64, vote: (u64, [u8; 32]), index: usize, quorum: usize) -> Option<Agreement> {
         let voters = self.waiting.entry(key).or_default().entry(vote).or_default();
         if voters.contains(&index) {
-            return false;
+            return None;
         }
         voters.push(index);
         if voters.len() >= quorum {
-            self.waiting.remove(&key);
-            return true;
+            let mut agreed = voters.clone();
+            let variants = self.waiting.remove(&key).unwrap_or_default();
+            let mut differed: Vec<usize> = variants.into_iter().filter(|(v, _)| *v != vote).flat_map(|(_, who)| who).collect();
+            agreed.sort_unstable();
+            differed.sort_unstable();
+            differed.dedup();
+            return Some(Agreement { agreed, differed });
         }
         let mine = self.votes.entry(index).or_default();
         mine.push_back((key, vote));
@@ -168,7 +181,7 @@ impl Waiting {
                 }
             }
         }
-        false
+        None
     }
 
     /// Drops every key at or below `key`.
@@ -227,9 +240,7 @@ impl DeliveryTally {
             if body.message.is_some() || self.closures_shown.contains(&closed.session) {
                 return None;
             }
-            if !self.closures.count(closed.session, (body.height, crate::wire::digest(&closed.encode_to_vec())), index, self.quorum) {
-                return None;
-            }
+            self.closures.count(closed.session, (body.height, crate::wire::digest(&closed.encode_to_vec())), index, self.quorum)?;
             self.closures_shown.insert(closed.session);
             while self.closures_shown.len() > CLOSURES_MAX {
                 self.closures_shown.pop_first();
@@ -240,9 +251,7 @@ impl DeliveryTally {
         if message.id <= self.floor || self.shown.contains(&message.id) {
             return None;
         }
-        if !self.seen.count(message.id, (body.height, crate::wire::digest(&message.encode_to_vec())), index, self.quorum) {
-            return None;
-        }
+        let agreement = self.seen.count(message.id, (body.height, crate::wire::digest(&message.encode_to_vec())), index, self.quorum)?;
         self.shown.insert(message.id);
         self.floor = message.id;
         // What is below the floor can no longer be shown.
@@ -250,6 +259,6 @@ impl DeliveryTally {
         while self.shown.len() > SHOWN_MAX {
             self.shown.pop_first();
         }
-        Some(Live::Message(body.height, message))
+        Some(Live::Message(body.height, message, agreement))
     }
 }

@@ -98,10 +98,11 @@ fn a_delivery_shows_once_after_a_quorum_of_identical_copies() {
     assert_eq!(tally.add(1, &ids[1], &vk(1), &delivery(&keys[1], &ids[1], 3, "lie")), None);
     assert_eq!(tally.add(3, &ids[3], &vk(0), &delivery(&keys[3], &ids[3], 3, "hi")), None, "bad signature");
     assert_eq!(tally.add(2, &ids[2], &vk(2), &delivery(&keys[2], &ids[2], 3, "hi")), None);
-    let Some(Live::Message(height, shown)) = tally.add(4, &ids[4], &vk(4), &delivery(&keys[4], &ids[4], 3, "hi")) else {
+    let Some(Live::Message(height, shown, agreement)) = tally.add(4, &ids[4], &vk(4), &delivery(&keys[4], &ids[4], 3, "hi")) else {
         panic!("shown")
     };
     assert_eq!((height, shown.text.as_str()), (3, "hi"));
+    assert_eq!((agreement.agreed, agreement.differed), (vec![0, 2, 4], vec![1]), "who agreed, who sent another copy");
     assert_eq!(tally.add(3, &ids[3], &vk(3), &delivery(&keys[3], &ids[3], 3, "hi")), None, "shown once");
 }
 
@@ -161,7 +162,7 @@ fn a_delivery_whose_quorum_comes_after_a_newer_ones_is_left_for_read() {
     for i in [0, 1] {
         assert_eq!(tally.add(i, &ids[i], &vk(i), &copy(i, 11, 5)), None);
     }
-    assert!(matches!(tally.add(2, &ids[2], &vk(2), &copy(2, 11, 5)), Some(Live::Message(5, m)) if m.id == 11));
+    assert!(matches!(tally.add(2, &ids[2], &vk(2), &copy(2, 11, 5)), Some(Live::Message(5, m, _)) if m.id == 11));
     // A catching-up replica delivers 10 late: its quorum is complete, but 11 was shown, so 10
     // stays for `read` (live deliveries keep commit order).
     assert_eq!(tally.add(3, &ids[3], &vk(3), &copy(3, 10, 4)), None, "out of commit order");
@@ -173,7 +174,7 @@ fn a_delivery_whose_quorum_comes_after_a_newer_ones_is_left_for_read() {
     for i in 0..2 {
         assert_eq!(tally.add(i, &ids[i], &vk(i), &copy(i, 14, 7)), None);
     }
-    assert!(matches!(tally.add(4, &ids[4], &vk(4), &copy(4, 14, 7)), Some(Live::Message(7, m)) if m.id == 14));
+    assert!(matches!(tally.add(4, &ids[4], &vk(4), &copy(4, 14, 7)), Some(Live::Message(7, m, _)) if m.id == 14));
 }
 
 #[test]
@@ -194,5 +195,5 @@ fn one_replicas_forged_deliveries_take_bounded_memory_and_push_out_no_genuine_me
     assert!(tally.waiting() <= 1024 + 1, "{} copies waiting", tally.waiting());
     // The genuine message is still counted: the third copy shows it.
     let shown = tally.add(2, &ids[2], &vk(2), &message_copy(&keys[2], &ids[2], 7, 3, "genuine"));
-    assert!(matches!(shown, Some(Live::Message(3, m)) if m.id == 7));
+    assert!(matches!(shown, Some(Live::Message(3, m, _)) if m.id == 7));
 }
