@@ -64,6 +64,9 @@ fn history_shows_both_directions_in_order_read_or_not() {
     assert_eq!(before, Some(last_two[0].0));
     let (older, before) = history(&mut h, "bob", sb, 5, "alice", last_two[0].0, 2);
     assert_eq!((older.iter().map(|m| m.2.as_str()).collect::<Vec<_>>(), before), (vec!["hi bob"], None));
+    // Notes to oneself appear once.
+    h.outcome("carol", sc, 3, send("carol", "note to self"));
+    assert_eq!(history(&mut h, "carol", sc, 4, "carol", 0, 10).0.len(), 1);
     // Nothing was marked read by looking at the history.
     assert!(matches!(h.outcome("alice", sa, 5, Op::Login), Outcome::LoggedIn { unread: 2 }));
     assert!(matches!(h.outcome("alice", sa, 6, Op::History { with: "nobody".into(), before: 0, limit: 5 }), Outcome::Failed(ChatError::UnknownUser(_))));

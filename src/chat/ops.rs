@@ -186,7 +186,8 @@ impl ChatState {
             (found, cutoff)
         };
         let (mut messages, mine_cut) = walk(&me.mailbox, with, other.number, user);
-        let (theirs, their_cut) = walk(&other.mailbox, user, me.number, with);
+        // Notes to oneself are in one mailbox: walked once.
+        let (theirs, their_cut) = if user == with { (Vec::new(), 0) } else { walk(&other.mailbox, user, me.number, with) };
         messages.extend(theirs);
         // Only ids at or above both cut-offs were seen in both mailboxes.
         let cutoff = mine_cut.max(their_cut);

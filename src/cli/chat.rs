@@ -12,9 +12,10 @@ use prost::Message as _;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::commands::{self, Command, HELP};
+use super::editor::{self, LineEditor};
 use super::{Exit, render};
 use crate::chat::Op;
-use crate::client::{Agreed, Agreement, ClientError, Live, QuorumClient, Subscription};
+use crate::client::{Agreed, ClientError, QuorumClient, Subscription};
 use crate::config::ClusterConfig;
 use crate::crypto::{self, SigningKey, TAG_REQUEST, TAG_SUBSCRIBE};
 use crate::{pb, wire};
@@ -44,8 +45,12 @@ pub struct ChatArgs {
     timeout_ms: u64,
 }
 
+#[path = "chat_live.rs"]
+mod live;
 #[path = "chat_pages.rs"]
 mod pages;
+
+use live::next_delivery;
 
 fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_micros() as u64
@@ -73,6 +78,13 @@ struct Session {
     refused: bool,
     /// `delete-account` typed on a terminal: the next line must be "yes".
     confirming: bool,
+    /// With line editing: the prompt (updated after each answer), the names seen (for
+    /// completion), and while a person is typing, where output goes instead of stdout.
+    prompt: editor::Prompt,
+    names: editor::Names,
+    cluster_name: String,
+    printer: Option<Box<dyn rustyline::ExternalPrinter + Send>>,
+    editing: bool,
 }
 
 impl Session {
@@ -95,13 +107,34 @@ impl Session {
         self.client.submit(pb::SignedRequest { body, signature }).await
     }
 
-    fn print(&self, lines: &[String], value: &serde_json::Value) {
+    fn print(&mut self, lines: &[String], value: &serde_json::Value) {
         if self.json {
             println!("{value}");
+        } else if self.editing
+            && let Some(printer) = self.printer.as_mut()
+            && printer.print(lines.join("\n")).is_ok()
+        {
+            // Printed above the line being typed.
         } else {
             for line in lines {
                 println!("{line}");
             }
+        }
+    }
+
+    /// After an answer: the prompt shows who answered, and names it carried complete.
+    fn remember(&mut self, agreed: &[usize], differed: &[usize], outcome: &pb::Outcome) {
+        *self.prompt.lock().unwrap_or_else(|e| e.into_inner()) =
+            editor::prompt(&self.user, &self.cluster_name, self.ids.len(), agreed, differed, self.colour);
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        match &outcome.kind {
+            Some(pb::outcome::Kind::Accounts(p) | pb::outcome::Kind::Online(p)) => names.extend(p.names.iter().cloned()),
+            Some(pb::outcome::Kind::Conversation(c)) => names.extend(c.messages.iter().flat_map(|m| [m.from.clone(), m.to.clone()])),
+            Some(pb::outcome::Kind::Messages(m)) => names.extend(m.messages.iter().map(|m| m.from.clone())),
+            _ => {}
+        }
+        while names.len() > 10_000 {
+            names.pop_last();
         }
     }
 
@@ -135,6 +168,7 @@ impl Session {
             last.push_str(&format!("   {}", render::agreement_text(&yes, &no, &silent)));
         }
         self.print(&lines, &value);
+        self.remember(&agreed.replicas, &agreed.differed, outcome);
     }
 
     fn start_deliveries(&mut self) {
@@ -216,45 +250,6 @@ impl Session {
         }
         Ok(true)
     }
-
-    /// Shows what a quorum told on the live streams.
-    async fn live(&mut self, live: Live) -> Result<(), ClientError> {
-        match live {
-            Live::Message(height, message, agreement) => self.delivered(height, message, agreement).await,
-            Live::SessionClosed { height, session, reason } => {
-                if self.logged_in && session == self.session {
-                    self.logged_in = false;
-                    self.deliveries = None;
-                    let value = serde_json::json!({"type": "session_closed", "height": height, "reason": reason});
-                    self.print(&[format!("your session was closed by the server ({reason}): log in again")], &value);
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Shows a live delivery, then marks it read (the user has seen it).
-    async fn delivered(&mut self, height: u64, message: pb::Message, agreement: Agreement) -> Result<(), ClientError> {
-        let mut value = render::message_json(&message);
-        value["type"] = "delivery".into();
-        value["height"] = height.into();
-        let (yes, no, silent) = render::agreement(&self.ids, &agreement.agreed, &agreement.differed);
-        let line = render::message_line(&message);
-        let mut line = if self.colour { format!("\x1b[1mnew\x1b[0m {line}") } else { format!("new {line}") };
-        if self.verbose {
-            line.push_str(&format!("   {}", render::agreement_text(&yes, &no, &silent)));
-        }
-        (value["agreed"], value["differed"], value["silent"]) = (yes.into(), no.into(), silent.into());
-        self.print(&[line], &value);
-        self.request(&Op::MarkRead { ids: vec![message.id] }).await.map(|_| ())
-    }
-}
-
-async fn next_delivery(deliveries: &mut Option<Subscription>) -> Option<Live> {
-    match deliveries {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The password, wiped from memory when dropped.
@@ -308,13 +303,45 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         deliveries: None,
         refused: false,
         confirming: false,
+        prompt: Default::default(),
+        names: Default::default(),
+        cluster_name: config.name.clone(),
+        printer: None,
+        editing: false,
     };
+    *s.prompt.lock().unwrap_or_else(|e| e.into_inner()) = editor::prompt(&s.user, &s.cluster_name, s.ids.len(), &[], &[], colour);
+    // A person at a terminal gets line editing; a pipe (or --json) is read line by line.
+    let mut line_editor = None;
     if terminal && !s.json {
-        println!("quintet chat as {}: type help for commands", s.user);
+        println!("quintet chat as {}: type help for commands, Tab completes, Ctrl-D or quit leaves", s.user);
+        match LineEditor::start(s.prompt.clone(), s.names.clone()) {
+            Ok(mut e) => {
+                s.printer = e.printer.take();
+                s.editing = true;
+                line_editor = Some(e);
+            }
+            Err(e) => eprintln!("quintet chat: no line editing ({e}); reading plain lines"),
+        }
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let result: Result<(), ClientError> = async {
         loop {
+            if let Some(editor) = line_editor.as_mut() {
+                tokio::select! {
+                    line = editor.lines.recv() => match line {
+                        Some(line) => {
+                            s.editing = false;
+                            if !s.command(&line).await? { break }
+                            s.editing = true;
+                            editor.next();
+                        }
+                        None => break,
+                    },
+                    Some(live) = next_delivery(&mut s.deliveries) => s.live(live).await?,
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+                continue;
+            }
             tokio::select! {
                 line = lines.next_line() => match line {
                     Ok(Some(line)) => if !s.command(&line).await? { break },
@@ -324,6 +351,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
                 _ = tokio::signal::ctrl_c() => break,
             }
         }
+        s.editing = false;
         if s.logged_in {
             s.command("logout").await?;
         }

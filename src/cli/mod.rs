@@ -2,6 +2,7 @@
 
 mod chat;
 mod commands;
+mod editor;
 mod render;
 mod sim;
 mod up;

@@ -1,0 +1,161 @@
+//! Line editing for the chat client on a terminal (rustyline): arrow keys, history (this
+//! run's only: chat text is not written to disk), Tab completion of commands and of the user
+//! names the client has seen, and a prompt with the user, the cluster and its health.
+//!
+//! rustyline blocks, so it runs on its own thread: it reads one line, hands it to the async
+//! client and waits until that command is done (its output printed) before prompting
+//! again. Live deliveries that arrive while a person is typing go through rustyline's
+//! external printer, which prints them above the line being edited without breaking it.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, ExternalPrinter, Helper};
+
+use super::commands::WORDS;
+
+/// The prompt: plain (for width) and styled (the same width), shared with the client.
+pub type Prompt = Arc<Mutex<(String, String)>>;
+/// User names seen, for completion.
+pub type Names = Arc<Mutex<BTreeSet<String>>>;
+
+struct Completion {
+    names: Names,
+}
+
+impl Completer for Completion {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let (before, _) = line.split_at(pos);
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let word = &before[start..];
+        let words_before: Vec<&str> = before[..start].split_whitespace().collect();
+        let pair = |s: &str| Pair { display: s.to_string(), replacement: format!("{s} ") };
+        let candidates: Vec<Pair> = match words_before.as_slice() {
+            [] => WORDS.iter().filter(|w| w.starts_with(&word.to_ascii_lowercase())).map(|w| pair(w)).collect(),
+            [command] if ["send", "history"].contains(&command.to_ascii_lowercase().as_str()) => {
+                let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
+                names.iter().filter(|n| n.starts_with(word)).map(|n| pair(n)).collect()
+            }
+            _ => Vec::new(),
+        };
+        Ok((start, candidates))
+    }
+}
+
+impl Hinter for Completion {
+    type Hint = String;
+}
+impl Highlighter for Completion {}
+impl Validator for Completion {}
+impl Helper for Completion {}
+
+/// What the editing thread hands the client: a line, or the end (Ctrl-D, Ctrl-C, an
+/// error: the client logs out and exits).
+pub struct LineEditor {
+    pub lines: tokio::sync::mpsc::Receiver<String>,
+    ready: std::sync::mpsc::Sender<()>,
+    /// Taken by the client, which prints through it while a person types.
+    pub printer: Option<Box<dyn ExternalPrinter + Send>>,
+}
+
+impl LineEditor {
+    pub fn start(prompt: Prompt, names: Names) -> rustyline::Result<LineEditor> {
+        let config = rustyline::Config::builder().auto_add_history(true).history_ignore_space(true).build();
+        let mut editor: Editor<Completion, rustyline::history::DefaultHistory> = Editor::with_config(config)?;
+        editor.set_helper(Some(Completion { names }));
+        let printer: Option<Box<dyn ExternalPrinter + Send>> = Some(Box::new(editor.create_external_printer()?));
+        let (tx, lines) = tokio::sync::mpsc::channel(1);
+        let (ready, wait) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            while wait.recv().is_ok() {
+                let current = prompt.lock().map(|p| p.clone()).unwrap_or_else(|_| ("> ".into(), "> ".into()));
+                match editor.readline(&current) {
+                    Ok(line) => {
+                        if tx.blocking_send(line).is_err() {
+                            return;
+                        }
+                    }
+                    Err(ReadlineError::Interrupted | ReadlineError::Eof) | Err(_) => return,
+                }
+            }
+        });
+        let editor = LineEditor { lines, ready, printer };
+        editor.next();
+        Ok(editor)
+    }
+
+    /// The last line's command is done: prompt for the next one.
+    pub fn next(&self) {
+        let _ = self.ready.send(());
+    }
+}
+
+/// `alice@quintet 3/5> `, and with colour five dots for the last answer (green agreed, red
+/// differed, grey silent) in front of the count.
+pub fn prompt(user: &str, cluster: &str, replicas: usize, agreed: &[usize], differed: &[usize], colour: bool) -> (String, String) {
+    let health = if agreed.is_empty() && differed.is_empty() { format!("-/{replicas}") } else { format!("{}/{replicas}", agreed.len()) };
+    let plain = format!("{user}@{cluster} {health}> ");
+    if !colour {
+        return (plain.clone(), plain);
+    }
+    let dots: String = (0..replicas)
+        .map(|i| {
+            let code = if agreed.contains(&i) { "32" } else if differed.contains(&i) { "31" } else { "90" };
+            format!("\x1b[{code}m●\x1b[0m")
+        })
+        .collect();
+    let plain_dots = "●".repeat(replicas);
+    (format!("{user}@{cluster} {plain_dots} {health}> "), format!("\x1b[1m{user}@{cluster}\x1b[0m {dots} {health}> "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_offers_commands_then_the_names_seen() {
+        let names: Names = Arc::new(Mutex::new(["alice", "albert", "bob"].iter().map(|s| s.to_string()).collect()));
+        let c = Completion { names };
+        let history = rustyline::history::DefaultHistory::new();
+        let ctx = Context::new(&history);
+        let shown = |line: &str| {
+            let (start, pairs) = c.complete(line, line.len(), &ctx).unwrap();
+            (start, pairs.into_iter().map(|p| p.display).collect::<Vec<_>>())
+        };
+        assert_eq!(shown("hi"), (0, vec!["history".to_string()]));
+        assert_eq!(shown("DEL"), (0, vec!["delete".to_string(), "delete-account".into()]));
+        assert_eq!(shown("send al"), (5, vec!["albert".to_string(), "alice".into()]));
+        assert_eq!(shown("history b"), (8, vec!["bob".to_string()]));
+        assert_eq!(shown("read 1"), (5, vec![]));
+    }
+
+    #[test]
+    fn the_prompt_shows_the_user_the_cluster_and_who_answered() {
+        assert_eq!(prompt("alice", "quintet", 5, &[], &[], false).0, "alice@quintet -/5> ");
+        assert_eq!(prompt("alice", "quintet", 5, &[0, 1, 3], &[], false).0, "alice@quintet 3/5> ");
+        let (plain, styled) = prompt("alice", "quintet", 5, &[0, 1, 3], &[4], true);
+        assert_eq!(plain, "alice@quintet ●●●●● 3/5> ");
+        assert!(styled.contains("\x1b[32m●") && styled.contains("\x1b[31m●") && styled.contains("\x1b[90m●"));
+        let strip = |s: &str| {
+            let mut out = String::new();
+            let mut escape = false;
+            for c in s.chars() {
+                match (escape, c) {
+                    (false, '\x1b') => escape = true,
+                    (true, 'm') => escape = false,
+                    (false, c) => out.push(c),
+                    _ => {}
+                }
+            }
+            out
+        };
+        assert_eq!(strip(&styled), plain, "the same width as the plain prompt");
+    }
+}
