@@ -147,7 +147,12 @@ impl Session {
 
     /// Prints an agreed outcome, with who agreed (always in JSON, with `--verbose` as text).
     fn show(&mut self, command: &str, agreed: &Agreed, outcome: &pb::Outcome) {
-        let (mut lines, mut value) = render::outcome(command, &self.user, agreed.height, outcome);
+        let (lines, value) = render::outcome(command, &self.user, agreed.height, outcome);
+        self.show_lines(lines, value, agreed, outcome);
+    }
+
+    /// `show` for lines already rendered (pages add where they stand).
+    fn show_lines(&mut self, mut lines: Vec<String>, mut value: serde_json::Value, agreed: &Agreed, outcome: &pb::Outcome) {
         let (yes, no, silent) = render::agreement(&self.ids, &agreed.replicas, &agreed.differed);
         value["agreed"] = serde_json::json!(yes);
         value["differed"] = serde_json::json!(no);

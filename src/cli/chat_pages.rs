@@ -41,23 +41,29 @@ impl Session {
         let first = (page as usize - 1) * PAGE_SIZE as usize;
         let pages = total.div_ceil(PAGE_SIZE as u64).max(1);
         if first >= names.len() && page > 1 {
-            let what = if pattern == "*" { format!("there are only {pages} page(s)") } else { format!("only {} page(s) match", names.len().div_ceil(PAGE_SIZE as usize).max(1)) };
+            let matching = names.len().div_ceil(PAGE_SIZE as usize).max(1) as u64;
+            let what = match (pattern == "*", if pattern == "*" { pages } else { matching }) {
+                (true, 1) => "there is only 1 page".to_string(),
+                (true, n) => format!("there are only {n} pages"),
+                (false, 1) => "only 1 page matches".to_string(),
+                (false, n) => format!("only {n} pages match"),
+            };
             self.print_error(command, "no_such_page", &what);
             return Ok(true);
         }
         let shown = pb::AccountPage { names: names[first..names.len().min(want)].to_vec(), next: after, total };
         let kind = if online { pb::outcome::Kind::Online(shown) } else { pb::outcome::Kind::Accounts(shown) };
         let outcome = pb::Outcome { kind: Some(kind) };
-        let (lines, mut value) = render::outcome(command, &self.user, last.height, &outcome);
+        let (mut lines, mut value) = render::outcome(command, &self.user, last.height, &outcome);
         value["page"] = serde_json::json!(page);
         value["pages"] = serde_json::json!(if pattern == "*" { Some(pages) } else { None });
-        let (yes, no, silent) = render::agreement(&self.ids, &last.replicas, &last.differed);
-        (value["agreed"], value["differed"], value["silent"]) = (yes.into(), no.into(), silent.into());
-        let mut lines = lines;
-        if pattern == "*" {
-            lines = lines.into_iter().map(|l| format!("{l} page {page} of {pages}")).collect();
+        if pattern == "*"
+            && let Some(line) = lines.last_mut()
+            && line.ends_with(']')
+        {
+            line.insert_str(line.len() - 1, &format!("; page {page} of {pages}"));
         }
-        self.print(&lines, &value);
+        self.show_lines(lines, value, &last, &outcome);
         Ok(true)
     }
 

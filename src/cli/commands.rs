@@ -78,6 +78,34 @@ fn page_of(command: &str, args: &mut Vec<&str>) -> Result<u32, Refused> {
     }
 }
 
+/// The command word within two edits (insert, delete, replace, swap) of a typo, if one is.
+fn closest(typed: &str) -> Option<&'static str> {
+    let distance = |a: &[u8], b: &[u8]| {
+        // Optimal string alignment distance, on two short words.
+        let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for (i, row) in d.iter_mut().enumerate() {
+            row[0] = i;
+        }
+        for j in 0..=b.len() {
+            d[0][j] = j;
+        }
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+                }
+            }
+        }
+        d[a.len()][b.len()]
+    };
+    if typed.len() > 20 {
+        return None;
+    }
+    WORDS.iter().map(|w| (distance(typed.as_bytes(), w.as_bytes()), *w)).filter(|(d, _)| *d <= 2).min().map(|(_, w)| w)
+}
+
 /// Parses one line. `None` for a blank line.
 pub fn parse(line: &str, public_key: [u8; 32]) -> Option<Result<Command, Refused>> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -132,7 +160,10 @@ pub fn parse(line: &str, public_key: [u8; 32]) -> Option<Result<Command, Refused
         ("delete", _) => Err(usage(c, "usage: delete <id>...")),
         ("delete-account", _) => Err(usage(c, "usage: delete-account [--yes]")),
         _ if WORDS.contains(&c) => Err(usage(c, format!("{c} takes no arguments (type help)"))),
-        _ => Err(usage(c, format!("unknown command {} (type help)", crate::chat::quote(first)))),
+        _ => Err(usage(c, match closest(c) {
+            Some(word) => format!("unknown command {}: did you mean {word}? (type help)", crate::chat::quote(first)),
+            None => format!("unknown command {} (type help)", crate::chat::quote(first)),
+        })),
     };
     Some(parsed)
 }
@@ -173,6 +204,8 @@ mod tests {
     #[test]
     fn wrong_input_gets_a_reason_a_person_can_act_on() {
         assert_eq!(refused("frobnicate").message, "unknown command \"frobnicate\" (type help)");
+        assert_eq!(refused("sned bob hi").message, "unknown command \"sned\": did you mean send? (type help)");
+        assert_eq!(refused("histroy").message, "unknown command \"histroy\": did you mean history? (type help)");
         assert_eq!(refused("send bob").message, "usage: send <user> <text>");
         assert_eq!(refused("read 0").message, "n must be a number from 1 to 100");
         assert_eq!(refused("LOGIN now").message, "login takes no arguments (type help)");

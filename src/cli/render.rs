@@ -73,11 +73,11 @@ pub fn agreement_text(agreed: &[String], differed: &[String], silent: &[String])
     format!("(agreed {} · differed {} · silent {})", list(agreed), list(differed), list(silent))
 }
 
-/// A page of names with where it stands: `what` is "account" or "user online".
-fn names_line(names: &[String], total: u64, what: &str, more: bool) -> String {
+/// A page of names with where it stands: `what` is ("account", "accounts") or the like.
+fn names_line(names: &[String], total: u64, what: (&str, &str), more: bool) -> String {
     let more = if more { "; more on the next page" } else { "" };
     let list = if names.is_empty() { "(none)".to_string() } else { names.join(", ") };
-    format!("{list}   [{} shown of {total} {what}{}{more}]", names.len(), if total == 1 { "" } else { "s" })
+    format!("{list}   [{} shown of {total} {}{more}]", names.len(), if total == 1 { what.0 } else { what.1 })
 }
 
 /// `text` with what a terminal would obey instead of show escaped (tabs kept).
@@ -125,13 +125,13 @@ pub fn outcome(command: &str, user: &str, height: u64, outcome: &pb::Outcome) ->
             put(&mut value, "names", json!(page.names));
             put(&mut value, "next", json!(page.next));
             put(&mut value, "total", json!(page.total));
-            vec![names_line(&page.names, page.total, "account", !page.next.is_empty())]
+            vec![names_line(&page.names, page.total, ("account", "accounts"), !page.next.is_empty())]
         }
         Some(Kind::Online(page)) => {
             put(&mut value, "names", json!(page.names));
             put(&mut value, "next", json!(page.next));
             put(&mut value, "total", json!(page.total));
-            vec![names_line(&page.names, page.total, "user online", !page.next.is_empty())]
+            vec![names_line(&page.names, page.total, ("user online", "users online"), !page.next.is_empty())]
         }
         Some(Kind::Conversation(c)) => {
             put(&mut value, "messages", Value::Array(c.messages.iter().map(message_json).collect()));
