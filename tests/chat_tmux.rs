@@ -61,7 +61,10 @@ impl Tmux {
             if ok(&screen) {
                 return screen;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "waited 30 s for {what}; the screen:\n{screen}");
+            if start.elapsed() > Duration::from_secs(30) {
+                let pane = self.tmux(&["display-message", "-p", "-t", "chat", "dead=#{pane_dead} pid=#{pane_pid}"]);
+                panic!("waited 30 s for {what}; pane {pane}; the screen:\n{screen}");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -80,7 +83,7 @@ fn a_person_at_a_terminal_edits_completes_recalls_and_is_not_interrupted_by_deli
     let cluster = OneReplica::start("tmux");
     let dir = common::TempDir::new("tmux-socket");
     let command = format!(
-        "env QUINTET_PASSWORD=pw TZ=UTC {} chat --config {} --user alice",
+        "env QUINTET_PASSWORD=pw TZ=UTC {} chat --config {} --user alice; echo client exited with status $?",
         common::bin(),
         cluster.client_config.display()
     );
@@ -119,7 +122,8 @@ fn a_person_at_a_terminal_edits_completes_recalls_and_is_not_interrupted_by_deli
     let screen = tmux.wait("bob's history", |s| s.contains("history bob") && s.matches("bob: are you there?").count() >= 2);
     assert!(screen.lines().any(|l| l.starts_with("new [") && l.contains("bob: are you there?")), "{screen}");
 
-    // Ctrl-D logs out and leaves.
+    // Ctrl-D logs out and leaves, with status 0 (every command succeeded): the shell that
+    // ran the client prints its status.
     tmux.keys(&["C-d"]);
-    tmux.wait("the logout", |s| s.contains("logged out") && s.contains("Pane is dead"));
+    tmux.wait("the logout and the exit status", |s| s.contains("logged out") && s.contains("client exited with status 0"));
 }
