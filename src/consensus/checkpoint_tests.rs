@@ -135,3 +135,26 @@ fn s11_an_image_finished_after_its_height_became_stable_is_kept_with_the_certifi
     let k = kinds(&r.handle(1_003, Input::Message(4, Message::FetchState(1))));
     assert!(k.contains(&"send state 1 to 4".to_string()), "{k:?}");
 }
+
+/// Mutation survivors in `checkpoints.rs` (2026-12-01): a replica that missed a block's
+/// votes commits it from q matching plain CHECKPOINTs once it holds the block, and not
+/// from fewer. (Liveness: without it a replica that missed the votes waits for a later
+/// 2-chain or a state transfer; the simulator's replicas always had one of those.)
+#[test]
+fn s11_q_matching_checkpoints_commit_a_block_the_replica_missed_the_votes_for() {
+    let b = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let plain = |who: ReplicaId| {
+        let signature = sign_as(who, &signed::checkpoint(b.height, &b.hash, None));
+        Message::Checkpoint(Checkpoint { height: b.height, hash: b.hash, state: None, voter: who, signature })
+    };
+    let mut r = core(4, None);
+    r.handle(1_001, Input::Message(0, plain(0)));
+    r.handle(1_002, Input::Message(1, plain(1)));
+    r.handle(1_003, Input::Message(1, plain(1)));
+    assert!(r.certified_commits.is_empty(), "two signers (one twice) are not a certificate");
+    let k = kinds(&r.handle(1_004, Input::Message(2, plain(2))));
+    assert!(k.iter().any(|k| k.contains("fetch")), "the certified block is fetched: {k:?}");
+    assert_eq!(r.committed_height, 0, "not before the block is here");
+    let k = kinds(&r.handle(1_010, Input::Message(2, Message::Block(Box::new(b.clone())))));
+    assert_eq!(r.committed_height, 1, "{k:?}");
+}
