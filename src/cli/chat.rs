@@ -15,7 +15,7 @@ use super::commands::{self, Command, HELP};
 use super::editor::{self, LineEditor};
 use super::{Exit, render};
 use crate::chat::Op;
-use crate::client::{Agreed, ClientError, QuorumClient, Subscription};
+use crate::client::{Agreed, Agreement, ClientError, QuorumClient, Subscription};
 use crate::config::ClusterConfig;
 use crate::crypto::{self, SigningKey, TAG_REQUEST, TAG_SUBSCRIBE};
 use crate::{pb, wire};
@@ -123,9 +123,9 @@ impl Session {
     }
 
     /// After an answer: the prompt shows who answered, and names it carried complete.
-    fn remember(&mut self, agreed: &[usize], differed: &[usize], outcome: &pb::Outcome) {
+    fn remember(&mut self, agreement: &Agreement, outcome: &pb::Outcome) {
         *self.prompt.lock().unwrap_or_else(|e| e.into_inner()) =
-            editor::prompt(&self.user, &self.cluster_name, self.ids.len(), agreed, differed, self.colour);
+            editor::prompt(&self.user, &self.cluster_name, self.ids.len(), &agreement.agreed, &agreement.differed, self.colour);
         let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
         match &outcome.kind {
             Some(pb::outcome::Kind::Accounts(p) | pb::outcome::Kind::Online(p)) => names.extend(p.names.iter().cloned()),
@@ -141,22 +141,31 @@ impl Session {
     fn print_error(&mut self, command: &str, code: &str, message: &str) {
         self.refused = true;
         let value = serde_json::json!({"type": "error", "command": command, "code": code, "message": message});
-        let line = if self.colour { format!("\x1b[31merror:\x1b[0m {message}") } else { format!("error: {message}") };
-        self.print(&[line], &value);
+        self.print(&[self.painted_error(format!("error: {message}"))], &value);
+    }
+
+    /// An `error: ...` line, its label red on a colour terminal.
+    fn painted_error(&self, line: String) -> String {
+        if self.colour { line.replacen("error:", "\x1b[31merror:\x1b[0m", 1) } else { line }
+    }
+
+    /// Who agreed, into the JSON always and onto the last line with `--verbose`.
+    fn add_agreement(&self, lines: &mut [String], value: &mut serde_json::Value, agreement: &Agreement) {
+        let (yes, no, silent) = render::agreement(&self.ids, agreement);
+        if self.verbose && let Some(last) = lines.last_mut() {
+            last.push_str(&format!("   {}", render::agreement_text(&yes, &no, &silent)));
+        }
+        (value["agreed"], value["differed"], value["silent"]) = (yes.into(), no.into(), silent.into());
     }
 
     /// Prints an agreed outcome, with who agreed (always in JSON, with `--verbose` as text).
-    fn show(&mut self, command: &str, agreed: &Agreed, outcome: &pb::Outcome) {
-        let (lines, value) = render::outcome(command, &self.user, agreed.height, outcome);
-        self.show_lines(lines, value, agreed, outcome);
+    fn show(&mut self, command: &str, agreed: &Agreed) {
+        let (lines, value) = render::outcome(command, &self.user, agreed.height, &agreed.outcome);
+        self.show_lines(lines, value, &agreed.agreement, &agreed.outcome);
     }
 
     /// `show` for lines already rendered (pages add where they stand).
-    fn show_lines(&mut self, mut lines: Vec<String>, mut value: serde_json::Value, agreed: &Agreed, outcome: &pb::Outcome) {
-        let (yes, no, silent) = render::agreement(&self.ids, &agreed.replicas, &agreed.differed);
-        value["agreed"] = serde_json::json!(yes);
-        value["differed"] = serde_json::json!(no);
-        value["silent"] = serde_json::json!(silent);
+    fn show_lines(&mut self, mut lines: Vec<String>, mut value: serde_json::Value, agreement: &Agreement, outcome: &pb::Outcome) {
         if let Some(pb::outcome::Kind::Failure(f)) = &outcome.kind {
             self.refused = true;
             if f.code == "bad_signature" {
@@ -165,15 +174,11 @@ impl Session {
                 value["message"] = message.clone().into();
                 lines = vec![format!("error: {message}")];
             }
-            if self.colour {
-                lines = lines.into_iter().map(|l| l.replacen("error:", "\x1b[31merror:\x1b[0m", 1)).collect();
-            }
+            lines = lines.into_iter().map(|l| self.painted_error(l)).collect();
         }
-        if self.verbose && let Some(last) = lines.last_mut() {
-            last.push_str(&format!("   {}", render::agreement_text(&yes, &no, &silent)));
-        }
+        self.add_agreement(&mut lines, &mut value, agreement);
         self.print(&lines, &value);
-        self.remember(&agreed.replicas, &agreed.differed, outcome);
+        self.remember(agreement, outcome);
     }
 
     fn start_deliveries(&mut self) {
@@ -231,9 +236,8 @@ impl Session {
             self.new_session();
         }
         let agreed = self.request(&op).await?;
-        let outcome = agreed.outcome.clone();
-        self.show(command, &agreed, &outcome);
-        match outcome.kind {
+        self.show(command, &agreed);
+        match agreed.outcome.kind {
             Some(pb::outcome::Kind::Messages(m)) => {
                 if let (Some(deliveries), Some(newest)) = (&self.deliveries, m.messages.iter().map(|m| m.id).max()) {
                     deliveries.read_up_to(newest);

@@ -27,15 +27,12 @@ impl Session {
         let mut value = render::message_json(&message);
         value["type"] = "delivery".into();
         value["height"] = height.into();
-        let (yes, no, silent) = render::agreement(&self.ids, &agreement.agreed, &agreement.differed);
         let line = render::message_line(&message);
-        let mut line = if self.colour { format!("\x1b[1mnew\x1b[0m {line}") } else { format!("new {line}") };
-        if self.verbose {
-            line.push_str(&format!("   {}", render::agreement_text(&yes, &no, &silent)));
-        }
-        (value["agreed"], value["differed"], value["silent"]) = (yes.into(), no.into(), silent.into());
+        let line = if self.colour { format!("\x1b[1mnew\x1b[0m {line}") } else { format!("new {line}") };
+        let mut lines = [line];
+        self.add_agreement(&mut lines, &mut value, &agreement);
         self.names.lock().unwrap_or_else(|e| e.into_inner()).insert(message.from.clone());
-        self.print(&[line], &value);
+        self.print(&lines, &value);
         self.request(&Op::MarkRead { ids: vec![message.id] }).await.map(|_| ())
     }
 }

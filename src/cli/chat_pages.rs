@@ -27,8 +27,7 @@ impl Session {
             };
             let agreed = self.request(&op).await?;
             let (Some(pb::outcome::Kind::Accounts(p)) | Some(pb::outcome::Kind::Online(p))) = &agreed.outcome.kind else {
-                let outcome = agreed.outcome.clone();
-                self.show(command, &agreed, &outcome);
+                self.show(command, &agreed);
                 return Ok(true);
             };
             names.extend(p.names.iter().cloned());
@@ -63,7 +62,7 @@ impl Session {
         {
             line.insert_str(line.len() - 1, &format!("; page {page} of {pages}"));
         }
-        self.show_lines(lines, value, &last, &outcome);
+        self.show_lines(lines, value, &last.agreement, &outcome);
         Ok(true)
     }
 
@@ -78,8 +77,7 @@ impl Session {
             let op = Op::History { with: with.to_string(), before, limit: count - messages.len() as u32 };
             let agreed = self.request(&op).await?;
             let Some(pb::outcome::Kind::Conversation(c)) = &agreed.outcome.kind else {
-                let outcome = agreed.outcome.clone();
-                self.show("history", &agreed, &outcome);
+                self.show("history", &agreed);
                 return Ok(true);
             };
             // Older pages come before what is already gathered.
@@ -90,7 +88,8 @@ impl Session {
             }
         };
         let outcome = pb::Outcome { kind: Some(pb::outcome::Kind::Conversation(pb::Conversation { messages, before })) };
-        self.show("history", &last, &outcome);
+        let (lines, value) = render::outcome("history", &self.user, last.height, &outcome);
+        self.show_lines(lines, value, &last.agreement, &outcome);
         Ok(true)
     }
 }

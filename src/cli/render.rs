@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::client::Agreement;
 use crate::pb;
 use crate::pb::outcome::Kind;
 
@@ -61,10 +62,10 @@ pub fn message_line(m: &pb::Message) -> String {
 
 /// Which replicas agreed with a result, which answered otherwise, which were silent (not
 /// heard by the time the result was shown), by replica id.
-pub fn agreement(ids: &[String], agreed: &[usize], differed: &[usize]) -> (Vec<String>, Vec<String>, Vec<String>) {
+pub fn agreement(ids: &[String], a: &Agreement) -> (Vec<String>, Vec<String>, Vec<String>) {
     let pick = |which: &dyn Fn(usize) -> bool| ids.iter().enumerate().filter(|(i, _)| which(*i)).map(|(_, id)| id.clone()).collect();
-    let silent = |i: usize| !agreed.contains(&i) && !differed.contains(&i);
-    (pick(&|i| agreed.contains(&i)), pick(&|i| differed.contains(&i)), pick(&silent))
+    let silent = |i: usize| !a.agreed.contains(&i) && !a.differed.contains(&i);
+    (pick(&|i| a.agreed.contains(&i)), pick(&|i| a.differed.contains(&i)), pick(&silent))
 }
 
 /// `agreed A B D · differed - · silent C E`, for `--verbose`.
@@ -260,7 +261,7 @@ mod tests {
     #[test]
     fn agreement_names_every_replica_once() {
         let ids: Vec<String> = ["A", "B", "C", "D", "E"].iter().map(|s| s.to_string()).collect();
-        let (yes, no, silent) = agreement(&ids, &[0, 1, 3], &[4]);
+        let (yes, no, silent) = agreement(&ids, &Agreement { agreed: vec![0, 1, 3], differed: vec![4] });
         assert_eq!((yes, no.clone(), silent.clone()), (vec!["A".to_string(), "B".into(), "D".into()], vec!["E".to_string()], vec!["C".to_string()]));
         assert_eq!(agreement_text(&["A".into()], &[], &silent), "(agreed A · differed - · silent C)");
     }

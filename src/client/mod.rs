@@ -184,24 +184,25 @@ impl QuorumClient {
         mut rx: mpsc::Receiver<(usize, Result<tonic::Response<pb::SignedReply>, tonic::Status>)>,
         heard: &[Heard],
     ) -> Agreed {
+        let a = &mut agreed.agreement;
         for (index, h) in heard.iter().enumerate() {
-            if matches!(h, Heard::Rejected(_)) && !agreed.differed.contains(&index) {
-                agreed.differed.push(index);
+            if matches!(h, Heard::Rejected(_)) && !a.differed.contains(&index) {
+                a.differed.push(index);
             }
         }
         let until = Instant::now() + AGREEMENT_GRACE;
-        while agreed.replicas.len() + agreed.differed.len() < self.remotes.len() {
+        while a.agreed.len() + a.differed.len() < self.remotes.len() {
             let Ok(Some((index, result))) = tokio::time::timeout_at(until, rx.recv()).await else { break };
             let Ok(reply) = result else { continue };
             let remote = &self.remotes[index];
             match tally.add(index, &remote.id, &remote.key, &reply.into_inner()) {
-                Ok(Some(again)) if again.height == agreed.height && again.outcome == agreed.outcome => agreed.replicas = again.replicas,
+                Ok(Some(again)) if again.height == agreed.height && again.outcome == agreed.outcome => a.agreed = again.agreement.agreed,
                 Err(Rejected::Duplicate) => {}
-                _ => agreed.differed.push(index),
+                _ => a.differed.push(index),
             }
         }
-        agreed.replicas.sort_unstable();
-        agreed.differed.sort_unstable();
+        a.agreed.sort_unstable();
+        a.differed.sort_unstable();
         agreed
     }
 

@@ -17,11 +17,9 @@ use crate::pb;
 pub struct Agreed {
     pub height: u64,
     pub outcome: pb::Outcome,
-    /// Indexes of the replicas that agreed.
-    pub replicas: Vec<usize>,
-    /// Indexes of the replicas that answered something else (another result, or a reply
-    /// that did not verify). The rest were silent.
-    pub differed: Vec<usize>,
+    /// Who agreed, and who answered something else (another result, or a reply that did
+    /// not verify). The rest were silent.
+    pub agreement: Agreement,
 }
 
 /// Why a reply did not count.
@@ -84,7 +82,8 @@ impl Tally {
         self.votes.insert(index, vote.clone());
         let replicas: Vec<usize> = self.votes.iter().filter(|(_, v)| **v == vote).map(|(i, _)| *i).collect();
         let differed = self.votes.iter().filter(|(_, v)| **v != vote).map(|(i, _)| *i).collect();
-        Ok((replicas.len() >= self.quorum).then_some(Agreed { height, outcome, replicas, differed }))
+        let agreement = Agreement { agreed: replicas, differed };
+        Ok((agreement.agreed.len() >= self.quorum).then_some(Agreed { height, outcome, agreement }))
     }
 
     /// True when no result can reach the quorum any more with `total` replicas.
@@ -95,7 +94,8 @@ impl Tally {
     }
 }
 
-/// Replica indexes that agreed on a delivery, and those that sent another copy of it.
+/// Replica indexes that agreed on a result or a delivery, and those that answered
+/// otherwise (another result, or another copy of the message).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Agreement {
     pub agreed: Vec<usize>,

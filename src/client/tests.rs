@@ -34,7 +34,7 @@ fn three_matching_replies_are_accepted_and_two_are_not() {
     }
     let r = reply(&keys[2], &ids[2], DIGEST, 9, 4);
     let agreed = tally.add(2, &ids[2], &keys[2].verifying_key(), &r).unwrap().expect("quorum");
-    assert_eq!((agreed.height, agreed.replicas), (9, vec![0, 1, 2]));
+    assert_eq!((agreed.height, agreed.agreement.agreed), (9, vec![0, 1, 2]));
 }
 
 #[test]
