@@ -103,14 +103,7 @@ impl ChatState {
             let Some(id) = account.unread.pop_first() else { break };
             let stored = account.mailbox.get(&id).expect("unread id missing from mailbox");
             bytes += stored.text.len();
-            messages.push(Message {
-                id,
-                from: stored.from.clone(),
-                from_account: stored.from_account,
-                to: user.to_owned(),
-                time_ms: stored.time_ms,
-                text: stored.text.clone(),
-            });
+            messages.push(stored.to_message(id, user));
         }
         Ok(Outcome::Messages { messages, unread_left: account.unread.len() as u64 })
     }
@@ -180,7 +173,7 @@ impl ChatState {
                     break;
                 }
                 if m.from_account == from_account && m.from == from {
-                    found.push(Message { id: *id, from: m.from.clone(), from_account, to: to.to_owned(), time_ms: m.time_ms, text: m.text.clone() });
+                    found.push(m.to_message(*id, to));
                 }
             }
             (found, cutoff)

@@ -30,6 +30,13 @@ pub struct StoredMessage {
     pub text: String,
 }
 
+impl StoredMessage {
+    /// The message as a reply shows it: message `id` in `to`'s mailbox.
+    pub fn to_message(&self, id: u64, to: &str) -> super::Message {
+        super::Message { id, from: self.from.clone(), from_account: self.from_account, to: to.to_owned(), time_ms: self.time_ms, text: self.text.clone() }
+    }
+}
+
 /// What applying one request produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {

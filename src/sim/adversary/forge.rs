@@ -36,9 +36,10 @@ impl Coalition {
             return;
         }
         let Some(bc) = self.certificates.get(&(view - 1)).cloned() else { return };
-        let committable = self.seen_blocks.values().filter(|b| {
-            self.qcs.contains_key(&b.hash)
-                && self.seen_blocks.values().any(|c| c.parent == b.hash && c.view == b.view && self.qcs.contains_key(&c.hash))
+        // Certified blocks with a certified child of their view: one pass over the children
+        // (this runs on every tick until the view's statuses are out).
+        let committable = self.seen_blocks.values().filter(|c| self.qcs.contains_key(&c.hash)).filter_map(|c| {
+            self.seen_blocks.get(&c.parent).filter(|b| b.view == c.view && self.qcs.contains_key(&b.hash))
         });
         let Some(b) = committable.max_by_key(|b| (b.view, b.height)).cloned() else { return };
         self.forged.insert(view);
