@@ -261,6 +261,15 @@ impl Session {
     }
 }
 
+/// The next command line: from the line editor on a terminal, else from stdin. `None`
+/// at the end of input (or Ctrl-D, or a read error).
+async fn next_line(editor: &mut Option<LineEditor>, lines: &mut tokio::io::Lines<BufReader<tokio::io::Stdin>>) -> Option<String> {
+    match editor {
+        Some(editor) => editor.lines.recv().await,
+        None => lines.next_line().await.ok().flatten(),
+    }
+}
+
 /// The password, wiped from memory when dropped.
 fn password(user: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
     let password = zeroize::Zeroizing::new(match std::env::var("QUINTET_PASSWORD") {
@@ -335,26 +344,19 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let result: Result<(), ClientError> = async {
         loop {
-            if let Some(editor) = line_editor.as_mut() {
-                tokio::select! {
-                    line = editor.lines.recv() => match line {
-                        Some(line) => {
-                            s.editing = false;
-                            if !s.command(&line).await? { break }
+            tokio::select! {
+                line = next_line(&mut line_editor, &mut lines) => match line {
+                    Some(line) => {
+                        // Output goes to stdout while the command runs; the editor prompts
+                        // again only once it is done.
+                        s.editing = false;
+                        if !s.command(&line).await? { break }
+                        if let Some(editor) = &line_editor {
                             s.editing = true;
                             editor.next();
                         }
-                        None => break,
-                    },
-                    Some(live) = next_delivery(&mut s.deliveries) => s.live(live).await?,
-                    _ = tokio::signal::ctrl_c() => break,
-                }
-                continue;
-            }
-            tokio::select! {
-                line = lines.next_line() => match line {
-                    Ok(Some(line)) => if !s.command(&line).await? { break },
-                    _ => break,
+                    }
+                    None => break,
                 },
                 Some(live) = next_delivery(&mut s.deliveries) => s.live(live).await?,
                 _ = tokio::signal::ctrl_c() => break,
