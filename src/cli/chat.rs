@@ -342,6 +342,10 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         }
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    // Installed before the first command: `ctrl_c()` made anew in each turn of the loop is
+    // only listening once polled, and a turn whose line is already waiting never polls it,
+    // so a Ctrl-C during that command would kill the client without logging out.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let result: Result<(), ClientError> = async {
         loop {
             tokio::select! {
@@ -359,7 +363,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
                     None => break,
                 },
                 Some(live) = next_delivery(&mut s.deliveries) => s.live(live).await?,
-                _ = tokio::signal::ctrl_c() => break,
+                _ = interrupt.recv() => break,
             }
         }
         s.editing = false;
