@@ -55,7 +55,6 @@ pub enum Command {
         show: bool,
     },
     /// The chat client: interactive on a terminal, one command per line from a pipe.
-    /// Exit status 0: every command succeeded; 1: a command was refused; 2: no quorum.
     Chat(chat::ChatArgs),
     /// Run the deterministic simulator of the ordering protocol.
     Sim(sim::SimArgs),
