@@ -30,7 +30,11 @@ fn wait_for(lines: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, w
 }
 
 fn up(dir: &std::path::Path) -> (Proc, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(bin())
+    up_with(&bin(), dir)
+}
+
+fn up_with(program: &str, dir: &std::path::Path) -> (Proc, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(program)
         .args(["up", "--dir"])
         .arg(dir)
         .stdin(Stdio::null())
@@ -88,6 +92,36 @@ fn up_creates_starts_shows_and_stops_a_cluster() {
     wait_for(&lines, &mut seen, "1 accounts");
     assert!(seen.iter().all(|l| !l.contains("created")), "{seen:?}");
     assert_eq!(std::fs::read(data.join("A.key")).unwrap(), key_before);
+    interrupt(&mut proc, &lines, &mut seen);
+}
+
+#[test]
+fn a_replica_that_cannot_be_restarted_leaves_the_others_serving_and_is_tried_again() {
+    // `up` run from a copy of the program, which then disappears (as when a rebuild
+    // replaces it): the restart fails, `up` says so and keeps the four others, and once
+    // the program is back the replica is restarted.
+    let dir = TempDir::new("up-restart");
+    let program = dir.0.join("quintet");
+    std::fs::copy(bin(), &program).unwrap();
+    let (mut proc, lines) = up_with(program.to_str().unwrap(), &dir.0.join("d"));
+    let mut seen = Vec::new();
+    wait_for(&lines, &mut seen, "E: up, follower");
+    std::fs::remove_file(&program).unwrap();
+    let replicas = children_of(proc.0.id());
+    assert!(Command::new("kill").args(["-KILL", &replicas[2].to_string()]).status().unwrap().success());
+    wait_for(&lines, &mut seen, "C: cannot restart");
+    assert!(proc.0.try_wait().unwrap().is_none(), "up is still running");
+    assert_eq!(children_of(proc.0.id()).len(), 4);
+    // The four serve a chat meanwhile (cheap key derivation for the test's client).
+    let config = dir.0.join("d/cluster.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace("memory_kib = 65536", "memory_kib = 64");
+    std::fs::write(&config, text).unwrap();
+    let mut alice = common::Chat::start(&config, "alice", "pw", &[]);
+    assert_eq!(alice.run("create")["type"], "result");
+    drop(alice);
+    // A new file at the same path, as a rebuild leaves it.
+    std::fs::copy(bin(), &program).unwrap();
+    wait_for(&lines, &mut seen, "C: restarted");
     interrupt(&mut proc, &lines, &mut seen);
 }
 

@@ -99,9 +99,9 @@ fn log_tail(dir: &Path, id: &str, lines: usize) -> Vec<String> {
     all[all.len().saturating_sub(lines)..].iter().map(|l| l.to_string()).collect()
 }
 
-fn spawn(config_path: &Path, dir: &Path, id: &str) -> anyhow::Result<Child> {
+fn spawn(exe: &Path, config_path: &Path, dir: &Path, id: &str) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{id}.log")))?;
-    let mut command = Command::new(std::env::current_exe()?);
+    let mut command = Command::new(exe);
     // SAFETY: prctl only sets a flag of the new process; nothing is allocated between fork
     // and exec. The replica gets SIGTERM (and writes its snapshot) if `up` dies, however
     // it dies, so no replica outlives the cluster it belongs to.
@@ -143,9 +143,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     let dir = args.cluster.dir.clone();
     let config_path = dir.join("cluster.toml");
     let config = if config_path.exists() { ClusterConfig::load(&config_path)? } else { init(&args.cluster)? };
+    // The program's path, taken once: a rebuild replaces the file under a running cluster,
+    // and restarts then start the program now at that path (the running one's own file,
+    // `/proc/self/exe`, is gone).
+    let exe = std::env::current_exe()?;
     let mut children = Vec::new();
     for r in &config.replicas {
-        let child = spawn(&config_path, &dir, &r.id)?;
+        let child = spawn(&exe, &config_path, &dir, &r.id)?;
         children.push(Supervised { id: r.id.clone(), child: Some(child), started: tokio::time::Instant::now(), restarts: 0, restart_at: None });
         println!("started replica {} on {} (log: {})", r.id, r.address, dir.join(format!("{}.log", r.id)).display());
     }
@@ -190,8 +194,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
             if s.child.is_none() && s.restart_at.is_some_and(|t| now >= t) {
                 s.restart_at = None;
                 s.started = now;
-                s.child = Some(spawn(&config_path, &dir, &s.id)?);
-                println!("{}: restarted", s.id);
+                match spawn(&exe, &config_path, &dir, &s.id) {
+                    Ok(child) => {
+                        s.child = Some(child);
+                        println!("{}: restarted", s.id);
+                    }
+                    // The other replicas keep serving; this one is tried again later.
+                    Err(e) => {
+                        let pause = Duration::from_secs(1 << s.restarts.min(5)).min(BACKOFF_MAX);
+                        s.restarts += 1;
+                        s.restart_at = Some(now + pause);
+                        println!("{}: cannot restart ({e}); trying again in {}s", s.id, pause.as_secs());
+                    }
+                }
             }
         }
         let mut lines = Vec::new();
