@@ -1,4 +1,4 @@
-//! `who` and `history` (on the harness of `tests.rs`): who is logged in, and a
+//! `who`, `history` and `inbox` (on the harness of `tests.rs`): who is logged in, and a
 //! conversation in both directions, paged by cursor over bounded scans.
 
 use super::*;
@@ -105,4 +105,42 @@ fn history_of_a_deleted_namesake_is_not_shown_and_large_mailboxes_are_walked_in_
     }
     assert_eq!(found, ["new bob", "hello new bob"]);
     assert_eq!(requests, 3, "2,500 entries in scans of {LIST_SCAN_MAX}");
+}
+
+fn inbox(h: &mut Harness, user: &str, session: u64, seq: u64, limit: u32) -> (Vec<(String, u64)>, u64, bool) {
+    match h.outcome(user, session, seq, Op::Inbox { limit }) {
+        Outcome::Inbox { senders, unread, complete } => (senders.into_iter().map(|e| (e.from, e.unread)).collect(), unread, complete),
+        other => panic!("expected an inbox, got {other:?}"),
+    }
+}
+
+#[test]
+fn inbox_lists_who_wrote_latest_first_with_unread_counts_and_marks_nothing_read() {
+    let mut h = Harness::new();
+    let (sa, sb) = h.alice_and_bob();
+    let sc = h.session(3);
+    h.create("carol", sc);
+    assert_eq!(inbox(&mut h, "alice", sa, 2, 10), (vec![], 0, true));
+    h.outcome("bob", sb, 2, send("alice", "one"));
+    h.outcome("carol", sc, 2, send("alice", "two"));
+    h.outcome("bob", sb, 3, send("alice", "three"));
+    assert_eq!(inbox(&mut h, "alice", sa, 3, 10), (vec![("bob".into(), 2), ("carol".into(), 1)], 3, true));
+    // Reading bob's first message leaves it in the list with one unread; a limit cuts the list.
+    h.outcome("alice", sa, 4, Op::Read { max: 1 });
+    assert_eq!(inbox(&mut h, "alice", sa, 5, 10), (vec![("bob".into(), 1), ("carol".into(), 1)], 2, true));
+    assert_eq!(inbox(&mut h, "alice", sa, 6, 1).0, vec![("bob".to_string(), 1)]);
+    assert!(matches!(h.outcome("alice", sa, 7, Op::Inbox { limit: 101 }), Outcome::Failed(ChatError::InvalidLimit(101))));
+    // An old unread message below 1,000 newer, read ones is still counted (the second walk),
+    // and the answer says the walk was bounded.
+    let mut noise = Vec::new();
+    for i in 0..1_200u64 {
+        if let Outcome::Sent { id } = h.outcome("bob", sb, 4 + i, send("alice", "noise")) {
+            noise.push(id);
+        }
+    }
+    for (n, ids) in noise.chunks(100).enumerate() {
+        h.outcome("alice", sa, 8 + n as u64, Op::MarkRead { ids: ids.to_vec() });
+    }
+    assert_eq!(inbox(&mut h, "alice", sa, 20, 10), (vec![("bob".into(), 1), ("carol".into(), 1)], 2, false));
+    assert!(matches!(h.outcome("alice", sa, 21, Op::Login), Outcome::LoggedIn { unread: 2 }), "nothing marked read");
 }

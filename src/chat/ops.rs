@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use super::state::{Account, ChatState, StoredMessage};
 use super::types::{
-    ACCOUNTS_MAX, ChatError, IDS_MAX, LIST_SCAN_MAX, Message, Outcome, PAGE_LIMIT_MAX, READ_BYTES_MAX, READ_LIMIT_MAX, TEXT_LEN_MAX, folded,
+    ACCOUNTS_MAX, ChatError, IDS_MAX, InboxEntry, LIST_SCAN_MAX, Message, Outcome, PAGE_LIMIT_MAX, READ_BYTES_MAX, READ_LIMIT_MAX, TEXT_LEN_MAX, folded,
     valid_name,
 };
 use super::wildcard;
@@ -198,6 +198,32 @@ impl ChatState {
         messages.truncate(kept);
         messages.reverse();
         Ok(Outcome::History { messages, before })
+    }
+
+    /// `inbox`: who wrote to `user`, the latest first, with their unread counts. Two bounded
+    /// walks: the newest `LIST_SCAN_MAX` messages (who wrote lately) and the newest
+    /// `LIST_SCAN_MAX` unread ones (what waits, however old). Senders are told apart by
+    /// name, as a person reads them. Nothing is marked read.
+    pub(super) fn inbox(&self, user: &str, limit: u32) -> OpResult {
+        if limit == 0 || limit > PAGE_LIMIT_MAX {
+            return Err(ChatError::InvalidLimit(limit));
+        }
+        let me = self.accounts.get(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
+        let mut senders: BTreeMap<&str, InboxEntry> = BTreeMap::new();
+        let recent = me.mailbox.iter().rev().take(LIST_SCAN_MAX).map(|(id, m)| (*id, m, false));
+        let waiting = me.unread.iter().rev().take(LIST_SCAN_MAX).map(|id| (*id, &me.mailbox[id], true));
+        for (id, m, unread) in recent.chain(waiting) {
+            let entry = senders.entry(m.from.as_str()).or_insert_with(|| InboxEntry { from: m.from.clone(), unread: 0, newest: id, time_ms: m.time_ms });
+            if id > entry.newest {
+                (entry.newest, entry.time_ms) = (id, m.time_ms);
+            }
+            entry.unread += unread as u64;
+        }
+        let mut senders: Vec<InboxEntry> = senders.into_values().collect();
+        senders.sort_by_key(|e| std::cmp::Reverse(e.newest));
+        senders.truncate(limit as usize);
+        let complete = me.mailbox.len() <= LIST_SCAN_MAX && me.unread.len() <= LIST_SCAN_MAX;
+        Ok(Outcome::Inbox { senders, unread: me.unread.len() as u64, complete })
     }
 
     /// The caller's account, once every id is checked to be in its mailbox.

@@ -228,6 +228,7 @@ impl ChatState {
             Op::DeleteMessages { ids } => self.delete_messages(user, ids),
             Op::DeleteAccount => self.delete_account(user, closed),
             Op::Who { after, limit } => self.who(after, *limit),
+            Op::Inbox { limit } => self.inbox(user, *limit),
             Op::History { with, before, limit } => self.history(user, with, *before, *limit),
         };
         result.unwrap_or_else(Outcome::Failed)

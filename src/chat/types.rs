@@ -75,6 +75,9 @@ pub enum Op {
     /// The messages between the caller and `with`, both directions, newest first from
     /// below message id `before` (0: from the newest).
     History { with: String, before: u64, limit: u32 },
+    /// Who wrote to the caller, the latest conversation first, with how many of each
+    /// sender's messages are unread: at most `limit` senders.
+    Inbox { limit: u32 },
 }
 
 impl Op {
@@ -96,6 +99,7 @@ impl Op {
             Op::DeleteAccount => "delete-account",
             Op::Who { .. } => "who",
             Op::History { .. } => "history",
+            Op::Inbox { .. } => "inbox",
         }
     }
 }
@@ -129,12 +133,26 @@ pub enum Outcome {
     Online { names: Vec<String>, next: Option<String>, total: u64 },
     /// `history`: oldest first; `before` is the cursor for older messages, if any.
     History { messages: Vec<Message>, before: Option<u64> },
+    /// `inbox`: senders, the latest first; `unread` in the whole mailbox; `complete` when
+    /// the walk saw every message (else only the newest `LIST_SCAN_MAX` were looked at).
+    Inbox { senders: Vec<InboxEntry>, unread: u64, complete: bool },
     Sent { id: u64 },
     Messages { messages: Vec<Message>, unread_left: u64 },
     MarkedRead { count: u64 },
     Deleted { count: u64 },
     AccountDeleted { unread_dropped: u64 },
     Failed(ChatError),
+}
+
+/// One sender in an `inbox` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    pub from: String,
+    /// Their messages not yet read (among those the walk looked at).
+    pub unread: u64,
+    /// Their newest message: its id and time.
+    pub newest: u64,
+    pub time_ms: u64,
 }
 
 /// The reply to one request, as the state machine decided it at `height`.

@@ -40,6 +40,10 @@ pub struct ChatArgs {
     /// Show beside each result which replicas agreed, differed and were silent.
     #[arg(long, short)]
     verbose: bool,
+    /// Full screen: conversations, the selected one, an input line and the replicas'
+    /// agreement, committed height and view (needs a terminal).
+    #[arg(long)]
+    tui: bool,
     /// Give up on a request after this long without a quorum.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -49,11 +53,21 @@ pub struct ChatArgs {
 mod live;
 #[path = "chat_pages.rs"]
 mod pages;
+#[path = "chat_show.rs"]
+mod show;
+#[path = "tui.rs"]
+mod tui;
+#[path = "tui_view.rs"]
+mod tui_view;
 
 use live::next_delivery;
 
 fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_micros() as u64
+}
+
+fn now_ms() -> u64 {
+    now_us() / 1000
 }
 
 struct Session {
@@ -88,6 +102,23 @@ struct Session {
 }
 
 impl Session {
+    /// The exit status, once the reason for a fatal error is said (once: on stdout as JSON
+    /// for scripts, or on stderr for a person).
+    fn finish(&self, result: Result<(), ClientError>) -> Exit {
+        match result {
+            Ok(()) => if self.refused { Exit::Failed(1) } else { Exit::Ok },
+            Err(e) => {
+                let message = e.to_string();
+                if self.json {
+                    println!("{}", serde_json::json!({"type": "fatal", "message": message}));
+                } else {
+                    eprintln!("quintet chat: {message}");
+                }
+                Exit::Failed(2)
+            }
+        }
+    }
+
     fn new_session(&mut self) {
         self.session = now_us().max(self.session + 1);
         self.seq = 0;
@@ -105,80 +136,6 @@ impl Session {
         .encode_to_vec();
         let signature = crypto::sign(&self.key, TAG_REQUEST, &body);
         self.client.submit(pb::SignedRequest { body, signature }).await
-    }
-
-    fn print(&mut self, lines: &[String], value: &serde_json::Value) {
-        if self.json {
-            println!("{value}");
-        } else if self.editing
-            && let Some(printer) = self.printer.as_mut()
-            && printer.print(lines.join("\n")).is_ok()
-        {
-            // Printed above the line being typed.
-        } else {
-            for line in lines {
-                println!("{line}");
-            }
-        }
-    }
-
-    /// After an answer: the prompt shows who answered, and names it carried complete.
-    fn remember(&mut self, agreement: &Agreement, outcome: &pb::Outcome) {
-        *self.prompt.lock().unwrap_or_else(|e| e.into_inner()) =
-            editor::prompt(&self.user, &self.cluster_name, self.ids.len(), &agreement.agreed, &agreement.differed, self.colour);
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        match &outcome.kind {
-            Some(pb::outcome::Kind::Accounts(p) | pb::outcome::Kind::Online(p)) => names.extend(p.names.iter().cloned()),
-            Some(pb::outcome::Kind::Conversation(c)) => names.extend(c.messages.iter().flat_map(|m| [m.from.clone(), m.to.clone()])),
-            Some(pb::outcome::Kind::Messages(m)) => names.extend(m.messages.iter().map(|m| m.from.clone())),
-            _ => {}
-        }
-        while names.len() > 10_000 {
-            names.pop_last();
-        }
-    }
-
-    fn print_error(&mut self, command: &str, code: &str, message: &str) {
-        self.refused = true;
-        let value = serde_json::json!({"type": "error", "command": command, "code": code, "message": message});
-        self.print(&[self.painted_error(format!("error: {message}"))], &value);
-    }
-
-    /// An `error: ...` line, its label red on a colour terminal.
-    fn painted_error(&self, line: String) -> String {
-        if self.colour { line.replacen("error:", "\x1b[31merror:\x1b[0m", 1) } else { line }
-    }
-
-    /// Who agreed, into the JSON always and onto the last line with `--verbose`.
-    fn add_agreement(&self, lines: &mut [String], value: &mut serde_json::Value, agreement: &Agreement) {
-        let (yes, no, silent) = render::agreement(&self.ids, agreement);
-        if self.verbose && let Some(last) = lines.last_mut() {
-            last.push_str(&format!("   {}", render::agreement_text(&yes, &no, &silent)));
-        }
-        (value["agreed"], value["differed"], value["silent"]) = (yes.into(), no.into(), silent.into());
-    }
-
-    /// Prints an agreed outcome, with who agreed (always in JSON, with `--verbose` as text).
-    fn show(&mut self, command: &str, agreed: &Agreed) {
-        let (lines, value) = render::outcome(command, &self.user, agreed.height, &agreed.outcome);
-        self.show_lines(lines, value, &agreed.agreement, &agreed.outcome);
-    }
-
-    /// `show` for lines already rendered (pages add where they stand).
-    fn show_lines(&mut self, mut lines: Vec<String>, mut value: serde_json::Value, agreement: &Agreement, outcome: &pb::Outcome) {
-        if let Some(pb::outcome::Kind::Failure(f)) = &outcome.kind {
-            self.refused = true;
-            if f.code == "bad_signature" {
-                // The replicas verify with the account's key; the key comes from the password.
-                let message = format!("wrong password for {} (the replicas refused its signature)", self.user);
-                value["message"] = message.clone().into();
-                lines = vec![format!("error: {message}")];
-            }
-            lines = lines.into_iter().map(|l| self.painted_error(l)).collect();
-        }
-        self.add_agreement(&mut lines, &mut value, agreement);
-        self.print(&lines, &value);
-        self.remember(agreement, outcome);
     }
 
     fn start_deliveries(&mut self) {
@@ -327,6 +284,15 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         printer: None,
         editing: false,
     };
+    if args.tui {
+        anyhow::ensure!(
+            terminal && std::io::stdout().is_terminal() && !s.json,
+            "--tui needs a terminal (and no --json): in a pipe, use the line client"
+        );
+        let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let result = tui::run(&mut s, &config, interrupt).await;
+        return Ok(s.finish(result));
+    }
     *s.prompt.lock().unwrap_or_else(|e| e.into_inner()) = editor::prompt(&s.user, &s.cluster_name, s.ids.len(), &[], &[], colour);
     // A person at a terminal gets line editing; a pipe (or --json) is read line by line.
     let mut line_editor = None;
@@ -373,17 +339,5 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         Ok(())
     }
     .await;
-    match result {
-        Ok(()) => Ok(if s.refused { Exit::Failed(1) } else { Exit::Ok }),
-        Err(e) => {
-            // Once: on stdout as JSON for scripts, or on stderr for a person.
-            let message = e.to_string();
-            if s.json {
-                println!("{}", serde_json::json!({"type": "fatal", "message": message}));
-            } else {
-                eprintln!("quintet chat: {message}");
-            }
-            Ok(Exit::Failed(2))
-        }
-    }
+    Ok(s.finish(result))
 }

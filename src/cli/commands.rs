@@ -5,6 +5,8 @@ use crate::chat::{Op, READ_LIMIT_MAX, TEXT_LEN_MAX};
 
 /// Unread messages one `read` fetches when no count is given.
 pub const READ_DEFAULT: u32 = 10;
+/// Senders `inbox` shows.
+pub const INBOX_LIMIT: u32 = 50;
 /// Messages `history` shows when no count is given.
 pub const HISTORY_DEFAULT: u32 = 20;
 
@@ -13,6 +15,7 @@ pub const HELP: &str = "commands (case does not matter):
   login | logout
   list [pattern] [--page n]   accounts matching * and ? wildcards, 20 a page
   who                         who is logged in now
+  inbox                       who wrote to you, latest first, with unread counts
   send <user> <text>          send a message
   read [n]                    read up to n unread messages (default 10)
   history <user> [n]          the last n messages between you and <user> (default 20)
@@ -22,7 +25,7 @@ pub const HELP: &str = "commands (case does not matter):
 
 /// Every command word, for completion and for telling a typo from a wrong argument.
 pub const WORDS: &[&str] =
-    &["create", "login", "logout", "list", "who", "send", "read", "history", "delete", "delete-account", "help", "quit", "exit"];
+    &["create", "login", "logout", "list", "who", "inbox", "send", "read", "history", "delete", "delete-account", "help", "quit", "exit"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
@@ -118,6 +121,7 @@ pub fn parse(line: &str, public_key: [u8; 32]) -> Option<Result<Command, Refused
         ("quit" | "exit", []) => Ok(Command::Quit),
         ("create", []) => Ok(Command::Op(Op::CreateAccount { public_key })),
         ("login", []) => Ok(Command::Op(Op::Login)),
+        ("inbox", []) => Ok(Command::Op(Op::Inbox { limit: INBOX_LIMIT })),
         ("logout", []) => Ok(Command::Op(Op::Logout)),
         ("delete-account", []) => Ok(Command::DeleteAccount { yes: false }),
         ("delete-account", ["--yes" | "-y"]) => Ok(Command::DeleteAccount { yes: true }),
@@ -196,6 +200,7 @@ mod tests {
         assert_eq!(ok("list --page=3 a*"), Command::List { pattern: "a*".into(), page: 3 });
         assert_eq!(ok("list a* 2"), Command::List { pattern: "a*".into(), page: 2 });
         assert_eq!(ok("who --page 2"), Command::Who { page: 2 });
+        assert_eq!(ok("INBOX"), Command::Op(Op::Inbox { limit: INBOX_LIMIT }));
         assert_eq!(refused("list --page 0").code, "usage");
         assert_eq!(refused("list --page").message, "--page needs a number");
         assert_eq!(refused("list a b c").code, "usage");

@@ -142,6 +142,24 @@ pub fn outcome(command: &str, user: &str, height: u64, outcome: &pb::Outcome) ->
             lines.push(format!("{} message(s){older}", c.messages.len()));
             lines
         }
+        Some(Kind::Inbox(i)) => {
+            let senders: Vec<Value> = i.senders.iter().map(|e| json!({"from": e.from, "unread": e.unread, "newest": e.newest, "time_ms": e.time_ms})).collect();
+            put(&mut value, "senders", Value::Array(senders));
+            put(&mut value, "unread", json!(i.unread));
+            put(&mut value, "complete", json!(i.complete));
+            let mut lines: Vec<String> = i
+                .senders
+                .iter()
+                .map(|e| {
+                    let unread = if e.unread == 0 { String::new() } else { format!(", {} unread", e.unread) };
+                    format!("{} (last {}{unread})", e.from, local_timestamp(e.time_ms))
+                })
+                .collect();
+            let partial = if i.complete { "" } else { "; only your newest 1,000 messages were looked at" };
+            let who = if i.senders.is_empty() { "nobody has written to you".to_string() } else { format!("{} sender(s)", i.senders.len()) };
+            lines.push(format!("{who}; {} unread in all{partial}", i.unread));
+            lines
+        }
         Some(Kind::Sent(s)) => {
             put(&mut value, "id", json!(s.id));
             vec![format!("sent message {}", s.id)]

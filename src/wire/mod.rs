@@ -64,6 +64,7 @@ pub fn decode_request(body: &[u8]) -> Result<(pb::RequestBody, chat::Request), W
         pb::op::Kind::DeleteAccount(_) => Op::DeleteAccount,
         pb::op::Kind::Who(w) => Op::Who { after: w.after.clone(), limit: w.limit },
         pb::op::Kind::History(h) => Op::History { with: h.with.clone(), before: h.before, limit: h.limit },
+        pb::op::Kind::Inbox(i) => Op::Inbox { limit: i.limit },
     };
     let request = chat::Request { user: decoded.user.clone(), session: decoded.session, seq: decoded.seq, op };
     Ok((decoded, request))
@@ -86,6 +87,7 @@ pub fn encode_op(op: &Op) -> pb::Op {
         Op::DeleteAccount => Kind::DeleteAccount(pb::DeleteAccount {}),
         Op::Who { after, limit } => Kind::Who(pb::Who { after: after.clone(), limit: *limit }),
         Op::History { with, before, limit } => Kind::History(pb::History { with: with.clone(), before: *before, limit: *limit }),
+        Op::Inbox { limit } => Kind::Inbox(pb::Inbox { limit: *limit }),
     };
     pb::Op { kind: Some(kind) }
 }
@@ -120,6 +122,14 @@ pub fn encode_outcome(outcome: &Outcome) -> pb::Outcome {
         Outcome::History { messages, before } => Kind::Conversation(pb::Conversation {
             messages: messages.iter().map(encode_message).collect(),
             before: before.unwrap_or(0),
+        }),
+        Outcome::Inbox { senders, unread, complete } => Kind::Inbox(pb::InboxPage {
+            senders: senders
+                .iter()
+                .map(|e| pb::InboxEntry { from: e.from.clone(), unread: e.unread, newest: e.newest, time_ms: e.time_ms })
+                .collect(),
+            unread: *unread,
+            complete: *complete,
         }),
         Outcome::Sent { id } => Kind::Sent(pb::MessageSent { id: *id }),
         Outcome::Messages { messages, unread_left } => Kind::Messages(pb::Messages {
@@ -158,6 +168,7 @@ mod tests {
             Op::DeleteAccount,
             Op::Who { after: "a".into(), limit: 5 },
             Op::History { with: "bob".into(), before: 9, limit: 4 },
+            Op::Inbox { limit: 8 },
         ];
         for op in ops {
             let (header, request) = decode_request(&body(Some(encode_op(&op)))).unwrap();

@@ -23,6 +23,7 @@ pub fn bin() -> String {
 pub const TEST_KDF: KdfParams = KdfParams { memory_kib: 64, iterations: 1 };
 
 pub mod five;
+pub mod tmux;
 
 /// A temporary folder, removed on drop.
 pub struct TempDir(pub PathBuf);

@@ -1,0 +1,83 @@
+//! How the line client shows what the replicas agreed on: one line (or JSON object) per
+//! result or error, who agreed beside it with `--verbose`, and above the line being typed
+//! while a person edits one. Each answer also updates the prompt and the names completed.
+
+use super::{Agreed, Agreement, Session, editor, render};
+use crate::pb;
+
+impl Session {
+    pub(super) fn print(&mut self, lines: &[String], value: &serde_json::Value) {
+        if self.json {
+            println!("{value}");
+        } else if self.editing
+            && let Some(printer) = self.printer.as_mut()
+            && printer.print(lines.join("\n")).is_ok()
+        {
+            // Printed above the line being typed.
+        } else {
+            for line in lines {
+                println!("{line}");
+            }
+        }
+    }
+
+    /// After an answer: the prompt shows who answered, and names it carried complete.
+    fn remember(&mut self, agreement: &Agreement, outcome: &pb::Outcome) {
+        *self.prompt.lock().unwrap_or_else(|e| e.into_inner()) =
+            editor::prompt(&self.user, &self.cluster_name, self.ids.len(), &agreement.agreed, &agreement.differed, self.colour);
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        match &outcome.kind {
+            Some(pb::outcome::Kind::Accounts(p) | pb::outcome::Kind::Online(p)) => names.extend(p.names.iter().cloned()),
+            Some(pb::outcome::Kind::Conversation(c)) => names.extend(c.messages.iter().flat_map(|m| [m.from.clone(), m.to.clone()])),
+            Some(pb::outcome::Kind::Messages(m)) => names.extend(m.messages.iter().map(|m| m.from.clone())),
+            Some(pb::outcome::Kind::Inbox(i)) => names.extend(i.senders.iter().map(|e| e.from.clone())),
+            _ => {}
+        }
+        while names.len() > 10_000 {
+            names.pop_last();
+        }
+    }
+
+    pub(super) fn print_error(&mut self, command: &str, code: &str, message: &str) {
+        self.refused = true;
+        let value = serde_json::json!({"type": "error", "command": command, "code": code, "message": message});
+        self.print(&[self.painted_error(format!("error: {message}"))], &value);
+    }
+
+    /// An `error: ...` line, its label red on a colour terminal.
+    pub(super) fn painted_error(&self, line: String) -> String {
+        if self.colour { line.replacen("error:", "\x1b[31merror:\x1b[0m", 1) } else { line }
+    }
+
+    /// Who agreed, into the JSON always and onto the last line with `--verbose`.
+    pub(super) fn add_agreement(&self, lines: &mut [String], value: &mut serde_json::Value, agreement: &Agreement) {
+        let (yes, no, silent) = render::agreement(&self.ids, agreement);
+        if self.verbose && let Some(last) = lines.last_mut() {
+            last.push_str(&format!("   {}", render::agreement_text(&yes, &no, &silent)));
+        }
+        (value["agreed"], value["differed"], value["silent"]) = (yes.into(), no.into(), silent.into());
+    }
+
+    /// Prints an agreed outcome, with who agreed (always in JSON, with `--verbose` as text).
+    pub(super) fn show(&mut self, command: &str, agreed: &Agreed) {
+        let (lines, value) = render::outcome(command, &self.user, agreed.height, &agreed.outcome);
+        self.show_lines(lines, value, &agreed.agreement, &agreed.outcome);
+    }
+
+    /// `show` for lines already rendered (pages add where they stand).
+    pub(super) fn show_lines(&mut self, mut lines: Vec<String>, mut value: serde_json::Value, agreement: &Agreement, outcome: &pb::Outcome) {
+        if let Some(pb::outcome::Kind::Failure(f)) = &outcome.kind {
+            self.refused = true;
+            if f.code == "bad_signature" {
+                // The replicas verify with the account's key; the key comes from the password.
+                let message = format!("wrong password for {} (the replicas refused its signature)", self.user);
+                value["message"] = message.clone().into();
+                lines = vec![format!("error: {message}")];
+            }
+            lines = lines.into_iter().map(|l| self.painted_error(l)).collect();
+        }
+        self.add_agreement(&mut lines, &mut value, agreement);
+        self.print(&lines, &value);
+        self.remember(agreement, outcome);
+    }
+}
