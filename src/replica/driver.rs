@@ -16,7 +16,7 @@ use tonic::Status;
 
 use super::hub::{DeliverySender, Hub};
 use super::peers::Peers;
-use super::service::{Checked, sign_reply};
+use super::service::Checked;
 use crate::chat::ChatState;
 use crate::consensus::{Action, Block, Core, Input, Message, ReplicaId};
 use crate::crypto::SigningKey;
@@ -35,7 +35,7 @@ const WAIT_SWEEP: Duration = Duration::from_secs(1);
 
 pub enum Job {
     /// A request the service decoded and checked.
-    Submit { checked: Checked, reply: oneshot::Sender<pb::SignedReply> },
+    Submit { checked: Checked, reply: oneshot::Sender<pb::ReplyBody> },
     Subscribe { request: pb::SignedSubscribe, stream: DeliverySender, reply: oneshot::Sender<Result<(), Status>> },
     /// Messages from a peer, checked (frame signature) and decoded by the peer service.
     Peer { from: ReplicaId, messages: Vec<Message>, sent_at_us: u64 },
@@ -46,7 +46,7 @@ pub enum Job {
 }
 
 /// A request's body digest, when its first client came, and the clients waiting for it.
-pub type Waiting = ([u8; 32], Instant, Vec<oneshot::Sender<pb::SignedReply>>);
+pub type Waiting = ([u8; 32], Instant, Vec<oneshot::Sender<pb::ReplyBody>>);
 
 pub struct Driver {
     pub id: String,
@@ -122,7 +122,7 @@ impl CoreClock {
 #[derive(Default)]
 struct Outbox {
     messages: Vec<(Option<ReplicaId>, Message)>,
-    replies: Vec<(oneshot::Sender<pb::SignedReply>, pb::ReplyBody)>,
+    replies: Vec<(oneshot::Sender<pb::ReplyBody>, pb::ReplyBody)>,
     deliveries: Vec<(u64, crate::chat::Message)>,
     /// Sessions closed by a committed request: (height, user, session, reason).
     closed: Vec<(u64, String, u64, &'static str)>,
@@ -251,8 +251,11 @@ impl Driver {
                     None => self.peers.broadcast(&message),
                 }
             }
+            // Signed by the gRPC task that waits for it, off this thread: a flood of
+            // requests refused here (replays, rates, a busy pool) costs this loop no
+            // signatures.
             for (reply, body) in out.replies {
-                let _ = reply.send(sign_reply(&self.key, &body));
+                let _ = reply.send(body);
             }
             for (height, message) in out.deliveries {
                 self.hub.deliver(&self.id, &self.key, height, &message);

@@ -44,7 +44,7 @@ impl Driver {
     /// replayed one is answered at once, one over its user's rate (or an account creation
     /// over its address's) refused; anything else goes to the core and is answered when it
     /// commits here.
-    pub(super) fn submit(&mut self, now: u64, checked: Checked, reply: oneshot::Sender<pb::SignedReply>, actions: &mut Vec<Action>, out: &mut Outbox) {
+    pub(super) fn submit(&mut self, now: u64, checked: Checked, reply: oneshot::Sender<pb::ReplyBody>, actions: &mut Vec<Action>, out: &mut Outbox) {
         let Checked { signed, request, body_digest, verified, from } = checked;
         if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq, &body_digest) {
             let body = self.reply_body(&body_digest, cached.height, wire::encode_outcome(&cached.outcome));

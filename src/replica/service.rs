@@ -90,7 +90,10 @@ impl Replica for ReplicaService {
     async fn submit(&self, request: Request<pb::SignedRequest>) -> Result<Response<pb::SignedReply>, Status> {
         let from = request.remote_addr().map(|a| a.ip());
         match self.check(request.into_inner(), from) {
-            Ok(checked) => self.ask(|reply| Job::Submit { checked, reply }).await.map(Response::new),
+            Ok(checked) => {
+                let body = self.ask(|reply| Job::Submit { checked, reply }).await?;
+                Ok(Response::new(sign_reply(&self.key, &body)))
+            }
             Err(refusal) => Ok(Response::new(refusal)),
         }
     }
