@@ -107,8 +107,9 @@ pub(super) async fn run(s: &mut Session, config: &ClusterConfig, mut interrupt: 
         return Ok(());
     }
     let mut status = watch_status(config)?;
-    let mut keys = keys();
+    // Raw mode first, then the reader: keys are read one by one, not a line at a time.
     let mut terminal = Terminal(ratatui::init());
+    let mut keys = keys();
     let mut screen = Screen { user: s.user.clone(), cluster: s.cluster_name.clone(), ids: s.ids.clone(), ..Default::default() };
     let mut app = App { s, screen: &mut screen };
     app.refresh_inbox().await?;

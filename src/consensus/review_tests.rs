@@ -5,7 +5,6 @@
 use super::tests::*;
 use super::*;
 
-
 #[test]
 fn s2_6_a_block_over_the_batch_limits_gets_no_vote() {
     let cfg = Config::new(5, DELTA);
@@ -375,4 +374,25 @@ fn prune_after_a_commit_forgets_the_committed_height_and_keeps_what_is_above() {
     assert_eq!(r.seen.keys().map(|(_, h)| *h).collect::<Vec<_>>(), vec![1, 2], "proposals seen from the committed height up");
     assert!(r.vote_pool.keys().all(|(_, h, _)| *h > 1));
     assert!(r.candidates.iter().all(|(h, _)| *h > 1));
+}
+
+#[test]
+fn s1_a_leader_fills_its_next_block_up_to_the_limits_and_keeps_the_rest_pooled() {
+    let cfg = Config::new(5, DELTA);
+    let proposed = |actions: Vec<Action>| actions.into_iter().find_map(|a| if let Action::Broadcast(Message::Propose(p)) = a { Some(p.block) } else { None });
+    let mut leader = core(0, None);
+    let b1 = proposed(leader.handle(1_000, Input::Request(b"first".to_vec()))).expect("block 1");
+    // While block 1 waits for its QC: the same request again, and four of a third of the byte limit each.
+    leader.handle(1_001, Input::Request(b"first".to_vec()));
+    for i in 0..4u8 {
+        assert!(proposed(leader.handle(1_001, Input::Request(vec![i; cfg.batch_bytes_max / 3]))).is_none());
+    }
+    let mut b2 = None;
+    for v in [1u8, 2] {
+        let vote = Vote { view: 0, height: 1, hash: b1.hash, voter: v, signature: sign_as(v, &signed::vote(0, 1, &b1.hash)) };
+        b2 = b2.or(proposed(leader.handle(1_010, Input::Message(v, Message::Vote(vote)))));
+    }
+    let b2 = b2.expect("block 2 once block 1 has its QC");
+    assert_eq!(b2.requests.len(), 3, "three fit the byte limit, the fourth waits; the chain's request is not repeated");
+    assert!(b2.requests.iter().map(Vec::len).sum::<usize>() <= cfg.batch_bytes_max);
 }
