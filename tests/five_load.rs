@@ -19,13 +19,15 @@ fn create(cluster: &Cluster, names: impl IntoIterator<Item = String>) {
 }
 
 /// `from` sends `count` messages to `to` (and reads its own mail every five sends when
-/// `reads`); returns the texts acknowledged. Every command must get a quorum.
-fn sender(config: std::path::PathBuf, from: String, to: String, count: usize, reads: bool) -> Vec<String> {
+/// `reads`); returns the texts acknowledged. Every command must get a quorum. The first
+/// `BIG` of a sender's messages are 60 KB when `big` (to make a state image larger than a
+/// peer frame).
+fn sender(config: std::path::PathBuf, from: String, to: String, count: usize, reads: bool, big: bool) -> Vec<String> {
     let mut c = common::Chat::start(&config, &from, &format!("{from}-pw"), &["--timeout-ms", "30000"]);
     assert_eq!(c.run("login")["type"], "result");
     let mut acked = Vec::new();
     for i in 0..count {
-        let text = format!("{from}-{i}");
+        let text = if big && i < BIG { format!("{from}-{i}-{}", "x".repeat(60_000)) } else { format!("{from}-{i}") };
         let v = c.run(&format!("send {to} {text}"));
         assert_eq!(v["type"], "result", "{from} send {i}: {v}");
         acked.push(text);
@@ -38,11 +40,13 @@ fn sender(config: std::path::PathBuf, from: String, to: String, count: usize, re
 }
 
 /// Senders u0..u{users} at once, each to `to(u)`; the acknowledged texts per sender.
-fn run_senders(cluster: &Cluster, users: usize, count: usize, to: fn(usize, usize) -> String, reads: bool) -> Vec<Vec<String>> {
+const BIG: usize = 12;
+
+fn run_senders(cluster: &Cluster, users: usize, count: usize, to: fn(usize, usize) -> String, reads: bool, big: bool) -> Vec<Vec<String>> {
     let handles: Vec<_> = (0..users)
         .map(|u| {
             let config = cluster.config().to_path_buf();
-            std::thread::spawn(move || sender(config, format!("u{u}"), to(u, users), count, reads))
+            std::thread::spawn(move || sender(config, format!("u{u}"), to(u, users), count, reads, big))
         })
         .collect();
     handles.into_iter().map(|h| h.join().expect("a sender thread")).collect()
@@ -62,7 +66,7 @@ fn many_clients_send_and_read_concurrently_and_the_five_agree() {
     let n = 8;
     create(&cluster, users(n));
     let t = Instant::now();
-    let acked: Vec<String> = run_senders(&cluster, n, 20, |u, n| format!("u{}", (u + 1) % n), true).concat();
+    let acked: Vec<String> = run_senders(&cluster, n, 20, |u, n| format!("u{}", (u + 1) % n), true, false).concat();
     let elapsed = t.elapsed();
     println!("{} sends and {} reads by {n} concurrent clients in {:.1} s", acked.len(), acked.len() / 5, elapsed.as_secs_f64());
     assert_eq!(acked.len(), n * 20);
@@ -76,7 +80,8 @@ fn a_replica_down_while_thousands_were_sent_catches_up_by_itself() {
     let n = 8;
     create(&cluster, users(n).into_iter().chain(recipients(n)));
     cluster.kill(4);
-    let acked = run_senders(&cluster, n, 250, |u, _| format!("r{u}"), false);
+    // 96 of them of 60 KB: the state image is larger than a peer frame, so it travels in parts.
+    let acked = run_senders(&cluster, n, 250, |u, _| format!("r{u}"), false, true);
     assert_eq!(acked.concat().len(), 2_000);
     // Catching up fetches one block per round trip today (NOTEBOOK: about 30 blocks/s on a
     // loaded machine), hence the long bound.
@@ -92,6 +97,7 @@ fn a_replica_down_while_thousands_were_sent_catches_up_by_itself() {
     // It got there by a state transfer (the others keep no blocks below their stable image).
     let log = cluster.log(4);
     assert!(log.contains("installed a certified state image"), "E's log:\n{log}");
+    assert!(log.contains("state transfer received in parts"), "E's log:\n{log}");
     // Right after the catch-up, the two first leaders die: the three left (E among them)
     // must go on serving at once.
     cluster.kill(0);
@@ -114,7 +120,7 @@ fn the_leader_killed_again_and_again_while_eight_clients_work_loses_nothing() {
     let handles: Vec<_> = (0..n)
         .map(|u| {
             let config = cluster.config().to_path_buf();
-            std::thread::spawn(move || sender(config, format!("u{u}"), format!("r{u}"), 25, true))
+            std::thread::spawn(move || sender(config, format!("u{u}"), format!("r{u}"), 25, true, false))
         })
         .collect();
     // Kill whoever leads, every 1.5 s, restarting the previous victim first: never more

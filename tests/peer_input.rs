@@ -102,12 +102,30 @@ fn garbage_and_forged_frames_on_a_peer_link_are_refused_and_ordering_goes_on() {
         let many = frame(&as_a, 0, 2, vec![Vec::new(); 100_000]);
         let refused = offer(&link, vec![many]).await;
         assert_eq!(refused.code(), tonic::Code::InvalidArgument, "too many messages: {refused:?}");
-        // Counted before allocating: a batch of 4 million empty messages (8 MB on the wire,
-        // about 100 MB once decoded) and one message that is a block of 1.5 million empty
-        // requests are refused by their counts.
+        // A frame over the frame limit (about 5 MiB: larger messages travel in parts) is
+        // refused by the transport before it is read whole.
         let refused = offer(&link, vec![signed(&as_a, 0, 2, [0x0a, 0x00].repeat(4_000_000))]).await;
+        assert_eq!(refused.code(), tonic::Code::OutOfRange, "an 8 MB frame: {refused:?}");
+        // Counted before allocating: a batch of 2 million empty messages (4 MB on the wire,
+        // about 50 MB once decoded) and one message that is a block of 1.5 million empty
+        // requests are refused by their counts.
+        let refused = offer(&link, vec![signed(&as_a, 0, 2, [0x0a, 0x00].repeat(2_000_000))]).await;
         assert_eq!(refused.code(), tonic::Code::InvalidArgument, "a batch of empty messages: {refused:?}");
         assert!(refused.message().contains("too many"), "{refused:?}");
+        // A message in parts must be a state transfer: a 5 MB block sent in parts is refused
+        // once whole; parts out of order are refused at once.
+        let mut request = vec![0x3a]; // Block.requests (field 7): one of 5 MB
+        prost::encoding::encode_varint(5_000_000, &mut request);
+        request.resize(request.len() + 5_000_000, 0);
+        let mut huge_block = vec![0x42]; // PeerMessage.block (field 8)
+        prost::encoding::encode_varint(request.len() as u64, &mut huge_block);
+        huge_block.extend_from_slice(&request);
+        let in_parts: Vec<pb::PeerFrame> = peer::parts(&huge_block).map(|b| signed(&as_a, 0, 2, b)).collect();
+        let refused = offer(&link, in_parts.clone()).await;
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "a block in parts: {refused:?}");
+        assert!(refused.message().contains("limit is 4194304"), "refused as a block, by its size: {refused:?}");
+        let refused = offer(&link, in_parts.into_iter().rev().collect()).await;
+        assert!(refused.message().contains("out of order"), "parts out of order: {refused:?}");
         let requests = [0x3a, 0x00].repeat(1_500_000); // Block.requests (field 7), empty, 3 MB
         let mut block = vec![0x42]; // PeerMessage.block (field 8)
         prost::encoding::encode_varint(requests.len() as u64, &mut block);

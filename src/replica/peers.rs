@@ -19,12 +19,12 @@ use crate::consensus::{Message, ReplicaId};
 use crate::crypto::tls::TlsIdentity;
 use crate::crypto::PeerCrypto;
 use crate::pb;
-use crate::wire::peer::{FRAME_MESSAGES_MAX, PEER_MESSAGE_MAX, decode_batch, decode_message, encode_batch, encode_message, frame_signed_bytes};
+use crate::wire::peer::{BATCH_MAX, FRAME_MESSAGES_MAX, MESSAGE_MAX, Reassembly, decode_batch, decode_message, encode_batch, encode_message, frame_signed_bytes, parts};
 
 /// Encoded messages waiting for one peer (beyond: dropped).
 pub const PEER_QUEUE: usize = 4096;
 /// A frame's bytes, at most (a state transfer goes alone in its frame).
-pub const FRAME_MAX: usize = PEER_MESSAGE_MAX + 64 * 1024;
+pub const FRAME_MAX: usize = BATCH_MAX + 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -104,24 +104,43 @@ async fn link(me: ReplicaId, to: ReplicaId, endpoint: Endpoint, crypto: Arc<Peer
             let call = tokio::spawn(async move { client.stream(tokio_stream::wrappers::ReceiverStream::new(outgoing)).await });
             up.store(true, Ordering::Relaxed);
             backoff = BACKOFF_MIN;
-            loop {
-                let Some((sent_at_us, first)) = pending.recv().await else { return };
-                let mut messages = vec![first.to_vec()];
-                let mut bytes = messages[0].len();
-                while messages.len() < FRAME_MESSAGES_MAX && bytes < (1 << 20) {
-                    match pending.try_recv() {
-                        Ok((_, m)) => {
-                            bytes += m.len();
-                            messages.push(m.to_vec());
+            // A message too large for a frame (a state transfer) found while batching
+            // waits for its own frames.
+            let mut large: Option<Queued> = None;
+            'stream: loop {
+                let (sent_at_us, first) = match large.take() {
+                    Some(queued) => queued,
+                    None => match pending.recv().await {
+                        Some(queued) => queued,
+                        None => return,
+                    },
+                };
+                let batches: Vec<Vec<u8>> = if first.len() > MESSAGE_MAX {
+                    parts(&first).collect()
+                } else {
+                    let mut messages = vec![first.to_vec()];
+                    let mut bytes = messages[0].len();
+                    while messages.len() < FRAME_MESSAGES_MAX && bytes < (1 << 20) {
+                        match pending.try_recv() {
+                            Ok(queued) if queued.1.len() > MESSAGE_MAX => {
+                                large = Some(queued);
+                                break;
+                            }
+                            Ok((_, m)) => {
+                                bytes += m.len();
+                                messages.push(m.to_vec());
+                            }
+                            Err(_) => break,
                         }
-                        Err(_) => break,
                     }
-                }
-                let batch = encode_batch(messages);
-                let mut frame = pb::PeerFrame { from: me as u32, to: to as u32, batch, signature: Vec::new(), sent_at_us };
-                frame.signature = crypto.sign_frame(&frame_signed_bytes(&frame));
-                if call.is_finished() || frames.send(frame).await.is_err() {
-                    break;
+                    vec![encode_batch(messages)]
+                };
+                for batch in batches {
+                    let mut frame = pb::PeerFrame { from: me as u32, to: to as u32, batch, signature: Vec::new(), sent_at_us };
+                    frame.signature = crypto.sign_frame(&frame_signed_bytes(&frame));
+                    if call.is_finished() || frames.send(frame).await.is_err() {
+                        break 'stream;
+                    }
                 }
             }
             call.abort();
@@ -180,8 +199,8 @@ impl PeerService {
     }
 
     /// Checks one frame that came on the link of `link_of` (with TLS); the decoded
-    /// messages, or why it is refused.
-    pub fn check(&self, frame: &pb::PeerFrame, link_of: Option<ReplicaId>) -> Result<(ReplicaId, Vec<Message>), Status> {
+    /// messages (with a message whose last part it carried), or why it is refused.
+    pub fn check(&self, frame: &pb::PeerFrame, link_of: Option<ReplicaId>, parts: &mut Reassembly) -> Result<(ReplicaId, Vec<Message>), Status> {
         let from = frame.from as usize;
         if from >= self.n || from == self.me as usize || frame.to != self.me as u32 {
             return Err(Status::permission_denied(format!("frame from {} to {} refused here", frame.from, frame.to)));
@@ -192,11 +211,21 @@ impl PeerService {
         if !self.crypto.verify_frame(from as ReplicaId, &frame_signed_bytes(frame), &frame.signature) {
             return Err(Status::unauthenticated("peer frame signature does not verify"));
         }
-        let messages = decode_batch(&frame.batch).map_err(|e| Status::invalid_argument(format!("peer frame refused: {e}")))?;
-        let messages = messages
-            .iter()
-            .map(|m| decode_message(m).map_err(|e| Status::invalid_argument(format!("peer message refused: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let refused = |e: crate::wire::peer::PeerWireError| Status::invalid_argument(format!("peer frame refused: {e}"));
+        let (messages, part) = decode_batch(&frame.batch).map_err(refused)?;
+        let mut messages = messages.iter().map(|m| decode_message(m).map_err(refused)).collect::<Result<Vec<_>, _>>()?;
+        if let Some(part) = part
+            && let Some(whole) = parts.add(part).map_err(refused)?
+        {
+            // Only a state transfer is ever that large.
+            match decode_message(&whole).map_err(refused)? {
+                m @ Message::State(_) => {
+                    tracing::info!(from, bytes = whole.len(), parts = parts.parts, "state transfer received in parts");
+                    messages.push(m);
+                }
+                _ => return Err(Status::invalid_argument("peer frame refused: a message in parts that is not a state transfer")),
+            }
+        }
         Ok((from as ReplicaId, messages))
     }
 }
@@ -217,8 +246,9 @@ impl pb::peer_server::Peer for PeerService {
             None => None,
         };
         let mut frames = request.into_inner();
+        let mut parts = Reassembly::default();
         while let Some(frame) = frames.message().await? {
-            let (from, messages) = self.check(&frame, link_of).inspect_err(|e| tracing::warn!(from = frame.from, "{}", e.message()))?;
+            let (from, messages) = self.check(&frame, link_of, &mut parts).inspect_err(|e| tracing::warn!(from = frame.from, "{}", e.message()))?;
             if self.jobs.send(Job::Peer { from, messages, sent_at_us: frame.sent_at_us }).await.is_err() {
                 return Err(Status::unavailable("replica is stopping"));
             }

@@ -30,6 +30,7 @@ pub enum Ty {
 fn child(ty: Ty, field: u64) -> Option<Ty> {
     use Ty::*;
     Some(match (ty, field) {
+        (PeerBatch, 2) => Leaf,
         (PeerMessage, 1) => Proposal,
         (PeerMessage, 2 | 6) => Leaf,
         (PeerMessage, 3) => Blame,

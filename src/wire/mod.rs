@@ -2,6 +2,7 @@
 //! off the network happens here, and every refusal is a `WireError` with a readable line.
 
 pub mod census;
+pub mod parts;
 pub mod peer;
 
 use prost::Message as _;

@@ -6,12 +6,19 @@
 use prost::Message as _;
 
 use super::census;
+pub use super::parts::{Reassembly, parts};
 use crate::consensus::{self as qop, Hash, ReplicaId};
 use crate::pb;
 
-/// Largest replica-to-replica message accepted off the network: a state transfer (an image
-/// of at most `IMAGE_MAX` with its block and certificate).
+/// Largest replica-to-replica message accepted: a state transfer (an image of at most
+/// `IMAGE_MAX` with its block and certificate). One over `MESSAGE_MAX` travels in parts of
+/// `PART_MAX` (`StatePart`), so no frame is larger than `BATCH_MAX`.
 pub const PEER_MESSAGE_MAX: usize = IMAGE_MAX + (4 << 20);
+/// Bytes of a message in one part.
+pub const PART_MAX: usize = 4 << 20;
+/// Largest frame batch: the sender stops adding messages past 1 MiB, and each is at most
+/// `MESSAGE_MAX` (or a part); the rest is room for the encoding's own bytes.
+pub const BATCH_MAX: usize = MESSAGE_MAX + (1 << 20) + (64 << 10);
 /// Largest message of any other kind: two full blocks (an equivocation proof; a block holds
 /// at most 1 MiB of requests) with their certificates and justifications.
 pub const MESSAGE_MAX: usize = 4 << 20;
@@ -324,14 +331,18 @@ pub fn frame_signed_bytes(frame: &pb::PeerFrame) -> Vec<u8> {
     bytes
 }
 
-/// A frame's batch: its messages, counted before they are split out.
-pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+/// A frame's batch: its messages, counted before they are split out, or a part of one.
+pub fn decode_batch(bytes: &[u8]) -> Result<(Vec<Vec<u8>>, Option<pb::StatePart>)> {
+    if bytes.len() > BATCH_MAX {
+        return Err(PeerWireError::TooLarge(bytes.len(), BATCH_MAX));
+    }
     census::within(bytes, census::Ty::PeerBatch, FRAME_MESSAGES_MAX)?;
-    Ok(decode::<pb::PeerBatch>(bytes)?.messages)
+    let batch = decode::<pb::PeerBatch>(bytes)?;
+    Ok((batch.messages, batch.part))
 }
 
 pub fn encode_batch(messages: Vec<Vec<u8>>) -> Vec<u8> {
-    pb::PeerBatch { messages }.encode_to_vec()
+    pb::PeerBatch { messages, part: None }.encode_to_vec()
 }
 
 pub fn decode_block(bytes: &[u8]) -> Result<qop::Block> {
