@@ -115,8 +115,9 @@ async fn link(me: ReplicaId, to: ReplicaId, endpoint: Endpoint, crypto: Arc<Peer
                         None => return,
                     },
                 };
-                let batches: Vec<Vec<u8>> = if first.len() > MESSAGE_MAX {
-                    parts(&first).collect()
+                // Parts are made one at a time as they are sent (an image is not copied whole).
+                let batches: Box<dyn Iterator<Item = Vec<u8>> + Send + '_> = if first.len() > MESSAGE_MAX {
+                    Box::new(parts(&first))
                 } else {
                     let mut messages = vec![first.to_vec()];
                     let mut bytes = messages[0].len();
@@ -133,7 +134,7 @@ async fn link(me: ReplicaId, to: ReplicaId, endpoint: Endpoint, crypto: Arc<Peer
                             Err(_) => break,
                         }
                     }
-                    vec![encode_batch(messages)]
+                    Box::new(std::iter::once(encode_batch(messages)))
                 };
                 for batch in batches {
                     let mut frame = pb::PeerFrame { from: me as u32, to: to as u32, batch, signature: Vec::new(), sent_at_us };
