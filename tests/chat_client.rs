@@ -38,6 +38,22 @@ fn conversations_who_pages_and_agreement() {
     assert_eq!(texts(&alice.run("HISTORY bob 2")), ["reply from bob", "second from alice"]);
     assert_eq!(bob.run("read")["messages"], json!([]), "history marks nothing read, read shows only unread");
     assert_eq!(alice.run("history nobody")["code"], "unknown_user");
+    // Who wrote, latest first, with unread counts (nothing marked read by asking).
+    assert_eq!(bob.run("logout")["type"], "result");
+    let mut carol = cluster.chat("carol", "pw-c");
+    assert_eq!(carol.run("create")["type"], "result");
+    assert_eq!(carol.run("send bob from carol")["type"], "result");
+    let inbox = alice.run("inbox");
+    assert_eq!(inbox["senders"].as_array().map(|s| s.len()), Some(1), "{inbox}");
+    assert_eq!(inbox["senders"][0]["from"], "bob");
+    let mut bob = cluster.chat("bob", "pw-b");
+    assert_eq!(bob.run("login")["unread"], 1);
+    let inbox = bob.run("inbox");
+    let senders: Vec<(String, u64)> =
+        inbox["senders"].as_array().unwrap().iter().map(|e| (e["from"].as_str().unwrap().to_string(), e["unread"].as_u64().unwrap())).collect();
+    assert_eq!(senders, [("carol".to_string(), 1), ("alice".to_string(), 0)]);
+    assert_eq!((inbox["unread"].clone(), inbox["complete"].clone()), (json!(1), json!(true)));
+    assert_eq!(bob.run("read")["messages"][0]["text"], "from carol", "still unread after inbox");
     assert_eq!(alice.run("history")["code"], "usage");
 
     // Pages say how many there are; paging works without a pattern.
@@ -45,10 +61,10 @@ fn conversations_who_pages_and_agreement() {
         assert_eq!(cluster.chat(&format!("user{i:02}"), "pw").run("create")["type"], "result");
     }
     let first = alice.run("list");
-    assert_eq!((first["total"].clone(), first["pages"].clone(), first["page"].clone()), (json!(24), json!(2), json!(1)));
+    assert_eq!((first["total"].clone(), first["pages"].clone(), first["page"].clone()), (json!(25), json!(2), json!(1)));
     assert_eq!(first["names"].as_array().map(|n| n.len()), Some(20));
     let second = alice.run("list --page 2");
-    assert_eq!(second["names"], json!(["user18", "user19", "user20", "user21"]));
+    assert_eq!(second["names"], json!(["user17", "user18", "user19", "user20", "user21"]));
     assert_eq!(alice.run("list --page 3")["code"], "no_such_page");
     assert_eq!(alice.run("list user1* 1")["names"].as_array().map(|n| n.len()), Some(10));
 

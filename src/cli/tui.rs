@@ -184,7 +184,7 @@ impl App<'_> {
 
     /// The conversation list from `inbox`: who wrote, latest first, with unread counts.
     async fn refresh_inbox(&mut self) -> Result<(), ClientError> {
-        let Some(agreed) = self.ask(Op::Inbox { limit: 50 }).await? else { return Ok(()) };
+        let Some(agreed) = self.ask(Op::Inbox { limit: super::commands::INBOX_LIMIT }).await? else { return Ok(()) };
         if let Some(Kind::Inbox(inbox)) = agreed.outcome.kind {
             for entry in inbox.senders.iter().rev() {
                 let i = self.screen.conversation(&entry.from);
