@@ -1,9 +1,10 @@
 //! The full-screen client (`chat --tui`) as a person uses it, under tmux: it offers to create
-//! the account, shows messages arriving live with unread counts, switches conversations,
-//! sends, redraws on a resize, and logs out on Ctrl-C with exit status 0; a second start
-//! shows the unread counts the replicas keep; and with no quorum it restores the terminal,
-//! says why once and exits with status 2. tmux runs on a private socket in the test's
-//! folder; its server is killed by PID.
+//! the account, refuses a conversation with nobody, shows messages arriving live with unread
+//! counts, switches conversations, sends, redraws on a resize, and logs out on Ctrl-C (exit
+//! status 1 when a command was refused, 0 otherwise); a second start shows the unread counts
+//! the replicas keep; and with no quorum it restores the terminal, says why once and exits
+//! with status 2. tmux runs on a private socket in the test's folder; its server is killed
+//! by PID.
 
 mod common;
 
@@ -35,6 +36,12 @@ fn the_full_screen_client_chats_switches_conversations_resizes_and_logs_out() {
     tmux.type_text("y");
     tmux.keys(&["Enter"]);
     tmux.wait("the full screen", |s| s.contains("conversations") && s.contains("alice@test-cluster ● 1/1 · height"));
+
+    // A conversation with nobody: said, and nothing is left in the list.
+    tmux.type_text("/open nobody");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait("the refusal", |s| s.contains("/open: no account named \"nobody\""));
+    assert!(list_row(&screen, "nobody").is_none() && screen.contains("no conversation"), "{screen}");
 
     // Bob and carol write: live, each in the list with its unread count.
     let (mut bob, mut carol) = (cluster.chat("bob", "pw"), cluster.chat("carol", "pw"));
@@ -72,9 +79,10 @@ fn the_full_screen_client_chats_switches_conversations_resizes_and_logs_out() {
     });
     assert!(screen.contains("bob: are you there?"), "{screen}");
 
-    // Ctrl-C logs out and leaves the full screen, with status 0.
+    // Ctrl-C logs out and leaves the full screen, with status 1: one command (the /open of
+    // nobody) was refused, as in the line client.
     tmux.keys(&["C-c"]);
-    tmux.wait("the logout", |s| s.contains("logged out") && s.contains("client exited with status 0"));
+    tmux.wait("the logout", |s| s.contains("logged out") && s.contains("client exited with status 1"));
     drop(tmux);
 
     // Bob writes while alice is away: the next start lists him with his unread count, which

@@ -208,11 +208,12 @@ impl App<'_> {
     }
 
     /// Opens conversation `i`: its last messages, and what was unread in it marked read.
-    async fn select(&mut self, i: usize) -> Result<(), ClientError> {
+    /// `Ok(false)`: the replicas refused (said on the notice line).
+    async fn select(&mut self, i: usize) -> Result<bool, ClientError> {
         self.screen.selected = Some(i);
         (self.screen.messages, self.screen.older, self.screen.scroll) = (Vec::new(), false, 0);
         let with = self.screen.conversations[i].with.clone();
-        let Some(agreed) = self.ask(Op::History { with: with.clone(), before: 0, limit: HISTORY_SHOWN }).await? else { return Ok(()) };
+        let Some(agreed) = self.ask(Op::History { with: with.clone(), before: 0, limit: HISTORY_SHOWN }).await? else { return Ok(false) };
         if let Some(Kind::Conversation(c)) = agreed.outcome.kind {
             (self.screen.messages, self.screen.older) = (c.messages, c.before != 0);
         }
@@ -223,7 +224,7 @@ impl App<'_> {
             }
             self.screen.conversations[i].unread = 0;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// One key. `Ok(false)`: quit.
@@ -282,9 +283,17 @@ impl App<'_> {
                 if !crate::chat::valid_name(name) {
                     self.screen.say(format!("/open: {}", crate::chat::ChatError::InvalidName(name.into())), true);
                 } else {
+                    let known = self.screen.conversations.iter().any(|c| c.with == name);
                     let i = self.screen.conversation(name);
-                    self.select(i).await?;
-                    self.refresh_who().await?;
+                    if self.select(i).await? {
+                        self.refresh_who().await?;
+                    } else if !known {
+                        // No such account (or refused): no conversation is left behind.
+                        self.screen.conversations.remove(i);
+                        self.screen.selected = None;
+                        let why = self.screen.notice.trim_start_matches("history: ").to_string();
+                        self.screen.say(format!("/open: {why}"), true);
+                    }
                 }
             }
             (Some("/who"), None, _) => {
