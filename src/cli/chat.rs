@@ -187,14 +187,10 @@ impl Session {
         Ok(true)
     }
 
-    /// Sends one operation and shows its agreed outcome.
-    async fn op(&mut self, command: &str, op: Op) -> Result<bool, ClientError> {
-        if op.opens_session() && !self.logged_in {
-            self.new_session();
-        }
-        let agreed = self.request(&op).await?;
-        self.show(command, &agreed);
-        match agreed.outcome.kind {
+    /// What an agreed outcome changes in the session (both clients): logged in or out, the
+    /// live stream, the read floor.
+    fn follow(&mut self, outcome: &pb::Outcome) {
+        match &outcome.kind {
             Some(pb::outcome::Kind::Messages(m)) => {
                 if let (Some(deliveries), Some(newest)) = (&self.deliveries, m.messages.iter().map(|m| m.id).max()) {
                     deliveries.read_up_to(newest);
@@ -204,16 +200,34 @@ impl Session {
                 self.logged_in = true;
                 self.start_deliveries();
             }
-            Some(pb::outcome::Kind::LoggedOut(_) | pb::outcome::Kind::AccountDeleted(_)) => {
-                self.logged_in = false;
-                self.deliveries = None;
-            }
-            Some(pb::outcome::Kind::Failure(f)) if f.code == "session_closed" || f.code == "not_logged_in" => {
-                self.logged_in = false;
-                self.deliveries = None;
-            }
+            Some(pb::outcome::Kind::LoggedOut(_) | pb::outcome::Kind::AccountDeleted(_)) => self.logged_out(),
+            Some(pb::outcome::Kind::Failure(f)) if f.code == "session_closed" || f.code == "not_logged_in" => self.logged_out(),
             _ => {}
         }
+    }
+
+    fn logged_out(&mut self) {
+        self.logged_in = false;
+        self.deliveries = None;
+    }
+
+    /// A session-closed notice from the live streams: true when it closed this session.
+    fn closed_by_server(&mut self, session: u64) -> bool {
+        let mine = self.logged_in && session == self.session;
+        if mine {
+            self.logged_out();
+        }
+        mine
+    }
+
+    /// Sends one operation and shows its agreed outcome.
+    async fn op(&mut self, command: &str, op: Op) -> Result<bool, ClientError> {
+        if op.opens_session() && !self.logged_in {
+            self.new_session();
+        }
+        let agreed = self.request(&op).await?;
+        self.show(command, &agreed);
+        self.follow(&agreed.outcome);
         Ok(true)
     }
 }
@@ -290,7 +304,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
             "--tui needs a terminal (and no --json): in a pipe, use the line client"
         );
         let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-        let result = tui::run(&mut s, &config, interrupt).await;
+        let result = tui::run(&mut s, interrupt).await;
         return Ok(s.finish(result));
     }
     *s.prompt.lock().unwrap_or_else(|e| e.into_inner()) = editor::prompt(&s.user, &s.cluster_name, s.ids.len(), &[], &[], colour);

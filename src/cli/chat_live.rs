@@ -11,9 +11,7 @@ impl Session {
         match live {
             Live::Message(height, message, agreement) => self.delivered(height, message, agreement).await,
             Live::SessionClosed { height, session, reason } => {
-                if self.logged_in && session == self.session {
-                    self.logged_in = false;
-                    self.deliveries = None;
+                if self.closed_by_server(session) {
                     let value = serde_json::json!({"type": "session_closed", "height": height, "reason": reason});
                     self.print(&[format!("your session was closed by the server ({reason}): log in again")], &value);
                 }

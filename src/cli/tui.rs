@@ -16,7 +16,6 @@ use super::live::next_delivery;
 use super::tui_view::{self, Screen};
 use super::{ClientError, Op, Session, render};
 use crate::client::{Agreed, Live, QuorumClient};
-use crate::config::ClusterConfig;
 use crate::pb;
 use crate::pb::outcome::Kind;
 
@@ -58,16 +57,13 @@ async fn log_in(s: &mut Session) -> Result<bool, ClientError> {
         return Ok(s.op("create", Op::CreateAccount { public_key: s.key.verifying_key().to_bytes() }).await? && s.logged_in);
     }
     s.show("login", &agreed);
-    if matches!(agreed.outcome.kind, Some(Kind::LoggedIn(_))) {
-        s.logged_in = true;
-        s.start_deliveries();
-    }
+    s.follow(&agreed.outcome);
     Ok(s.logged_in)
 }
 
-/// Asks every replica's status on its own client, so a slow replica never holds the screen.
-fn watch_status(config: &ClusterConfig) -> Result<mpsc::Receiver<(u64, Option<u64>)>, ClientError> {
-    let client = QuorumClient::new(config)?;
+/// Asks every replica's status on a task of its own (over the session's connections), so
+/// a slow replica never holds the screen.
+fn watch_status(client: QuorumClient) -> mpsc::Receiver<(u64, Option<u64>)> {
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
         loop {
@@ -86,7 +82,7 @@ fn watch_status(config: &ClusterConfig) -> Result<mpsc::Receiver<(u64, Option<u6
             tokio::time::sleep(STATUS_EVERY).await;
         }
     });
-    Ok(rx)
+    rx
 }
 
 /// Key presses from a thread of their own (crossterm's reader blocks).
@@ -102,11 +98,11 @@ fn keys() -> mpsc::Receiver<Event> {
     rx
 }
 
-pub(super) async fn run(s: &mut Session, config: &ClusterConfig, mut interrupt: tokio::signal::unix::Signal) -> Result<(), ClientError> {
+pub(super) async fn run(s: &mut Session, mut interrupt: tokio::signal::unix::Signal) -> Result<(), ClientError> {
     if !log_in(s).await? {
         return Ok(());
     }
-    let mut status = watch_status(config)?;
+    let mut status = watch_status(s.client.clone());
     // Raw mode first, then the reader: keys are read one by one, not a line at a time.
     let mut terminal = Terminal(ratatui::init());
     let mut keys = keys();
@@ -171,11 +167,9 @@ impl App<'_> {
         let agreed = self.s.request(&op).await?;
         (self.screen.agreed, self.screen.differed) = (agreed.agreement.agreed.clone(), agreed.agreement.differed.clone());
         self.screen.height = self.screen.height.max(agreed.height);
+        self.s.follow(&agreed.outcome);
         if let Some(Kind::Failure(f)) = &agreed.outcome.kind {
             self.s.refused = true;
-            if f.code == "session_closed" || f.code == "not_logged_in" {
-                self.s.logged_in = false;
-            }
             self.screen.say(format!("{}: {}", op.name(), f.message), true);
             return Ok(None);
         }
@@ -372,12 +366,11 @@ impl App<'_> {
                     self.screen.say(format!("new message from {}", message.from), false);
                 }
             }
-            Live::SessionClosed { session, reason, .. } if session == self.s.session => {
-                self.s.logged_in = false;
-                self.s.deliveries = None;
-                self.screen.say(format!("your session was closed by the server ({reason}): log in again"), true);
+            Live::SessionClosed { session, reason, .. } => {
+                if self.s.closed_by_server(session) {
+                    self.screen.say(format!("your session was closed by the server ({reason}): log in again"), true);
+                }
             }
-            Live::SessionClosed { .. } => {}
         }
         Ok(())
     }

@@ -50,6 +50,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// What a replica's log says when it cannot start for a reason a restart will not fix.
 const PERMANENT: [&str; 5] = ["cannot listen on", "in use by another replica", "holds the key", "is not in", "is not the one"];
 
+/// The pause before restart number `restarts` + 1 of a replica: 1 s, doubling, capped.
+fn backoff(restarts: u32) -> Duration {
+    Duration::from_secs(1 << restarts.min(5)).min(BACKOFF_MAX)
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -186,7 +191,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
                     failed = Some(format!("replica {} cannot start: {reason}", s.id));
                     break 'watch;
                 }
-                let pause = Duration::from_secs(1 << s.restarts.min(5)).min(BACKOFF_MAX);
+                let pause = backoff(s.restarts);
                 s.restarts = if quick { s.restarts + 1 } else { 0 };
                 s.restart_at = Some(now + pause);
                 println!("{}: restarting in {}s", s.id, pause.as_secs());
@@ -201,7 +206,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
                     }
                     // The other replicas keep serving; this one is tried again later.
                     Err(e) => {
-                        let pause = Duration::from_secs(1 << s.restarts.min(5)).min(BACKOFF_MAX);
+                        let pause = backoff(s.restarts);
                         s.restarts += 1;
                         s.restart_at = Some(now + pause);
                         println!("{}: cannot restart ({e}); trying again in {}s", s.id, pause.as_secs());

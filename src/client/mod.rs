@@ -68,12 +68,15 @@ impl Subscription {
     }
 }
 
+#[derive(Clone)]
 struct Remote {
     id: String,
     key: VerifyingKey,
     rpc: ReplicaClient<Channel>,
 }
 
+/// Cloning shares the connections (tonic channels).
+#[derive(Clone)]
 pub struct QuorumClient {
     remotes: Vec<Remote>,
     quorum: usize,
