@@ -1,7 +1,7 @@
 //! The line client as a person uses it, under tmux (a real terminal): Tab completion,
 //! arrow keys, history recall, the prompt with the cluster's health, a delivery arriving
-//! while a line is half typed (printed above it; the typing survives), and Ctrl-D logging
-//! out. tmux runs on its own socket in the test's folder; its server is killed by PID.
+//! while a line is half typed (printed above it; the typing survives), colour (none with
+//! `NO_COLOR`), `delete-account` asking first, and Ctrl-D logging out. tmux runs on its own socket in the test's folder; its server is killed by PID.
 
 mod common;
 
@@ -54,8 +54,35 @@ fn a_person_at_a_terminal_edits_completes_recalls_and_is_not_interrupted_by_deli
     let screen = tmux.wait("bob's history", |s| s.contains("history bob") && s.matches("bob: are you there?").count() >= 2);
     assert!(screen.lines().any(|l| l.starts_with("new [") && l.contains("bob: are you there?")), "{screen}");
 
+    // On a terminal the prompt is coloured (five dots, the user in bold).
+    assert!(tmux.coloured().contains("\u{1b}[1malice@test-cluster"), "{}", tmux.coloured());
+    // delete-account asks first on a terminal; anything but "yes" keeps the account.
+    tmux.type_text("delete-account");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the question", |s| s.contains("this cannot be undone; type yes to confirm"));
+    tmux.type_text("no");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the answer", |s| s.contains("not deleted"));
+
     // Ctrl-D logs out and leaves, with status 0 (every command succeeded): the shell that
     // ran the client prints its status.
     tmux.keys(&["C-d"]);
     tmux.wait("the logout and the exit status", |s| s.contains("logged out") && s.contains("client exited with status 0"));
+}
+
+#[test]
+fn with_no_color_a_terminal_gets_no_colour() {
+    let cluster = OneReplica::start("tmux-nocolor");
+    let dir = common::TempDir::new("tmux-nocolor-socket");
+    let command = format!("env NO_COLOR=1 QUINTET_PASSWORD=pw {} chat --config {} --user alice", common::bin(), cluster.client_config.display());
+    let tmux = Tmux::start(&dir.0, &command);
+    tmux.wait("the prompt", |s| s.contains("alice@test-cluster -/1>"));
+    tmux.type_text("create");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the account", |s| s.contains("created account alice") && s.contains("1/1>"));
+    tmux.type_text("sned x");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the error", |s| s.contains("error: unknown command"));
+    let coloured = tmux.coloured();
+    assert!(!coloured.contains('\u{1b}'), "{coloured:?}");
 }

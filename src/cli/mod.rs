@@ -30,8 +30,10 @@ pub enum Command {
     Init(up::InitArgs),
     /// Run one replica.
     Replica {
+        /// The cluster's cluster.toml
         #[arg(long)]
         config: PathBuf,
+        /// This replica's id in cluster.toml (A, B, ...)
         #[arg(long)]
         id: String,
         /// Data folder [default: <config folder>/<id>]
@@ -61,6 +63,7 @@ pub enum Command {
     /// Every replica's role, view, height, state digest and peers, once; exits 2 without
     /// a quorum of replicas up.
     Status {
+        /// The cluster's cluster.toml
         #[arg(long, default_value = "quintet-data/cluster.toml")]
         config: PathBuf,
         /// One JSON object for scripts.
@@ -127,5 +130,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
             Ok(if up >= config.quorum() { Exit::Ok } else { Exit::Failed(2) })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_of_every_command_has_a_help_line() {
+        let mut missing = Vec::new();
+        for command in super::Cli::command().get_subcommands() {
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() {
+                    missing.push(format!("{} --{}", command.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help line: {missing:?}");
     }
 }

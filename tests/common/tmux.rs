@@ -47,6 +47,11 @@ impl Tmux {
         self.tmux(&["capture-pane", "-p", "-t", "chat", "-S", "-200"])
     }
 
+    /// The visible screen with its colours as escape sequences.
+    pub fn coloured(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-e", "-t", "chat"])
+    }
+
     /// The visible screen only (a full-screen program's rows).
     pub fn visible(&self) -> String {
         self.tmux(&["capture-pane", "-p", "-t", "chat"])
