@@ -113,3 +113,68 @@ fn all_five_killed_and_restarted_keep_everything_and_three_down_stops_clients_cl
     let expected: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
     assert_eq!(cluster.unread("bob"), expected);
 }
+
+/// Flips one byte of a file, as a failing disk does.
+fn flip(path: &std::path::Path, offset: usize) {
+    let mut bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let at = offset.min(bytes.len() - 1);
+    bytes[at] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_replica_with_a_damaged_disk_repairs_itself_from_the_others_and_loses_nothing() {
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("repair", 50);
+    // Past a stable checkpoint (every 100 blocks here), so C keeps a state image.
+    send(&mut alice, 0, 130);
+    cluster.wait_converged(Duration::from_secs(60));
+    cluster.kill(2);
+    let data = cluster.dir.0.join("C");
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        n.sort();
+        n
+    };
+    // First the middle of the chain and the newest vote record, then the state image.
+    let segment = names(&data).into_iter().rfind(|n| n.starts_with("chain-")).expect("a chain segment");
+    let chain_len = std::fs::metadata(data.join(&segment)).unwrap().len() as usize;
+    flip(&data.join(&segment), chain_len / 2);
+    let votes_len = std::fs::metadata(data.join("consensus.qlog")).unwrap().len() as usize;
+    flip(&data.join("consensus.qlog"), votes_len - 1);
+    send(&mut alice, 130, 10);
+    cluster.start_replica(2);
+    let mut repaired = cluster.log(2);
+    send(&mut alice, 140, 5);
+    cluster.wait_converged(Duration::from_secs(60));
+    cluster.kill(2);
+    let image = names(&data).into_iter().rfind(|n| n.starts_with("snap-")).expect("C kept a state image");
+    flip(&data.join(&image).join("messages.csv"), 40);
+    send(&mut alice, 145, 10);
+    cluster.start_replica(2);
+    repaired += &cluster.log(2);
+    let repaired: Vec<&str> = repaired.lines().filter(|l| l.contains("repaired:")).collect();
+    repaired.iter().for_each(|l| println!("{l}"));
+    for damaged in [segment.as_str(), "consensus.qlog", image.as_str()] {
+        assert!(repaired.iter().any(|l| l.contains(damaged)), "C says it repaired {damaged}: {repaired:#?}");
+    }
+    assert!(names(&data.join("damaged")).len() >= 3, "the damaged files are kept aside: {:?}", names(&data.join("damaged")));
+    send(&mut alice, 155, 5);
+    cluster.wait_converged(Duration::from_secs(60));
+
+    // C holds everything again: with A and B gone, C, D and E still serve all of it.
+    cluster.kill(0);
+    cluster.kill(1);
+    send(&mut alice, 160, 2);
+    drop(alice);
+    let expected: Vec<String> = (0..162).map(|i| format!("m{i}")).collect();
+    assert_eq!(cluster.unread("bob"), expected, "every acknowledged message, once, in order");
+    cluster.start_replica(0);
+    cluster.start_replica(1);
+
+    // Both copies of C's vote record damaged: it could vote twice, so it refuses, and says so.
+    cluster.kill(2);
+    flip(&data.join("consensus.qlog"), 12);
+    flip(&data.join("votes.qlog"), 12);
+    let refused = cluster.try_start_replica(2).expect_err("C must refuse to start");
+    assert!(refused.contains("both copies") && refused.contains("reset.sh"), "{refused}");
+}

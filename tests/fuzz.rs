@@ -18,7 +18,7 @@ use quintet::client::{DeliveryTally, Tally};
 use quintet::consensus::{self as qop, Block, QuorumCert};
 use quintet::crypto::{self, SigningKey, TAG_DELIVERY, TAG_REPLY};
 use quintet::rng::Rng;
-use quintet::storage::{Fs, MemFs, ReplicaStore, image_of};
+use quintet::storage::{Fs, MemFs, OnDamage, ReplicaStore, image_of};
 use quintet::{pb, wire};
 
 /// Counts live heap bytes and their peak, so a decoder's allocations can be bounded.
@@ -240,7 +240,7 @@ fn every_outside_decoder_survives_mutated_and_random_bytes_within_a_linear_alloc
     let fs = MemFs::new();
     let dir = Path::new("/r");
     {
-        let (mut store, _) = ReplicaStore::open(Arc::new(fs.clone()), dir).unwrap();
+        let (mut store, _) = ReplicaStore::open(Arc::new(fs.clone()), dir, OnDamage::Repair).unwrap();
         for b in blocks() {
             store.commit(&b).unwrap();
         }
@@ -255,7 +255,8 @@ fn every_outside_decoder_survives_mutated_and_random_bytes_within_a_linear_alloc
         let mut f = copy.create(&segment).unwrap();
         f.write_all(b).unwrap();
         f.sync().unwrap();
-        let _ = ReplicaStore::open(Arc::new(copy), dir);
+        let _ = ReplicaStore::open(Arc::new(copy.clone()), dir, OnDamage::Refuse);
+        let _ = ReplicaStore::open(Arc::new(copy), dir, OnDamage::Repair);
     });
 
     // State images and their CSV snapshots, as a state transfer installs them.
@@ -268,7 +269,7 @@ fn every_outside_decoder_survives_mutated_and_random_bytes_within_a_linear_alloc
     let image = image_of(&state).unwrap();
     let block = blocks().remove(0);
     fuzz("state image", &[image], &mut rng, iters / 4, &mut |b| {
-        let (mut store, _) = ReplicaStore::open(Arc::new(MemFs::new()), dir).unwrap();
+        let (mut store, _) = ReplicaStore::open(Arc::new(MemFs::new()), dir, OnDamage::Repair).unwrap();
         let cert = qop::StateCert { height: 1, hash: block.hash, state: qop::digest(b), signatures: Vec::new() };
         let _ = store.install(&qop::StateTransfer { cert, block: block.clone(), image: b.to_vec() });
     });

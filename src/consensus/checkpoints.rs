@@ -127,18 +127,37 @@ impl Core {
 
     /// S11: every retransmission period, a replica behind a stable checkpoint that made no
     /// progress since the last period asks one of the certificate's signers for its image.
+    /// Without a certificate, a replica behind the state CHECKPOINTs of others asks one of
+    /// their signers: after a repair (or with most replicas restarted) fewer than q replicas
+    /// may repeat a checkpoint, and the certificate then comes with the image (checked by
+    /// `on_state` like any other).
     pub(super) fn maybe_fetch_state(&mut self) {
-        let behind = self.stable.as_ref().filter(|s| s.height > self.committed_height);
         let stalled = self.state_fetch_seen == Some(self.committed_height);
         self.state_fetch_seen = Some(self.committed_height);
-        let Some(cert) = behind.filter(|_| stalled) else { return };
-        let signers: Vec<ReplicaId> = cert.signatures.iter().map(|(who, _)| *who).filter(|w| *w != self.me).collect();
+        if !stalled {
+            return;
+        }
+        let (height, signers): (Height, Vec<ReplicaId>) = match self.stable.as_ref() {
+            Some(cert) if cert.height > self.committed_height => {
+                (cert.height, cert.signatures.iter().map(|(who, _)| *who).collect())
+            }
+            Some(_) => return,
+            None if self.cfg.planted.state_fetch_needs_cert => return,
+            // Any stable image above this replica will do: ask for one above its height,
+            // in turn of everyone who signed a state CHECKPOINT above it.
+            None => {
+                let above = self.state_votes.iter().filter(|((h, _, _), _)| *h > self.committed_height);
+                let signers: std::collections::BTreeSet<ReplicaId> = above.flat_map(|(_, s)| s.keys().copied()).collect();
+                (self.committed_height + 1, signers.into_iter().collect())
+            }
+        };
+        let signers: Vec<ReplicaId> = signers.into_iter().filter(|w| *w != self.me).collect();
         if signers.is_empty() {
             return;
         }
         let who = signers[self.state_fetch_turn % signers.len()];
         self.state_fetch_turn += 1;
-        self.out.push(Action::Send(who, Message::FetchState(cert.height)));
+        self.out.push(Action::Send(who, Message::FetchState(height)));
     }
 
     /// S11: answer with the newest stable image this replica holds, at most once per

@@ -94,7 +94,7 @@ async fn submit(jobs: &mpsc::Sender<Job>, request: pb::SignedRequest) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_keep_committing_while_a_state_image_is_written() {
     let fs = Arc::new(GatedFs { inner: MemFs::new(), open: AtomicBool::new(false), reached: AtomicBool::new(false) });
-    let (store, opened) = ReplicaStore::open(fs.clone(), Path::new("/data")).unwrap();
+    let (store, opened) = ReplicaStore::open(fs.clone(), Path::new("/data"), crate::storage::OnDamage::Repair).unwrap();
     let key = SigningKey::from_bytes(&[9; 32]);
     let crypto = Arc::new(PeerCrypto::new(key.clone(), vec![key.verifying_key()], CLUSTER_ID));
     let mut cfg = Config::new(1, 5);

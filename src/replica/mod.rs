@@ -29,7 +29,7 @@ use crate::config::{ClusterConfig, ConfigError};
 use crate::consensus::{self, ReplicaId};
 use crate::crypto::PeerCrypto;
 use crate::crypto::{self, CryptoError, encode_hex};
-use crate::storage::{RealFs, ReplicaStore, StorageError};
+use crate::storage::{OnDamage, RealFs, ReplicaStore, StorageError};
 use crate::{pb, wire};
 
 pub use driver::Job;
@@ -127,7 +127,12 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         tracing::warn!("PLANTED BUG (tests only): writes are acknowledged before they are synced");
         crate::storage::PLANTED_SKIP_SYNC.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    let (store, opened) = ReplicaStore::open(Arc::new(RealFs), &data)?;
+    // Damage is repaired from the other replicas; a replica alone has none to ask.
+    let on_damage = if config.replicas.len() > 1 { OnDamage::Repair } else { OnDamage::Refuse };
+    let (store, opened) = ReplicaStore::open(Arc::new(RealFs), &data, on_damage)?;
+    for repair in &opened.repairs {
+        tracing::warn!("repaired: {repair}");
+    }
     let me = config.replicas.iter().position(|r| r.id == options.id).expect("found above") as ReplicaId;
     let mut chat = opened.state;
     let cluster = config.tag();

@@ -81,6 +81,9 @@ pub struct Faults {
     pub checkpoint_every: u64,
     /// Crash runs only: the hidden-QC network schedule (schedule.rs), with this committer.
     pub stale_qc_schedule: Option<ReplicaId>,
+    /// Chance (%) that a crash also damages one byte of one file of the replica's disk,
+    /// which it must repair when it starts again (storage/replica_store/open.rs).
+    pub damage_pct: u64,
 }
 
 impl Faults {
@@ -104,6 +107,7 @@ impl Faults {
             ops_per_client: 4 + rng.below(8) as usize,
             checkpoint_every: 16,
             stale_qc_schedule: None,
+            damage_pct: 0,
         };
         match mode {
             Mode::Crash => {
@@ -176,6 +180,7 @@ impl Faults {
             ops_per_client,
             checkpoint_every: 16,
             stale_qc_schedule: None,
+            damage_pct: 0,
         }
     }
 
@@ -195,6 +200,15 @@ impl Faults {
         self.delay_max_ms = self.delta_ms / 2;
     }
 
+    /// Half the runs damage disks at crashes (drawn from their own generator, so the other
+    /// faults of a seed stay what they were).
+    pub fn draw_damage(&mut self, seed: u64) {
+        let mut rng = Rng::new(seed ^ 0xda3a_6e0d_d15c_0000);
+        if self.crashes > 0 && rng.chance(1, 2) {
+            self.damage_pct = 25 + rng.below(76);
+        }
+    }
+
     pub fn is_byzantine(&self, id: ReplicaId) -> Option<Behaviour> {
         self.byzantine.iter().find(|(b, _)| *b == id).map(|(_, behaviour)| *behaviour)
     }
@@ -204,7 +218,7 @@ impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={} stale_qc_schedule={:?}",
+            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={} stale_qc_schedule={:?} damage={}%",
             self.mode,
             self.n,
             self.delta_ms,
@@ -219,7 +233,8 @@ impl fmt::Display for Faults {
             self.clients,
             self.ops_per_client,
             self.checkpoint_every,
-            self.stale_qc_schedule
+            self.stale_qc_schedule,
+            self.damage_pct
         )
     }
 }

@@ -21,6 +21,8 @@ mod world;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod repair_tests;
 
 pub use faults::{BEHAVIOURS, Behaviour, Faults, Mode};
 pub use world::{Event, Stats, T0_MS, World};
@@ -79,6 +81,7 @@ pub fn build(seed: u64, options: &SimOptions) -> World {
     if !options.hostile {
         faults.draw_schedule(seed);
     }
+    faults.draw_damage(seed);
     let mut world = World::new(seed, faults.clone(), options.planted, options.trace);
     let span = options.safety_ms.max(1);
     for _ in 0..faults.partitions {
@@ -220,6 +223,7 @@ impl std::fmt::Display for Summary {
         writeln!(f, "byzantine replicas by behaviour: {:?}", self.behaviours)?;
         writeln!(f, "work: {} client operations accepted, {} view changes, {} messages, {} events", self.ops, self.view_changes, s.messages, s.events)?;
         writeln!(f, "checkpoints: {} state images taken, {} state transfers installed", s.images, s.state_transfers)?;
+        writeln!(f, "disks: {} damaged at a crash, {} starts that repaired damage", s.damaged, s.repaired)?;
         let kinds = [("crash runs once healed", &self.latency[0]), ("byzantine runs", &self.latency[1])];
         for (name, h) in kinds {
             if let (Some(p50), Some(p99), Some(max)) = (h.percentile(0.5), h.percentile(0.99), h.percentile(1.0)) {

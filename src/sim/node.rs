@@ -12,7 +12,7 @@ use prost::Message as _;
 use super::faults::Behaviour;
 use crate::chat::ChatState;
 use crate::consensus::{Action, Block, Config, Core, Input, Message, ReplicaId, SimCrypto};
-use crate::storage::{MemFs, ReplicaStore, StorageError};
+use crate::storage::{MemFs, OnDamage, ReplicaStore, StorageError};
 use crate::{pb, wire};
 
 /// Where a simulated replica keeps its data on its `MemFs`.
@@ -73,16 +73,37 @@ impl Node {
     }
 
     /// Starts (or restarts) from the disk: the chat state from the newest image plus the
-    /// committed blocks after it, the core from what it persisted.
-    pub fn boot(&mut self, cfg: &Config) -> Result<(), StorageError> {
-        let (store, opened) = ReplicaStore::open(Arc::new(self.fs.clone()), Path::new(DATA))?;
+    /// committed blocks after it, the core from what it persisted. Returns what was
+    /// repaired (damage set aside), as the replica reports it.
+    pub fn boot(&mut self, cfg: &Config) -> Result<Vec<String>, StorageError> {
+        let (store, opened) = ReplicaStore::open(Arc::new(self.fs.clone()), Path::new(DATA), OnDamage::Repair)?;
         self.chat = opened.state;
         for block in &opened.replay {
             self.execute(block);
         }
         self.core = Some(Core::new(cfg.clone(), self.id, Box::new(SimCrypto { me: self.id }), opened.restored));
         self.store = Some(store);
-        Ok(())
+        Ok(opened.repairs)
+    }
+
+    /// Flips one byte of one file on the disk (not one already set aside): damage for the
+    /// next start to find. Returns what was damaged.
+    pub fn damage(&mut self, pick: &mut impl FnMut(u64) -> u64) -> Option<String> {
+        let damaged = Path::new(DATA).join(crate::storage::DAMAGED);
+        let files: Vec<_> = self
+            .fs
+            .paths()
+            .into_iter()
+            .filter(|p| p.starts_with(DATA) && !p.starts_with(&damaged))
+            .filter(|p| self.fs.file_len(p).is_some_and(|len| len > 0))
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        let path = &files[pick(files.len() as u64) as usize];
+        let offset = pick(self.fs.file_len(path).expect("listed above") as u64) as usize;
+        self.fs.corrupt(path, offset);
+        Some(format!("{} byte {offset}", path.display()))
     }
 
     /// Power cut: the core and everything unsynced are gone.

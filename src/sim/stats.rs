@@ -15,6 +15,9 @@ pub struct Stats {
     /// Replica messages refused by the codec (garbage bytes from Byzantine replicas).
     pub refused: u64,
     pub state_transfers: u64,
+    /// Crashes that also damaged a byte of the replica's disk, and starts that repaired it.
+    pub damaged: u64,
+    pub repaired: u64,
 }
 
 impl Stats {
@@ -33,6 +36,8 @@ impl Stats {
             images,
             refused,
             state_transfers,
+            damaged,
+            repaired,
         } = other;
         self.events += events;
         self.messages += messages;
@@ -46,5 +51,7 @@ impl Stats {
         self.images += images;
         self.refused += refused;
         self.state_transfers += state_transfers;
+        self.damaged += damaged;
+        self.repaired += repaired;
     }
 }

@@ -254,8 +254,13 @@ impl World {
                     self.note(|| format!("{id} restarts"));
                     self.stats.restarts += 1;
                     let cfg = self.cfg.clone();
-                    if let Err(e) = self.nodes[id as usize].boot(&cfg) {
-                        self.storage_failed(id, e);
+                    match self.nodes[id as usize].boot(&cfg) {
+                        Err(e) => self.storage_failed(id, e),
+                        Ok(repairs) if !repairs.is_empty() => {
+                            self.stats.repaired += 1;
+                            self.note(|| format!("{id} repaired: {}", repairs.join(" | ")));
+                        }
+                        Ok(_) => {}
                     }
                 }
             }
@@ -284,6 +289,13 @@ impl World {
             self.note(|| format!("{id} crashes"));
             self.stats.crashes += 1;
             self.nodes[id as usize].crash();
+            if self.faults.damage_pct > 0 && self.rng.chance(self.faults.damage_pct, 100) {
+                let rng = &mut self.rng;
+                if let Some(what) = self.nodes[id as usize].damage(&mut |n| rng.below(n)) {
+                    self.stats.damaged += 1;
+                    self.note(|| format!("{id}'s disk damaged: {what}"));
+                }
+            }
         }
     }
 

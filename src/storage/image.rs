@@ -80,15 +80,24 @@ pub(super) fn read_image(fs: &dyn Fs, dir: &Path, height: Height) -> Result<Imag
     let folder = snap_dir(dir, height);
     let block_path = folder.join("block.pb");
     let block = peer::decode_block(&read_all(fs, &block_path)?).map_err(|e| corrupt(&block_path, e))?;
-    let sha_path = folder.join("image.sha256");
-    let text = String::from_utf8(read_all(fs, &sha_path)?).unwrap_or_default();
-    let state = decode_hex(text.trim()).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt(&sha_path, "not a sha256"))?;
+    let sha256 = |name: &str| -> Result<Digest32, StorageError> {
+        let path = folder.join(name);
+        let text = String::from_utf8(read_all(fs, &path)?).unwrap_or_default();
+        decode_hex(text.trim()).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt(&path, "not a sha256"))
+    };
+    let state = sha256("image.sha256")?;
+    let files = fs.list(&folder).map_err(io_err(&folder))?;
+    // Images written before block.sha256 existed have none.
+    if files.iter().any(|n| n == "block.sha256") && sha256("block.sha256")? != block.hash {
+        return Err(corrupt(&block_path, "the block no longer hashes to block.sha256"));
+    }
     let cert_path = folder.join("cert.pb");
-    let cert = match fs.list(&folder).map_err(io_err(&folder))?.iter().any(|n| n == "cert.pb") {
+    let cert = match files.iter().any(|n| n == "cert.pb") {
         true => Some(peer::decode_state_cert(&read_all(fs, &cert_path)?).map_err(|e| corrupt(&cert_path, e))?),
         false => None,
     };
-    if block.height != height || cert.as_ref().is_some_and(|c| c.height != height || c.state != state) {
+    let cert_disagrees = |c: &StateCert| c.height != height || c.state != state || c.hash != block.hash;
+    if block.height != height || cert.as_ref().is_some_and(cert_disagrees) {
         return Err(corrupt(&folder, "block.pb, image.sha256 and cert.pb disagree with the folder"));
     }
     Ok(Image { height, block, state, cert })

@@ -120,23 +120,33 @@ pub struct LogWriter {
     pub(super) file: Box<dyn WriteFile>,
     /// Encoded records not yet handed to the file.
     pub(super) pending: Vec<u8>,
+    /// Records were appended since the last successful sync (none: nothing to fsync).
+    dirty: bool,
 }
 
 impl LogWriter {
     pub fn new(file: Box<dyn WriteFile>) -> Self {
-        LogWriter { file, pending: Vec::new() }
+        LogWriter { file, pending: Vec::new(), dirty: false }
     }
 
     pub fn append(&mut self, entry: &LogEntry) {
         encode(entry, &mut self.pending);
+        self.dirty = true;
     }
 
+    /// Writes and fsyncs what was appended; with nothing appended since the last sync it
+    /// does nothing (a batch that commits nothing costs no fsync of the chain).
     pub fn sync(&mut self) -> std::io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
         if !self.pending.is_empty() {
             self.file.write_all(&self.pending)?;
             self.pending.clear();
         }
-        self.file.sync()
+        self.file.sync()?;
+        self.dirty = false;
+        Ok(())
     }
 }
 

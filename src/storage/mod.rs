@@ -34,7 +34,7 @@ pub use fs::{Fs, PLANTED_SKIP_SYNC, RealFs, WriteFile};
 pub use log::{LogEntry, PAYLOAD_MAX};
 pub use memfs::MemFs;
 pub use image::image_of;
-pub use replica_store::{ImageWriter, Opened, ReplicaStore, WrittenImage};
+pub use replica_store::{DAMAGED, ImageWriter, OnDamage, Opened, ReplicaStore, WrittenImage};
 
 use crate::chat::ChatState;
 

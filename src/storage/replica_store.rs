@@ -2,14 +2,19 @@
 //! forget, the committed chain, and state images at checkpoint heights (S11).
 //!
 //! ```text
-//! DATA/consensus.qlog                 Persist records (height 0) and stored blocks (height =
-//!                                     block height); the last Persist wins; rewritten whole
-//!                                     (temp + fsync + rename) when it grows
+//! DATA/consensus.qlog                 Persist records (height 0, numbered in the time field)
+//!                                     and stored blocks (height = block height); the newest
+//!                                     Persist wins; rewritten whole (temp + fsync + rename)
+//!                                     when it grows
+//! DATA/votes.qlog                     the same Persist records again: the vote record is
+//!                                     kept twice, so one damaged copy loses nothing
 //! DATA/chain-00000000000000000001.qlog  committed blocks, one record each (height = block
 //!                                     height); a new segment starts after every image
 //! DATA/snap-00000000000000001000/     the state image after block 1000: the snapshot CSV
-//!                                     files, block.pb (that block), image.sha256 (the
-//!                                     image's hash) and, once stable, cert.pb (S11)
+//!                                     files, block.pb (that block), block.sha256 (its hash),
+//!                                     image.sha256 (the image's hash) and, once stable,
+//!                                     cert.pb (S11)
+//! DATA/damaged/                       damaged files set aside by a repair (open.rs)
 //! ```
 //! The *image* that travels between replicas and whose hash CHECKPOINTs sign is the four
 //! CSV files packed in a fixed order (`image.rs`); the CSV writer is deterministic, so replicas
@@ -25,13 +30,16 @@ use std::sync::Arc;
 use super::fs::Fs;
 use super::image::{pack, read_image, unpack};
 use super::log::{self, LogEntry, LogWriter};
-use super::{StorageError, io_err, parse_height, read_segment, snapshot, snapshot_name};
+use super::{StorageError, io_err, parse_height, snapshot, snapshot_name};
 use crate::chat::ChatState;
 use crate::consensus::{Block, Digest32, Hash, Height, Persistent, Restored, StateCert, StateTransfer};
 use crate::crypto::encode_hex;
 use crate::wire::peer;
 
 const CONSENSUS: &str = "consensus.qlog";
+/// The second copy of the vote record (Persist records only; see open.rs).
+const VOTES: &str = "votes.qlog";
+
 /// What [`ReplicaStore::open`] found.
 pub struct Opened {
     /// For `Core::new`.
@@ -40,18 +48,24 @@ pub struct Opened {
     pub state: ChatState,
     /// Committed blocks after that image, to execute in order.
     pub replay: Vec<Block>,
+    /// What was repaired (damage set aside), one line each, for the replica to report.
+    pub repairs: Vec<String>,
 }
 
 pub struct ReplicaStore {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     consensus: LogWriter,
+    votes: LogWriter,
     chain: LogWriter,
     /// The newest Persist and the stored blocks above the committed height, encoded: what a
     /// rewrite of consensus.qlog keeps.
     persisted: Option<Vec<u8>>,
+    /// The newest Persist's number (carried in its record's time field, in both copies).
+    persist_seq: u64,
     stored: BTreeMap<(Height, Hash), Vec<u8>>,
     consensus_records: usize,
+    votes_records: usize,
     committed: Height,
     failed: Option<String>,
 }
@@ -64,9 +78,11 @@ fn chain_name(first: Height) -> String {
     format!("chain-{first:020}.qlog")
 }
 
-/// Writes block.pb, image.sha256 (and cert.pb) into an image's temp folder and syncs it.
+/// Writes block.pb, block.sha256 (its hash, so damage to it shows), image.sha256 (and
+/// cert.pb) into an image's temp folder and syncs it.
 fn seal(fs: &dyn Fs, tmp: &Path, block: &Block, digest: &Digest32, cert: Option<&StateCert>) -> Result<(), StorageError> {
     write_synced(fs, &tmp.join("block.pb"), &peer::encode_block(block))?;
+    write_synced(fs, &tmp.join("block.sha256"), encode_hex(&block.hash).as_bytes())?;
     write_synced(fs, &tmp.join("image.sha256"), encode_hex(digest).as_bytes())?;
     if let Some(cert) = cert {
         write_synced(fs, &tmp.join("cert.pb"), &peer::encode_state_cert(cert))?;
@@ -84,101 +100,6 @@ pub(super) fn corrupt(path: &Path, reason: impl ToString) -> StorageError {
 }
 
 impl ReplicaStore {
-    pub fn open(fs: Arc<dyn Fs>, dir: &Path) -> Result<(ReplicaStore, Opened), StorageError> {
-        let f = fs.as_ref();
-        f.create_dir_all(dir).map_err(io_err(dir))?;
-        let names = f.list(dir).map_err(io_err(dir))?;
-        for name in names.iter().filter(|n| n.ends_with(".tmp")) {
-            let path = dir.join(name);
-            let _ = f.remove_dir_all(&path);
-            let _ = f.remove_file(&path);
-        }
-        // Images: the newest gives the state; every one at or above the newest stable one
-        // can be served.
-        let mut heights: Vec<Height> = names.iter().filter_map(|n| parse_height(n, "snap-", "")).collect();
-        heights.sort_unstable();
-        let images = heights.iter().map(|h| read_image(f, dir, *h)).collect::<Result<Vec<_>, _>>()?;
-        let stable = images.iter().rev().find_map(|i| i.cert.clone());
-        let newest = images.last();
-        let state = match newest {
-            Some(image) => snapshot::load(f, &snap_dir(dir, image.height))?,
-            None => ChatState::new(),
-        };
-        let base = newest.map_or(0, |i| i.height);
-
-        let mut chains: Vec<Height> = names.iter().filter_map(|n| parse_height(n, "chain-", ".qlog")).collect();
-        chains.sort_unstable();
-        let mut replay = Vec::new();
-        for (i, first) in chains.iter().enumerate() {
-            let path = dir.join(chain_name(*first));
-            let (entries, _) = read_segment(f, &path, i + 1 == chains.len())?;
-            for entry in entries.into_iter().filter(|e| e.height > base) {
-                let expected = base + 1 + replay.len() as u64;
-                if entry.height != expected {
-                    let path = path.display().to_string();
-                    return Err(StorageError::Gap { path, expected, found: entry.height });
-                }
-                let block = peer::decode_block(&entry.bytes).map_err(|e| corrupt(&path, e))?;
-                let parent = replay.last().map_or_else(|| newest.map_or([0; 32], |i| i.block.hash), |b: &Block| b.hash);
-                if block.parent != parent {
-                    return Err(corrupt(&path, format!("block {} does not extend block {}", block.height, block.height - 1)));
-                }
-                replay.push(block);
-            }
-        }
-        let committed_height = base + replay.len() as u64;
-
-        let consensus_path = dir.join(CONSENSUS);
-        let mut persisted = None;
-        let mut stored = BTreeMap::new();
-        let mut blocks = BTreeMap::new();
-        let entries = match names.iter().any(|n| n == CONSENSUS) {
-            true => read_segment(f, &consensus_path, true)?.0,
-            false => Vec::new(),
-        };
-        let consensus_records = entries.len();
-        for entry in entries {
-            if entry.height == 0 {
-                persisted = Some(entry.bytes);
-            } else if entry.height > committed_height {
-                let block = peer::decode_block(&entry.bytes).map_err(|e| corrupt(&consensus_path, e))?;
-                stored.insert((block.height, block.hash), entry.bytes);
-                blocks.insert((block.height, block.hash), block);
-            }
-        }
-        let persistent = match &persisted {
-            Some(bytes) => Some(peer::decode_persistent(bytes).map_err(|e| corrupt(&consensus_path, e))?),
-            None => None,
-        };
-
-        let consensus = LogWriter::new(f.open_append(&consensus_path).map_err(io_err(&consensus_path))?);
-        let segment = dir.join(chain_name(chains.last().copied().unwrap_or(base + 1).max(base + 1)));
-        let chain = LogWriter::new(f.open_append(&segment).map_err(io_err(&segment))?);
-        f.sync_dir(dir).map_err(io_err(dir))?;
-
-        let stable_height = stable.as_ref().map_or(0, |s| s.height);
-        let served = images.iter().filter(|i| i.height >= stable_height).map(|i| (i.height, i.block.hash, i.state));
-        let restored = Restored {
-            persistent,
-            committed: newest.map(|i| i.block.clone()).into_iter().chain(replay.iter().cloned()).collect(),
-            blocks: blocks.into_values().collect(),
-            stable,
-            images: served.collect(),
-        };
-        let store = ReplicaStore {
-            fs,
-            dir: dir.to_path_buf(),
-            consensus,
-            chain,
-            persisted,
-            stored,
-            consensus_records,
-            committed: committed_height,
-            failed: None,
-        };
-        Ok((store, Opened { restored, state, replay }))
-    }
-
     fn check(&self) -> Result<(), StorageError> {
         self.failed.as_ref().map_or(Ok(()), |reason| Err(StorageError::Failed(reason.clone())))
     }
@@ -207,10 +128,14 @@ impl ReplicaStore {
 
     pub fn persist(&mut self, p: &Persistent) -> Result<(), StorageError> {
         self.check()?;
-        let bytes = peer::encode_persistent(p);
-        self.consensus.append(&LogEntry { height: 0, time_ms: 0, bytes: bytes.clone() });
-        self.persisted = Some(bytes);
+        // Both copies, numbered: the newest whole one is taken at open.
+        self.persist_seq += 1;
+        let entry = LogEntry { height: 0, time_ms: self.persist_seq, bytes: peer::encode_persistent(p) };
+        self.consensus.append(&entry);
+        self.votes.append(&entry);
+        self.persisted = Some(entry.bytes);
         self.consensus_records += 1;
+        self.votes_records += 1;
         Ok(())
     }
 
@@ -237,33 +162,41 @@ impl ReplicaStore {
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.guard(|s| {
             s.consensus.sync().map_err(io_err(&s.dir.join(CONSENSUS)))?;
+            s.votes.sync().map_err(io_err(&s.dir.join(VOTES)))?;
             s.chain.sync().map_err(io_err(&s.dir))?;
-            if s.consensus_records > 4 * (s.stored.len() + 1) + 1_000 {
+            if s.consensus_records > 4 * (s.stored.len() + 1) + 1_000 || s.votes_records > 1_000 {
                 s.rewrite_consensus()?;
             }
             Ok(())
         })
     }
 
-    /// Replaces consensus.qlog by its live records: the newest Persist and the stored blocks
-    /// above the committed height.
+    /// Replaces consensus.qlog by its live records (the newest Persist and the stored blocks
+    /// above the committed height) and votes.qlog by the newest Persist, each whole before
+    /// it replaces the old file.
     fn rewrite_consensus(&mut self) -> Result<(), StorageError> {
-        let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
-        let path = dir.join(CONSENSUS);
-        let tmp = dir.join(format!("{CONSENSUS}.tmp"));
-        let mut data = Vec::new();
-        if let Some(p) = &self.persisted {
-            log::encode(&LogEntry { height: 0, time_ms: 0, bytes: p.clone() }, &mut data);
-        }
+        let persist = self.persisted.as_ref().map(|p| LogEntry { height: 0, time_ms: self.persist_seq, bytes: p.clone() });
+        let mut votes = Vec::new();
+        persist.iter().for_each(|p| log::encode(p, &mut votes));
+        let mut data = votes.clone();
         for ((height, _), b) in &self.stored {
             log::encode(&LogEntry { height: *height, time_ms: 0, bytes: b.clone() }, &mut data);
         }
-        write_synced(fs, &tmp, &data)?;
+        self.consensus = self.replace_file(CONSENSUS, &data)?;
+        self.votes = self.replace_file(VOTES, &votes)?;
+        self.consensus_records = self.stored.len() + 1;
+        self.votes_records = 1;
+        Ok(())
+    }
+
+    /// Writes `name` anew (temp file, fsync, rename, directory fsync); returns its writer.
+    fn replace_file(&self, name: &str, data: &[u8]) -> Result<LogWriter, StorageError> {
+        let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
+        let (path, tmp) = (dir.join(name), dir.join(format!("{name}.tmp")));
+        write_synced(fs, &tmp, data)?;
         fs.rename(&tmp, &path).map_err(io_err(&tmp))?;
         fs.sync_dir(dir).map_err(io_err(dir))?;
-        self.consensus = LogWriter::new(fs.open_append(&path).map_err(io_err(&path))?);
-        self.consensus_records = self.stored.len() + 1;
-        Ok(())
+        Ok(LogWriter::new(fs.open_append(&path).map_err(io_err(&path))?))
     }
 
     /// Keeps the image of `state` (which must have executed exactly through `block`) and
@@ -389,7 +322,9 @@ impl ReplicaStore {
 }
 
 mod image_writer;
+mod open;
 pub use image_writer::{ImageWriter, WrittenImage};
+pub use open::{DAMAGED, OnDamage};
 
 #[cfg(test)]
 #[path = "replica_store_tests.rs"]

@@ -9,7 +9,11 @@ use crate::storage::{MemFs, image_of};
 const DIR: &str = "/r";
 
 fn open(fs: &MemFs) -> (ReplicaStore, Opened) {
-    ReplicaStore::open(Arc::new(fs.clone()), Path::new(DIR)).expect("opens")
+    open_with(fs, OnDamage::Repair).expect("opens")
+}
+
+fn open_with(fs: &MemFs, on_damage: OnDamage) -> Result<(ReplicaStore, Opened), StorageError> {
+    ReplicaStore::open(Arc::new(fs.clone()), Path::new(DIR), on_damage)
 }
 
 /// A chain of blocks 1..=n (parent links, no requests) with different times.
@@ -101,7 +105,8 @@ fn a_torn_tail_of_either_log_is_cut_and_the_rest_is_kept() {
         store.write_unsynced();
         drop(store);
         fs.crash_torn(keep);
-        let (_, opened) = ReplicaStore::open(Arc::new(fs.clone()), Path::new(DIR)).unwrap_or_else(|e| panic!("keep {keep}: {e}"));
+        let (_, opened) = open_with(&fs, OnDamage::Repair).unwrap_or_else(|e| panic!("keep {keep}: {e}"));
+        assert!(opened.repairs.is_empty(), "keep {keep}: a torn write is not damage: {:?}", opened.repairs);
         let p = opened.restored.persistent.expect("the first Persist at least");
         assert!(p == persistent(1) || p == persistent(2), "keep {keep}");
         assert!(!opened.replay.is_empty() && opened.replay[..] == blocks[..opened.replay.len()], "keep {keep}");
@@ -210,7 +215,9 @@ fn a_damaged_end_of_a_chain_segment_that_later_ones_follow_is_corruption_not_a_t
     for b in &blocks[..4] {
         store.commit(b).unwrap();
     }
-    store.take_image(&blocks[3], &state(4)).unwrap();
+    // An image never placed still starts a segment: chain-5 follows chain-1, and no image
+    // covers chain-1's blocks.
+    let _ = store.begin_image(&blocks[3]).unwrap();
     store.commit(&blocks[4]).unwrap();
     store.sync().unwrap();
     drop(store);
@@ -218,8 +225,12 @@ fn a_damaged_end_of_a_chain_segment_that_later_ones_follow_is_corruption_not_a_t
     let len = fs.file_len(&first).unwrap();
     // A short end looks torn, but a later segment follows: damage.
     crate::storage::fs::Fs::truncate(&fs, &first, len as u64 - 1).unwrap();
-    let e = ReplicaStore::open(Arc::new(fs.clone()), Path::new(DIR)).err().expect("refused");
+    let e = open_with(&fs, OnDamage::Refuse).err().expect("refused");
     assert!(e.to_string().contains("later ones follow"), "{e}");
+    // With others to repair from, the whole blocks are kept and the segment set aside.
+    let (_, opened) = open(&fs);
+    assert_eq!(opened.replay, blocks[..3].to_vec(), "block 4's record lost a byte");
+    assert!(opened.repairs.iter().any(|r| r.contains("later ones follow")), "{:?}", opened.repairs);
 }
 
 #[test]
@@ -255,3 +266,6 @@ fn running_out_of_file_descriptors_skips_an_image_and_never_poisons_the_store() 
     let (_, opened) = open(&fs);
     assert_eq!(opened.replay, blocks[..5].to_vec());
 }
+
+#[path = "repair_tests.rs"]
+mod repair;
