@@ -174,7 +174,7 @@ fn a_replica_with_a_damaged_disk_repairs_itself_from_the_others_and_loses_nothin
     // Both copies of C's vote record damaged: it could vote twice, so it refuses, and says so.
     cluster.kill(2);
     flip(&data.join("consensus.qlog"), 12);
-    flip(&data.join("votes.qlog"), 12);
+    flip(&data.join("consensus.mirror.qlog"), 12);
     let refused = cluster.try_start_replica(2).expect_err("C must refuse to start");
     assert!(refused.contains("both copies") && refused.contains("reset.sh"), "{refused}");
 }

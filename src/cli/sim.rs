@@ -34,8 +34,7 @@ pub struct SimArgs {
     /// cross-view, vote-before-persist, unchecked-state, first-statuses, same-height-equivocation,
     /// blame-prune-incoming, first-block-any-qc, keep-commit-timer, duplicate-votes,
     /// certificate2, high-qc-backwards, no-forward, client-quorum2, no-status-wait,
-    /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status,
-    /// state-fetch-needs-cert (a liveness control: damaged disks then stall crash runs).
+    /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status.
     #[arg(long)]
     plant: Option<String>,
 }
@@ -65,7 +64,6 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "unchecked-requests" => p.unchecked_requests = true,
         "votes-to-leader" => p.votes_to_leader = true,
         "unchecked-status" => p.unchecked_status = true,
-        "state-fetch-needs-cert" => p.state_fetch_needs_cert = true,
         other => anyhow::bail!("unknown planted bug {other:?}: `quintet sim --help` lists them"),
     }
     Ok(p)

@@ -142,7 +142,6 @@ impl Core {
                 (cert.height, cert.signatures.iter().map(|(who, _)| *who).collect())
             }
             Some(_) => return,
-            None if self.cfg.planted.state_fetch_needs_cert => return,
             // Any stable image above this replica will do: ask for one above its height,
             // in turn of everyone who signed a state CHECKPOINT above it.
             None => {

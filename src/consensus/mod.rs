@@ -92,10 +92,6 @@ pub struct Planted {
     /// A STATUS of the current or a later view is taken without verifying it, so its QC
     /// is learned unchecked (S7; a mutation survivor of 2026-12-01 put back).
     pub unchecked_status: bool,
-    /// A replica behind asks for a state image only once it holds a stable certificate
-    /// (S11 before 2026-12-02): after a repair set aside most replicas' images, fewer than q
-    /// repeat a state CHECKPOINT and the ones behind never ask (a liveness control).
-    pub state_fetch_needs_cert: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -107,7 +107,7 @@ fn three_persists(fs: &MemFs) {
 
 #[test]
 fn one_damaged_copy_of_the_vote_record_loses_nothing() {
-    for damaged in [CONSENSUS, VOTES] {
+    for damaged in [CONSENSUS, MIRROR] {
         let fs = MemFs::new();
         three_persists(&fs);
         // The last record (the newest vote record), whole with a flipped byte: the damaged
@@ -116,26 +116,26 @@ fn one_damaged_copy_of_the_vote_record_loses_nothing() {
         fs.corrupt(&path(damaged), len - 1);
         let (_, opened) = open(&fs);
         assert_eq!(opened.restored.persistent, Some(persistent(3)), "{damaged}: the newest record, from the other copy");
+        assert_eq!(opened.restored.blocks, chain(1), "{damaged}: the stored block too");
         assert!(opened.repairs.iter().any(|r| r.contains(damaged)), "{damaged}: {:?}", opened.repairs);
         assert_eq!(set_aside(&fs), vec![format!("000-{damaged}")]);
         let (_, opened) = open(&fs);
         assert!(opened.repairs.is_empty(), "{damaged}: both copies were written whole again");
         assert_eq!(opened.restored.persistent, Some(persistent(3)));
     }
-    // Alone in its cluster, a replica repairs its vote record from the other copy too, but
-    // cannot get stored blocks back from anyone: a damaged consensus.qlog is refused.
-    let fs = MemFs::new();
-    three_persists(&fs);
-    fs.corrupt(&path(VOTES), 12);
-    let (_, opened) = open_with(&fs, OnDamage::Refuse).expect("one copy is whole");
-    assert_eq!(opened.restored.persistent, Some(persistent(3)));
-    fs.corrupt(&path(CONSENSUS), 12);
-    assert!(open_with(&fs, OnDamage::Refuse).is_err());
+    // Alone in its cluster, a replica repairs one damaged copy from the other too.
+    for damaged in [CONSENSUS, MIRROR] {
+        let fs = MemFs::new();
+        three_persists(&fs);
+        fs.corrupt(&path(damaged), 12);
+        let (_, opened) = open_with(&fs, OnDamage::Refuse).expect("one copy is whole");
+        assert_eq!((opened.restored.persistent, opened.restored.blocks), (Some(persistent(3)), chain(1)), "{damaged}");
+    }
 }
 
 #[test]
 fn a_missing_copy_is_written_again_from_the_other() {
-    for missing in [CONSENSUS, VOTES] {
+    for missing in [CONSENSUS, MIRROR] {
         let fs = MemFs::new();
         three_persists(&fs);
         fs.remove_file(&path(missing)).unwrap();
@@ -151,7 +151,7 @@ fn with_both_copies_deleted_from_a_folder_with_a_chain_the_replica_refuses_to_st
     let fs = MemFs::new();
     committed_nine(&fs);
     fs.remove_file(&path(CONSENSUS)).unwrap();
-    fs.remove_file(&path(VOTES)).unwrap();
+    fs.remove_file(&path(MIRROR)).unwrap();
     let e = open_with(&fs, OnDamage::Repair).err().expect("refused: not a new replica");
     assert!(e.to_string().contains("both copies"), "{e}");
 }
@@ -162,7 +162,7 @@ fn with_both_copies_damaged_the_replica_refuses_to_start() {
     three_persists(&fs);
     let consensus_len = file(&fs, CONSENSUS).len();
     fs.corrupt(&path(CONSENSUS), consensus_len - 1);
-    fs.corrupt(&path(VOTES), 12);
+    fs.corrupt(&path(MIRROR), 12);
     let e = open_with(&fs, OnDamage::Repair).err().expect("refused");
     let text = e.to_string();
     assert!(text.contains("both copies") && text.contains("vote twice") && text.contains("reset.sh"), "{text}");
@@ -171,10 +171,10 @@ fn with_both_copies_damaged_the_replica_refuses_to_start() {
 
 #[test]
 fn after_a_crash_between_the_two_copies_the_newest_whole_record_wins() {
-    // The sync writes consensus.qlog, then votes.qlog: a crash between them leaves one copy
+    // The sync writes consensus.qlog, then its mirror: a crash between them leaves one copy
     // a record behind, whole. Either way the newer one is taken (it is the one numbered
     // higher, wherever it is).
-    for behind in [CONSENSUS, VOTES] {
+    for behind in [CONSENSUS, MIRROR] {
         let fs = MemFs::new();
         three_persists(&fs);
         let data = file(&fs, behind);

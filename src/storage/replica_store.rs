@@ -6,8 +6,8 @@
 //!                                     and stored blocks (height = block height); the newest
 //!                                     Persist wins; rewritten whole (temp + fsync + rename)
 //!                                     when it grows
-//! DATA/votes.qlog                     the same Persist records again: the vote record is
-//!                                     kept twice, so one damaged copy loses nothing
+//! DATA/consensus.mirror.qlog          the same records again: what the core must not
+//!                                     forget is kept twice, so one damaged copy loses nothing
 //! DATA/chain-00000000000000000001.qlog  committed blocks, one record each (height = block
 //!                                     height); a new segment starts after every image
 //! DATA/snap-00000000000000001000/     the state image after block 1000: the snapshot CSV
@@ -37,8 +37,8 @@ use crate::crypto::encode_hex;
 use crate::wire::peer;
 
 const CONSENSUS: &str = "consensus.qlog";
-/// The second copy of the vote record (Persist records only; see open.rs).
-const VOTES: &str = "votes.qlog";
+/// The second copy of consensus.qlog, written with it record for record (see open.rs).
+const MIRROR: &str = "consensus.mirror.qlog";
 
 /// What [`ReplicaStore::open`] found.
 pub struct Opened {
@@ -56,7 +56,7 @@ pub struct ReplicaStore {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     consensus: LogWriter,
-    votes: LogWriter,
+    mirror: LogWriter,
     chain: LogWriter,
     /// The newest Persist and the stored blocks above the committed height, encoded: what a
     /// rewrite of consensus.qlog keeps.
@@ -65,7 +65,6 @@ pub struct ReplicaStore {
     persist_seq: u64,
     stored: BTreeMap<(Height, Hash), Vec<u8>>,
     consensus_records: usize,
-    votes_records: usize,
     committed: Height,
     failed: Option<String>,
 }
@@ -132,18 +131,18 @@ impl ReplicaStore {
         self.persist_seq += 1;
         let entry = LogEntry { height: 0, time_ms: self.persist_seq, bytes: peer::encode_persistent(p) };
         self.consensus.append(&entry);
-        self.votes.append(&entry);
+        self.mirror.append(&entry);
         self.persisted = Some(entry.bytes);
         self.consensus_records += 1;
-        self.votes_records += 1;
         Ok(())
     }
 
     pub fn store_block(&mut self, b: &Block) -> Result<(), StorageError> {
         self.check()?;
-        let bytes = peer::encode_block(b);
-        self.consensus.append(&LogEntry { height: b.height, time_ms: b.time_ms, bytes: bytes.clone() });
-        self.stored.insert((b.height, b.hash), bytes);
+        let entry = LogEntry { height: b.height, time_ms: b.time_ms, bytes: peer::encode_block(b) };
+        self.consensus.append(&entry);
+        self.mirror.append(&entry);
+        self.stored.insert((b.height, b.hash), entry.bytes);
         self.consensus_records += 1;
         Ok(())
     }
@@ -162,30 +161,29 @@ impl ReplicaStore {
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.guard(|s| {
             s.consensus.sync().map_err(io_err(&s.dir.join(CONSENSUS)))?;
-            s.votes.sync().map_err(io_err(&s.dir.join(VOTES)))?;
+            s.mirror.sync().map_err(io_err(&s.dir.join(MIRROR)))?;
             s.chain.sync().map_err(io_err(&s.dir))?;
-            if s.consensus_records > 4 * (s.stored.len() + 1) + 1_000 || s.votes_records > 1_000 {
+            if s.consensus_records > 4 * (s.stored.len() + 1) + 1_000 {
                 s.rewrite_consensus()?;
             }
             Ok(())
         })
     }
 
-    /// Replaces consensus.qlog by its live records (the newest Persist and the stored blocks
-    /// above the committed height) and votes.qlog by the newest Persist, each whole before
-    /// it replaces the old file.
+    /// Replaces consensus.qlog and its mirror by their live records (the newest Persist and
+    /// the stored blocks above the committed height), each whole before it replaces the old
+    /// file.
     fn rewrite_consensus(&mut self) -> Result<(), StorageError> {
-        let persist = self.persisted.as_ref().map(|p| LogEntry { height: 0, time_ms: self.persist_seq, bytes: p.clone() });
-        let mut votes = Vec::new();
-        persist.iter().for_each(|p| log::encode(p, &mut votes));
-        let mut data = votes.clone();
+        let mut data = Vec::new();
+        if let Some(p) = &self.persisted {
+            log::encode(&LogEntry { height: 0, time_ms: self.persist_seq, bytes: p.clone() }, &mut data);
+        }
         for ((height, _), b) in &self.stored {
             log::encode(&LogEntry { height: *height, time_ms: 0, bytes: b.clone() }, &mut data);
         }
         self.consensus = self.replace_file(CONSENSUS, &data)?;
-        self.votes = self.replace_file(VOTES, &votes)?;
+        self.mirror = self.replace_file(MIRROR, &data)?;
         self.consensus_records = self.stored.len() + 1;
-        self.votes_records = 1;
         Ok(())
     }
 

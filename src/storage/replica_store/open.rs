@@ -13,12 +13,15 @@
 //! above the stable checkpoint, the certified state image below it). What was repaired is
 //! returned, one line each, for the replica to report.
 //!
-//! The one thing the others cannot give back is this replica's own vote record: a replica
-//! that forgot which blocks it voted for could vote twice in one view. That record is kept
-//! twice, in consensus.qlog and votes.qlog, written in the same sync and numbered; the
-//! newest whole record of either copy is taken. Only when both copies are damaged does the
-//! replica refuse to start. A replica alone in its cluster ([`OnDamage::Refuse`]) refuses on
-//! any damage except to one copy of its vote record, as nothing else can be got back.
+//! The one thing the others cannot give back is what the core persisted: its vote record
+//! (a replica that forgot which blocks it voted for could vote twice in one view) and the
+//! blocks it stored above the committed height (a block certified by a QC may be held by
+//! few replicas). consensus.qlog is therefore kept twice, with consensus.mirror.qlog written
+//! record for record in the same sync; vote records are numbered, and the newest whole one
+//! of either copy is taken, with the stored blocks of both. Only when both copies are
+//! damaged does the replica refuse to start. A replica alone in its cluster
+//! ([`OnDamage::Refuse`]) repairs one damaged copy the same way, but refuses on any other
+//! damage, as nothing else can be got back.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +31,7 @@ use super::super::fs::Fs;
 use super::super::image::{Image, pack, read_image};
 use super::super::log::{self, LogEntry, LogWriter};
 use super::super::{StorageError, io_err, parse_height, read_all, snapshot, snapshot_name};
-use super::{CONSENSUS, Opened, ReplicaStore, VOTES, chain_name, corrupt, snap_dir, write_synced};
+use super::{CONSENSUS, MIRROR, Opened, ReplicaStore, chain_name, corrupt, snap_dir, write_synced};
 use crate::chat::ChatState;
 use crate::consensus::{Block, Height, Restored};
 use crate::wire::peer;
@@ -249,54 +252,46 @@ impl ReplicaStore {
         }
         let committed_height = base + replay.len() as u64;
 
-        // The vote record, kept twice, and the stored blocks above the committed height.
+        // What the core must not forget (its vote record and the blocks it stored), kept
+        // twice: either whole copy is enough.
         let consensus = read_log(f, &dir.join(CONSENSUS), true)?;
-        let votes = read_log(f, &dir.join(VOTES), true)?;
-        let (c_newest, v_newest) = (newest_persist(&consensus), newest_persist(&votes));
-        let lost = |read: &Read, other: &Option<(u64, &Vec<u8>)>| !read.present && other.is_some();
-        let c_whole = consensus.damage.is_none() && !lost(&consensus, &v_newest);
-        let v_whole = votes.damage.is_none() && !lost(&votes, &c_newest);
+        let mirror = read_log(f, &dir.join(MIRROR), true)?;
+        let (c_newest, m_newest) = (newest_persist(&consensus), newest_persist(&mirror));
+        let lost = |read: &Read, other: &Read| !read.present && !other.entries.is_empty();
+        let c_whole = consensus.damage.is_none() && !lost(&consensus, &mirror);
+        let m_whole = mirror.damage.is_none() && !lost(&mirror, &consensus);
         // Both files gone from a folder that holds a chain or an image: deleted, not new.
-        let deleted = !consensus.present && !votes.present && (!chains.is_empty() || !heights_seen.is_empty());
-        if (!c_whole && !v_whole) || deleted {
+        let deleted = !consensus.present && !mirror.present && (!chains.is_empty() || !heights_seen.is_empty());
+        if (!c_whole && !m_whole) || deleted {
             let path = dir.join(CONSENSUS).display().to_string();
             return Err(StorageError::Corrupt {
                 path,
                 offset: 0,
                 reason: format!(
-                    "both copies of this replica's vote record ({CONSENSUS} and {VOTES}) are damaged or missing: it \
+                    "both copies of this replica's vote record ({CONSENSUS} and {MIRROR}) are damaged or missing: it \
                      could vote twice in a view it already voted in; refusing to start: recover it with reset.sh"
                 ),
             });
         }
-        let newest_vote = [c_newest, v_newest].into_iter().flatten().max_by_key(|(seq, _)| *seq);
+        let newest_vote = [c_newest, m_newest].into_iter().flatten().max_by_key(|(seq, _)| *seq);
         let persist_seq = newest_vote.map_or(0, |(seq, _)| seq);
         let persisted = newest_vote.map(|(_, bytes)| bytes.clone());
-        // A copy behind the other (a crash between the two writes, or a cut tail) is
-        // written again too, so that each copy holds the newest record.
-        let rewrite = !c_whole || !v_whole || c_newest.map(|(seq, _)| seq) != v_newest.map(|(seq, _)| seq);
-        if !c_whole {
-            let outcome = format!("the vote record comes from {VOTES}; stored blocks above it from the other replicas");
-            if let Some(e) = consensus.damage {
-                if on_damage == OnDamage::Refuse {
-                    return Err(e);
-                }
-                r.damaged(e, CONSENSUS, &outcome)?;
-            } else {
-                r.notes.push(format!("{CONSENSUS} is missing; {outcome}"));
+        let damages = [(c_whole, consensus.damage, CONSENSUS, MIRROR), (m_whole, mirror.damage, MIRROR, CONSENSUS)];
+        for (whole, damage, name, other) in damages {
+            let outcome = format!("what it held comes from {other}");
+            match (whole, damage) {
+                (true, _) => {}
+                (false, Some(e)) => r.repaired_here(e, name, &outcome)?,
+                (false, None) => r.notes.push(format!("{name} is missing; {outcome}")),
             }
         }
-        if !v_whole {
-            let outcome = format!("the vote record comes from {CONSENSUS}");
-            match votes.damage {
-                Some(e) => r.repaired_here(e, VOTES, &outcome)?,
-                None => r.notes.push(format!("{VOTES} is missing; {outcome}")),
-            }
-        }
+        // A copy behind the other (a crash between the two writes, or a repair) is written
+        // again, so that each copy holds everything.
+        let rewrite = consensus.entries != mirror.entries;
         let mut stored = BTreeMap::new();
         let mut blocks = BTreeMap::new();
         let consensus_path = dir.join(CONSENSUS);
-        for entry in consensus.entries.iter().filter(|e| e.height > committed_height) {
+        for entry in consensus.entries.iter().chain(&mirror.entries).filter(|e| e.height > committed_height) {
             let block = peer::decode_block(&entry.bytes).map_err(|e| corrupt(&consensus_path, e))?;
             stored.insert((block.height, block.hash), entry.bytes.clone());
             blocks.insert((block.height, block.hash), block);
@@ -329,13 +324,12 @@ impl ReplicaStore {
             fs: fs.clone(),
             dir: dir.to_path_buf(),
             consensus: open_log(dir.join(CONSENSUS))?,
-            votes: open_log(dir.join(VOTES))?,
+            mirror: open_log(dir.join(MIRROR))?,
             chain,
             persisted,
             persist_seq,
             stored,
             consensus_records: consensus.entries.len(),
-            votes_records: votes.entries.len(),
             committed: committed_height,
             failed: None,
         };
