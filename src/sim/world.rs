@@ -306,45 +306,57 @@ impl World {
         let conflicts = core.conflicts;
         let (learned, s4_commits) = core.take_observed();
         self.checker.on_conflicts(id, conflicts);
-        self.checker.observe(id, &actions, learned, s4_commits);
+        self.checker.observe(id, &actions, learned, Vec::new());
         let actions = self.byzantine_outputs(id, actions);
-        self.perform(id, actions);
+        let commits: Vec<_> = actions.iter().filter_map(|a| if let Action::Commit(b) = a { Some(b.hash) } else { None }).collect();
+        let performed = self.perform(id, actions);
+        // An S4 commit counts once it took effect: its Commit action was carried out (a
+        // crash between two actions of the batch can land before it; the decision, which
+        // may rest on this replica's own vote not yet persisted, then never happened).
+        let took_effect = |(_, _, hash): &(u64, u64, consensus::Hash)| !commits.contains(hash) || performed.contains(hash);
+        let anchors = s4_commits.into_iter().filter(took_effect).collect();
+        self.checker.observe(id, &[], Vec::new(), anchors);
     }
 
     /// Carries out a batch in order; in crash runs a crash may land between two actions.
-    fn perform(&mut self, id: ReplicaId, actions: Vec<Action>) {
+    /// Returns the blocks whose Commit was carried out.
+    fn perform(&mut self, id: ReplicaId, actions: Vec<Action>) -> Vec<consensus::Hash> {
+        let mut committed = Vec::new();
         let mid_batch = !self.synchronous && self.faults.crash_mid_batch_pct > 0 && actions.len() > 1;
         for action in actions {
             if !self.nodes[id as usize].is_up() {
-                return;
+                return committed;
             }
             if mid_batch && self.rng.chance(self.faults.crash_mid_batch_pct, 1000) {
                 self.stats.mid_batch_crashes += 1;
                 self.crash(id);
                 let downtime = 1 + self.rng.below(20 * self.cfg.delta_ms);
                 self.at(self.now + downtime, Event::Restart(id));
-                return;
+                return committed;
             }
             let vote_height = match &action {
                 Action::Broadcast(Message::Vote(v)) | Action::Send(_, Message::Vote(v)) if v.voter == id => Some(v.height),
                 _ => None,
             };
+            let commit = if let Action::Commit(b) = &action { Some(b.hash) } else { None };
             let effects = match self.nodes[id as usize].perform(action) {
                 Ok(effects) => effects,
                 Err(e) => {
                     self.storage_failed(id, e);
-                    return;
+                    return committed;
                 }
             };
+            committed.extend(commit);
             for effect in effects {
                 self.effect(id, effect);
             }
             if vote_height.is_some() && self.crash_after_vote == vote_height.map(|h| (id, h)) {
                 self.crash_after_vote = None;
                 self.crash(id);
-                return;
+                return committed;
             }
         }
+        committed
     }
 
     fn effect(&mut self, id: ReplicaId, effect: Effect) {
