@@ -15,6 +15,7 @@ mod faults;
 mod fork;
 mod network;
 mod node;
+mod restarts;
 mod schedule;
 mod stats;
 mod world;

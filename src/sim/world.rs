@@ -249,21 +249,7 @@ impl World {
             }
             Event::ClientWake(c) => self.client_wake(c),
             Event::Crash(id) => self.crash(id),
-            Event::Restart(id) => {
-                if !self.nodes[id as usize].is_up() {
-                    self.note(|| format!("{id} restarts"));
-                    self.stats.restarts += 1;
-                    let cfg = self.cfg.clone();
-                    match self.nodes[id as usize].boot(&cfg) {
-                        Err(e) => self.storage_failed(id, e),
-                        Ok(repairs) if !repairs.is_empty() => {
-                            self.stats.repaired += 1;
-                            self.note(|| format!("{id} repaired: {}", repairs.join(" | ")));
-                        }
-                        Ok(_) => {}
-                    }
-                }
-            }
+            Event::Restart(id) => self.restart(id),
             Event::Partition(groups) => {
                 self.note(|| format!("partition {groups:?}"));
                 self.stats.partitions += 1;
@@ -279,21 +265,6 @@ impl World {
                     if !self.nodes[id as usize].is_up() {
                         self.at(self.now, Event::Restart(id));
                     }
-                }
-            }
-        }
-    }
-
-    fn crash(&mut self, id: ReplicaId) {
-        if self.nodes[id as usize].is_up() {
-            self.note(|| format!("{id} crashes"));
-            self.stats.crashes += 1;
-            self.nodes[id as usize].crash();
-            if self.faults.damage_pct > 0 && self.rng.chance(self.faults.damage_pct, 100) {
-                let rng = &mut self.rng;
-                if let Some(what) = self.nodes[id as usize].damage(&mut |n| rng.below(n)) {
-                    self.stats.damaged += 1;
-                    self.note(|| format!("{id}'s disk damaged: {what}"));
                 }
             }
         }
@@ -394,13 +365,6 @@ impl World {
 
     /// A storage error in the simulator is a bug (or a replica whose state diverged): it is
     /// reported, and the replica stops as a real one would.
-    fn storage_failed(&mut self, id: ReplicaId, e: crate::storage::StorageError) {
-        if self.faults.is_byzantine(id).is_none() {
-            self.checker.violations.push(format!("storage: replica {id}: {e}"));
-        }
-        self.nodes[id as usize].crash();
-    }
-
     fn client_wake(&mut self, c: usize) {
         let (clients, quorum, now) = (self.clients.len(), self.cfg.quorum(), self.now);
         let quorum = self.cfg.planted.client_quorum.unwrap_or(quorum);
