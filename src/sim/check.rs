@@ -61,8 +61,8 @@ impl Checker {
     }
 
     /// What one input to replica `id`'s core produced: the blocks it stored, committed or
-    /// installed (for the registry), its S4 commits (anchors), and the QCs it learned.
-    pub fn observe(&mut self, id: ReplicaId, actions: &[Action], learned: Vec<(u64, Height, Hash)>, s4_commits: Vec<(u64, Height, Hash)>) {
+    /// installed (for the registry), and the QCs it learned.
+    pub fn observe(&mut self, id: ReplicaId, actions: &[Action], learned: Vec<(u64, Height, Hash)>) {
         for action in actions {
             match action {
                 Action::StoreBlock(b) | Action::Commit(b) => self.on_block(b),
@@ -70,10 +70,14 @@ impl Checker {
                 _ => {}
             }
         }
+        self.on_qcs(id, learned);
+    }
+
+    /// Replica `id`'s S4 commits (anchors) that took effect.
+    pub fn on_s4_commits(&mut self, id: ReplicaId, s4_commits: Vec<(u64, Height, Hash)>) {
         for (view, height, hash) in s4_commits {
             self.on_anchor(id, view, height, hash);
         }
-        self.on_qcs(id, learned);
     }
 
     /// A block some replica stored (its links let QCs be walked).

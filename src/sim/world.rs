@@ -277,7 +277,7 @@ impl World {
         let conflicts = core.conflicts;
         let (learned, s4_commits) = core.take_observed();
         self.checker.on_conflicts(id, conflicts);
-        self.checker.observe(id, &actions, learned, Vec::new());
+        self.checker.observe(id, &actions, learned);
         let actions = self.byzantine_outputs(id, actions);
         let commits: Vec<_> = actions.iter().filter_map(|a| if let Action::Commit(b) = a { Some(b.hash) } else { None }).collect();
         let performed = self.perform(id, actions);
@@ -286,7 +286,7 @@ impl World {
         // may rest on this replica's own vote not yet persisted, then never happened).
         let took_effect = |(_, _, hash): &(u64, u64, consensus::Hash)| !commits.contains(hash) || performed.contains(hash);
         let anchors = s4_commits.into_iter().filter(took_effect).collect();
-        self.checker.observe(id, &[], Vec::new(), anchors);
+        self.checker.on_s4_commits(id, anchors);
     }
 
     /// Carries out a batch in order; in crash runs a crash may land between two actions.

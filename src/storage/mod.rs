@@ -121,25 +121,37 @@ pub(crate) fn read_all(fs: &dyn Fs, path: &Path) -> Result<Vec<u8>, StorageError
     Ok(data)
 }
 
+/// One log segment as read: the whole records before any damage, the damage (if any), and
+/// the torn tail cut off (if any).
+pub(crate) struct Segment {
+    pub entries: Vec<LogEntry>,
+    pub damage: Option<StorageError>,
+    /// When a torn tail was cut: (bytes before, bytes after).
+    pub cut: Option<(usize, usize)>,
+}
+
 /// Reads one log segment. A torn tail (a crash mid-write) is cut off, durably, only in the
-/// `last` segment: in any other it is corruption, since a segment is synced before the next
-/// one starts. Returns the records and, when a tail was cut, (bytes before, bytes after).
-pub(crate) fn read_segment(
-    fs: &dyn Fs,
-    path: &Path,
-    last: bool,
-) -> Result<(Vec<LogEntry>, Option<(usize, usize)>), StorageError> {
+/// `last` segment: in any other it is damage, since a segment is synced before the next one
+/// starts. Damage is returned with the records before it, for the caller to refuse or
+/// repair.
+pub(crate) fn read_segment(fs: &dyn Fs, path: &Path, last: bool) -> Result<Segment, StorageError> {
     let data = read_all(fs, path)?;
-    let corrupt = |offset, reason| StorageError::Corrupt { path: path.display().to_string(), offset, reason };
-    let scan = log::scan(&data).map_err(|c| corrupt(c.offset, c.reason))?;
-    if scan.valid_len == data.len() {
-        return Ok((scan.entries, None));
-    }
-    if !last {
-        return Err(corrupt(scan.valid_len, "torn record in a segment that later ones follow".into()));
-    }
-    fs.truncate(path, scan.valid_len as u64).map_err(io_err(path))?;
-    Ok((scan.entries, Some((data.len(), scan.valid_len))))
+    let corrupt = |offset, reason| Some(StorageError::Corrupt { path: path.display().to_string(), offset, reason });
+    Ok(match log::scan(&data) {
+        Err(c) => {
+            let entries = log::scan(&data[..c.offset]).map(|s| s.entries).unwrap_or_default();
+            Segment { entries, damage: corrupt(c.offset, c.reason), cut: None }
+        }
+        Ok(scan) if scan.valid_len == data.len() => Segment { entries: scan.entries, damage: None, cut: None },
+        Ok(scan) if !last => {
+            let damage = corrupt(scan.valid_len, "torn record in a segment that later ones follow".into());
+            Segment { entries: scan.entries, damage, cut: None }
+        }
+        Ok(scan) => {
+            fs.truncate(path, scan.valid_len as u64).map_err(io_err(path))?;
+            Segment { entries: scan.entries, damage: None, cut: Some((data.len(), scan.valid_len)) }
+        }
+    })
 }
 
 impl Storage {
@@ -174,7 +186,10 @@ impl Storage {
         let mut expected = snapshot_height + 1;
         for (i, first) in segments.iter().enumerate() {
             let path = dir.join(segment_name(*first));
-            let (entries, cut) = read_segment(fs.as_ref(), &path, i + 1 == segments.len())?;
+            let Segment { entries, damage, cut } = read_segment(fs.as_ref(), &path, i + 1 == segments.len())?;
+            if let Some(e) = damage {
+                return Err(e);
+            }
             if let Some((before, after)) = cut {
                 truncated = Some((path.clone(), before, after));
             }

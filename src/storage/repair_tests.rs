@@ -1,4 +1,4 @@
-//! Damage on a replica's disk (NOTEBOOK "Repairing a damaged replica"): what is set aside,
+//! Damage on a replica's disk (NOTEBOOK, 2026-12-02, "protocol-aware repair"): what is set aside,
 //! what is kept, which copy of the vote record wins, and when the replica still refuses.
 
 use super::*;
@@ -73,24 +73,21 @@ fn a_damaged_chain_record_is_set_aside_and_the_whole_blocks_before_it_are_kept()
 #[test]
 fn segments_after_a_damaged_one_are_set_aside_too() {
     let fs = MemFs::new();
-    let blocks = chain(8);
-    let (mut store, _) = open(&fs);
-    for b in &blocks[..4] {
-        store.commit(b).unwrap();
-    }
-    // An image that is never placed still starts a segment: chain-5 follows chain-1.
-    let _ = store.begin_image(&blocks[3]).unwrap();
-    for b in &blocks[4..] {
-        store.commit(b).unwrap();
-    }
-    store.sync().unwrap();
-    drop(store);
+    two_segments(&fs, 8);
     fs.corrupt(&path("chain-00000000000000000001.qlog"), 30); // inside block 1's record
     let (_, opened) = open(&fs);
     assert!(opened.replay.is_empty() && opened.restored.committed.is_empty(), "nothing whole before block 1");
     assert_eq!(opened.repairs.len(), 2, "{:?}", opened.repairs);
     assert!(opened.repairs[1].contains("chain-00000000000000000005.qlog follows a damaged segment"), "{:?}", opened.repairs);
     assert_eq!(set_aside(&fs).len(), 2);
+}
+
+/// `committed_nine`, plus a newer image after block 9.
+fn two_images(fs: &MemFs) -> (Vec<Block>, ChatState) {
+    let (blocks, s4) = committed_nine(fs);
+    let (mut store, _) = open(fs);
+    store.take_image(&blocks[8], &state(9)).unwrap();
+    (blocks, s4)
 }
 
 /// Three Persists, each synced (block 1 stored between the second and the third).
@@ -190,12 +187,7 @@ fn after_a_crash_between_the_two_copies_the_newest_whole_record_wins() {
 #[test]
 fn a_damaged_image_is_set_aside_and_an_older_one_or_the_others_give_the_state() {
     let fs = MemFs::new();
-    let (blocks, s4) = committed_nine(&fs);
-    {
-        let (mut store, _) = open(&fs);
-        store.take_image(&blocks[8], &state(9)).unwrap();
-        store.sync().unwrap();
-    }
+    let (blocks, s4) = two_images(&fs);
     // The newest image (after block 9) is damaged: the one after block 4 and the chain
     // after it give the same committed height back.
     let messages = path("snap-00000000000000000009").join("messages.csv");
@@ -222,11 +214,7 @@ fn a_damaged_image_is_set_aside_and_an_older_one_or_the_others_give_the_state() 
 #[test]
 fn an_image_whose_block_changed_is_damaged_even_when_the_block_still_decodes() {
     let fs = MemFs::new();
-    let (blocks, s4) = committed_nine(&fs);
-    {
-        let (mut store, _) = open(&fs);
-        store.take_image(&blocks[8], &state(9)).unwrap();
-    }
+    let (blocks, s4) = two_images(&fs);
     // The last byte of block.pb is the last byte of its request: it still decodes.
     let block = path("snap-00000000000000000009").join("block.pb");
     let len = fs.file_len(&block).unwrap();

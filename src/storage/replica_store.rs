@@ -127,24 +127,27 @@ impl ReplicaStore {
 
     pub fn persist(&mut self, p: &Persistent) -> Result<(), StorageError> {
         self.check()?;
-        // Both copies, numbered: the newest whole one is taken at open.
+        // Numbered: the newest whole one of either copy is taken at open.
         self.persist_seq += 1;
         let entry = LogEntry { height: 0, time_ms: self.persist_seq, bytes: peer::encode_persistent(p) };
-        self.consensus.append(&entry);
-        self.mirror.append(&entry);
+        self.append_consensus(&entry);
         self.persisted = Some(entry.bytes);
-        self.consensus_records += 1;
         Ok(())
     }
 
     pub fn store_block(&mut self, b: &Block) -> Result<(), StorageError> {
         self.check()?;
         let entry = LogEntry { height: b.height, time_ms: b.time_ms, bytes: peer::encode_block(b) };
-        self.consensus.append(&entry);
-        self.mirror.append(&entry);
+        self.append_consensus(&entry);
         self.stored.insert((b.height, b.hash), entry.bytes);
-        self.consensus_records += 1;
         Ok(())
+    }
+
+    /// Appends a record to consensus.qlog and to its mirror.
+    fn append_consensus(&mut self, entry: &LogEntry) {
+        self.consensus.append(entry);
+        self.mirror.append(entry);
+        self.consensus_records += 1;
     }
 
     /// Appends a committed block to the chain (the caller executes it).

@@ -207,20 +207,26 @@ fn images_that_are_not_packed_snapshots_are_refused_without_panicking() {
     }
 }
 
-#[test]
-fn a_damaged_end_of_a_chain_segment_that_later_ones_follow_is_corruption_not_a_torn_tail() {
-    let fs = MemFs::new();
-    let blocks = chain(5);
-    let (mut store, _) = open(&fs);
+/// Blocks 1..=n committed in two segments, chain-1 (blocks 1..=4) and chain-5: an image
+/// begun after block 4 but never placed still starts a segment, and no image covers chain-1.
+fn two_segments(fs: &MemFs, n: u64) -> Vec<Block> {
+    let blocks = chain(n);
+    let (mut store, _) = open(fs);
     for b in &blocks[..4] {
         store.commit(b).unwrap();
     }
-    // An image never placed still starts a segment: chain-5 follows chain-1, and no image
-    // covers chain-1's blocks.
     let _ = store.begin_image(&blocks[3]).unwrap();
-    store.commit(&blocks[4]).unwrap();
+    for b in &blocks[4..] {
+        store.commit(b).unwrap();
+    }
     store.sync().unwrap();
-    drop(store);
+    blocks
+}
+
+#[test]
+fn a_damaged_end_of_a_chain_segment_that_later_ones_follow_is_corruption_not_a_torn_tail() {
+    let fs = MemFs::new();
+    let blocks = two_segments(&fs, 5);
     let first = Path::new(DIR).join("chain-00000000000000000001.qlog");
     let len = fs.file_len(&first).unwrap();
     // A short end looks torn, but a later segment follows: damage.

@@ -1,5 +1,5 @@
-//! Opening a replica's folder, and what it does with damage (NOTEBOOK "Repairing a damaged
-//! replica").
+//! Opening a replica's folder, and what it does with damage (NOTEBOOK, 2026-12-02,
+//! "Hostile-input issue: protocol-aware repair").
 //!
 //! A torn write (a crash mid-write) is cut quietly, as always. *Damage* is anything else
 //! that is not what was written: a whole record with a bad checksum, a torn record in a
@@ -30,7 +30,7 @@ use std::sync::Arc;
 use super::super::fs::Fs;
 use super::super::image::{Image, pack, read_image};
 use super::super::log::{self, LogEntry, LogWriter};
-use super::super::{StorageError, io_err, parse_height, read_all, snapshot, snapshot_name};
+use super::super::{Segment, StorageError, io_err, parse_height, read_segment, snapshot, snapshot_name};
 use super::{CONSENSUS, MIRROR, Opened, ReplicaStore, chain_name, corrupt, snap_dir, write_synced};
 use crate::chat::ChatState;
 use crate::consensus::{Block, Height, Restored};
@@ -108,33 +108,19 @@ impl Repairs<'_> {
     }
 }
 
-/// One log file read leniently: the whole records before any damage, and the damage.
+/// A copy of the consensus log, read: whether the file is there, and the segment.
 struct Read {
     present: bool,
     entries: Vec<LogEntry>,
     damage: Option<StorageError>,
 }
 
-/// Reads a log file; a torn tail of the `last` file is cut, as `read_segment` does.
-fn read_log(fs: &dyn Fs, path: &Path, last: bool) -> Result<Read, StorageError> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let parent = path.parent().unwrap_or(Path::new("."));
-    if !fs.list(parent).map_err(io_err(parent))?.iter().any(|n| n == name) {
+/// Reads a copy of the consensus log that `names` (the folder's listing) may not hold.
+fn read_copy(fs: &dyn Fs, dir: &Path, names: &[String], name: &str) -> Result<Read, StorageError> {
+    if !names.iter().any(|n| n == name) {
         return Ok(Read { present: false, entries: Vec::new(), damage: None });
     }
-    let data = read_all(fs, path)?;
-    let damaged = |offset, reason| Some(StorageError::Corrupt { path: path.display().to_string(), offset, reason });
-    let (entries, damage) = match log::scan(&data) {
-        Err(c) => (log::scan(&data[..c.offset]).map(|s| s.entries).unwrap_or_default(), damaged(c.offset, c.reason)),
-        Ok(scan) if scan.valid_len == data.len() => (scan.entries, None),
-        Ok(scan) if !last => {
-            (scan.entries, damaged(scan.valid_len, "torn record in a segment that later ones follow".into()))
-        }
-        Ok(scan) => {
-            fs.truncate(path, scan.valid_len as u64).map_err(io_err(path))?;
-            (scan.entries, None)
-        }
-    };
+    let Segment { entries, damage, .. } = read_segment(fs, &dir.join(name), true)?;
     Ok(Read { present: true, entries, damage })
 }
 
@@ -160,7 +146,7 @@ impl ReplicaStore {
         // Images: every whole one can be served; the newest that loads gives the state.
         let mut heights: Vec<Height> = names.iter().filter_map(|n| parse_height(n, "snap-", "")).collect();
         heights.sort_unstable();
-        let heights_seen = heights.clone();
+        let had_images = !heights.is_empty();
         let mut images: Vec<Image> = Vec::new();
         for h in heights {
             let whole = read_image(f, dir, h).and_then(|image| {
@@ -206,14 +192,10 @@ impl ReplicaStore {
                 r.notes.push(format!("{name} follows a damaged segment: set aside as {aside}"));
                 continue;
             }
-            let read = read_log(f, &path, i + 1 == chains.len())?;
+            let read = read_segment(f, &path, i + 1 == chains.len())?;
             let mut kept = Vec::new();
             let mut damage = None;
-            for entry in read.entries {
-                if entry.height <= base {
-                    kept.push(entry);
-                    continue;
-                }
+            for entry in read.entries.into_iter().filter(|e| e.height > base) {
                 let expected = base + 1 + replay.len() as u64;
                 let parent = replay.last().map_or_else(|| newest.map_or([0; 32], |i| i.block.hash), |b| b.hash);
                 let block = match (entry.height == expected, peer::decode_block(&entry.bytes)) {
@@ -242,7 +224,7 @@ impl ReplicaStore {
                 // What is whole above the image goes back in place; blocks the image covers
                 // are not needed.
                 let mut data = Vec::new();
-                kept.iter().filter(|e| e.height > base).for_each(|e| log::encode(e, &mut data));
+                kept.iter().for_each(|e| log::encode(e, &mut data));
                 if !data.is_empty() {
                     write_synced(f, &path, &data)?;
                     f.sync_dir(dir).map_err(io_err(dir))?;
@@ -254,14 +236,14 @@ impl ReplicaStore {
 
         // What the core must not forget (its vote record and the blocks it stored), kept
         // twice: either whole copy is enough.
-        let consensus = read_log(f, &dir.join(CONSENSUS), true)?;
-        let mirror = read_log(f, &dir.join(MIRROR), true)?;
+        let consensus = read_copy(f, dir, &names, CONSENSUS)?;
+        let mirror = read_copy(f, dir, &names, MIRROR)?;
         let (c_newest, m_newest) = (newest_persist(&consensus), newest_persist(&mirror));
         let lost = |read: &Read, other: &Read| !read.present && !other.entries.is_empty();
         let c_whole = consensus.damage.is_none() && !lost(&consensus, &mirror);
         let m_whole = mirror.damage.is_none() && !lost(&mirror, &consensus);
         // Both files gone from a folder that holds a chain or an image: deleted, not new.
-        let deleted = !consensus.present && !mirror.present && (!chains.is_empty() || !heights_seen.is_empty());
+        let deleted = !consensus.present && !mirror.present && (!chains.is_empty() || had_images);
         if (!c_whole && !m_whole) || deleted {
             let path = dir.join(CONSENSUS).display().to_string();
             return Err(StorageError::Corrupt {
