@@ -225,3 +225,13 @@ fn an_image_whose_block_changed_is_damaged_even_when_the_block_still_decodes() {
     assert_eq!(opened.state.digest(), s4.digest());
     assert_eq!(opened.replay, blocks[4..].to_vec());
 }
+
+#[test]
+fn an_image_folder_missing_a_file_is_damage_set_aside_not_a_refusal() {
+    let fs = MemFs::new();
+    let (blocks, s4) = two_images(&fs);
+    fs.remove_file(&path("snap-00000000000000000009").join("image.sha256")).unwrap();
+    let (_, opened) = open(&fs);
+    assert!(opened.repairs[0].contains("snap-00000000000000000009"), "{:?}", opened.repairs);
+    assert_eq!((opened.state.digest(), opened.replay), (s4.digest(), blocks[4..].to_vec()));
+}

@@ -222,11 +222,20 @@ impl ReplicaStore {
     }
 
     /// Renames a complete temp folder into place.
+    /// An image already at that height is first renamed away whole (a removal is not atomic:
+    /// a crash inside one would leave a folder with some of its files), and removed once the
+    /// new one is in place; a crash in between leaves a `.tmp` name, removed at open.
     fn place(&self, tmp: &Path, folder: &Path) -> Result<(), StorageError> {
         let (fs, dir) = (self.fs.as_ref(), self.dir.as_path());
-        let _ = fs.remove_dir_all(folder);
+        let old = folder.with_extension("old.tmp");
+        let _ = fs.remove_dir_all(&old);
+        let replaced = fs.rename(folder, &old).is_ok();
         fs.rename(tmp, folder).map_err(io_err(tmp))?;
-        fs.sync_dir(dir).map_err(io_err(dir))
+        fs.sync_dir(dir).map_err(io_err(dir))?;
+        if replaced {
+            let _ = fs.remove_dir_all(&old);
+        }
+        Ok(())
     }
 
     /// A stable checkpoint (S11). If this replica's own image at its height matches, the

@@ -49,11 +49,15 @@ pub enum OnDamage {
 }
 
 /// Whether an error is damage on disk (as opposed to a failing disk or a missing right).
+/// A file missing from an image folder is damage too: the folder is incomplete.
 fn is_damage(e: &StorageError) -> bool {
-    matches!(
-        e,
-        StorageError::Corrupt { .. } | StorageError::Gap { .. } | StorageError::Snapshot { .. } | StorageError::Digest { .. }
-    )
+    match e {
+        StorageError::Io { path, source } => source.kind() == std::io::ErrorKind::NotFound && path.contains("/snap-"),
+        _ => matches!(
+            e,
+            StorageError::Corrupt { .. } | StorageError::Gap { .. } | StorageError::Snapshot { .. } | StorageError::Digest { .. }
+        ),
+    }
 }
 
 /// Damage in a few words, without the refusal's advice (it was repaired).
