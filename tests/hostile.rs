@@ -1,6 +1,7 @@
 //! Resource attacks on a real replica process (loopback; other source addresses are other
 //! 127.0.0.x): idle sockets past a small open-file limit, 2,000 idle HTTP/2 connections
-//! held, and one account flooding logins. Each shows the attack failing harmlessly: the
+//! held, one account flooding logins, floods of what no account pays for (forged requests,
+//! requests for unknown accounts, challenges). Each shows the attack failing harmlessly: the
 //! replica neither spins nor poisons its storage, and other users are served. The CPU,
 //! memory and latency figures are printed (`--nocapture`); the only bound asserted on CPU
 //! is half a core, far above idle and far below the busy loop this used to cause.
@@ -219,55 +220,59 @@ fn a_flood_is_limited_per_user_and_forged_junk_in_a_users_name_is_refused_withou
     let rt = runtime();
     let (alice, bob, mallory) = (SigningKey::from_bytes(&[7; 32]), SigningKey::from_bytes(&[8; 32]), SigningKey::from_bytes(&[9; 32]));
     let codes = rt.block_on(async {
-        let rpc = ReplicaClient::new(r.endpoint().connect().await.unwrap());
+        // Alice, Mallory and Bob each on their own connection from their own host, as three
+        // clients would be.
+        let connect = async |from: &str| ReplicaClient::new(r.endpoint().local_address(Some(from.parse().unwrap())).connect().await.unwrap());
+        let (alice_rpc, mallory_rpc, bob_rpc) = (connect("127.0.0.2").await, connect("127.0.0.3").await, connect("127.0.0.4").await);
         let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
-        let submit = |user: &'static str, key: SigningKey, session: u64, seq: u64, op: Op| {
-            let mut rpc = rpc.clone();
-            async move {
-                let body = pb::RequestBody { cluster: TAG.into(), user: user.into(), session, seq, op: Some(wire::encode_op(&op)) }.encode_to_vec();
-                let signature = crypto::sign(&key, TAG_REQUEST, &body);
-                let reply = rpc.submit(pb::SignedRequest { body, signature }).await.unwrap().into_inner();
-                match pb::ReplyBody::decode(reply.body.as_slice()).unwrap().outcome.and_then(|o| o.kind) {
-                    Some(pb::outcome::Kind::Failure(f)) => f.code,
-                    _ => "ok".to_string(),
-                }
-            }
-        };
         for (user, key, s) in [("alice", &alice, now_us), ("bob", &bob, now_us + 1)] {
             let create = Op::CreateAccount { public_key: key.verifying_key().to_bytes() };
-            assert_eq!(submit(user, key.clone(), s, 1, create).await, "ok");
+            assert_eq!(submit_code(&mut bob_rpc.clone(), user, key, (s, 1), create).await, "ok");
         }
         // 1,500 logins of alice's own at once (each a new session, so each is ordered unless
         // limited), and 1,500 forged requests in bob's name.
         let started = Instant::now();
         let mut flood = tokio::task::JoinSet::new();
         for i in 0..1_500 {
-            flood.spawn(submit("alice", alice.clone(), now_us + 10 + i, 1, Op::Login));
-            flood.spawn(submit("bob", mallory.clone(), now_us + 1, 2 + i, Op::Read { max: 1 }));
+            let (mut rpc, key) = (alice_rpc.clone(), alice.clone());
+            flood.spawn(async move { (true, submit_code(&mut rpc, "alice", &key, (now_us + 10 + i, 1), Op::Login).await) });
+            let (mut rpc, key) = (mallory_rpc.clone(), mallory.clone());
+            flood.spawn(async move { (false, submit_code(&mut rpc, "bob", &key, (now_us + 1, 2 + i), Op::Read { max: 1 }).await) });
         }
-        let codes: Vec<String> = flood.join_all().await;
+        let codes: Vec<(bool, String)> = flood.join_all().await;
         let took = started.elapsed();
-        let bob_after = submit("bob", bob.clone(), now_us + 1, 5_000, Op::Read { max: 1 }).await;
+        let bob_after = submit_code(&mut bob_rpc.clone(), "bob", &bob, (now_us + 1, 5_000), Op::Read { max: 1 }).await;
         (codes, bob_after, took)
     });
     let (codes, bob_after, took) = codes;
-    let count = |c: &str| codes.iter().filter(|x| *x == c).count();
-    let admitted = count("ok") + count("too_many_sessions");
+    let count = |alices: bool, c: &str| codes.iter().filter(|(a, x)| *a == alices && x == c).count();
+    let admitted = count(true, "ok") + count(true, "too_many_sessions");
+    let (limited, unread) = (count(true, "rate_limited"), count(true, "resource_exhausted"));
     println!(
-        "3,000 requests at once, over {took:?}: alice {} logged in, {} too_many_sessions, {} rate_limited; {} forged refused as bad_signature",
-        count("ok"),
-        count("too_many_sessions"),
-        count("rate_limited"),
-        count("bad_signature")
+        "3,000 requests at once, over {took:?}: alice {} logged in, {} too_many_sessions, {limited} rate_limited, {unread} refused unread; \
+         forged: {} refused as bad_signature, {} refused unread",
+        count(true, "ok"),
+        count(true, "too_many_sessions"),
+        count(false, "bad_signature"),
+        count(false, "resource_exhausted"),
     );
-    // Her burst is 500 and she refills at 100/s while the flood lasts.
+    // Her burst is 500 and she refills at 100/s while the flood lasts; what her rate refuses
+    // is unpaid, so past her connection's unpaid burst the rest are refused unread.
     let allowed = 500 + (100.0 * (took.as_secs_f64() + 1.0)) as usize;
-    assert_eq!(admitted + count("rate_limited"), 1_500, "{codes:?}");
+    assert_eq!(admitted + limited + unread, 1_500, "{codes:?}");
     assert!(admitted <= allowed, "{admitted} of alice's requests admitted in {took:?}; at most {allowed}");
+    // The connection's unpaid burst and rate, and the calls that were in flight (up to the
+    // gate's 64 per connection) when it ran out.
+    let unpaid = 200 + (50.0 * (took.as_secs_f64() + 1.0)) as usize + 64;
+    assert!(limited <= unpaid, "{limited} of alice's requests refused for her rate, each checked; at most {unpaid}");
     if took < Duration::from_secs(9) {
-        assert!(count("rate_limited") > 0, "past the burst within seconds, some are limited");
+        assert!(limited > 0 && unread > 0, "past the burst within seconds, some are limited, then refused unread");
     }
-    assert_eq!(count("bad_signature"), 1_500, "every forged request is refused before ordering");
+    // Every forged request is refused before ordering: the connection's unpaid burst is
+    // checked (each a signature verification), then the rest are refused unread.
+    let forged = count(false, "bad_signature");
+    assert_eq!(forged + count(false, "resource_exhausted"), 1_500, "{codes:?}");
+    assert!((200..=unpaid).contains(&forged), "{forged} forged requests verified; at most {unpaid}");
 
     assert_eq!(bob_after, "ok", "junk in bob's name did not use up his rate");
 }
@@ -309,4 +314,75 @@ fn one_address_creating_accounts_without_end_is_limited_and_other_addresses_are_
     // The burst of 30, and at most one more for each two seconds the flood took.
     assert!((30..=40).contains(&ok), "{ok} created");
     assert_eq!(other, "ok", "another address creates as usual");
+}
+
+/// The code of a submit's answer: the failure's code, "ok", or "resource_exhausted" when the
+/// call was refused unread.
+async fn submit_code(rpc: &mut ReplicaClient<tonic::transport::Channel>, user: &str, key: &SigningKey, (session, seq): (u64, u64), op: Op) -> String {
+    let body = pb::RequestBody { cluster: TAG.into(), user: user.into(), session, seq, op: Some(wire::encode_op(&op)) }.encode_to_vec();
+    let signature = crypto::sign(key, TAG_REQUEST, &body);
+    match rpc.submit(pb::SignedRequest { body, signature }).await {
+        Ok(reply) => match pb::ReplyBody::decode(reply.into_inner().body.as_slice()).unwrap().outcome.and_then(|o| o.kind) {
+            Some(pb::outcome::Kind::Failure(f)) => f.code,
+            _ => "ok".to_string(),
+        },
+        Err(status) if status.code() == tonic::Code::ResourceExhausted => "resource_exhausted".to_string(),
+        Err(status) => panic!("{status}"),
+    }
+}
+
+#[test]
+fn unpaid_calls_are_limited_per_connection_and_per_host_and_other_hosts_are_served() {
+    let r = common::OneReplica::start("unpaid-flood");
+    let rt = runtime();
+    let mallory = SigningKey::from_bytes(&[9; 32]);
+    let (ghosts, took, challenges, other) = rt.block_on(async {
+        let connect = async |from: &str| ReplicaClient::new(r.endpoint().local_address(Some(from.parse().unwrap())).connect().await.unwrap());
+        // 600 requests at once, each for an account that does not exist (nothing verifies
+        // them, and each would be ordered and executed by every replica), on one connection.
+        let started = Instant::now();
+        let flooder = connect("127.0.0.5").await;
+        let mut flood = tokio::task::JoinSet::new();
+        for i in 0..600 {
+            let (mut rpc, key) = (flooder.clone(), mallory.clone());
+            flood.spawn(async move { submit_code(&mut rpc, &format!("ghost{i}"), &key, (1, 1), Op::Read { max: 1 }).await });
+        }
+        let ghosts = flood.join_all().await;
+        let took = started.elapsed();
+        // Then 40 more connections of the same host, 50 challenges each at once (fewer than
+        // the 64 streams a connection may hold).
+        let mut flood = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let rpc = connect("127.0.0.5").await;
+            for _ in 0..50 {
+                let mut rpc = rpc.clone();
+                flood.spawn(async move { rpc.challenge(pb::ChallengeRequest {}).await.map(|_| ()).map_err(|s| s.code()) });
+            }
+        }
+        let challenges = flood.join_all().await;
+        let took = (took, started.elapsed());
+        // Another host is served as usual.
+        let mut other = connect("127.0.0.6").await;
+        let other = (other.challenge(pb::ChallengeRequest {}).await.is_ok(), submit_code(&mut other, "nobody", &mallory, (1, 1), Op::Read { max: 1 }).await);
+        (ghosts, took, challenges, other)
+    });
+    let read = ghosts.iter().filter(|c| *c != "resource_exhausted").count();
+    let issued = challenges.iter().filter(|c| c.is_ok()).count();
+    println!(
+        "600 requests for unknown accounts on one connection, in {:?}: {read} read ({} unknown_user), the rest refused unread; \
+         2,000 challenges on 40 more connections of the host: {issued} issued; another host: {other:?}",
+        took.0,
+        ghosts.iter().filter(|c| *c == "unknown_user").count()
+    );
+    assert!(ghosts.iter().all(|c| c == "unknown_user" || c == "resource_exhausted"), "{ghosts:?}");
+    // The connection's burst of 200 and 50/s, and what was in flight (64) when it ran out.
+    let per_connection = 200 + (50.0 * (took.0.as_secs_f64() + 1.0)) as usize + 64;
+    assert!((200..=per_connection).contains(&read), "{read} read; at most {per_connection}");
+    let others: Vec<_> = challenges.iter().filter(|c| !matches!(c, Ok(()) | Err(tonic::Code::ResourceExhausted))).collect();
+    assert!(others.is_empty(), "{others:?}");
+    // The host's burst of 1,000 (the ghosts took `read` of it) and 200/s: far below the 40
+    // connections' own bursts (8,000).
+    let per_host = (1_000 + (200.0 * (took.1.as_secs_f64() + 1.0)) as usize + 64).saturating_sub(read);
+    assert!(issued <= per_host, "{issued} challenges issued; at most {per_host}");
+    assert_eq!(other, (true, "unknown_user".to_string()), "another host is served");
 }

@@ -52,6 +52,8 @@ pub struct ReplicaService {
     pub keys: std::sync::Arc<super::keys::AccountKeys>,
     /// Issued here for subscriptions, used up by the driver.
     pub challenges: std::sync::Arc<super::challenges::Challenges>,
+    /// What no account pays for, per connection and per host.
+    pub unpaid: std::sync::Mutex<super::rate::UnpaidCalls>,
 }
 
 /// The longest status nonce accepted.
@@ -62,6 +64,27 @@ fn stopped() -> Status {
 }
 
 impl ReplicaService {
+    /// Lets a call in while its connection and host may still make unpaid calls (a call
+    /// whose address is unknown is let in: nothing to count it by).
+    fn admit<T>(&self, request: &Request<T>) -> Result<Option<std::net::SocketAddr>, Status> {
+        let from = request.remote_addr();
+        let now = self.started.elapsed().as_millis() as u64;
+        match from {
+            Some(address) if !self.unpaid.lock().unwrap_or_else(|e| e.into_inner()).open(address, now) => Err(Status::resource_exhausted(
+                "too many calls that no account pays for (unreadable, forged, for unknown accounts, challenges, statuses) from this connection or address; slow down",
+            )),
+            _ => Ok(from),
+        }
+    }
+
+    /// Counts a call no account paid for against its connection and host.
+    fn charge(&self, from: Option<std::net::SocketAddr>) {
+        if let Some(address) = from {
+            let now = self.started.elapsed().as_millis() as u64;
+            self.unpaid.lock().unwrap_or_else(|e| e.into_inner()).charge(address, now);
+        }
+    }
+
     async fn ask<T>(&self, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Result<T, Status> {
         let (tx, rx) = oneshot::channel();
         self.jobs.send(job(tx)).await.map_err(|_| stopped())?;
@@ -88,10 +111,20 @@ impl ReplicaService {
 #[tonic::async_trait]
 impl Replica for ReplicaService {
     async fn submit(&self, request: Request<pb::SignedRequest>) -> Result<Response<pb::SignedReply>, Status> {
-        let from = request.remote_addr().map(|a| a.ip());
-        match self.check(request.into_inner(), from) {
+        let from = self.admit(&request)?;
+        let checked = self.check(request.into_inner(), from.map(|a| a.ip()));
+        // Only a request verified as its account's is paid for (by the account's rate, in
+        // the driver); anything else is this connection's.
+        if !matches!(&checked, Ok(c) if c.verified) {
+            self.charge(from);
+        }
+        match checked {
             Ok(checked) => {
                 let body = self.ask(|reply| Job::Submit { checked, reply }).await?;
+                // A request its account's rate refused was not paid for either.
+                if matches!(&body.outcome, Some(pb::Outcome { kind: Some(pb::outcome::Kind::Failure(f)) }) if f.code == "rate_limited") {
+                    self.charge(from);
+                }
                 Ok(Response::new(sign_reply(&self.key, &body)))
             }
             Err(refusal) => Ok(Response::new(refusal)),
@@ -101,17 +134,20 @@ impl Replica for ReplicaService {
     type SubscribeStream = ReceiverStream<Result<pb::SignedDelivery, Status>>;
 
     async fn subscribe(&self, request: Request<pb::SignedSubscribe>) -> Result<Response<Self::SubscribeStream>, Status> {
+        self.charge(self.admit(&request)?);
         let (stream, deliveries) = mpsc::channel(STREAM_BUFFER);
         let request = request.into_inner();
         self.ask(|reply| Job::Subscribe { request, stream, reply }).await??;
         Ok(Response::new(ReceiverStream::new(deliveries)))
     }
 
-    async fn challenge(&self, _: Request<pb::ChallengeRequest>) -> Result<Response<pb::ChallengeReply>, Status> {
+    async fn challenge(&self, request: Request<pb::ChallengeRequest>) -> Result<Response<pb::ChallengeReply>, Status> {
+        self.charge(self.admit(&request)?);
         Ok(Response::new(pb::ChallengeReply { challenge: self.challenges.issue().to_vec() }))
     }
 
     async fn status(&self, request: Request<pb::StatusRequest>) -> Result<Response<pb::SignedStatus>, Status> {
+        self.charge(self.admit(&request)?);
         let nonce = request.into_inner().nonce;
         if nonce.len() > NONCE_MAX {
             return Err(Status::invalid_argument(format!("status nonce of {} bytes; at most {NONCE_MAX}", nonce.len())));
