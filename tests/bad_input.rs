@@ -139,6 +139,12 @@ async fn a_subscription_is_bound_to_its_replica_a_fresh_challenge_and_an_open_se
     assert!(replayed.message().contains("challenge"), "{replayed:?}");
     // A challenge this replica never issued.
     assert!(rpc.subscribe(signed("A", session, vec![7; 32])).await.is_err());
+    // Signed with another key (checked on the service's threads, off the apply loop).
+    let fresh = rpc.challenge(pb::ChallengeRequest {}).await.unwrap().into_inner().challenge;
+    let mut forged = signed("A", session, fresh);
+    forged.signature = crypto::sign(&crypto::SigningKey::from_bytes(&[99; 32]), quintet::crypto::TAG_SUBSCRIBE, &forged.body);
+    let forged = rpc.subscribe(forged).await.expect_err("signed by another key");
+    assert!(forged.message().contains("signature"), "{forged:?}");
     // Meant for another replica.
     let fresh = rpc.challenge(pb::ChallengeRequest {}).await.unwrap().into_inner().challenge;
     let other = rpc.subscribe(signed("B", session, fresh)).await.expect_err("for replica B");

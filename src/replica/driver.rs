@@ -36,7 +36,7 @@ const WAIT_SWEEP: Duration = Duration::from_secs(1);
 pub enum Job {
     /// A request the service decoded and checked.
     Submit { checked: Checked, reply: oneshot::Sender<pb::ReplyBody> },
-    Subscribe { request: pb::SignedSubscribe, stream: DeliverySender, reply: oneshot::Sender<Result<(), Status>> },
+    Subscribe { body: pb::SubscribeBody, stream: DeliverySender, reply: oneshot::Sender<Result<(), Status>> },
     /// Messages from a peer, checked (frame signature) and decoded by the peer service.
     Peer { from: ReplicaId, messages: Vec<Message>, sent_at_us: u64 },
     Tick,
@@ -203,8 +203,8 @@ impl Driver {
             for job in batch {
                 match job {
                     Job::Submit { checked, reply } => self.submit(now, checked, reply, &mut actions, &mut out),
-                    Job::Subscribe { request, stream, reply } => {
-                        let _ = reply.send(self.subscribe(&request, stream));
+                    Job::Subscribe { body, stream, reply } => {
+                        let _ = reply.send(self.subscribe(&body, stream));
                     }
                     Job::Peer { from, messages, sent_at_us } => {
                         sent_at.push(sent_at_us);

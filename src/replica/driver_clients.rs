@@ -10,9 +10,7 @@ use tonic::Status;
 use super::super::hub::DeliverySender;
 use super::super::service::{Checked, reply_body};
 use super::{Driver, Outbox, WAITING_MAX};
-use crate::chat;
 use crate::consensus::{self, Action, Input};
-use crate::crypto::{self, TAG_SUBSCRIBE};
 use crate::execute::Executed;
 use crate::{pb, wire};
 
@@ -91,22 +89,9 @@ impl Driver {
         self.reply_body(body_digest, 0, wire::failure(code, message))
     }
 
-    pub(super) fn subscribe(&mut self, signed: &pb::SignedSubscribe, stream: DeliverySender) -> Result<(), Status> {
-        let body = pb::SubscribeBody::decode(signed.body.as_slice())
-            .map_err(|e| Status::invalid_argument(format!("malformed subscription: {e}")))?;
-        if body.cluster != self.cluster {
-            return Err(Status::invalid_argument(format!("subscription is for cluster {:?}", body.cluster)));
-        }
-        let key = self
-            .chat
-            .public_key(&body.user)
-            .ok_or_else(|| Status::not_found(format!("no account named {:?}", body.user)))?;
-        let key = crypto::public_key(key).map_err(|e| Status::internal(e.to_string()))?;
-        crypto::verify(&key, TAG_SUBSCRIBE, &signed.body, &signed.signature)
-            .map_err(|e| Status::unauthenticated(format!("subscription signature refused: {e}")))?;
-        if body.replica != self.id {
-            return Err(Status::invalid_argument(format!("subscription is for replica {}", chat::quote(&body.replica))));
-        }
+    /// A subscription the service decoded and checked (cluster, replica, signature): it
+    /// must name an open session and carry a challenge this replica issued.
+    pub(super) fn subscribe(&mut self, body: &pb::SubscribeBody, stream: DeliverySender) -> Result<(), Status> {
         if !self.chat.session_is_open(&body.user, body.session) {
             return Err(Status::unauthenticated("subscription names no open session of this account: log in first"));
         }

@@ -44,6 +44,11 @@ impl AccountKeys {
         };
     }
 
+    /// `user`'s key, if this replica knows the account.
+    pub fn key(&self, user: &str) -> Option<[u8; 32]> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(user).copied()
+    }
+
     /// Checks `signed`, whose body decodes to `decoded`.
     pub fn check(&self, signed: &pb::SignedRequest, decoded: &Request) -> Signed {
         let key = match &decoded.op {

@@ -108,6 +108,26 @@ impl ReplicaService {
     }
 }
 
+impl ReplicaService {
+    /// Decodes a subscription and checks what needs no replicated state: its cluster, its
+    /// replica, and its signature with the account's key.
+    fn check_subscription(&self, signed: &pb::SignedSubscribe) -> Result<pb::SubscribeBody, Status> {
+        let body = <pb::SubscribeBody as prost::Message>::decode(signed.body.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("malformed subscription: {e}")))?;
+        if body.cluster != self.cluster {
+            return Err(Status::invalid_argument(format!("subscription is for cluster {}", chat::quote(&body.cluster))));
+        }
+        let key = self.keys.key(&body.user).ok_or_else(|| Status::not_found(format!("no account named {}", chat::quote(&body.user))))?;
+        let key = crate::crypto::public_key(&key).map_err(|e| Status::internal(e.to_string()))?;
+        crate::crypto::verify(&key, crate::crypto::TAG_SUBSCRIBE, &signed.body, &signed.signature)
+            .map_err(|e| Status::unauthenticated(format!("subscription signature refused: {e}")))?;
+        if body.replica != self.id {
+            return Err(Status::invalid_argument(format!("subscription is for replica {}", chat::quote(&body.replica))));
+        }
+        Ok(body)
+    }
+}
+
 #[tonic::async_trait]
 impl Replica for ReplicaService {
     async fn submit(&self, request: Request<pb::SignedRequest>) -> Result<Response<pb::SignedReply>, Status> {
@@ -135,9 +155,9 @@ impl Replica for ReplicaService {
 
     async fn subscribe(&self, request: Request<pb::SignedSubscribe>) -> Result<Response<Self::SubscribeStream>, Status> {
         self.charge(self.admit(&request)?);
+        let body = self.check_subscription(&request.into_inner())?;
         let (stream, deliveries) = mpsc::channel(STREAM_BUFFER);
-        let request = request.into_inner();
-        self.ask(|reply| Job::Subscribe { request, stream, reply }).await??;
+        self.ask(|reply| Job::Subscribe { body, stream, reply }).await??;
         Ok(Response::new(ReceiverStream::new(deliveries)))
     }
 
