@@ -130,3 +130,45 @@ fn s6_a_blame_certificate_of_two_blames_or_a_forged_one_moves_no_replica() {
     r.handle(1_002, Input::Message(0, Message::BlameCert(cert(&[0, 1, 3], false))));
     assert_eq!(r.view, 1, "the genuine certificate moves it");
 }
+
+/// The leader signs its block together with the justification voters rely on (review of
+/// 2026-11-22): a relay that keeps the signature and swaps in another valid justification
+/// (here: statuses that all report genesis, hiding replica 3's QC) is refused.
+#[test]
+fn verify_a_relay_cannot_swap_a_proposals_justification() {
+    let crypto = SimCrypto { me: 4 };
+    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let j = justification_for_view_1(&b1);
+    let mut lower = j.clone();
+    for s in &mut lower.statuses {
+        s.high_qc = QuorumCert::genesis();
+        s.signature = sign_as(s.voter, &signed::status(1, &s.high_qc));
+    }
+    assert_eq!(checker.justification(&lower, 1), Ok(()), "the other justification is valid on its own");
+    let signed = proposal(1, qc_for(&b1, &[0, 3, 4]), 10, Some(j));
+    assert_eq!(checker.proposal(&signed), Ok(()));
+    let swapped = Proposal { justification: Some(lower), ..signed };
+    assert!(checker.proposal(&swapped).is_err(), "the leader's signature covers the justification");
+}
+
+/// The decision of 2026-11-22 on S2.1's "not leaving v": it means not holding BC(v). A
+/// replica whose own timer blamed the view still votes in it (stopping would let one early
+/// timer and f crashed replicas stall a working leader); once it holds BC(v) it does not.
+#[test]
+fn s2_1_a_replica_that_blamed_the_view_votes_in_it_until_it_holds_the_blame_certificate() {
+    let mut r = core(4, None);
+    r.handle(0, Input::Request(b"a request only replica 4 got".to_vec()));
+    let timed_out = r.handle(12 * DELTA + 1, Input::Tick);
+    assert!(kinds(&timed_out).contains(&"broadcast blame".to_string()), "{:?}", kinds(&timed_out));
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None);
+    let voted = r.handle(12 * DELTA + 2, Input::Message(0, Message::Propose(b1.clone())));
+    assert!(kinds(&voted).contains(&"broadcast vote".to_string()), "still in view 0: {:?}", kinds(&voted));
+    for voter in [0u8, 1] {
+        let signature = sign_as(voter, &signed::blame(0));
+        r.handle(12 * DELTA + 3, Input::Message(voter, Message::Blame(Blame { view: 0, voter, reason: BlameReason::Timeout, signature, entered_by: None })));
+    }
+    let b2 = proposal(0, qc_for(&b1.block, &[0, 1, 4]), 2, None);
+    let after = r.handle(12 * DELTA + 4, Input::Message(0, Message::Propose(b2)));
+    assert!(!kinds(&after).contains(&"broadcast vote".to_string()), "holding BC(0): {:?}", kinds(&after));
+}
