@@ -172,3 +172,25 @@ fn s2_1_a_replica_that_blamed_the_view_votes_in_it_until_it_holds_the_blame_cert
     let after = r.handle(12 * DELTA + 4, Input::Message(0, Message::Propose(b2)));
     assert!(!kinds(&after).contains(&"broadcast vote".to_string()), "holding BC(0): {:?}", kinds(&after));
 }
+
+/// S9's asking rate (mutation survivors in `Core::fetch`, 2026-12-02): a missing block is
+/// asked of the replica that named it, then of everyone, at most once per 2Δ; a hash asked
+/// for within the last 20Δ is asked of everyone at once.
+#[test]
+fn s9_a_missing_block_is_asked_of_its_sender_then_of_everyone_at_most_once_per_two_deltas() {
+    let mut r = core(4, None);
+    r.handle(0, Input::Tick);
+    let mut asked = |now: u64, hash: Hash, from: ReplicaId| {
+        r.fetch(now, hash, from);
+        kinds(&r.handle(now, Input::Tick)).into_iter().filter(|k| k.contains("fetch")).collect::<Vec<_>>()
+    };
+    let (h, other) = ([7; 32], [8; 32]);
+    assert_eq!(asked(1_000, h, 0), ["send fetch to 0"]);
+    assert!(asked(1_000 + 2 * DELTA - 1, h, 0).is_empty(), "not again within 2Δ");
+    assert_eq!(asked(1_000 + 2 * DELTA, h, 0), ["broadcast fetch"], "then of everyone");
+    // Another hash asked for 5Δ later sweeps out what is older than 20Δ; `h` is not.
+    assert_eq!(asked(1_000 + 7 * DELTA, other, 1), ["send fetch to 1"]);
+    assert_eq!(asked(1_000 + 7 * DELTA, h, 0), ["broadcast fetch"], "still remembered");
+    assert_eq!(asked(1_000 + 28 * DELTA, other, 1), ["broadcast fetch"]);
+    assert_eq!(asked(1_000 + 30 * DELTA, h, 0), ["send fetch to 0"], "forgotten after 20Δ: of its sender first again");
+}
