@@ -1,5 +1,6 @@
-//! The checker (`verify.rs`) and the view change's rules (`view_change.rs`) rule by rule:
-//! each test pins a check that mutation testing showed no other test needed on its own.
+//! The checker (`verify.rs`), the view change (`view_change.rs`) and the core's own rules
+//! (`core.rs`) rule by rule: each test pins a check that mutation testing, or a review,
+//! showed no other test needed on its own.
 
 use super::tests::*;
 use super::*;
@@ -193,4 +194,61 @@ fn s9_a_missing_block_is_asked_of_its_sender_then_of_everyone_at_most_once_per_t
     assert_eq!(asked(1_000 + 7 * DELTA, h, 0), ["broadcast fetch"], "still remembered");
     assert_eq!(asked(1_000 + 27 * DELTA, other, 1), ["broadcast fetch"], "exactly 20Δ after `h` was last asked: swept");
     assert_eq!(asked(1_000 + 30 * DELTA, h, 0), ["send fetch to 0"], "forgotten after 20Δ: of its sender first again");
+}
+
+/// S2.1's "v entered (its STATUS out)" (a mutation survivor of `Core::entered`, 2026-12-02):
+/// a replica moved into view 1 by the justification of view 1's first block does not vote
+/// for it until its 2Δ wait is over and its STATUS is out; a copy after that gets its vote.
+#[test]
+fn s2_1_no_vote_in_a_view_before_its_status_is_out() {
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None).block;
+    let j = justification_for_view_1(&b1);
+    let first = proposal(1, qc_for(&b1, &[0, 3, 4]), 10, Some(j));
+    let mut r = core(4, None);
+    r.handle(1_000, Input::Message(3, Message::Propose(proposal(0, QuorumCert::genesis(), 1, None))));
+    let early = kinds(&r.handle(1_000, Input::Message(1, Message::Propose(first.clone()))));
+    assert_eq!(r.view(), 1, "the justification's BC(0) moved it to view 1 (S8)");
+    assert!(!early.contains(&"broadcast vote".to_string()), "entering, no STATUS out yet: {early:?}");
+    let waited = kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick));
+    assert!(waited.contains(&"send status to 1".to_string()), "{waited:?}");
+    let copy = kinds(&r.handle(1_000 + 2 * DELTA + 1, Input::Message(2, Message::Propose(first))));
+    let voted = waited.iter().chain(&copy).any(|k| k == "broadcast vote");
+    assert!(voted, "entered: the block gets its vote ({waited:?}, {copy:?})");
+}
+
+/// The request pool (mutation survivors in `Core::on_request` and `remember_committed`,
+/// 2026-12-02): a committed request leaves the pool and is not pooled again when a client
+/// resends it; the pool is capped; a request larger than a block may be is refused, one of
+/// exactly the block limit is not.
+#[test]
+fn the_request_pool_forgets_committed_requests_is_capped_and_takes_what_a_block_can_hold() {
+    // Replica 2 pools request 1, then commits the block b1 that holds it (S4).
+    let mut r = core(2, None);
+    let request = 1u64.to_le_bytes().to_vec();
+    r.handle(900, Input::Request(request.clone()));
+    assert_eq!(r.pending_len(), 1);
+    let b1 = proposal(0, QuorumCert::genesis(), 1, None);
+    let b2 = proposal(0, qc_for(&b1.block, &[0, 1, 2]), 2, None);
+    r.handle(1_000, Input::Message(0, Message::Propose(b1)));
+    r.handle(1_010, Input::Message(0, Message::Propose(b2.clone())));
+    for v in [0u8, 1] {
+        let b = &b2.block;
+        let vote = Vote { view: 0, height: 2, hash: b.hash, voter: v, signature: sign_as(v, &signed::vote(0, 2, &b.hash)) };
+        r.handle(1_020, Input::Message(v, Message::Vote(vote)));
+    }
+    assert!(kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick)).contains(&"commit 1".to_string()));
+    assert_eq!(r.pending_len(), 0, "committed: out of the pool");
+    r.handle(1_300, Input::Request(request));
+    assert_eq!(r.pending_len(), 0, "resent after its commit: not pooled again");
+
+    let mut cfg = Config::new(5, DELTA);
+    (cfg.pending_max, cfg.batch_bytes_max) = (2, 16);
+    let mut r = Core::new(cfg, 2, Box::new(SimCrypto { me: 2 }), Restored::default());
+    r.handle(0, Input::Request(vec![1; 17]));
+    assert_eq!(r.pending_len(), 0, "larger than a block may be");
+    r.handle(0, Input::Request(vec![2; 16]));
+    assert_eq!(r.pending_len(), 1, "exactly the block limit");
+    r.handle(0, Input::Request(vec![3; 8]));
+    r.handle(0, Input::Request(vec![4; 8]));
+    assert_eq!(r.pending_len(), 2, "the pool is full");
 }
