@@ -67,7 +67,9 @@ for c in $(seq 0 $((clients - 1))); do
     { echo create; for k in $(seq "$sends"); do echo "send load-$(((c + 1) % clients)) message $k from $c"; done; } | chat "load-$c" &
     load_pids+=($!)
 done
-wait "${load_pids[@]}"
+# A client exits 1 when one of its commands was refused (a send to an account its client
+# has not created yet): that is reported below as an "other line", not a failed run.
+for pid in "${load_pids[@]}"; do wait "$pid" || true; done
 t1=$(date +%s.%N)
 sleep 11 # let the last window close
 loaded=$(mark)
