@@ -224,7 +224,7 @@ fn a_flood_is_limited_per_user_and_forged_junk_in_a_users_name_is_refused_withou
     let codes = rt.block_on(async {
         // Alice, Mallory and Bob each on their own connection from their own host, as three
         // clients would be.
-        let connect = async |from: &str| ReplicaClient::new(r.endpoint().local_address(Some(from.parse().unwrap())).connect().await.unwrap());
+        let connect = |from| connect_from(&r, from);
         let (alice_rpc, mallory_rpc, bob_rpc) = (connect("127.0.0.2").await, connect("127.0.0.3").await, connect("127.0.0.4").await);
         let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
         for (user, key, s) in [("alice", &alice, now_us), ("bob", &bob, now_us + 1)] {
@@ -285,21 +285,11 @@ fn one_address_creating_accounts_without_end_is_limited_and_other_addresses_are_
     let rt = runtime();
     let (created, other) = rt.block_on(async {
         let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
-        let connect = async |from: &str| {
-            let endpoint = r.endpoint().local_address(Some(from.parse().unwrap()));
-            ReplicaClient::new(endpoint.connect().await.unwrap())
-        };
+        let connect = |from| connect_from(&r, from);
         let create = |mut rpc: ReplicaClient<tonic::transport::Channel>, i: u64| async move {
             let key = SigningKey::from_bytes(&[(i % 250) as u8 + 1; 32]);
             let op = Op::CreateAccount { public_key: key.verifying_key().to_bytes() };
-            let body = pb::RequestBody { cluster: TAG.into(), user: format!("fresh{i}"), session: now_us + i, seq: 1, op: Some(wire::encode_op(&op)) }
-                .encode_to_vec();
-            let signature = crypto::sign(&key, TAG_REQUEST, &body);
-            let reply = rpc.submit(pb::SignedRequest { body, signature }).await.unwrap().into_inner();
-            match pb::ReplyBody::decode(reply.body.as_slice()).unwrap().outcome.and_then(|o| o.kind) {
-                Some(pb::outcome::Kind::Failure(f)) => f.code,
-                _ => "ok".to_string(),
-            }
+            submit_code(&mut rpc, &format!("fresh{i}"), &key, (now_us + i, 1), op).await
         };
         let flooder = connect("127.0.0.2").await;
         let mut created = Vec::new();
@@ -316,6 +306,11 @@ fn one_address_creating_accounts_without_end_is_limited_and_other_addresses_are_
     // The burst of 30, and at most one more for each two seconds the flood took.
     assert!((30..=40).contains(&ok), "{ok} created");
     assert_eq!(other, "ok", "another address creates as usual");
+}
+
+/// A connection to `r` from the local address `from` (another 127.0.0.x is another host).
+async fn connect_from(r: &common::OneReplica, from: &str) -> ReplicaClient<tonic::transport::Channel> {
+    ReplicaClient::new(r.endpoint().local_address(Some(from.parse().unwrap())).connect().await.unwrap())
 }
 
 /// The code of a submit's answer: the failure's code, "ok", or "resource_exhausted" when the
@@ -339,7 +334,7 @@ fn unpaid_calls_are_limited_per_connection_and_per_host_and_other_hosts_are_serv
     let rt = runtime();
     let mallory = SigningKey::from_bytes(&[9; 32]);
     let (ghosts, took, challenges, other) = rt.block_on(async {
-        let connect = async |from: &str| ReplicaClient::new(r.endpoint().local_address(Some(from.parse().unwrap())).connect().await.unwrap());
+        let connect = |from| connect_from(&r, from);
         // 600 requests at once, each for an account that does not exist (nothing verifies
         // them, and each would be ordered and executed by every replica), on one connection.
         let started = Instant::now();

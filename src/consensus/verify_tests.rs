@@ -5,12 +5,17 @@
 use super::tests::*;
 use super::*;
 
+/// The checker of a replica of five, with the usual sizes.
+fn checker_of_five(crypto: &SimCrypto) -> Checker<'_> {
+    Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto }
+}
+
 /// Mutation survivors in `verify.rs` (2026-11-22): each check of a status's certificate
 /// view and of a block's link to its parent QC is needed on its own.
 #[test]
 fn verify_every_link_check_of_a_status_and_a_block_is_needed_on_its_own() {
     let crypto = SimCrypto { me: 4 };
-    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    let checker = checker_of_five(&crypto);
     // A status for view 3 with a valid certificate of view 0 (not of view 2).
     let status = |view: View, bc: BlameCert| {
         let high_qc = QuorumCert::genesis();
@@ -41,7 +46,7 @@ fn verify_every_link_check_of_a_status_and_a_block_is_needed_on_its_own() {
 #[test]
 fn verify_a_justification_with_a_certificate_of_another_view_is_refused() {
     let crypto = SimCrypto { me: 4 };
-    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    let checker = checker_of_five(&crypto);
     let b1 = proposal(0, QuorumCert::genesis(), 1, None).block;
     let j = justification_for_view_1(&b1);
     assert_eq!(checker.justification(&j, 1), Ok(()));
@@ -59,7 +64,7 @@ fn verify_a_justification_with_a_certificate_of_another_view_is_refused() {
 #[test]
 fn verify_a_genesis_qc_of_a_later_view_or_with_votes_is_malformed() {
     let crypto = SimCrypto { me: 4 };
-    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    let checker = checker_of_five(&crypto);
     assert_eq!(checker.qc(&QuorumCert::genesis()), Ok(()));
     let later = QuorumCert { view: 5, ..QuorumCert::genesis() };
     assert!(checker.qc(&later).is_err(), "genesis at view 5");
@@ -138,7 +143,7 @@ fn s6_a_blame_certificate_of_two_blames_or_a_forged_one_moves_no_replica() {
 #[test]
 fn verify_a_relay_cannot_swap_a_proposals_justification() {
     let crypto = SimCrypto { me: 4 };
-    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, crypto: &crypto };
+    let checker = checker_of_five(&crypto);
     let b1 = proposal(0, QuorumCert::genesis(), 1, None).block;
     let j = justification_for_view_1(&b1);
     let mut lower = j.clone();

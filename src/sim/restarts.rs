@@ -36,6 +36,8 @@ impl World {
         }
     }
 
+    /// A storage error in the simulator is a bug (or a replica whose state diverged): it is
+    /// reported, and the replica stops as a real one would.
     pub(super) fn storage_failed(&mut self, id: ReplicaId, e: crate::storage::StorageError) {
         if self.faults.is_byzantine(id).is_none() {
             self.checker.violations.push(format!("storage: replica {id}: {e}"));

@@ -363,8 +363,6 @@ impl World {
         }
     }
 
-    /// A storage error in the simulator is a bug (or a replica whose state diverged): it is
-    /// reported, and the replica stops as a real one would.
     fn client_wake(&mut self, c: usize) {
         let (clients, quorum, now) = (self.clients.len(), self.cfg.quorum(), self.now);
         let quorum = self.cfg.planted.client_quorum.unwrap_or(quorum);
