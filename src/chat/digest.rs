@@ -20,6 +20,12 @@ use super::state::ChatState;
 /// Bytes gathered before each hasher update (updates per field would dominate).
 const CHUNK: usize = 64 * 1024;
 
+#[cfg(test)]
+thread_local! {
+    /// Bytes this thread's digests hashed (tests: what a status computation walks).
+    pub static WALKED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 struct Encoder {
     hasher: Sha256,
     buf: Vec<u8>,
@@ -33,9 +39,14 @@ impl Encoder {
         self.u64(b.len() as u64);
         self.buf.extend_from_slice(b);
         if self.buf.len() >= CHUNK {
-            self.hasher.update(&self.buf);
-            self.buf.clear();
+            self.flush();
         }
+    }
+    fn flush(&mut self) {
+        #[cfg(test)]
+        WALKED.with(|w| w.set(w.get() + self.buf.len() as u64));
+        self.hasher.update(&self.buf);
+        self.buf.clear();
     }
 }
 
@@ -72,8 +83,7 @@ impl ChatState {
             e.bytes(&reply);
             e.bytes(&r.request);
         }
-        let Encoder { mut hasher, buf } = e;
-        hasher.update(&buf);
-        hasher.finalize().into()
+        e.flush();
+        e.hasher.finalize().into()
     }
 }

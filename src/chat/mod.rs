@@ -4,7 +4,7 @@
 //! varies between replicas (time, the order of requests) arrives in the committed
 //! `Context`, so replicas that apply the same log reach the same state and `digest`.
 
-mod digest;
+pub(crate) mod digest;
 mod ops;
 mod restore;
 mod sessions;
@@ -16,7 +16,7 @@ mod wildcard;
 pub(crate) mod tests;
 
 pub use restore::{RestoreError, RestoreMeta, Restorer};
-pub use sessions::SessionRecord;
+pub use sessions::{HELD_SMALL_MAX, Held, HeldRead, SessionRecord};
 pub use state::{Account, Applied, ChatState, StoredMessage};
 pub use types::*;
 pub use wildcard::{matches as wildcard_matches, valid_pattern};

@@ -11,7 +11,7 @@ fn resent_request_gets_the_cached_reply_and_applies_once() {
     let again = h.run("alice", sa, 2, send("bob", "once"));
     assert_eq!(first.reply, again.reply, "same reply, same height");
     assert!(again.deliveries.is_empty());
-    assert_eq!(h.state.cached_reply("alice", sa, 2, &[0; 32]), Some(&first.reply));
+    assert_eq!(h.state.cached_reply("alice", sa, 2, &[0; 32]), Some(first.reply.clone()));
     assert_eq!(h.state.message_count(), 1);
     // An older sequence number is a replay.
     h.run("alice", sa, 3, send("bob", "twice"));

@@ -4,10 +4,72 @@
 //! applied in the session and its reply, so a resent request gets the same reply and an
 //! older one is refused. Closed sessions are kept until no request of theirs could be
 //! accepted anyway (see `SESSION_WINDOW_MS`), then forgotten, so the table stays bounded.
+//!
+//! What a record keeps of its reply is bounded too (`Held`): a `read` keeps the ids it
+//! returned (the texts stay in the mailbox), a read-only request keeps its result only
+//! within `HELD_REPLY_MAX` a session and `HELD_PER_USER_MAX` a user, everything else is
+//! small and kept whole. One user's records therefore hold at most
+//! `HELD_PER_USER_MAX + SESSIONS_PER_USER_MAX * HELD_SMALL_MAX` bytes of replies, whatever
+//! the user reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::types::{OPEN_SESSIONS_MAX, Reply, SESSION_WINDOW_MS, SESSIONS_PER_USER_MAX};
+use serde::{Deserialize, Serialize};
+
+use super::types::{OPEN_SESSIONS_MAX, Outcome, Reply, SESSION_WINDOW_MS, SESSIONS_PER_USER_MAX};
+
+/// What a session record keeps of the reply to its last request, to answer a resend.
+///
+/// In `sessions.csv` and the state digest it is JSON: a plain `Reply` as before this type
+/// existed (so older snapshots read, and hash, the same), or `{"read": ...}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Held {
+    /// A `read`: the messages it returned and marked read, by id. A resend gets them again
+    /// from the mailbox; one the user deleted since is left out (it is gone).
+    Read { read: HeldRead },
+    /// The reply as given; for a read-only request whose result did not fit the budget,
+    /// `Failed(NotHeld)` at the request's height.
+    Reply(Reply),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldRead {
+    pub height: u64,
+    pub ids: Vec<u64>,
+    pub unread_left: u64,
+}
+
+/// Bytes a kept reply is counted as, besides its strings: per reply, and per item in it
+/// (a message, a name, an inbox entry). An estimate, but the same on every replica: the
+/// budget decides what is kept, so it must be deterministic.
+const HELD_REPLY_BASE: usize = 64;
+const HELD_ITEM: usize = 48;
+/// The largest reply that is always kept (a read of `READ_LIMIT_MAX` ids; a refusal that
+/// quotes a name or a pattern).
+pub const HELD_SMALL_MAX: usize = HELD_REPLY_BASE + 100 * 8 + 2 * 1024;
+
+impl Held {
+    /// The bytes this kept reply counts for against its user's budget.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Held::Read { read } => HELD_REPLY_BASE + 8 * read.ids.len(),
+            Held::Reply(reply) => HELD_REPLY_BASE + outcome_bytes(&reply.outcome),
+        }
+    }
+}
+
+fn outcome_bytes(outcome: &Outcome) -> usize {
+    let names = |names: &[String]| names.iter().map(|n| n.len() + HELD_ITEM).sum::<usize>();
+    let messages = |ms: &[super::Message]| ms.iter().map(|m| m.text.len() + m.from.len() + m.to.len() + HELD_ITEM).sum::<usize>();
+    match outcome {
+        Outcome::Accounts { names: n, .. } | Outcome::Online { names: n, .. } => names(n) + HELD_ITEM,
+        Outcome::History { messages: m, .. } | Outcome::Messages { messages: m, .. } => messages(m),
+        Outcome::Inbox { senders, .. } => senders.iter().map(|e| e.from.len() + HELD_ITEM).sum(),
+        Outcome::Failed(e) => e.to_string().len(),
+        _ => 0,
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -15,8 +77,8 @@ pub struct SessionRecord {
     /// inherits it.
     pub account: u64,
     pub last_seq: u64,
-    /// The reply to `last_seq`, returned again when that request is resent.
-    pub reply: Reply,
+    /// What is kept of the reply to `last_seq`, to answer that request again when resent.
+    pub reply: Held,
     /// SHA-256 of the body of request `last_seq`: the reply is for that body only. Another
     /// body with the same (user, session, seq) — a forgery, or a later account of the same
     /// name — is a replay, never answered with this reply.
@@ -34,6 +96,8 @@ pub struct Sessions {
     open: BTreeMap<String, BTreeSet<u64>>,
     /// How many records (open or closed) each user has: at most `SESSIONS_PER_USER_MAX`.
     per_user: BTreeMap<String, usize>,
+    /// Bytes of kept replies (`Held::bytes`) over each user's records (derived).
+    held: BTreeMap<String, usize>,
 }
 
 impl Sessions {
@@ -64,8 +128,10 @@ impl Sessions {
     /// for one user closes that user's oldest other open session, which is returned.
     pub fn record(&mut self, user: &str, session: u64, record: SessionRecord) -> Option<u64> {
         let open = record.open;
-        if self.records.insert((user.to_owned(), session), record).is_none() {
-            *self.per_user.entry(user.to_owned()).or_default() += 1;
+        self.add_held(user, record.reply.bytes());
+        match self.records.insert((user.to_owned(), session), record) {
+            Some(old) => self.remove_held(user, old.reply.bytes()),
+            None => *self.per_user.entry(user.to_owned()).or_default() += 1,
         }
         if !open {
             self.mark_closed(user, session);
@@ -80,6 +146,23 @@ impl Sessions {
         let oldest = ids.iter().copied().find(|s| *s != session)?;
         self.close(user, oldest);
         Some(oldest)
+    }
+
+    /// Bytes of replies `user`'s records keep (`Held::bytes`).
+    pub fn held_bytes(&self, user: &str) -> usize {
+        self.held.get(user).copied().unwrap_or(0)
+    }
+
+    fn add_held(&mut self, user: &str, bytes: usize) {
+        *self.held.entry(user.to_owned()).or_default() += bytes;
+    }
+
+    fn remove_held(&mut self, user: &str, bytes: usize) {
+        let held = self.held.get_mut(user).expect("a record's bytes were counted");
+        *held -= bytes;
+        if *held == 0 {
+            self.held.remove(user);
+        }
     }
 
     /// Whether `user` may open one more session: the records of the sessions they began
@@ -131,7 +214,9 @@ impl Sessions {
                 break;
             }
             self.closed.pop_first();
-            self.records.remove(&(user.clone(), session));
+            if let Some(record) = self.records.remove(&(user.clone(), session)) {
+                self.remove_held(&user, record.reply.bytes());
+            }
             if let Some(count) = self.per_user.get_mut(&user) {
                 *count -= 1;
                 if *count == 0 {
@@ -148,7 +233,10 @@ impl Sessions {
         } else {
             self.closed.insert((session, user.clone()));
         }
-        if self.records.insert((user.clone(), session), record).is_none() {
+        self.add_held(&user, record.reply.bytes());
+        if let Some(old) = self.records.insert((user.clone(), session), record) {
+            self.remove_held(&user, old.reply.bytes());
+        } else {
             *self.per_user.entry(user).or_default() += 1;
         }
     }

@@ -6,8 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::sessions::{SessionRecord, Sessions};
-use super::types::{ChatError, Context, Message, Op, Outcome, Reply, Request, SESSION_WINDOW_MS, folded};
+use super::sessions::{Held, HeldRead, SessionRecord, Sessions};
+use super::types::{
+    ChatError, Context, HELD_PER_USER_MAX, HELD_REPLY_MAX, Message, Op, Outcome, Reply, Request, SESSION_WINDOW_MS, folded,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
@@ -120,12 +122,30 @@ impl ChatState {
     /// the body that was applied (`body` is its SHA-256), and only while no other account
     /// has taken the name since (a later "alice" signs the same body bytes with her own key,
     /// and must not get the first alice's reply: her read of a private message, say).
-    pub fn cached_reply(&self, user: &str, session: u64, seq: u64, body: &[u8; 32]) -> Option<&Reply> {
+    /// A `read` is rebuilt from the ids it kept; a read-only result that was not kept is
+    /// `NotHeld` (see `Held`).
+    pub fn cached_reply(&self, user: &str, session: u64, seq: u64, body: &[u8; 32]) -> Option<Reply> {
+        Some(match &self.answered(user, session, seq, body)?.reply {
+            Held::Reply(reply) => reply.clone(),
+            Held::Read { read } => {
+                // Still the account that read them (checked above), or gone: then nothing is left.
+                let mailbox = self.accounts.get(user).map(|a| &a.mailbox);
+                let messages = read
+                    .ids
+                    .iter()
+                    .filter_map(|id| mailbox.and_then(|m| m.get(id)).map(|stored| stored.to_message(*id, user)))
+                    .collect();
+                Reply { height: read.height, outcome: Outcome::Messages { messages, unread_left: read.unread_left } }
+            }
+        })
+    }
+
+    /// The record whose kept reply answers this exact request (`cached_reply`).
+    fn answered(&self, user: &str, session: u64, seq: u64, body: &[u8; 32]) -> Option<&SessionRecord> {
         let account = self.accounts.get(user).map(|a| a.number);
         self.sessions
             .get(user, session)
             .filter(|r| r.last_seq == seq && r.request == *body && account.is_none_or(|a| a == r.account))
-            .map(|r| &r.reply)
     }
 
     /// True when the request's sequence number is below the last one applied in its session:
@@ -133,7 +153,7 @@ impl ChatState {
     /// Also true for the last sequence number when its cached reply is not this request's.
     pub fn is_replay(&self, user: &str, session: u64, seq: u64, body: &[u8; 32]) -> bool {
         self.sessions.get(user, session).is_some_and(|r| {
-            seq < r.last_seq || (seq == r.last_seq && self.cached_reply(user, session, seq, body).is_none())
+            seq < r.last_seq || (seq == r.last_seq && self.answered(user, session, seq, body).is_none())
         })
     }
 
@@ -154,7 +174,7 @@ impl ChatState {
         self.sessions.prune(self.time_ms);
         if let Some(reply) = self.cached_reply(&request.user, request.session, request.seq, body) {
             // Ordered twice (a resend raced its original): same answer, applied once.
-            return Applied { reply: reply.clone(), deliveries: Vec::new(), closed: Vec::new() };
+            return Applied { reply, deliveries: Vec::new(), closed: Vec::new() };
         }
 
         let (mut deliveries, mut closed) = (Vec::new(), Vec::new());
@@ -207,8 +227,34 @@ impl ChatState {
             Outcome::LoggedOut | Outcome::AccountDeleted { .. } => false,
             _ => self.sessions.get(&request.user, request.session).is_none_or(|r| r.open),
         };
-        let record = SessionRecord { account, last_seq: request.seq, reply: reply.clone(), request: *body, open };
+        let held = self.held(request, reply);
+        let record = SessionRecord { account, last_seq: request.seq, reply: held, request: *body, open };
         self.sessions.record(&request.user, request.session, record)
+    }
+
+    /// What the session keeps of `reply` to answer a resend: a read's ids; a read-only
+    /// result while it fits the session's and the user's budget (the bytes this session's
+    /// previous reply holds are given back first), else `NotHeld`; anything else whole.
+    fn held(&self, request: &Request, reply: &Reply) -> Held {
+        match &reply.outcome {
+            Outcome::Messages { messages, unread_left } => {
+                let ids = messages.iter().map(|m| m.id).collect();
+                Held::Read { read: HeldRead { height: reply.height, ids, unread_left: *unread_left } }
+            }
+            Outcome::Failed(_) => Held::Reply(reply.clone()),
+            _ if request.op.reads_only() => {
+                let whole = Held::Reply(reply.clone());
+                let previous = self.sessions.get(&request.user, request.session).map_or(0, |r| r.reply.bytes());
+                let others = self.sessions.held_bytes(&request.user) - previous;
+                if whole.bytes() <= HELD_REPLY_MAX && others + whole.bytes() <= HELD_PER_USER_MAX {
+                    whole
+                } else {
+                    let outcome = Outcome::Failed(ChatError::NotHeld { seq: request.seq });
+                    Held::Reply(Reply { height: reply.height, outcome })
+                }
+            }
+            _ => Held::Reply(reply.clone()),
+        }
     }
 
     fn execute(&mut self, request: &Request, deliveries: &mut Vec<Message>, closed: &mut Vec<u64>) -> Outcome {

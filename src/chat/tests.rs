@@ -356,3 +356,6 @@ mod session_rules;
 
 #[path = "conversation_tests.rs"]
 mod conversations;
+
+#[path = "held_tests.rs"]
+mod held;

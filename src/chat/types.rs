@@ -31,6 +31,13 @@ pub const OPEN_SESSIONS_MAX: usize = 8;
 /// Sessions one user may have on record (open, or closed and not yet forgotten: begun
 /// within about the last window). A login past it is refused until old ones are forgotten.
 pub const SESSIONS_PER_USER_MAX: usize = 256;
+/// Bytes one session keeps of a read-only request's result (`list`, `who`, `history`,
+/// `inbox`) to answer a resend of it; a larger result is not kept, and the resend is told
+/// to ask again (`ChatError::NotHeld`). A read changes nothing, so asking again is safe.
+pub const HELD_REPLY_MAX: usize = 64 * 1024;
+/// Bytes all of one user's sessions keep of read-only results together (the same rule past
+/// it). Every other reply is small and always kept (NOTEBOOK, cached replies).
+pub const HELD_PER_USER_MAX: usize = 256 * 1024;
 /// A session id is the client's clock (µs) when it began. A session may only be opened
 /// while that is within this window of the committed time; closed sessions are forgotten
 /// once they are older than the window, since their requests can no longer be replayed.
@@ -81,6 +88,12 @@ pub enum Op {
 }
 
 impl Op {
+    /// Operations that change nothing in the state but the session's record: their result
+    /// may be dropped from the reply cache (a resend is told to ask again).
+    pub fn reads_only(&self) -> bool {
+        matches!(self, Op::ListAccounts { .. } | Op::Who { .. } | Op::History { .. } | Op::Inbox { .. })
+    }
+
     /// Operations that may open a session; every other one needs an open session.
     pub fn opens_session(&self) -> bool {
         matches!(self, Op::CreateAccount { .. } | Op::Login)
@@ -181,6 +194,8 @@ pub enum ChatError {
     TooManySessions,
     #[error("request {seq} was already applied in this session (replay refused)")]
     Replayed { seq: u64 },
+    #[error("replayed: the result of request {seq} is no longer held (results past {HELD_REPLY_MAX} bytes a session, {HELD_PER_USER_MAX} a user, are not kept for resends); ask again")]
+    NotHeld { seq: u64 },
     #[error("message text is empty")]
     EmptyText,
     #[error("message text is {0} bytes; the limit is 65536")]
@@ -213,6 +228,7 @@ impl ChatError {
             ChatError::SessionClockSkew => "clock_skew",
             ChatError::TooManySessions => "too_many_sessions",
             ChatError::Replayed { .. } => "replayed",
+            ChatError::NotHeld { .. } => "result_not_held",
             ChatError::EmptyText => "empty_text",
             ChatError::TextTooLong(_) => "text_too_long",
             ChatError::InvalidPattern(_) => "invalid_pattern",

@@ -86,6 +86,9 @@ struct Session {
     /// The current session id (client clock in µs when it began) and its last sequence.
     session: u64,
     seq: u64,
+    /// Whether the answer to `seq` settled it (`Agreed::settled`): if not (a refusal of the
+    /// moment), the next request reuses the number, so at most one of the two can apply.
+    seq_spent: bool,
     logged_in: bool,
     deliveries: Option<Subscription>,
     /// Some command was refused (exit status 1).
@@ -122,10 +125,13 @@ impl Session {
     fn new_session(&mut self) {
         self.session = now_us().max(self.session + 1);
         self.seq = 0;
+        self.seq_spent = true;
     }
 
     async fn request(&mut self, op: &Op) -> Result<Agreed, ClientError> {
-        self.seq += 1;
+        if self.seq_spent {
+            self.seq += 1;
+        }
         let body = pb::RequestBody {
             cluster: self.cluster.clone(),
             user: self.user.clone(),
@@ -135,7 +141,9 @@ impl Session {
         }
         .encode_to_vec();
         let signature = crypto::sign(&self.key, TAG_REQUEST, &body);
-        self.client.submit(pb::SignedRequest { body, signature }).await
+        let answer = self.client.submit(pb::SignedRequest { body, signature }).await;
+        self.seq_spent = answer.as_ref().is_ok_and(|a| a.settled);
+        answer
     }
 
     fn start_deliveries(&mut self) {
@@ -288,6 +296,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         terminal,
         session: 0,
         seq: 0,
+        seq_spent: true,
         logged_in: false,
         deliveries: None,
         refused: false,

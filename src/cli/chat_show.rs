@@ -60,7 +60,11 @@ impl Session {
 
     /// Prints an agreed outcome, with who agreed (always in JSON, with `--verbose` as text).
     pub(super) fn show(&mut self, command: &str, agreed: &Agreed) {
-        let (lines, value) = render::outcome(command, &self.user, agreed.height, &agreed.outcome);
+        let (lines, mut value) = render::outcome(command, &self.user, agreed.height, &agreed.outcome);
+        if !agreed.settled {
+            // Refused by every replica that answered, as things stand: not applied now.
+            value["settled"] = false.into();
+        }
         self.show_lines(lines, value, &agreed.agreement, &agreed.outcome);
     }
 

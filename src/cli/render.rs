@@ -81,19 +81,7 @@ fn names_line(names: &[String], total: u64, what: (&str, &str), more: bool) -> S
     format!("{list}   [{} shown of {total} {}{more}]", names.len(), if total == 1 { what.0 } else { what.1 })
 }
 
-/// `text` with what a terminal would obey instead of show escaped (tabs kept).
-pub fn shown(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let direction = matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if (c.is_control() && c != '\t') || direction {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use crate::client::shown;
 
 pub fn message_json(m: &pb::Message) -> Value {
     json!({"id": m.id, "from": m.from, "from_account": m.from_account, "to": m.to, "time_ms": m.time_ms, "text": m.text})
@@ -110,7 +98,7 @@ pub fn outcome(command: &str, user: &str, height: u64, outcome: &pb::Outcome) ->
         }
         Some(Kind::Failure(f)) => {
             value = json!({"type": "error", "command": command, "code": f.code, "message": f.message});
-            vec![format!("error: {}", f.message)]
+            vec![format!("error: {}", shown(&f.message))]
         }
         Some(Kind::AccountCreated(c)) => {
             put(&mut value, "account", json!(c.account));
@@ -190,13 +178,18 @@ pub fn outcome(command: &str, user: &str, height: u64, outcome: &pb::Outcome) ->
 /// One replica's line in `up` and `status` (nothing in it changes while the cluster idles).
 pub fn status_line(id: &str, s: &pb::StatusReply) -> String {
     let role = if s.leader == s.replica { "leader" } else { "follower" };
-    let mut digest = crate::crypto::encode_hex(&s.state_digest[..s.state_digest.len().min(4)]);
-    if s.state_height != s.height {
-        digest = format!("{digest} (at height {})", s.state_height);
-    }
+    let short = |bytes: &[u8]| crate::crypto::encode_hex(&bytes[..bytes.len().min(4)]);
+    // The committed block names the history; the state digest is the newest image's.
     format!(
-        "{id}: up, {role} in view {}, height {}, state {digest}, {} accounts, {} messages, {} peers reachable",
-        s.view, s.height, s.accounts, s.messages, s.peers_reachable
+        "{id}: up, {role} in view {}, height {} (block {}), state {} at image {}, {} accounts, {} messages, {} peers reachable",
+        s.view,
+        s.height,
+        short(&s.committed_hash),
+        short(&s.state_digest),
+        s.state_height,
+        s.accounts,
+        s.messages,
+        s.peers_reachable
     )
 }
 
@@ -223,6 +216,7 @@ pub fn status_json(statuses: &[(String, Result<pb::StatusReply, crate::client::S
                 "view": s.view,
                 "leader": s.leader,
                 "height": s.height,
+                "committed_hash": crate::crypto::encode_hex(&s.committed_hash),
                 "state": crate::crypto::encode_hex(&s.state_digest),
                 "state_height": s.state_height,
                 "accounts": s.accounts,

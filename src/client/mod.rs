@@ -25,8 +25,10 @@ use crate::pb::replica_client::ReplicaClient;
 
 /// Default time to reach a quorum before giving up.
 pub const DEADLINE_DEFAULT: Duration = Duration::from_secs(10);
-/// Pause before resending to a replica that did not answer.
+/// Pause before resending to a replica that did not answer, or refused for now (doubled
+/// after each refusal, up to `REFUSED_PAUSE_MAX`: a busy replica is not hammered).
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
+const REFUSED_PAUSE_MAX: Duration = Duration::from_secs(2);
 /// Bound on one call to one replica.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// After a quorum, how long the other replicas' replies are still awaited, only to show
@@ -37,6 +39,14 @@ const AGREEMENT_GRACE: Duration = Duration::from_millis(25);
 pub enum ClientError {
     #[error("no quorum: needed {needed} matching signed replies within {waited_ms} ms; {report}")]
     NoQuorum { needed: usize, waited_ms: u128, report: String },
+    /// Some replicas only refused for now (busy, rate-limited, ...) until the deadline: the
+    /// request may still be applied through the others. It was only ever sent again with
+    /// its own number, so it applies at most once.
+    #[error(
+        "not known whether applied: busy at {refused} replica(s), and no {needed} matching results within {waited_ms} ms; \
+         it may still be applied (it can apply only once): check before trying again; {report}"
+    )]
+    Unconfirmed { refused: usize, needed: usize, waited_ms: u128, report: String },
     #[error("replica {id}: address {address} is unusable: {reason}")]
     Address { id: String, address: String, reason: String },
 }
@@ -91,13 +101,45 @@ enum Heard {
     Nothing,
     Failed(String),
     Rejected(Rejected),
+    /// It refused for now (a height-0 answer other than `replayed`: its code and text);
+    /// asked again.
+    Refused(String),
     Voted,
 }
 
-/// What a failed call says, with what to check when the link itself failed: a certificate
-/// that is not the pinned one, or one side speaking TLS and the other not.
+/// What a replica's task tells the waiting client.
+enum Event {
+    /// An answer (or a failed call) from replica `index`.
+    Answer(usize, Result<tonic::Response<pb::SignedReply>, tonic::Status>),
+    /// Replica `index` is being asked again.
+    Asking(usize),
+}
+
+/// `text` with what a terminal would obey shown escaped instead (tabs kept): control
+/// characters (escape sequences that clear the screen or set the window title, line breaks
+/// that fake a line) and direction marks that reorder what follows, as `\u{1b}`. Every
+/// string a replica or another user supplies goes through it before it is shown: a message
+/// text, and a replica's own error text (one liar, or anyone on a plaintext link, could
+/// otherwise paint the terminal).
+pub fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let direction = matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && c != '\t') || direction {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What a failed call says (neutralised: it comes from the replica, or from whatever
+/// answered at its address), with what to check when the link itself failed: a
+/// certificate that is not the pinned one, or one side speaking TLS and the other not.
 fn failure(status: &tonic::Status) -> String {
-    let message = status.message();
+    let message = shown(status.message());
+    let message = message.as_str();
     let source = std::error::Error::source(status).map(|s| format!("{s:?}")).unwrap_or_default();
     let said = format!("{message} {source}");
     if said.contains("certificate") {
@@ -133,6 +175,12 @@ impl QuorumClient {
     }
 
     /// Sends one signed request to every replica and returns the agreed result.
+    ///
+    /// A replica that cannot be reached, or that refuses for now (a height-0 answer other
+    /// than `replayed`, see `Tally`), is asked again with the same signed request until
+    /// the deadline. The wait ends early only when every replica has answered and none is
+    /// still asked: with a result of `quorum` alike, or with a refusal `quorum` gave alike
+    /// (`Agreed::settled` false), or with no way left to a quorum.
     pub async fn submit(&self, request: pb::SignedRequest) -> Result<Agreed, ClientError> {
         let started = Instant::now();
         let deadline = started + self.deadline;
@@ -142,40 +190,65 @@ impl QuorumClient {
         for (index, remote) in self.remotes.iter().enumerate() {
             let (mut rpc, request, tx) = (remote.rpc.clone(), request.clone(), tx.clone());
             tasks.spawn(async move {
+                let mut pause = RETRY_PAUSE;
                 loop {
                     let result = rpc.submit(request.clone()).await;
-                    let answered = result.is_ok();
-                    if tx.send((index, result)).await.is_err() || answered {
+                    let refused = result.as_ref().is_ok_and(|r| tally::is_refusal(r.get_ref()));
+                    let again = refused || result.is_err();
+                    if tx.send(Event::Answer(index, result)).await.is_err() || !again {
                         return;
                     }
-                    tokio::time::sleep(RETRY_PAUSE).await;
+                    tokio::time::sleep(pause).await;
+                    if refused {
+                        pause = (pause * 2).min(REFUSED_PAUSE_MAX);
+                    }
+                    if tx.send(Event::Asking(index)).await.is_err() {
+                        return;
+                    }
                 }
             });
         }
         drop(tx);
         let mut heard = vec![Heard::Nothing; self.remotes.len()];
+        // Calls in flight per replica (a replica asked again is waited for again).
+        let mut asking = vec![true; self.remotes.len()];
         loop {
             let next = tokio::time::timeout_at(deadline, rx.recv()).await;
-            let Ok(Some((index, result))) = next else { break };
+            let Ok(Some(event)) = next else { break };
+            let (index, result) = match event {
+                Event::Asking(index) => {
+                    asking[index] = true;
+                    continue;
+                }
+                Event::Answer(index, result) => (index, result),
+            };
+            asking[index] = false;
             let remote = &self.remotes[index];
             match result {
                 Err(status) => heard[index] = Heard::Failed(failure(&status)),
                 Ok(reply) => match tally.add(index, &remote.id, &remote.key, &reply.into_inner()) {
                     Ok(Some(agreed)) => return Ok(self.settle(agreed, tally, rx, &heard).await),
+                    Ok(None) if tally.refused_by(index) => heard[index] = Heard::Refused(tally.refusal_text(index).unwrap_or_default()),
                     Ok(None) => heard[index] = Heard::Voted,
                     Err(Rejected::Duplicate) => {}
                     Err(rejected) => heard[index] = Heard::Rejected(rejected),
                 },
             }
-            if tally.hopeless(self.remotes.len()) && heard.iter().all(|h| !matches!(h, Heard::Nothing | Heard::Failed(_))) {
+            if asking.iter().any(|a| *a) || heard.iter().any(|h| matches!(h, Heard::Nothing)) {
+                continue;
+            }
+            if let Some(refused) = tally.refused() {
+                return Ok(self.settle(refused, tally, rx, &heard).await);
+            }
+            if tally.hopeless(self.remotes.len()) && heard.iter().all(|h| matches!(h, Heard::Voted | Heard::Rejected(_))) {
                 break;
             }
         }
-        Err(ClientError::NoQuorum {
-            needed: self.quorum,
-            waited_ms: started.elapsed().as_millis(),
-            report: self.report(&heard),
-        })
+        let (waited_ms, report) = (started.elapsed().as_millis(), self.report(&heard));
+        match tally.refusal_count() {
+            0 => Err(ClientError::NoQuorum { needed: self.quorum, waited_ms, report }),
+            refused => Err(ClientError::Unconfirmed { refused, needed: self.quorum, waited_ms, report }),
+        }
     }
 
     /// The result is decided; the replies that come within `AGREEMENT_GRACE` only say who
@@ -184,7 +257,7 @@ impl QuorumClient {
         &self,
         mut agreed: Agreed,
         mut tally: Tally,
-        mut rx: mpsc::Receiver<(usize, Result<tonic::Response<pb::SignedReply>, tonic::Status>)>,
+        mut rx: mpsc::Receiver<Event>,
         heard: &[Heard],
     ) -> Agreed {
         let a = &mut agreed.agreement;
@@ -195,11 +268,12 @@ impl QuorumClient {
         }
         let until = Instant::now() + AGREEMENT_GRACE;
         while a.agreed.len() + a.differed.len() < self.remotes.len() {
-            let Ok(Some((index, result))) = tokio::time::timeout_at(until, rx.recv()).await else { break };
-            let Ok(reply) = result else { continue };
+            let Ok(Some(event)) = tokio::time::timeout_at(until, rx.recv()).await else { break };
+            let Event::Answer(index, Ok(reply)) = event else { continue };
             let remote = &self.remotes[index];
             match tally.add(index, &remote.id, &remote.key, &reply.into_inner()) {
                 Ok(Some(again)) if again.height == agreed.height && again.outcome == agreed.outcome => a.agreed = again.agreement.agreed,
+                Ok(None) if !agreed.settled && tally.refused().is_some_and(|r| r.outcome == agreed.outcome) => a.agreed.push(index),
                 Err(Rejected::Duplicate) => {}
                 _ => a.differed.push(index),
             }
@@ -223,6 +297,7 @@ impl QuorumClient {
                 Heard::Nothing => format!("{}: no answer", r.id),
                 Heard::Failed(e) => format!("{}: unreachable ({e})", r.id),
                 Heard::Rejected(why) => format!("{}: reply refused ({why})", r.id),
+                Heard::Refused(why) => format!("{}: refused for now ({why})", r.id),
                 Heard::Voted => format!("{}: answered, but not with the majority", r.id),
             })
             .collect();
@@ -331,3 +406,7 @@ pub fn check_status(id: &str, key: &VerifyingKey, cluster: &str, nonce: &[u8], s
     }
     Ok(status)
 }
+
+#[cfg(test)]
+#[path = "refusal_tests.rs"]
+mod refusal_tests;

@@ -5,6 +5,16 @@
 //! with quorum = f + 1, at least one of them is honest, so the result is what the honest
 //! replicas committed. Outcomes are compared by their canonical re-encoding, so two encodings
 //! of the same content count as the same vote.
+//!
+//! A reply at height 0 is a replica's own answer, given without ordering, and it is a result
+//! only when it says `replayed`: an honest replica says that only once it has executed a
+//! later request of the session (or another body under this number), so three of them
+//! include one that did, and the number is spent for good. Any other height-0 answer — busy,
+//! rate-limited, an unknown account, a signature this replica cannot verify yet — is this
+//! replica's state of the moment, not the cluster's: two liars and one honest replica that
+//! refused locally could otherwise make a client show "not sent" for a request the others
+//! commit. It counts as "no answer yet" from that replica (`refusals`): the client asks it
+//! again with the same request, and the same number, so it can never apply twice.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +30,30 @@ pub struct Agreed {
     /// Who agreed, and who answered something else (another result, or a reply that did
     /// not verify). The rest were silent.
     pub agreement: Agreement,
+    /// Whether this answer settles the request: a result, or `replayed` (its number is
+    /// spent). False for refusals that every replica gave while none held the request
+    /// (`Tally::refused`): the request was not applied then, but could still be, so the
+    /// client's next request reuses its number (at most one of the two can apply).
+    pub settled: bool,
+}
+
+/// Height-0 answers that say only "not now" (the client keeps asking until its deadline);
+/// other refusals can settle a client's wait early (`Tally::refused`).
+const TRANSIENT: [&str; 2] = ["busy", "rate_limited"];
+
+/// The failure code of an outcome, if it is one.
+fn failure_code(outcome: &pb::Outcome) -> Option<&str> {
+    match &outcome.kind {
+        Some(pb::outcome::Kind::Failure(f)) => Some(f.code.as_str()),
+        _ => None,
+    }
+}
+
+/// Whether a reply (not yet verified) is a height-0 answer other than `replayed`: the
+/// replica will be asked again. A reply that does not decode is not.
+pub fn is_refusal(reply: &pb::SignedReply) -> bool {
+    pb::ReplyBody::decode(reply.body.as_slice())
+        .is_ok_and(|b| b.height == 0 && failure_code(&b.outcome.unwrap_or_default()) != Some("replayed"))
 }
 
 /// Why a reply did not count.
@@ -42,12 +76,14 @@ pub struct Tally {
     request_digest: [u8; 32],
     /// replica index -> its vote (height, canonical outcome bytes)
     votes: BTreeMap<usize, (u64, Vec<u8>)>,
+    /// replica index -> its latest height-0 refusal (canonical bytes): not a vote.
+    refusals: BTreeMap<usize, Vec<u8>>,
 }
 
 impl Tally {
     pub fn new(quorum: usize, request_digest: [u8; 32]) -> Self {
         assert!(quorum >= 1);
-        Tally { quorum, request_digest, votes: BTreeMap::new() }
+        Tally { quorum, request_digest, votes: BTreeMap::new(), refusals: BTreeMap::new() }
     }
 
     /// Counts one signed reply from replica `index` (whose id and key the caller knows).
@@ -78,12 +114,54 @@ impl Tally {
         if self.votes.contains_key(&index) {
             return Err(Rejected::Duplicate);
         }
+        if height == 0 && failure_code(&outcome) != Some("replayed") {
+            self.refusals.insert(index, outcome.encode_to_vec());
+            return Ok(None);
+        }
+        self.refusals.remove(&index);
         let vote = (height, outcome.encode_to_vec());
         self.votes.insert(index, vote.clone());
         let replicas: Vec<usize> = self.votes.iter().filter(|(_, v)| **v == vote).map(|(i, _)| *i).collect();
         let differed = self.votes.iter().filter(|(_, v)| **v != vote).map(|(i, _)| *i).collect();
         let agreement = Agreement { agreed: replicas, differed };
-        Ok((agreement.agreed.len() >= self.quorum).then_some(Agreed { height, outcome, agreement }))
+        Ok((agreement.agreed.len() >= self.quorum).then_some(Agreed { height, outcome, agreement, settled: true }))
+    }
+
+    /// Whether replica `index`'s latest answer is a refusal.
+    pub fn refused_by(&self, index: usize) -> bool {
+        self.refusals.contains_key(&index)
+    }
+
+    /// Replica `index`'s latest refusal, as its code and text (neutralised for a terminal).
+    pub fn refusal_text(&self, index: usize) -> Option<String> {
+        let outcome = pb::Outcome::decode(self.refusals.get(&index)?.as_slice()).ok()?;
+        match outcome.kind {
+            Some(pb::outcome::Kind::Failure(f)) => Some(super::shown(&format!("{}: {}", f.code, f.message))),
+            _ => Some("an empty refusal".into()),
+        }
+    }
+
+    /// Replicas whose latest answer is a refusal.
+    pub fn refusal_count(&self) -> usize {
+        self.refusals.len()
+    }
+
+    /// The refusal `quorum` replicas gave alike, unless it only says "not now": for a client
+    /// that heard every replica and has no call waiting on any (none holds the request), the
+    /// answer of the moment (a wrong password, an unknown account). Not settled.
+    pub fn refused(&self) -> Option<Agreed> {
+        let (common, count) = self
+            .refusals
+            .values()
+            .map(|r| (r, self.refusals.values().filter(|s| *s == r).count()))
+            .max_by_key(|(_, count)| *count)?;
+        let outcome = pb::Outcome::decode(common.as_slice()).ok()?;
+        if count < self.quorum || TRANSIENT.contains(&failure_code(&outcome)?) {
+            return None;
+        }
+        let agreed = self.refusals.iter().filter(|(_, r)| *r == common).map(|(i, _)| *i).collect();
+        let differed = self.refusals.iter().filter(|(_, r)| *r != common).map(|(i, _)| *i).chain(self.votes.keys().copied()).collect();
+        Some(Agreed { height: 0, outcome, agreement: Agreement { agreed, differed }, settled: false })
     }
 
     /// True when no result can reach the quorum any more with `total` replicas.

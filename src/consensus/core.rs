@@ -297,6 +297,11 @@ impl Core {
         self.committed_height
     }
 
+    /// The hash of the block committed at `committed_height` (it names the whole chain).
+    pub fn committed_hash(&self) -> Hash {
+        self.committed_hash
+    }
+
     pub fn high_qc(&self) -> &QuorumCert {
         &self.high_qc
     }

@@ -71,8 +71,6 @@ pub struct Driver {
     /// The block executed last (a `TakeSnapshot` names it).
     pub last_committed: Option<Block>,
     pub last_commit: Option<Instant>,
-    /// Height of the newest state image kept here.
-    pub image_height: u64,
     /// Clients waiting for a request to commit here, by the digest of the signed request
     /// (what execution reports), with the digest of its body (what replies name).
     /// Dropped after `WAIT_MAX` (a request the core refused to pool, or one that never
@@ -84,9 +82,6 @@ pub struct Driver {
     /// What the status call answers, published by this loop after every batch, so the call
     /// never queues behind work.
     pub status: std::sync::Arc<std::sync::Mutex<pb::StatusReply>>,
-    pub status_at: Option<Instant>,
-    pub status_digest: [u8; 32],
-    pub status_digest_height: Option<u64>,
     pub described_at: Instant,
     /// This loop's own queue, for the image worker's answer (weak: the loop still ends
     /// when every other sender is gone).
@@ -148,7 +143,7 @@ impl Driver {
         jobs: &mpsc::Sender<Job>,
     ) -> Driver {
         let status = pb::StatusReply { replica: id.to_owned(), ..Default::default() };
-        let mut driver = Driver {
+        let driver = Driver {
             id: id.to_owned(),
             ids,
             cluster,
@@ -164,21 +159,17 @@ impl Driver {
             peers,
             last_committed: None,
             last_commit: None,
-            image_height: 0,
             waiting: HashMap::new(),
             swept_at: Instant::now(),
             clock: CoreClock::start(),
             delays: super::delay::Delays::default(),
             status: std::sync::Arc::new(std::sync::Mutex::new(status)),
-            status_at: None,
-            status_digest: [0; 32],
-            status_digest_height: None,
             described_at: Instant::now(),
             jobs: jobs.downgrade(),
             image_in_flight: None,
         };
         driver.keys.fill(&driver.chat);
-        let status = driver.status(true);
+        let status = driver.status();
         *driver.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
         driver
     }
@@ -196,7 +187,6 @@ impl Driver {
                 }
             }
             let now = self.clock.now();
-            let height_before = self.core.committed_height();
             let mut actions = Vec::new();
             let mut out = Outbox::default();
             let mut sent_at = Vec::new();
@@ -234,7 +224,6 @@ impl Driver {
                         let (height, hash, state) = (written.block.height, written.block.hash, written.digest);
                         self.store.place_image(written)?;
                         self.image_in_flight = None;
-                        self.image_height = height;
                         tracing::debug!(height, "state image kept");
                         actions.extend(self.core.handle(now, Input::Snapshot { height, hash, state }));
                     }
@@ -270,7 +259,7 @@ impl Driver {
             for user in out.deleted {
                 self.hub.drop_user(&user);
             }
-            self.publish(self.core.committed_height() == height_before);
+            self.publish();
         }
         tracing::info!(height = self.core.committed_height(), "replica stopped");
         Ok(())
@@ -304,7 +293,6 @@ impl Driver {
                 Action::InstallState(t) => {
                     self.chat = self.store.install(&t)?;
                     self.keys.fill(&self.chat);
-                    self.image_height = t.cert.height;
                     tracing::info!(height = t.cert.height, "installed a certified state image");
                     self.last_committed = Some(t.block.clone());
                 }

@@ -10,6 +10,10 @@ use tonic::Status;
 use super::super::hub::DeliverySender;
 use super::super::service::{Checked, reply_body};
 use super::{Driver, Outbox, WAITING_MAX};
+
+/// Calls one request may have waiting here (a client asks again after each failed call);
+/// past it the oldest is dropped.
+const WAITERS_PER_REQUEST_MAX: usize = 8;
 use crate::consensus::{self, Action, Input};
 use crate::execute::Executed;
 use crate::{pb, wire};
@@ -44,6 +48,18 @@ impl Driver {
     /// commits here.
     pub(super) fn submit(&mut self, now: u64, checked: Checked, reply: oneshot::Sender<pb::ReplyBody>, actions: &mut Vec<Action>, out: &mut Outbox) {
         let Checked { signed, request, body_digest, verified, from } = checked;
+        let bytes = signed.encode_to_vec();
+        let digest = consensus::digest(&bytes);
+        // A resend of a request already waiting here (its client asked again: its call
+        // failed, or others refused for the moment) waits with it and is charged nothing
+        // again; past a few calls, the oldest is let go (its client stopped waiting on it).
+        if let Some(waiting) = self.waiting.get_mut(&digest) {
+            if waiting.2.len() >= WAITERS_PER_REQUEST_MAX {
+                waiting.2.remove(0);
+            }
+            waiting.2.push(reply);
+            return actions.extend(self.core.handle(now, Input::Request(bytes)));
+        }
         if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq, &body_digest) {
             let body = self.reply_body(&body_digest, cached.height, wire::encode_outcome(&cached.outcome));
             return out.replies.push((reply, body));
@@ -73,8 +89,7 @@ impl Driver {
         if self.waiting.len() >= WAITING_MAX {
             return out.replies.push((reply, self.refusal(&body_digest, "busy", "too many requests waiting here; try again".into())));
         }
-        let bytes = signed.encode_to_vec();
-        let waiting = self.waiting.entry(consensus::digest(&bytes)).or_insert_with(|| (body_digest, Instant::now(), Vec::new()));
+        let waiting = self.waiting.entry(digest).or_insert_with(|| (body_digest, Instant::now(), Vec::new()));
         waiting.2.push(reply);
         actions.extend(self.core.handle(now, Input::Request(bytes)));
     }

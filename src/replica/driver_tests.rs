@@ -144,3 +144,80 @@ async fn requests_keep_committing_while_a_state_image_is_written() {
     jobs.send(Job::Shutdown).await.unwrap();
     tokio::task::spawn_blocking(move || loop_thread.join().unwrap().unwrap()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_walks_none_of_the_state_whatever_it_holds() {
+    // A state of 2,000 messages of 1 KB (2 MB): the status shows the newest image's digest
+    // and the committed block's hash, and hashes nothing itself.
+    let mut chat = crate::chat::ChatState::new();
+    let ctx = |height| crate::chat::Context { height, position: 0, time_ms: 1_800_000_000_000 };
+    let request = |seq, op| crate::chat::Request { user: "alice".into(), session: 1_800_000_000_000_000, seq, op };
+    chat.apply(&request(1, Op::CreateAccount { public_key: [3; 32] }), ctx(1));
+    for seq in 2..2_002 {
+        chat.apply(&request(seq, Op::Send { to: "alice".into(), text: "t".repeat(1_000) }), ctx(seq));
+    }
+    let (store, opened) = ReplicaStore::open(Arc::new(MemFs::new()), Path::new("/data"), crate::storage::OnDamage::Repair).unwrap();
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let crypto = Arc::new(PeerCrypto::new(key.clone(), vec![key.verifying_key()], CLUSTER_ID));
+    let core = Core::new(Config::new(1, 5), 0, Box::new(crypto.clone()), opened.restored);
+    let (jobs, _queue) = mpsc::channel(16);
+    let peers = Peers::start(0, &[crate::config::ReplicaEntry::for_key("A", "127.0.0.1:1", &key)], None, crypto);
+    let walked = || crate::chat::digest::WALKED.with(|w| w.get());
+    let before = walked();
+    let driver = Driver::new("A", vec!["A".into()], TAG.into(), key, core, store, chat, peers, &jobs);
+    let status = driver.status();
+    assert_eq!(walked() - before, 0, "a status hashed the state");
+    assert_eq!((status.state_height, status.state_digest), (0, crate::chat::ChatState::new().digest().to_vec()), "the (empty) image's");
+    assert_eq!(status.messages, 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_of_a_waiting_request_is_not_charged_to_its_users_rate_again() {
+    // No ticks: nothing commits, so every request stays waiting here.
+    let (store, opened) = ReplicaStore::open(Arc::new(MemFs::new()), Path::new("/data"), crate::storage::OnDamage::Repair).unwrap();
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let crypto = Arc::new(PeerCrypto::new(key.clone(), vec![key.verifying_key()], CLUSTER_ID));
+    let core = Core::new(Config::new(1, 5), 0, Box::new(crypto.clone()), opened.restored);
+    let (jobs, queue) = mpsc::channel(4096);
+    let peers = Peers::start(0, &[crate::config::ReplicaEntry::for_key("A", "127.0.0.1:1", &key)], None, crypto);
+    let driver = Driver::new("A", vec!["A".into()], TAG.into(), key, core, store, opened.state, peers, &jobs);
+    let loop_thread = std::thread::spawn(move || driver.run(queue));
+    let alice = SigningKey::from_bytes(&[1; 32]);
+    // Every call is answered at once only when refused; a waiting one hears nothing.
+    let ask = |request: pb::SignedRequest| {
+        let jobs = jobs.clone();
+        async move {
+            let (reply, answer) = oneshot::channel();
+            let (_, decoded) = wire::decode_request(&request.body).unwrap();
+            let checked = Checked { body_digest: wire::digest(&request.body), signed: request, request: decoded, verified: true, from: None };
+            jobs.send(Job::Submit { checked, reply }).await.unwrap();
+            answer
+        }
+    };
+    let refused = |mut answer: oneshot::Receiver<pb::ReplyBody>| async move {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        matches!(answer.try_recv(), Ok(body) if matches!(&body.outcome, Some(pb::Outcome { kind: Some(pb::outcome::Kind::Failure(f)) }) if f.code == "rate_limited"))
+    };
+    // One request asked 2 x the burst times: never refused.
+    let mut answers = Vec::new();
+    for _ in 0..2 * crate::replica::rate::USER_BURST {
+        answers.push(ask(request(&alice, 2)).await);
+    }
+    let mut charged = 0;
+    for answer in answers {
+        charged += refused(answer).await as u64;
+    }
+    assert_eq!(charged, 0, "resends of a waiting request were charged");
+    // Control: as many distinct requests spend the bucket, then are refused.
+    let mut answers = Vec::new();
+    for seq in 3..3 + 2 * crate::replica::rate::USER_BURST {
+        answers.push(ask(request(&alice, seq)).await);
+    }
+    let mut refusals = 0;
+    for answer in answers {
+        refusals += refused(answer).await as u64;
+    }
+    assert!(refusals >= crate::replica::rate::USER_BURST / 2, "only {refusals} refused");
+    jobs.send(Job::Shutdown).await.unwrap();
+    tokio::task::spawn_blocking(move || loop_thread.join().unwrap().unwrap()).await.unwrap();
+}

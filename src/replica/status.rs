@@ -1,26 +1,28 @@
 //! What the driver loop publishes after each batch: the status the `Status` call answers
 //! (without queuing behind work), a line when the view changes, and at debug level the
 //! core's state every few seconds.
+//!
+//! A status costs the same whatever the state holds: the state digest it shows is the
+//! newest image's, computed where the image was written (off this thread), and the
+//! committed block's hash names the history up to `height`.
 
 use std::time::{Duration, Instant};
 
 use super::driver::Driver;
 use crate::pb;
 
-/// How often the state digest may be refreshed under load.
-const STATUS_EVERY: Duration = Duration::from_millis(300);
 /// How often the core's state is traced (at debug level).
 const DESCRIBE_EVERY: Duration = Duration::from_secs(2);
 
 impl Driver {
-    /// After a batch (`idle`: it committed nothing): publish the status, say so when the
-    /// view changed, and trace the core now and then.
-    pub(super) fn publish(&mut self, idle: bool) {
+    /// After a batch: publish the status, say so when the view changed, and trace the core
+    /// now and then.
+    pub(super) fn publish(&mut self) {
         if self.described_at.elapsed() >= DESCRIBE_EVERY {
             self.described_at = Instant::now();
             tracing::debug!(core = %self.core.describe(), waiting = self.waiting.len(), "progress");
         }
-        let status = self.status(idle);
+        let status = self.status();
         let view = status.view;
         let before = std::mem::replace(&mut *self.status.lock().unwrap_or_else(|e| e.into_inner()), status).view;
         if view != before {
@@ -28,30 +30,24 @@ impl Driver {
         }
     }
 
-    /// The status as of now. The state digest (a walk of the whole state) is refreshed
-    /// after a batch that committed nothing, or at most every `STATUS_EVERY` under load.
-    pub fn status(&mut self, idle: bool) -> pb::StatusReply {
-        let height = self.core.committed_height();
-        let stale = self.status_digest_height != Some(height);
-        if stale && (idle || self.status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY)) {
-            self.status_at = Some(Instant::now());
-            self.status_digest = self.chat.digest();
-            self.status_digest_height = Some(height);
-        }
+    /// The status as of now: counters and the core's position, nothing that walks the state.
+    pub fn status(&self) -> pb::StatusReply {
         let view = self.core.view();
+        let (state_height, state_digest) = self.store.newest_state();
         pb::StatusReply {
             replica: self.id.clone(),
             height: self.core.committed_height(),
-            snapshot_height: self.image_height,
+            committed_hash: self.core.committed_hash().to_vec(),
+            snapshot_height: state_height,
             accounts: self.chat.account_count(),
             messages: self.chat.message_count(),
             uptime_ms: 0, // filled in by the status call
             view,
             leader: self.ids.get(self.core.leader(view) as usize).cloned().unwrap_or_default(),
-            state_digest: self.status_digest.to_vec(),
+            state_digest: state_digest.to_vec(),
             peers_reachable: self.peers.reachable() as u32,
             last_commit_age_ms: self.last_commit.map_or(0, |t| t.elapsed().as_millis() as u64),
-            state_height: self.status_digest_height.unwrap_or(0),
+            state_height,
             ..Default::default() // cluster and nonce: set per answer by the status call
         }
     }

@@ -66,6 +66,10 @@ pub struct ReplicaStore {
     stored: BTreeMap<(Height, Hash), Vec<u8>>,
     consensus_records: usize,
     committed: Height,
+    /// The newest image's height and chat state digest (`ChatState::digest`, computed where
+    /// the image was written or loaded): what `status` shows, so that no status walks the
+    /// state on the ordering path.
+    newest_state: (Height, Digest32),
     failed: Option<String>,
 }
 
@@ -306,8 +310,9 @@ impl ReplicaStore {
             for (name, bytes) in files {
                 write_synced(fs, &tmp.join(name), bytes)?;
             }
-            let state = snapshot::load(fs, &tmp)?;
+            let (state, state_digest) = snapshot::load_with_digest(fs, &tmp)?;
             seal(fs, &tmp, &t.block, &t.cert.state, Some(&t.cert))?;
+            s.newest_state = (t.cert.height, state_digest);
             s.place(&tmp, &folder)?;
             s.next_segment(t.cert.height + 1)?;
             s.committed = t.cert.height;
@@ -324,6 +329,11 @@ impl ReplicaStore {
             let pending = std::mem::take(&mut w.pending);
             std::io::Write::write_all(&mut w.file, &pending).expect("in-memory write");
         }
+    }
+
+    /// The newest image's height and chat state digest.
+    pub fn newest_state(&self) -> (Height, Digest32) {
+        self.newest_state
     }
 
     pub fn committed_height(&self) -> Height {

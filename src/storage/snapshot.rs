@@ -3,8 +3,9 @@
 //! ```text
 //! accounts.csv  name,number,public_key,created_ms
 //! messages.csv  id,to,from,from_account,time_ms,unread,text
-//! sessions.csv  user,session,account,last_seq,open,reply,request (reply: JSON; request: the
-//!               hex SHA-256 of the body the reply answers)
+//! sessions.csv  user,session,account,last_seq,open,reply,request (reply: JSON, what the
+//!               session keeps of it (`chat::Held`); request: the hex SHA-256 of the body
+//!               the reply answers)
 //! meta.csv      key,value  (format, height, time_ms, next_message_id, next_account,
 //!                           accounts, messages, sessions, digest)
 //! ```
@@ -17,10 +18,14 @@ use csv::{ByteRecord, ReaderBuilder, Writer};
 
 use super::{StorageError, io_err};
 use super::fs::Fs;
-use crate::chat::{ChatState, Reply, RestoreMeta, Restorer, SessionRecord, StoredMessage};
+use crate::chat::{ChatState, Held, RestoreMeta, Restorer, SessionRecord, StoredMessage};
 use crate::crypto::{decode_hex, encode_hex};
 
-const FORMAT: &str = "quintet-snapshot-v2";
+/// Written now. v3 added kept replies of the form `{"read": ...}` (a `read`'s ids) and
+/// `result_not_held`; a v2 folder holds only whole replies, which v3 reads the same way.
+const FORMAT: &str = "quintet-snapshot-v3";
+/// Formats this code reads.
+const FORMATS_READ: [&str; 2] = ["quintet-snapshot-v2", FORMAT];
 const ACCOUNTS: (&str, &[&str]) = ("accounts.csv", &["name", "number", "public_key", "created_ms"]);
 const MESSAGES: (&str, &[&str]) = ("messages.csv", &["id", "to", "from", "from_account", "time_ms", "unread", "text"]);
 const SESSIONS: (&str, &[&str]) = ("sessions.csv", &["user", "session", "account", "last_seq", "open", "reply", "request"]);
@@ -158,8 +163,9 @@ pub fn read_meta(fs: &dyn Fs, dir: &Path) -> Result<(RestoreMeta, [u8; 32]), Sto
     })?;
     let path = dir.join(META.0);
     let get = |key: &str| values.get(key).ok_or_else(|| csv_err(&path, 0, format!("no {key} row")));
-    if get("format")? != FORMAT {
-        return Err(csv_err(&path, 0, format!("format is not {FORMAT}")));
+    let format = get("format")?;
+    if !FORMATS_READ.contains(&format.as_str()) {
+        return Err(csv_err(&path, 0, format!("format {format:?} is not one this version reads ({})", FORMATS_READ.join(", "))));
     }
     let num = |key: &str| get(key)?.parse::<u64>().map_err(|_| csv_err(&path, 0, format!("{key} is not a number")));
     let meta = RestoreMeta {
@@ -174,6 +180,11 @@ pub fn read_meta(fs: &dyn Fs, dir: &Path) -> Result<(RestoreMeta, [u8; 32]), Sto
 
 /// Loads a snapshot folder and checks the rebuilt state against its digest.
 pub fn load(fs: &dyn Fs, dir: &Path) -> Result<ChatState, StorageError> {
+    load_with_digest(fs, dir).map(|(state, _)| state)
+}
+
+/// `load`, and the state digest it checked.
+pub fn load_with_digest(fs: &dyn Fs, dir: &Path) -> Result<(ChatState, [u8; 32]), StorageError> {
     let (meta, digest) = read_meta(fs, dir)?;
     let mut restorer = Restorer::new(meta);
     read_csv(fs, dir, ACCOUNTS, |r, _| {
@@ -190,7 +201,7 @@ pub fn load(fs: &dyn Fs, dir: &Path) -> Result<ChatState, StorageError> {
         restorer.message(number(r, 0)?, text(r, 1)?, message, flag(r, 5)?).map_err(|e| e.to_string())
     })?;
     read_csv(fs, dir, SESSIONS, |r, _| {
-        let reply: Reply = serde_json::from_str(text(r, 5)?).map_err(|e| format!("reply: {e}"))?;
+        let reply: Held = serde_json::from_str(text(r, 5)?).map_err(|e| format!("reply: {e}"))?;
         let record = SessionRecord { account: number(r, 2)?, last_seq: number(r, 3)?, reply, request: bytes32(text(r, 6)?)?, open: flag(r, 4)? };
         restorer.session(text(r, 0)?, number(r, 1)?, record).map_err(|e| e.to_string())
     })?;
@@ -203,5 +214,5 @@ pub fn load(fs: &dyn Fs, dir: &Path) -> Result<ChatState, StorageError> {
             found: encode_hex(&found),
         });
     }
-    Ok(state)
+    Ok((state, digest))
 }

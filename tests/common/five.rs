@@ -197,9 +197,20 @@ impl Cluster {
         })
     }
 
-    /// Each replica's (height, state digest).
+    /// Each replica's committed (height, block hash): equal pairs mean the same history, and
+    /// so the same state. Checks on the way that replicas whose newest state images are at
+    /// the same height report the same state digest for them.
     pub fn digests(&self) -> Vec<Option<(u64, Vec<u8>)>> {
-        self.statuses().into_iter().map(|s| s.map(|s| (s.height, s.state_digest))).collect()
+        let statuses = self.statuses();
+        let up: Vec<_> = statuses.iter().flatten().collect();
+        for (i, a) in up.iter().enumerate() {
+            for b in &up[i + 1..] {
+                if a.state_height == b.state_height {
+                    assert_eq!(a.state_digest, b.state_digest, "{} and {} differ at image height {}", a.replica, b.replica, a.state_height);
+                }
+            }
+        }
+        statuses.into_iter().map(|s| s.map(|s| (s.height, s.committed_hash))).collect()
     }
 
     /// Each replica's message count.
@@ -214,7 +225,7 @@ impl Cluster {
         IDS.iter().position(|id| id == top).filter(|i| self.replicas[*i].is_some())
     }
 
-    /// Waits until every running replica reports the same height and state digest.
+    /// Waits until every running replica reports the same height and committed block.
     pub fn wait_converged(&self, within: Duration) -> (u64, Vec<u8>) {
         let deadline = Instant::now() + within;
         loop {

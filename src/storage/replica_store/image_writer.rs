@@ -25,7 +25,10 @@ pub struct ImageWriter {
 /// A complete image in its temp folder, not yet in place.
 pub struct WrittenImage {
     pub block: Block,
+    /// The image's hash (what CHECKPOINTs sign).
     pub digest: Digest32,
+    /// The chat state's digest (`ChatState::digest`, in meta.csv).
+    pub state_digest: Digest32,
     tmp: PathBuf,
 }
 
@@ -41,7 +44,9 @@ impl ReplicaStore {
 
     /// Puts a written image in place: from now on it is the newest image.
     pub fn place_image(&mut self, written: WrittenImage) -> Result<(), StorageError> {
-        self.guard(|s| s.place(&written.tmp, &snap_dir(&s.dir, written.block.height)))
+        self.guard(|s| s.place(&written.tmp, &snap_dir(&s.dir, written.block.height)))?;
+        self.newest_state = (written.block.height, written.state_digest);
+        Ok(())
     }
 
     /// A worker's failure poisons the store like any failed write, except a descriptor
@@ -64,9 +69,9 @@ impl ImageWriter {
         let tmp = snap_dir(&self.dir, self.block.height).with_extension("tmp");
         let _ = fs.remove_dir_all(&tmp);
         fs.create_dir_all(&tmp).map_err(io_err(&tmp))?;
-        snapshot::write(fs, &tmp, state)?;
+        let meta = snapshot::write(fs, &tmp, state)?;
         let (_, digest) = pack(fs, &tmp, false)?;
         seal(fs, &tmp, &self.block, &digest, None)?;
-        Ok(WrittenImage { block: self.block, digest, tmp })
+        Ok(WrittenImage { block: self.block, digest, state_digest: meta.digest, tmp })
     }
 }

@@ -165,11 +165,15 @@ impl ReplicaStore {
                 Err(e) => r.damaged(e, &snapshot_name(h), "the state comes from an older image or the other replicas")?,
             }
         }
-        let state = loop {
-            let Some(newest) = images.last() else { break ChatState::new() };
+        let (state, state_digest) = loop {
+            let Some(newest) = images.last() else {
+                let empty = ChatState::new();
+                let digest = empty.digest();
+                break (empty, digest);
+            };
             let height = newest.height;
-            match snapshot::load(f, &snap_dir(dir, height)) {
-                Ok(state) => break state,
+            match snapshot::load_with_digest(f, &snap_dir(dir, height)) {
+                Ok(loaded) => break loaded,
                 Err(e) => {
                     images.pop();
                     r.damaged(e, &snapshot_name(height), "the state comes from an older image or the other replicas")?;
@@ -317,6 +321,7 @@ impl ReplicaStore {
             stored,
             consensus_records: consensus.entries.len(),
             committed: committed_height,
+            newest_state: (base, state_digest),
             failed: None,
         };
         if rewrite {
