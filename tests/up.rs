@@ -147,6 +147,45 @@ fn init_writes_a_cluster_once_and_status_without_replicas_exits_2() {
 }
 
 #[test]
+fn init_makes_everything_private_a_replica_refuses_what_others_can_read_and_up_makes_it_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let chmod = |p: &std::path::Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let dir = TempDir::new("modes");
+    let data = dir.0.join("d");
+    let made = Command::new(bin()).args(["init", "--replicas", "1", "--dir"]).arg(&data).output().unwrap();
+    assert!(made.status.success(), "{made:?}");
+    assert_eq!((mode(&data), mode(&data.join("A.key")), mode(&data.join("cluster.toml"))), (0o700, 0o600, 0o600));
+    let replica = || {
+        let out = Command::new(bin()).args(["replica", "--id", "A", "--config"]).arg(data.join("cluster.toml")).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    // A data folder others can read (every message is in it), then a key others can read.
+    std::fs::create_dir(data.join("A")).unwrap();
+    chmod(&data.join("A"), 0o755);
+    let (code, stderr) = replica();
+    assert!(code != Some(0) && stderr.contains("mode 0755") && stderr.contains(&format!("chmod 700 {}", data.join("A").display())), "{stderr}");
+    chmod(&data.join("A"), 0o700);
+    chmod(&data.join("A.key"), 0o640);
+    let (code, stderr) = replica();
+    assert!(code != Some(0) && stderr.contains(&format!("chmod 600 {}", data.join("A.key").display())), "{stderr}");
+    // `up` on a folder an older version left readable: made private, said once each, served.
+    chmod(&data, 0o755);
+    chmod(&data.join("A"), 0o755);
+    let (mut proc, lines) = up(&data);
+    let mut seen = Vec::new();
+    wait_for(&lines, &mut seen, "A: up, leader");
+    for path in [data.clone(), data.join("A"), data.join("A.key")] {
+        assert!(seen.iter().any(|l| l.starts_with(&format!("{} was readable by other users", path.display()))), "{path:?}: {seen:?}");
+    }
+    assert_eq!((mode(&data), mode(&data.join("A")), mode(&data.join("A.key")), mode(&data.join("A.log"))), (0o700, 0o700, 0o600, 0o600));
+    interrupt(&mut proc, &lines, &mut seen);
+    // What the replica wrote is private too.
+    let chain = std::fs::read_dir(data.join("A")).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(".qlog")).unwrap();
+    assert_eq!(mode(&chain), 0o600, "{chain:?}");
+}
+
+#[test]
 fn up_stops_everything_with_the_reason_when_a_replica_cannot_start() {
     let dir = TempDir::new("upfail");
     let data = dir.0.join("d");

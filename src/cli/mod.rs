@@ -91,6 +91,8 @@ pub enum Exit {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    // Keys, data folders, logs: for this user only.
+    crate::storage::modes::private_umask();
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Init(args) => up::init(&args).map(|_| Exit::Ok),

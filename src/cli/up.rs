@@ -48,7 +48,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Longest pause before restarting a replica that exited.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// What a replica's log says when it cannot start for a reason a restart will not fix.
-const PERMANENT: [&str; 5] = ["cannot listen on", "in use by another replica", "holds the key", "is not in", "is not the one"];
+const PERMANENT: [&str; 6] = ["cannot listen on", "in use by another replica", "holds the key", "is not in", "is not the one", "can be read or written by other users"];
 
 /// The pause before restart number `restarts` + 1 of a replica: 1 s, doubling, capped.
 fn backoff(restarts: u32) -> Duration {
@@ -95,6 +95,22 @@ pub fn init(args: &InitArgs) -> anyhow::Result<ClusterConfig> {
     std::fs::write(&path, config.to_toml())?;
     println!("created {} with {} replicas (cluster id {})", path.display(), args.replicas, config.cluster_id);
     Ok(config)
+}
+
+/// A folder that an older version made readable by other users (every message is in it):
+/// its folder, data folders, keys and logs become this user's only, said once each. The
+/// replicas refuse to start otherwise (`storage::modes`).
+fn make_private(dir: &Path, config: &ClusterConfig) -> anyhow::Result<()> {
+    let mut paths = vec![dir.to_path_buf()];
+    for r in &config.replicas {
+        paths.extend([dir.join(&r.id), dir.join(format!("{}.key", r.id)), dir.join(format!("{}.log", r.id))]);
+    }
+    for path in paths {
+        if let Some(was) = crate::storage::modes::make_private(&path)? {
+            println!("{} was readable by other users (mode {was:04o}): made private to this user", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// The last lines of a replica's log (why it exited).
@@ -148,6 +164,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     let dir = args.cluster.dir.clone();
     let config_path = dir.join("cluster.toml");
     let config = if config_path.exists() { ClusterConfig::load(&config_path)? } else { init(&args.cluster)? };
+    make_private(&dir, &config)?;
     // The program's path, taken once: a rebuild replaces the file under a running cluster,
     // and restarts then start the program now at that path (the running one's own file,
     // `/proc/self/exe`, is gone).

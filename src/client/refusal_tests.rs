@@ -21,6 +21,8 @@ type Script = Arc<dyn Fn(usize) -> Answer + Send + Sync>;
 enum Answer {
     /// A signed reply at this height with this outcome, after a delay.
     Reply(u64, pb::Outcome, Duration),
+    /// The call fails with this text (and so does every status call).
+    Fail(&'static str),
 }
 
 struct Scripted {
@@ -40,7 +42,10 @@ impl Replica for Scripted {
             seen.push(body.clone());
             seen.len() - 1
         };
-        let Answer::Reply(height, outcome, after) = (self.script)(n);
+        let (height, outcome, after) = match (self.script)(n) {
+            Answer::Reply(height, outcome, after) => (height, outcome, after),
+            Answer::Fail(text) => return Err(Status::unavailable(text)),
+        };
         tokio::time::sleep(after).await;
         let reply = pb::ReplyBody { replica: self.id.clone(), request_digest: wire::digest(&body).to_vec(), height, outcome: Some(outcome) };
         let reply = prost::Message::encode_to_vec(&reply);
@@ -54,7 +59,10 @@ impl Replica for Scripted {
         Err(Status::unimplemented("scripted"))
     }
     async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::SignedStatus>, Status> {
-        Err(Status::unimplemented("scripted"))
+        match (self.script)(0) {
+            Answer::Fail(text) => Err(Status::unavailable(text)),
+            Answer::Reply(..) => Err(Status::unimplemented("scripted")),
+        }
     }
 }
 
@@ -161,4 +169,19 @@ async fn a_refusal_every_replica_gives_ends_the_wait_at_once_unsettled_and_repla
     let busy = always(Answer::Reply(0, refusal("busy"), quick));
     let (client, _) = cluster(vec![busy.clone(), busy.clone(), busy.clone(), busy.clone(), busy], Duration::from_millis(800)).await;
     assert!(matches!(client.submit(request()).await, Err(ClientError::Unconfirmed { refused: 5, .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicas_own_error_text_reaches_no_terminal_raw() {
+    // A lying replica (or anyone on a plaintext link) answers with escape codes that would
+    // clear the screen and a line break that fakes a line.
+    let lie = always(Answer::Fail("\u{1b}[2J\u{1b}]0;pwned\u{7}\nquintet chat: all is well"));
+    let (client, _) = cluster(vec![lie.clone(), lie.clone(), lie.clone(), lie.clone(), lie], Duration::from_millis(600)).await;
+    let report = client.submit(request()).await.expect_err("no quorum").to_string();
+    assert!(!report.chars().any(|c| c.is_control()), "{report:?}");
+    assert!(report.contains("\\u{1b}[2J"), "shown escaped: {report}");
+    for (id, status) in client.status().await {
+        let text = status.expect_err("down").to_string();
+        assert!(!text.chars().any(|c| c.is_control()) && text.contains("\\u{a}quintet chat"), "{id}: {text:?}");
+    }
 }

@@ -94,6 +94,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     })?;
     let base = folder_of(&options.config);
     let key_path = options.key.clone().unwrap_or_else(|| base.join(format!("{}.key", options.id)));
+    crate::storage::modes::check_private(&key_path, "the key file").map_err(ReplicaError::Setup)?;
     let key = crypto::read_key_file(&key_path)?;
     if key.verifying_key() != entry.verifying_key() {
         return Err(ReplicaError::Setup(format!(
@@ -123,6 +124,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     };
     let data = options.data.clone().unwrap_or_else(|| base.join(&options.id));
     let lock = lock_folder(&data)?;
+    crate::storage::modes::check_private(&data, "the data folder").map_err(ReplicaError::Setup)?;
     if std::env::var("QUINTET_PLANTED").is_ok_and(|p| p == "ack-before-fsync") {
         tracing::warn!("PLANTED BUG (tests only): writes are acknowledged before they are synced");
         crate::storage::PLANTED_SKIP_SYNC.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -22,6 +22,7 @@ mod log;
 mod memfs;
 mod image;
 mod replica_store;
+pub mod modes;
 pub mod snapshot;
 
 #[cfg(test)]
