@@ -142,3 +142,35 @@ fn text_mode_shows_local_time_uses_the_default_config_and_says_things_once() {
     assert!(!out.contains("no quorum"), "{out}");
     assert_eq!(err.matches("no quorum").count(), 1, "{err}");
 }
+
+#[test]
+fn a_weak_password_is_refused_at_create_on_a_terminal_and_only_warned_of_from_a_script() {
+    let cluster = OneReplica::start("weak-password");
+    let dir = common::TempDir::new("weak-password-tmux");
+    // A person at a terminal types "sunshine" at the prompt: create is refused, nothing sent.
+    let command = format!(
+        "{} chat --config {} --user alice; echo client exited with status $?",
+        common::bin(),
+        cluster.client_config.display()
+    );
+    let tmux = common::tmux::Tmux::start(&dir.0, &command);
+    tmux.wait("the password prompt", |s| s.contains("password for alice:"));
+    tmux.type_text("sunshine");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the prompt", |s| s.contains("alice@test-cluster"));
+    tmux.type_text("create");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait("the refusal", |s| s.contains("too easy to guess"));
+    assert!(screen.contains("nothing was sent"), "{screen}");
+    tmux.type_text("quit");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the exit", |s| s.contains("client exited with status 1"));
+    let mut bob = cluster.chat("bob", "pw");
+    assert_eq!(bob.run("create")["type"], "result");
+    assert_eq!(bob.run("list alice")["names"], serde_json::json!([]), "no account was created");
+    // A script with QUINTET_PASSWORD: a warning on stderr, and the account is made.
+    let (code, out, err) = text_client(&dir.0, &["--config", cluster.client_config.to_str().unwrap(), "--user", "carol"], &[("QUINTET_PASSWORD", "sunshine")], "create\n");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("created account carol"), "{out}");
+    assert!(err.contains("warning: this password is too easy to guess"), "{err}");
+}

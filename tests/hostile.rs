@@ -383,3 +383,37 @@ fn unpaid_calls_are_limited_per_connection_and_per_host_and_other_hosts_are_serv
     assert!(issued <= per_host, "{issued} challenges issued; at most {per_host}");
     assert_eq!(other, (true, "unknown_user".to_string()), "another host is served");
 }
+
+#[test]
+fn guesses_at_a_password_lock_out_the_guessers_address_and_not_the_account() {
+    let r = common::OneReplica::start("guesses");
+    let mut alice = r.chat("alice", "pw");
+    assert!(alice.run("create")["error"].is_null());
+    let rt = runtime();
+    // The key alice's password derives (the test config's cheap derivation), and guesses.
+    let config = quintet::config::ClusterConfig::load(&r.client_config).unwrap();
+    let right = crypto::derive_user_key(&config.cluster_id, "alice", "pw", config.kdf).unwrap();
+    let (codes, right_during_lockout) = rt.block_on(async {
+        let mut stranger = connect_from(&r, "127.0.0.7").await;
+        let mut codes = Vec::new();
+        for guess in 0..12u8 {
+            let wrong = SigningKey::from_bytes(&[guess + 100; 32]);
+            codes.push(submit_code(&mut stranger, "alice", &wrong, (1_800_000_000_000_000 + guess as u64, 1), Op::Login).await);
+        }
+        // Even the right password is refused from there now, unchecked: a guess learns nothing.
+        let during = submit_code(&mut stranger, "alice", &right, (1_800_000_000_000_100, 1), Op::Login).await;
+        // Control: the right key is the one the replica checks with (from another address).
+        let mut elsewhere = connect_from(&r, "127.0.0.8").await;
+        assert_eq!(submit_code(&mut elsewhere, "alice", &right, (1_800_000_000_000_200, 1), Op::Read { max: 1 }).await, "not_logged_in");
+        (codes, during)
+    });
+    println!("12 wrong guesses at alice's password from one address: {codes:?}; then the right one: {right_during_lockout}");
+    assert!(codes[..6].iter().all(|c| c == "bad_signature"), "{codes:?}");
+    assert!(codes[6..].iter().all(|c| c == "too_many_failures"), "{codes:?}");
+    assert_eq!(right_during_lockout, "too_many_failures");
+    // Alice, from her own address, is served as before.
+    let t = Instant::now();
+    let sent = alice.run("send alice still here");
+    assert!(sent["id"].is_u64(), "{sent}");
+    println!("alice's send during the stranger's lockout: {:?}", t.elapsed());
+}

@@ -55,6 +55,8 @@ mod live;
 mod pages;
 #[path = "chat_show.rs"]
 mod show;
+#[path = "password.rs"]
+mod password;
 #[path = "tui.rs"]
 mod tui;
 #[path = "tui_view.rs"]
@@ -95,6 +97,10 @@ struct Session {
     refused: bool,
     /// `delete-account` typed on a terminal: the next line must be "yes".
     confirming: bool,
+    /// Why the password is too weak for a new account (`password::too_weak`), if it is.
+    weak_password: Option<String>,
+    /// The password came from `QUINTET_PASSWORD` (a script): a weak one is only warned of.
+    password_from_env: bool,
     /// With line editing: the prompt (updated after each answer), the names seen (for
     /// completion), and while a person is typing, where output goes instead of stdout.
     prompt: editor::Prompt,
@@ -230,6 +236,14 @@ impl Session {
 
     /// Sends one operation and shows its agreed outcome.
     async fn op(&mut self, command: &str, op: Op) -> Result<bool, ClientError> {
+        if let (Op::CreateAccount { .. }, Some(why)) = (&op, &self.weak_password) {
+            if !self.password_from_env {
+                let why = format!("{why} (nothing was sent; start again with another password)");
+                self.print_error(command, "weak_password", &why);
+                return Ok(true);
+            }
+            eprintln!("quintet chat: warning: {why} (QUINTET_PASSWORD is used as given)");
+        }
         if op.opens_session() && !self.logged_in {
             self.new_session();
         }
@@ -278,6 +292,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
     let config = ClusterConfig::load(&config_path(args.config)?)?;
     anyhow::ensure!(crate::chat::valid_name(&args.user), crate::chat::ChatError::InvalidName(args.user.clone()));
     let password = password(&args.user)?;
+    let weak_password = password::too_weak(&password, &args.user, &config.name);
     let (cluster, user, kdf) = (config.cluster_id.clone(), args.user.clone(), config.kdf);
     let key = tokio::task::spawn_blocking(move || crypto::derive_user_key(&cluster, &user, &password, kdf)).await??;
     let mut client = QuorumClient::new(&config)?;
@@ -301,6 +316,8 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         deliveries: None,
         refused: false,
         confirming: false,
+        weak_password,
+        password_from_env: std::env::var_os("QUINTET_PASSWORD").is_some(),
         prompt: Default::default(),
         names: Default::default(),
         cluster_name: config.name.clone(),

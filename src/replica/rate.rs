@@ -62,7 +62,7 @@ impl CreateRates {
 
 /// The host an address belongs to: an IPv6 address counts by its /64 (what one host gets),
 /// and IPv4 mapped into IPv6 as plain IPv4.
-fn host(address: IpAddr) -> IpAddr {
+pub(super) fn host(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
         IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("checked")),

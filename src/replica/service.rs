@@ -54,6 +54,8 @@ pub struct ReplicaService {
     pub challenges: std::sync::Arc<super::challenges::Challenges>,
     /// What no account pays for, per connection and per host.
     pub unpaid: std::sync::Mutex<super::rate::UnpaidCalls>,
+    /// Requests in an account's name that did not verify, per (account, host).
+    pub failures: std::sync::Mutex<super::failures::FailedLogins>,
 }
 
 /// The longest status nonce accepted.
@@ -101,9 +103,32 @@ impl ReplicaService {
             let message = format!("request is for cluster {}, this is {}", chat::quote(&header.cluster), chat::quote(&self.cluster));
             return Err(refuse("wrong_cluster", message));
         }
-        match self.keys.check(&signed, &request) {
-            Signed::Forged => Err(refuse("bad_signature", "request signature does not verify with the account's key".into())),
-            verdict => Ok(Checked { signed, request, body_digest, verified: verdict == Signed::Verified, from }),
+        let now = self.started.elapsed().as_millis() as u64;
+        let failures = || self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(host) = from
+            && let Some(wait_ms) = failures().locked(&request.user, host, now)
+        {
+            // Refused unchecked: a guess must not learn whether it was right.
+            let message = format!(
+                "too many requests in the name of {} from this address did not verify (wrong password?); try again in {} s",
+                chat::quote(&request.user),
+                wait_ms.div_ceil(1000)
+            );
+            return Err(refuse("too_many_failures", message));
+        }
+        match (self.keys.check(&signed, &request), from) {
+            (Signed::Forged, host) => {
+                if let Some(host) = host {
+                    failures().failed(&request.user, host, now);
+                }
+                Err(refuse("bad_signature", "request signature does not verify with the account's key".into()))
+            }
+            (verdict, host) => {
+                if let (Signed::Verified, Some(host)) = (verdict, host) {
+                    failures().succeeded(&request.user, host);
+                }
+                Ok(Checked { signed, request, body_digest, verified: verdict == Signed::Verified, from })
+            }
         }
     }
 }
