@@ -197,6 +197,17 @@ impl ClusterConfig {
     pub fn replica(&self, id: &str) -> Option<&ReplicaEntry> {
         self.replicas.iter().find(|r| r.id == id)
     }
+
+    /// An operator's credential: the first replica key of this cluster kept beside its
+    /// config (`<folder>/<id>.key`, as `init` writes them) whose public key the config
+    /// lists. Whoever holds one operates the cluster (`client::status_ask`).
+    pub fn operator_key(&self, config_path: &Path) -> Option<(String, crate::crypto::SigningKey)> {
+        let folder = config_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        self.replicas.iter().find_map(|r| {
+            let key = crate::crypto::read_key_file(&folder.join(format!("{}.key", r.id))).ok()?;
+            (key.verifying_key() == r.verifying_key()).then(|| (r.id.clone(), key))
+        })
+    }
 }
 
 #[cfg(test)]

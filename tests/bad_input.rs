@@ -13,6 +13,8 @@ use quintet::{chat::Op, wire};
 struct Raw {
     rpc: ReplicaClient<tonic::transport::Channel>,
     replica_key: quintet::crypto::VerifyingKey,
+    /// A's key: the status question is an operator's (to be shown the counters).
+    operator: SigningKey,
 }
 
 impl Raw {
@@ -24,7 +26,8 @@ impl Raw {
 
     async fn status(&mut self) -> (u64, u64, u64) {
         let nonce = b"bad-input".to_vec();
-        let signed = self.rpc.status(pb::StatusRequest { nonce: nonce.clone() }).await.unwrap().into_inner();
+        let ask = quintet::client::status_ask(TAG, nonce.clone(), Some(&("A".to_string(), self.operator.clone())));
+        let signed = self.rpc.status(ask).await.unwrap().into_inner();
         let s = quintet::client::check_status("A", &self.replica_key, TAG, &nonce, signed).expect("A's signed status");
         (s.height, s.accounts, s.messages)
     }
@@ -54,6 +57,7 @@ async fn alice_created(name: &str) -> (common::OneReplica, Raw, SigningKey, u64,
     let mut raw = Raw {
         rpc: ReplicaClient::new(cluster.endpoint().connect().await.unwrap()),
         replica_key: cluster.key.verifying_key(),
+        operator: cluster.key.clone(),
     };
     let alice = SigningKey::from_bytes(&[1; 32]);
     let session = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;

@@ -417,3 +417,37 @@ fn guesses_at_a_password_lock_out_the_guessers_address_and_not_the_account() {
     assert!(sent["id"].is_u64(), "{sent}");
     println!("alice's send during the stranger's lockout: {:?}", t.elapsed());
 }
+
+#[test]
+fn the_counters_are_for_operators_only() {
+    let r = common::OneReplica::start("counters");
+    let mut alice = r.chat("alice", "pw");
+    assert!(alice.run("create")["error"].is_null());
+    assert!(alice.run("send alice a note")["id"].is_u64());
+    let rt = runtime();
+    let counts = |operator: Option<(String, SigningKey)>| {
+        rt.block_on(async {
+            let mut rpc = connect_from(&r, "127.0.0.1").await;
+            let nonce = b"counters".to_vec();
+            let ask = quintet::client::status_ask(TAG, nonce.clone(), operator.as_ref());
+            let signed = rpc.status(ask).await.unwrap().into_inner();
+            let s = quintet::client::check_status("A", &r.key.verifying_key(), TAG, &nonce, signed).unwrap();
+            (s.accounts, s.messages, s.counts_hidden, s.height > 0)
+        })
+    };
+    assert_eq!(counts(None), (0, 0, true, true), "a stranger sees the height, not the counters");
+    assert_eq!(counts(Some(("A".into(), SigningKey::from_bytes(&[5; 32])))), (0, 0, true, true), "a claim without A's key");
+    assert_eq!(counts(Some(("A".into(), r.key.clone()))), (1, 1, false, true), "the holder of a replica key");
+    // `quintet status` beside the keys shows them; elsewhere it says whose they are.
+    let status = |config: &std::path::Path| {
+        let out = std::process::Command::new(common::bin()).args(["status", "--config"]).arg(config).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let beside = r.server_config.with_file_name("beside-the-key.toml");
+    std::fs::copy(&r.client_config, &beside).unwrap();
+    assert!(status(&beside).contains("1 accounts, 1 messages"), "{}", status(&beside));
+    let elsewhere = common::TempDir::new("counters-client");
+    let copy = elsewhere.0.join("cluster.toml");
+    std::fs::copy(&r.client_config, &copy).unwrap();
+    assert!(status(&copy).contains("counts for operators only"), "{}", status(&copy));
+}

@@ -115,8 +115,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Chat(args) => chat::run(args).await,
         Command::Sim(args) => sim::run(args),
         Command::Status { config, json } => {
-            let config = ClusterConfig::load(&config)?;
-            let client = crate::client::QuorumClient::new(&config)?;
+            let config_path = config;
+            let config = ClusterConfig::load(&config_path)?;
+            let mut client = crate::client::QuorumClient::new(&config)?;
+            // Beside a replica key (an operator's host), the counters are shown too.
+            client.operator = config.operator_key(&config_path);
             let statuses = client.status().await;
             let up = statuses.iter().filter(|(_, s)| s.is_ok()).count();
             if json {

@@ -180,15 +180,18 @@ pub fn status_line(id: &str, s: &pb::StatusReply) -> String {
     let role = if s.leader == s.replica { "leader" } else { "follower" };
     let short = |bytes: &[u8]| crate::crypto::encode_hex(&bytes[..bytes.len().min(4)]);
     // The committed block names the history; the state digest is the newest image's.
+    let counts = if s.counts_hidden {
+        "counts for operators only".to_string()
+    } else {
+        format!("{} accounts, {} messages", s.accounts, s.messages)
+    };
     format!(
-        "{id}: up, {role} in view {}, height {} (block {}), state {} at image {}, {} accounts, {} messages, {} peers reachable",
+        "{id}: up, {role} in view {}, height {} (block {}), state {} at image {}, {counts}, {} peers reachable",
         s.view,
         s.height,
         short(&s.committed_hash),
         short(&s.state_digest),
         s.state_height,
-        s.accounts,
-        s.messages,
         s.peers_reachable
     )
 }
@@ -219,8 +222,8 @@ pub fn status_json(statuses: &[(String, Result<pb::StatusReply, crate::client::S
                 "committed_hash": crate::crypto::encode_hex(&s.committed_hash),
                 "state": crate::crypto::encode_hex(&s.state_digest),
                 "state_height": s.state_height,
-                "accounts": s.accounts,
-                "messages": s.messages,
+                "accounts": (!s.counts_hidden).then_some(s.accounts),
+                "messages": (!s.counts_hidden).then_some(s.messages),
                 "peers_reachable": s.peers_reachable,
                 "last_commit_age_ms": s.last_commit_age_ms,
                 "uptime_ms": s.uptime_ms,

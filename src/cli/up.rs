@@ -179,7 +179,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     // when the chat client's default finds the same file.
     let config_flag = if config_path == Path::new("quintet-data/cluster.toml") { String::new() } else { format!(" --config {}", config_path.display()) };
     println!("chat with: {} chat{config_flag} --user <name>    (Ctrl-C here stops the cluster)", super::invocation());
-    let client = QuorumClient::new(&config)?;
+    let mut client = QuorumClient::new(&config)?;
+    client.operator = config.operator_key(&config_path);
     let mut shown = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // One listener for the whole run: a Ctrl-C that lands while the status poll runs is kept

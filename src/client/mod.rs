@@ -93,6 +93,37 @@ pub struct QuorumClient {
     /// The cluster tag (name#id) status answers must carry.
     cluster: String,
     pub deadline: Duration,
+    /// A replica's id and key, to be shown the operators' counters in status answers.
+    pub operator: Option<(String, crate::crypto::SigningKey)>,
+}
+
+/// The body an operator signs to ask for the counters: the cluster tag and the nonce,
+/// each length-prefixed.
+fn status_ask_body(cluster: &str, nonce: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(16 + cluster.len() + nonce.len());
+    for part in [cluster.as_bytes(), nonce] {
+        body.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        body.extend_from_slice(part);
+    }
+    body
+}
+
+/// A status question with `nonce`, signed by `operator` (a replica id and its key) when
+/// given.
+pub fn status_ask(cluster: &str, nonce: Vec<u8>, operator: Option<&(String, crate::crypto::SigningKey)>) -> pb::StatusRequest {
+    let (operator, operator_signature) = match operator {
+        Some((id, key)) => (id.clone(), crate::crypto::sign(key, crate::crypto::TAG_STATUS_ASK, &status_ask_body(cluster, &nonce))),
+        None => (String::new(), Vec::new()),
+    };
+    pb::StatusRequest { nonce, operator, operator_signature }
+}
+
+/// Whether `ask` carries a valid operator signature by one of `replicas` (ids and keys).
+pub fn is_operator(cluster: &str, ask: &pb::StatusRequest, replicas: &[(String, VerifyingKey)]) -> bool {
+    replicas.iter().any(|(id, key)| {
+        *id == ask.operator
+            && crate::crypto::verify(key, crate::crypto::TAG_STATUS_ASK, &status_ask_body(cluster, &ask.nonce), &ask.operator_signature).is_ok()
+    })
 }
 
 /// What happened with one replica during one request, for the error report.
@@ -163,7 +194,7 @@ impl QuorumClient {
             let rpc = ReplicaClient::new(endpoint.connect_lazy()).max_decoding_message_size(crate::wire::GRPC_MESSAGE_MAX * 8);
             remotes.push(Remote { id: r.id.clone(), key: r.verifying_key(), rpc });
         }
-        Ok(QuorumClient { remotes, quorum: config.quorum(), cluster: config.tag(), deadline: DEADLINE_DEFAULT })
+        Ok(QuorumClient { remotes, quorum: config.quorum(), cluster: config.tag(), deadline: DEADLINE_DEFAULT, operator: None })
     }
 
     pub fn quorum(&self) -> usize {
@@ -356,10 +387,12 @@ impl QuorumClient {
         let mut asks = tokio::task::JoinSet::new();
         for (i, remote) in self.remotes.iter().enumerate() {
             let (mut rpc, id, key, cluster) = (remote.rpc.clone(), remote.id.clone(), remote.key, self.cluster.clone());
+            let operator = self.operator.clone();
             asks.spawn(async move {
                 let mut nonce = vec![0u8; 16];
                 getrandom::fill(&mut nonce).expect("the operating system has no random source");
-                let asked = tokio::time::timeout(Duration::from_secs(2), rpc.status(pb::StatusRequest { nonce: nonce.clone() })).await;
+                let ask = status_ask(&cluster, nonce.clone(), operator.as_ref());
+                let asked = tokio::time::timeout(Duration::from_secs(2), rpc.status(ask)).await;
                 let result = match asked {
                     Ok(Ok(reply)) => check_status(&id, &key, &cluster, &nonce, reply.into_inner()),
                     Ok(Err(status)) => Err(StatusError::Down(failure(&status))),

@@ -24,6 +24,8 @@ pub const TAG_SUBSCRIBE: &[u8] = b"quintet/subscribe/v1\0";
 pub const TAG_DELIVERY: &[u8] = b"quintet/delivery/v1\0";
 /// A replica's status (`StatusReply`), with the asker's nonce.
 pub const TAG_STATUS: &[u8] = b"quintet/status/v1\0";
+/// An operator's status question (its signature shows it holds a replica key).
+pub const TAG_STATUS_ASK: &[u8] = b"quintet/status-ask/v1\0";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {

@@ -192,7 +192,8 @@ impl Cluster {
         let config = ClusterConfig::load(&self.config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let client = quintet::client::QuorumClient::new(&config).unwrap();
+            let mut client = quintet::client::QuorumClient::new(&config).unwrap();
+            client.operator = config.operator_key(&self.config);
             client.status().await.into_iter().map(|(_, s)| s.ok()).collect()
         })
     }
