@@ -87,8 +87,16 @@ fn history_of_a_deleted_namesake_is_not_shown_and_large_mailboxes_are_walked_in_
     // and hands back a cursor; following it reaches the end with every message found once.
     let sc = h.session(10);
     h.create("carol", sc);
+    // Alice reads as they come, in another session (a sender may leave only so many unread).
+    let sa2 = h.session(11);
+    h.outcome("alice", sa2, 1, Op::Login);
+    let mut sent = Vec::new();
     for i in 0..2_500u64 {
-        h.outcome("carol", sc, 2 + i, send("alice", "noise"));
+        let Outcome::Sent { id } = h.outcome("carol", sc, 2 + i, send("alice", "noise")) else { panic!("carol's send {i}") };
+        sent.push(id);
+        if sent.len() == 500 {
+            h.outcome("alice", sa2, 2 + i, Op::MarkRead { ids: std::mem::take(&mut sent) });
+        }
     }
     h.outcome("bob", sb2, 2, send("alice", "new bob"));
     h.outcome("alice", sa, 3, send("bob", "hello new bob"));

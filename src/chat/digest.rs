@@ -10,8 +10,11 @@
 //! n_accounts { name number public_key created_ms
 //!              n_messages { id from from_account time_ms unread:u8 text } }
 //! n_sessions { user session account last_seq open:u8 reply_json request_digest }
+//! [ "blocked" n_blocking { name n { number name } } ]   only when some account blocks one
 //! integers: u64 little-endian; strings and bytes: u64 length, then the bytes
 //! ```
+//! The block lists come last, and only when there are some, so a state without them has
+//! the digest it had before they existed (older images still check).
 
 use sha2::{Digest, Sha256};
 
@@ -82,6 +85,19 @@ impl ChatState {
             let reply = serde_json::to_vec(&r.reply).expect("replies always encode");
             e.bytes(&reply);
             e.bytes(&r.request);
+        }
+        let blocking: Vec<_> = self.accounts.iter().filter(|(_, a)| !a.blocked.is_empty()).collect();
+        if !blocking.is_empty() {
+            e.bytes(b"blocked");
+            e.u64(blocking.len() as u64);
+            for (name, account) in blocking {
+                e.bytes(name.as_bytes());
+                e.u64(account.blocked.len() as u64);
+                for (number, blocked) in &account.blocked {
+                    e.u64(*number);
+                    e.bytes(blocked.as_bytes());
+                }
+            }
         }
         e.flush();
         e.hasher.finalize().into()

@@ -6,8 +6,8 @@ use std::ops::Bound;
 
 use super::state::{Account, ChatState, StoredMessage};
 use super::types::{
-    ACCOUNTS_MAX, ChatError, IDS_MAX, InboxEntry, LIST_SCAN_MAX, Message, Outcome, PAGE_LIMIT_MAX, READ_BYTES_MAX, READ_LIMIT_MAX, TEXT_LEN_MAX, folded,
-    valid_name,
+    ACCOUNTS_MAX, BLOCKED_MAX, ChatError, IDS_MAX, InboxEntry, LIST_SCAN_MAX, Message, Outcome, PAGE_LIMIT_MAX, READ_BYTES_MAX, READ_LIMIT_MAX,
+    TEXT_LEN_MAX, UNREAD_BYTES_FROM_ONE_MAX, UNREAD_FROM_ONE_MAX, folded, valid_name,
 };
 use super::wildcard;
 
@@ -26,13 +26,7 @@ impl ChatState {
         }
         let number = self.next_account;
         self.next_account += 1;
-        let account = Account {
-            number,
-            public_key,
-            created_ms: self.time_ms,
-            mailbox: BTreeMap::new(),
-            unread: Default::default(),
-        };
+        let account = Account::new(number, public_key, self.time_ms);
         self.accounts.insert(user.to_owned(), std::sync::Arc::new(account));
         let fresh = self.fold_insert(user);
         assert!(fresh, "folded name set out of step with accounts");
@@ -82,11 +76,19 @@ impl ChatState {
         let from_account = self.accounts.get(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?.number;
         let time_ms = self.time_ms;
         let id = self.next_message_id;
-        let recipient = self.accounts.get_mut(to).map(std::sync::Arc::make_mut).ok_or_else(|| ChatError::UnknownUser(to.to_owned()))?;
+        let recipient = self.accounts.get(to).ok_or_else(|| ChatError::UnknownUser(to.to_owned()))?;
+        if recipient.blocked.contains_key(&from_account) {
+            return Err(ChatError::NotAccepted(to.to_owned()));
+        }
+        let (waiting, bytes) = recipient.unread_from.get(&from_account).copied().unwrap_or_default();
+        if waiting >= UNREAD_FROM_ONE_MAX || bytes + text.len() as u64 > UNREAD_BYTES_FROM_ONE_MAX {
+            return Err(ChatError::TooManyUnread(to.to_owned()));
+        }
+        let recipient = self.accounts.get_mut(to).map(std::sync::Arc::make_mut).expect("found above");
         self.next_message_id += 1;
         let stored = StoredMessage { from: user.to_owned(), from_account, time_ms, text: text.to_owned() };
         recipient.mailbox.insert(id, stored);
-        recipient.unread.insert(id);
+        recipient.mark_unread(id);
         self.message_count += 1;
         Ok(Message { id, from: user.to_owned(), from_account, to: to.to_owned(), time_ms, text: text.to_owned() })
     }
@@ -100,7 +102,8 @@ impl ChatState {
         let mut messages = Vec::new();
         let mut bytes = 0;
         while messages.len() < max as usize && (messages.is_empty() || bytes < READ_BYTES_MAX) {
-            let Some(id) = account.unread.pop_first() else { break };
+            let Some(id) = account.unread.first().copied() else { break };
+            account.mark_read(id);
             let stored = account.mailbox.get(&id).expect("unread id missing from mailbox");
             bytes += stored.text.len();
             messages.push(stored.to_message(id, user));
@@ -110,7 +113,7 @@ impl ChatState {
 
     pub(super) fn mark_read(&mut self, user: &str, ids: &[u64]) -> OpResult {
         let account = self.own_messages(user, ids)?;
-        let count = ids.iter().filter(|id| account.unread.remove(id)).count();
+        let count = ids.iter().filter(|id| account.mark_read(**id)).count();
         Ok(Outcome::MarkedRead { count: count as u64 })
     }
 
@@ -118,8 +121,9 @@ impl ChatState {
         let account = self.own_messages(user, ids)?;
         let mut count = 0;
         for id in ids {
-            if account.mailbox.remove(id).is_some() {
-                account.unread.remove(id);
+            if account.mailbox.contains_key(id) {
+                account.mark_read(*id);
+                account.mailbox.remove(id);
                 count += 1;
             }
         }
@@ -224,6 +228,31 @@ impl ChatState {
         senders.truncate(limit as usize);
         let complete = me.mailbox.len() <= LIST_SCAN_MAX && me.unread.len() <= LIST_SCAN_MAX;
         Ok(Outcome::Inbox { senders, unread: me.unread.len() as u64, complete })
+    }
+
+    /// `block`, `unblock`, `blocked`: the block list, by account number.
+    pub(super) fn block(&mut self, user: &str, other: &str, unblock: bool) -> OpResult {
+        let number = if other.is_empty() {
+            None
+        } else if unblock {
+            // By name as blocked (the account may be gone, or the name taken by another).
+            Some(self.accounts.get(other).map(|a| a.number))
+        } else {
+            let account = self.accounts.get(other).ok_or_else(|| ChatError::UnknownUser(other.to_owned()))?;
+            Some(Some(account.number))
+        };
+        let me = self.accounts.get_mut(user).map(std::sync::Arc::make_mut).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
+        match number {
+            None => {}
+            Some(number) if unblock => me.blocked.retain(|n, name| Some(*n) != number && name != other),
+            Some(Some(number)) if number == me.number => return Err(ChatError::BlockYourself),
+            Some(Some(number)) if !me.blocked.contains_key(&number) && me.blocked.len() >= BLOCKED_MAX => return Err(ChatError::TooManyBlocked),
+            Some(Some(number)) => {
+                me.blocked.insert(number, other.to_owned());
+            }
+            Some(None) => unreachable!("a block names an existing account"),
+        }
+        Ok(Outcome::Blocked { names: me.blocked.values().cloned().collect() })
     }
 
     /// The caller's account, once every id is checked to be in its mailbox.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::sessions::SessionRecord;
 use super::state::{Account, ChatState, StoredMessage};
-use super::types::valid_name;
+use super::types::{BLOCKED_MAX, valid_name};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RestoreError {
@@ -23,6 +23,8 @@ pub enum RestoreError {
     MessageId { id: u64, next: u64 },
     #[error("message {0} appears twice")]
     DuplicateMessage(u64),
+    #[error("the block list of {0:?} is not one an account can have")]
+    BadBlockList(String),
     #[error("session {session} of {user:?} appears twice")]
     DuplicateSession { user: String, session: u64 },
 }
@@ -62,7 +64,7 @@ impl Restorer {
         if self.state.accounts.contains_key(name) || !self.state.fold_insert(name) {
             return Err(RestoreError::DuplicateAccount(name.to_owned()));
         }
-        let account = Account { number, public_key, created_ms, mailbox: BTreeMap::new(), unread: Default::default() };
+        let account = Account::new(number, public_key, created_ms);
         self.state.accounts.insert(name.to_owned(), std::sync::Arc::new(account));
         Ok(())
     }
@@ -81,9 +83,19 @@ impl Restorer {
             return Err(RestoreError::DuplicateMessage(id));
         }
         if unread {
-            account.unread.insert(id);
+            account.mark_unread(id);
         }
         self.state.message_count += 1;
+        Ok(())
+    }
+
+    /// `name`'s block list: account numbers and the names they had (snapshot v3).
+    pub fn blocked(&mut self, name: &str, blocked: BTreeMap<u64, String>) -> Result<(), RestoreError> {
+        if blocked.len() > BLOCKED_MAX || blocked.values().any(|b| !valid_name(b)) {
+            return Err(RestoreError::BadBlockList(name.to_owned()));
+        }
+        let account = self.state.accounts.get_mut(name).map(std::sync::Arc::make_mut).ok_or_else(|| RestoreError::BadName(name.to_owned()))?;
+        account.blocked = blocked;
         Ok(())
     }
 

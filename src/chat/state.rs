@@ -21,6 +21,42 @@ pub struct Account {
     pub mailbox: BTreeMap<u64, StoredMessage>,
     /// Ids in `mailbox` not yet read.
     pub unread: BTreeSet<u64>,
+    /// Accounts whose messages this one refuses, by number (a later account that takes the
+    /// name is another person), with the name they had when blocked.
+    pub blocked: BTreeMap<u64, String>,
+    /// Unread messages in `mailbox` per sender account: (count, text bytes). Derived (not
+    /// in the digest or the snapshot; rebuilt on restore): what `UNREAD_FROM_ONE_MAX` bounds.
+    pub(crate) unread_from: BTreeMap<u64, (u64, u64)>,
+}
+
+impl Account {
+    pub(crate) fn new(number: u64, public_key: [u8; 32], created_ms: u64) -> Account {
+        Account { number, public_key, created_ms, mailbox: BTreeMap::new(), unread: BTreeSet::new(), blocked: BTreeMap::new(), unread_from: BTreeMap::new() }
+    }
+
+    /// Message `id` (in the mailbox) is unread from now on.
+    pub(crate) fn mark_unread(&mut self, id: u64) {
+        let m = &self.mailbox[&id];
+        let (count, bytes) = self.unread_from.entry(m.from_account).or_default();
+        *count += 1;
+        *bytes += m.text.len() as u64;
+        self.unread.insert(id);
+    }
+
+    /// Message `id` is no longer unread (it was read, or deleted); false if it was not.
+    pub(crate) fn mark_read(&mut self, id: u64) -> bool {
+        if !self.unread.remove(&id) {
+            return false;
+        }
+        let m = &self.mailbox[&id];
+        let entry = self.unread_from.get_mut(&m.from_account).expect("an unread message is counted");
+        entry.0 -= 1;
+        entry.1 -= m.text.len() as u64;
+        if entry.0 == 0 {
+            self.unread_from.remove(&m.from_account);
+        }
+        true
+    }
 }
 
 /// A message as kept in a mailbox (the recipient and id are the mailbox's key).
@@ -275,6 +311,7 @@ impl ChatState {
             Op::DeleteAccount => self.delete_account(user, closed),
             Op::Who { after, limit } => self.who(after, *limit),
             Op::Inbox { limit } => self.inbox(user, *limit),
+            Op::Block { user: other, unblock } => self.block(user, other, *unblock),
             Op::History { with, before, limit } => self.history(user, with, *before, *limit),
         };
         result.unwrap_or_else(Outcome::Failed)

@@ -359,3 +359,6 @@ mod conversations;
 
 #[path = "held_tests.rs"]
 mod held;
+
+#[path = "blocking_tests.rs"]
+mod blocking;

@@ -26,6 +26,12 @@ pub const READ_LIMIT_MAX: u32 = 100;
 pub const READ_BYTES_MAX: usize = 1 << 20;
 /// Most message ids one delete or mark-read names.
 pub const IDS_MAX: usize = 1_000;
+/// Unread messages one sender may have waiting in one recipient's mailbox, and their bytes:
+/// past it, the sender waits until the recipient reads (nobody fills another's mailbox).
+pub const UNREAD_FROM_ONE_MAX: u64 = 1_000;
+pub const UNREAD_BYTES_FROM_ONE_MAX: u64 = 16 << 20;
+/// Accounts one user may block.
+pub const BLOCKED_MAX: usize = 1_000;
 /// Open sessions one user may hold; opening one more closes the oldest.
 pub const OPEN_SESSIONS_MAX: usize = 8;
 /// Sessions one user may have on record (open, or closed and not yet forgotten: begun
@@ -85,6 +91,9 @@ pub enum Op {
     /// Who wrote to the caller, the latest conversation first, with how many of each
     /// sender's messages are unread: at most `limit` senders.
     Inbox { limit: u32 },
+    /// Refuse (`unblock`: accept again) messages from the account now named `user`; with
+    /// an empty `user`, only list who is blocked. Answered with the block list.
+    Block { user: String, unblock: bool },
 }
 
 impl Op {
@@ -113,6 +122,9 @@ impl Op {
             Op::Who { .. } => "who",
             Op::History { .. } => "history",
             Op::Inbox { .. } => "inbox",
+            Op::Block { user, .. } if user.is_empty() => "blocked",
+            Op::Block { unblock: false, .. } => "block",
+            Op::Block { unblock: true, .. } => "unblock",
         }
     }
 }
@@ -154,6 +166,9 @@ pub enum Outcome {
     MarkedRead { count: u64 },
     Deleted { count: u64 },
     AccountDeleted { unread_dropped: u64 },
+    /// The caller's block list after a block, unblock or list: names as they were when
+    /// blocked, in block order.
+    Blocked { names: Vec<String> },
     Failed(ChatError),
 }
 
@@ -214,6 +229,14 @@ pub enum ChatError {
     InvalidKey,
     #[error("this cluster holds {ACCOUNTS_MAX} accounts, its limit: no more can be created")]
     TooManyAccounts,
+    #[error("{} does not accept messages from you", quote(.0))]
+    NotAccepted(String),
+    #[error("{} has {UNREAD_FROM_ONE_MAX} unread messages (or 16 MiB) from you waiting: send more once some are read", quote(.0))]
+    TooManyUnread(String),
+    #[error("you cannot block yourself")]
+    BlockYourself,
+    #[error("you block {BLOCKED_MAX} accounts, the limit: unblock one first")]
+    TooManyBlocked,
 }
 
 impl ChatError {
@@ -238,6 +261,10 @@ impl ChatError {
             ChatError::NoSuchMessage(_) => "no_such_message",
             ChatError::InvalidKey => "invalid_key",
             ChatError::TooManyAccounts => "too_many_accounts",
+            ChatError::NotAccepted(_) => "not_accepted",
+            ChatError::TooManyUnread(_) => "too_many_unread",
+            ChatError::BlockYourself => "block_yourself",
+            ChatError::TooManyBlocked => "too_many_blocked",
         }
     }
 }

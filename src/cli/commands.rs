@@ -20,12 +20,14 @@ pub const HELP: &str = "commands (case does not matter):
   read [n]                    read up to n unread messages (default 10)
   history <user> [n]          the last n messages between you and <user> (default 20)
   delete <id>...              delete messages from your mailbox
+  block <user> | unblock <user>   refuse (or accept again) messages from <user>
+  blocked                     who you block
   delete-account [--yes]      delete your account and its mailbox (asks first)
   help | quit";
 
 /// Every command word, for completion and for telling a typo from a wrong argument.
 pub const WORDS: &[&str] =
-    &["create", "login", "logout", "list", "who", "inbox", "send", "read", "history", "delete", "delete-account", "help", "quit", "exit"];
+    &["create", "login", "logout", "list", "who", "inbox", "send", "read", "history", "delete", "delete-account", "block", "unblock", "blocked", "help", "quit", "exit"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
@@ -159,6 +161,10 @@ pub fn parse(line: &str, public_key: [u8; 32]) -> Option<Result<Command, Refused
             Ok(ids) => Ok(Command::Op(Op::DeleteMessages { ids })),
             Err(_) => Err(usage(c, "message ids are numbers (the [n] before each message)")),
         },
+        ("block", [user]) => Ok(Command::Op(Op::Block { user: user.to_string(), unblock: false })),
+        ("unblock", [user]) => Ok(Command::Op(Op::Block { user: user.to_string(), unblock: true })),
+        ("blocked", []) => Ok(Command::Op(Op::Block { user: String::new(), unblock: false })),
+        ("block" | "unblock", _) => Err(usage(c, format!("usage: {c} <user>"))),
         ("send", _) => Err(usage(c, "usage: send <user> <text>")),
         ("history", _) => Err(usage(c, "usage: history <user> [n]")),
         ("delete", _) => Err(usage(c, "usage: delete <id>...")),
@@ -218,6 +224,11 @@ mod tests {
         assert_eq!(refused("delete-account now").message, "usage: delete-account [--yes]");
         let long = refused(&format!("send bob {}", "x".repeat(TEXT_LEN_MAX + 1)));
         assert_eq!((long.code, long.message.as_str()), ("text_too_long", "message text is 65537 bytes; the limit is 65536"));
+        assert_eq!(ok("Block mallory"), Command::Op(Op::Block { user: "mallory".into(), unblock: false }));
+        assert_eq!(ok("unblock mallory"), Command::Op(Op::Block { user: "mallory".into(), unblock: true }));
+        assert_eq!(ok("blocked"), Command::Op(Op::Block { user: String::new(), unblock: false }));
+        assert_eq!(refused("block").message, "usage: block <user>");
+        assert_eq!(refused("unblock a b").message, "usage: unblock <user>");
         assert_eq!(ok("delete-account --yes"), Command::DeleteAccount { yes: true });
         assert_eq!(ok("delete-account"), Command::DeleteAccount { yes: false });
     }

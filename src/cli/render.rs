@@ -167,6 +167,11 @@ pub fn outcome(command: &str, user: &str, height: u64, outcome: &pb::Outcome) ->
             put(&mut value, "count", json!(c.count));
             vec![format!("deleted {} message(s)", c.count)]
         }
+        Some(Kind::Blocked(b)) => {
+            put(&mut value, "blocked", json!(b.names));
+            let list = if b.names.is_empty() { "nobody".to_string() } else { b.names.join(", ") };
+            vec![format!("you block {list}")]
+        }
         Some(Kind::AccountDeleted(d)) => {
             put(&mut value, "unread_dropped", json!(d.unread_dropped));
             vec![format!("account {user} deleted ({} unread message(s) dropped)", d.unread_dropped)]

@@ -1,7 +1,8 @@
 //! CSV snapshots of the chat state: one folder per snapshot, four files.
 //!
 //! ```text
-//! accounts.csv  name,number,public_key,created_ms
+//! accounts.csv  name,number,public_key,created_ms,blocked (blocked: "number:name;..." of
+//!               the accounts it blocks; v2 files have no such column)
 //! messages.csv  id,to,from,from_account,time_ms,unread,text
 //! sessions.csv  user,session,account,last_seq,open,reply,request (reply: JSON, what the
 //!               session keeps of it (`chat::Held`); request: the hex SHA-256 of the body
@@ -26,7 +27,9 @@ use crate::crypto::{decode_hex, encode_hex};
 const FORMAT: &str = "quintet-snapshot-v3";
 /// Formats this code reads.
 const FORMATS_READ: [&str; 2] = ["quintet-snapshot-v2", FORMAT];
-const ACCOUNTS: (&str, &[&str]) = ("accounts.csv", &["name", "number", "public_key", "created_ms"]);
+const ACCOUNTS: (&str, &[&str]) = ("accounts.csv", &["name", "number", "public_key", "created_ms", "blocked"]);
+/// accounts.csv before block lists (format v2).
+const ACCOUNTS_V2: &[&str] = &["name", "number", "public_key", "created_ms"];
 const MESSAGES: (&str, &[&str]) = ("messages.csv", &["id", "to", "from", "from_account", "time_ms", "unread", "text"]);
 const SESSIONS: (&str, &[&str]) = ("sessions.csv", &["user", "session", "account", "last_seq", "open", "reply", "request"]);
 const META: (&str, &[&str]) = ("meta.csv", &["key", "value"]);
@@ -61,7 +64,8 @@ fn write_csv(
 pub fn write(fs: &dyn Fs, dir: &Path, state: &ChatState) -> Result<SnapshotMeta, StorageError> {
     write_csv(fs, dir, ACCOUNTS, |w| {
         for (name, a) in &state.accounts {
-            w.write_record([name.clone(), a.number.to_string(), encode_hex(&a.public_key), a.created_ms.to_string()])?;
+            let blocked: Vec<String> = a.blocked.iter().map(|(number, name)| format!("{number}:{name}")).collect();
+            w.write_record([name.clone(), a.number.to_string(), encode_hex(&a.public_key), a.created_ms.to_string(), blocked.join(";")])?;
         }
         Ok(())
     })?;
@@ -112,16 +116,30 @@ pub fn write(fs: &dyn Fs, dir: &Path, state: &ChatState) -> Result<SnapshotMeta,
 fn read_csv(
     fs: &dyn Fs,
     dir: &Path,
+    file: (&str, &[&str]),
+    row: impl FnMut(&ByteRecord, u64) -> Result<(), String>,
+) -> Result<(), StorageError> {
+    read_csv_or(fs, dir, file, None, row)
+}
+
+/// `read_csv` that also takes the `older` header (rows then have its fields).
+fn read_csv_or(
+    fs: &dyn Fs,
+    dir: &Path,
     (name, header): (&str, &[&str]),
+    older: Option<&[&str]>,
     mut row: impl FnMut(&ByteRecord, u64) -> Result<(), String>,
 ) -> Result<(), StorageError> {
     let path = dir.join(name);
     let file = fs.open_read(&path).map_err(io_err(&path))?;
     let mut reader = ReaderBuilder::new().has_headers(true).from_reader(file);
     let found = reader.byte_headers().map_err(|e| csv_err(&path, 1, e))?.clone();
-    if found.iter().ne(header.iter().map(|h| h.as_bytes())) {
-        return Err(csv_err(&path, 1, format!("header is not {}", header.join(","))));
-    }
+    let is = |h: &[&str]| found.iter().eq(h.iter().map(|h| h.as_bytes()));
+    let header = match older {
+        Some(older) if is(older) => older,
+        _ if is(header) => header,
+        _ => return Err(csv_err(&path, 1, format!("header is not {}", header.join(",")))),
+    };
     let mut record = ByteRecord::new();
     let mut line = 1;
     while reader.read_byte_record(&mut record).map_err(|e| csv_err(&path, line + 1, e))? {
@@ -148,6 +166,17 @@ fn flag(record: &ByteRecord, i: usize) -> Result<bool, String> {
         b"1" => Ok(true),
         _ => Err(format!("field {} is not 0 or 1", i + 1)),
     }
+}
+
+/// A block list as accounts.csv keeps it: "number:name;...".
+fn block_list(field: &str) -> Result<std::collections::BTreeMap<u64, String>, String> {
+    field
+        .split(';')
+        .map(|entry| {
+            let (number, name) = entry.split_once(':').ok_or_else(|| format!("block list entry {entry:?} is not number:name"))?;
+            Ok((number.parse().map_err(|_| format!("block list entry {entry:?} is not number:name"))?, name.to_owned()))
+        })
+        .collect()
 }
 
 fn bytes32(value: &str) -> Result<[u8; 32], String> {
@@ -187,9 +216,14 @@ pub fn load(fs: &dyn Fs, dir: &Path) -> Result<ChatState, StorageError> {
 pub fn load_with_digest(fs: &dyn Fs, dir: &Path) -> Result<(ChatState, [u8; 32]), StorageError> {
     let (meta, digest) = read_meta(fs, dir)?;
     let mut restorer = Restorer::new(meta);
-    read_csv(fs, dir, ACCOUNTS, |r, _| {
+    read_csv_or(fs, dir, ACCOUNTS, Some(ACCOUNTS_V2), |r, _| {
         let key = bytes32(text(r, 2)?)?;
-        restorer.account(text(r, 0)?, number(r, 1)?, key, number(r, 3)?).map_err(|e| e.to_string())
+        let name = text(r, 0)?;
+        restorer.account(name, number(r, 1)?, key, number(r, 3)?).map_err(|e| e.to_string())?;
+        if r.len() == ACCOUNTS.1.len() && !r[4].is_empty() {
+            restorer.blocked(name, block_list(text(r, 4)?)?).map_err(|e| e.to_string())?;
+        }
+        Ok(())
     })?;
     read_csv(fs, dir, MESSAGES, |r, _| {
         let message = StoredMessage {

@@ -66,6 +66,7 @@ pub fn decode_request(body: &[u8]) -> Result<(pb::RequestBody, chat::Request), W
         pb::op::Kind::Who(w) => Op::Who { after: w.after.clone(), limit: w.limit },
         pb::op::Kind::History(h) => Op::History { with: h.with.clone(), before: h.before, limit: h.limit },
         pb::op::Kind::Inbox(i) => Op::Inbox { limit: i.limit },
+        pb::op::Kind::Block(b) => Op::Block { user: b.user.clone(), unblock: b.unblock },
     };
     let request = chat::Request { user: decoded.user.clone(), session: decoded.session, seq: decoded.seq, op };
     Ok((decoded, request))
@@ -89,6 +90,7 @@ pub fn encode_op(op: &Op) -> pb::Op {
         Op::Who { after, limit } => Kind::Who(pb::Who { after: after.clone(), limit: *limit }),
         Op::History { with, before, limit } => Kind::History(pb::History { with: with.clone(), before: *before, limit: *limit }),
         Op::Inbox { limit } => Kind::Inbox(pb::Inbox { limit: *limit }),
+        Op::Block { user, unblock } => Kind::Block(pb::BlockSender { user: user.clone(), unblock: *unblock }),
     };
     pb::Op { kind: Some(kind) }
 }
@@ -142,6 +144,7 @@ pub fn encode_outcome(outcome: &Outcome) -> pb::Outcome {
         Outcome::AccountDeleted { unread_dropped } => {
             Kind::AccountDeleted(pb::AccountDeleted { unread_dropped: *unread_dropped })
         }
+        Outcome::Blocked { names } => Kind::Blocked(pb::BlockList { names: names.clone() }),
         Outcome::Failed(e) => return failure(e.code(), e),
     };
     pb::Outcome { kind: Some(kind) }
@@ -166,6 +169,9 @@ mod tests {
             Op::Read { max: 3 },
             Op::MarkRead { ids: vec![1, 2] },
             Op::DeleteMessages { ids: vec![3] },
+            Op::Block { user: "mallory".into(), unblock: false },
+            Op::Block { user: "mallory".into(), unblock: true },
+            Op::Block { user: String::new(), unblock: false },
             Op::DeleteAccount,
             Op::Who { after: "a".into(), limit: 5 },
             Op::History { with: "bob".into(), before: 9, limit: 4 },
