@@ -104,7 +104,8 @@ fn all_five_killed_and_restarted_keep_everything_and_three_down_stops_clients_cl
     // One comes back: service resumes, nothing lost.
     cluster.start_replica(2);
     let mut alice = cluster.chat("alice");
-    assert_eq!(alice.run("login")["type"], "result");
+    let login = alice.run("login");
+    assert_eq!(login["type"], "result", "{login}");
     send(&mut alice, 7, 1);
     drop(alice);
     cluster.start_replica(1);

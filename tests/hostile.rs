@@ -451,3 +451,89 @@ fn the_counters_are_for_operators_only() {
     std::fs::copy(&r.client_config, &copy).unwrap();
     assert!(status(&copy).contains("counts for operators only"), "{}", status(&copy));
 }
+
+/// The second review's attack: notes of 64 KiB to oneself, then `login` + `history self 100`
+/// (a reply of about 1 MiB) in every session one account may open.
+async fn read_large_results_in_every_session(r: &common::OneReplica) -> (usize, usize) {
+    let mallory = SigningKey::from_bytes(&[13; 32]);
+    let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+    let mut rpc = connect_from(r, "127.0.0.9").await;
+    let create = Op::CreateAccount { public_key: mallory.verifying_key().to_bytes() };
+    assert_eq!(submit_code(&mut rpc, "mallory", &mallory, (now_us, 1), create).await, "ok");
+    for seq in 2..19 {
+        let note = Op::Send { to: "mallory".into(), text: "n".repeat(quintet::chat::TEXT_LEN_MAX) };
+        assert_eq!(submit_code(&mut rpc, "mallory", &mallory, (now_us, seq), note).await, "ok");
+    }
+    // 255 more sessions, 4 at a time (a ninth open session closes the oldest, which is then
+    // done); a request refused for the user's rate waits and is sent again (the rate is not
+    // what is under test).
+    let (mut whole, mut refused) = (0, 0);
+    for batch in (1..=255u64).collect::<Vec<_>>().chunks(4) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for &i in batch {
+            let (mut rpc, key) = (connect_from(r, "127.0.0.9").await, mallory.clone());
+            tasks.spawn(async move {
+                assert_eq!(submit_patiently(&mut rpc, &key, (now_us + i, 1), Op::Login).await, "ok");
+                let history = Op::History { with: "mallory".into(), before: 0, limit: 100 };
+                let first = submit_patiently(&mut rpc, &key, (now_us + i, 2), history.clone()).await;
+                // Resent: 1 MiB is past a session's budget, so not kept: "ask again".
+                (first, submit_patiently(&mut rpc, &key, (now_us + i, 2), history).await)
+            });
+        }
+        for (first, again) in tasks.join_all().await {
+            assert_eq!(again, "result_not_held");
+            match first.as_str() {
+                "ok" => whole += 1,
+                _ => refused += 1,
+            }
+        }
+    }
+    (whole, refused)
+}
+
+/// `submit_code` for mallory, sent again while refused for the user's or the connection's
+/// rate (the rates are not what is under test).
+async fn submit_patiently(rpc: &mut ReplicaClient<tonic::transport::Channel>, key: &SigningKey, at: (u64, u64), op: Op) -> String {
+    loop {
+        match submit_code(rpc, "mallory", key, at, op.clone()).await.as_str() {
+            "rate_limited" | "resource_exhausted" => tokio::time::sleep(Duration::from_millis(200)).await,
+            code => return code.to_string(),
+        }
+    }
+}
+
+/// One create-and-send by a fresh user (the latency another user sees), three times.
+fn others_latency(r: &common::OneReplica, tag: &str) -> Vec<Duration> {
+    (0..3).map(|i| login_and_send(r, &format!("{tag}{i}"), &format!("{tag}{i}"))).collect()
+}
+
+#[test]
+fn one_account_reading_large_results_in_every_session_leaves_the_replica_small_and_others_fast() {
+    // The attacked cluster and a control beside it, measured at the same moments.
+    let (attacked, control) = (common::OneReplica::start("held-attack"), common::OneReplica::start("held-control"));
+    let rt = runtime();
+    let (rss_before, control_before) = (rss_mib(attacked.pid()), rss_mib(control.pid()));
+    let started = Instant::now();
+    let cpu_before = cpu_seconds(attacked.pid());
+    let (whole, refused) = rt.block_on(read_large_results_in_every_session(&attacked));
+    let (took, cpu) = (started.elapsed(), cpu_seconds(attacked.pid()) - cpu_before);
+    assert_eq!((whole, refused), (255, 0), "every history was answered whole");
+    let status = |r: &common::OneReplica| {
+        let t = Instant::now();
+        let out = std::process::Command::new(common::bin()).args(["status", "--config"]).arg(&r.client_config).output().unwrap();
+        assert!(out.status.success());
+        t.elapsed()
+    };
+    let (status_attacked, status_control) = (status(&attacked), status(&control));
+    let (latency, latency_control) = (others_latency(&attacked, "bob"), others_latency(&control, "bob"));
+    let (rss, rss_control) = (rss_mib(attacked.pid()), rss_mib(control.pid()));
+    println!(
+        "255 sessions of login + history of 1 MiB, in {took:.1?} ({cpu:.1} s of replica CPU): RSS {rss_before:.1} -> {rss:.1} MiB, \
+         control {control_before:.1} -> {rss_control:.1} MiB; `quintet status` {status_attacked:?}, control {status_control:?}; \
+         another user's send {latency:?}, control {latency_control:?}"
+    );
+    // Before, every one of those replies stayed in the replicated state: about +360 MiB and
+    // a 350 ms digest on every status. Now only the mailbox (1.1 MiB) and small records stay;
+    // the bound leaves room for the allocator keeping freed reply buffers.
+    assert!(rss - rss_control < 100.0, "the attacked replica holds {:.0} MiB more than the control", rss - rss_control);
+}

@@ -297,6 +297,12 @@ impl Core {
         self.committed_height
     }
 
+    /// Whether a request with this digest was committed recently (the core drops it if it
+    /// comes again: the driver must answer it itself).
+    pub fn committed_recently(&self, digest: &Digest32) -> bool {
+        self.recent_set.contains(digest)
+    }
+
     /// The hash of the block committed at `committed_height` (it names the whole chain).
     pub fn committed_hash(&self) -> Hash {
         self.committed_hash

@@ -45,6 +45,33 @@ pub enum Job {
     Shutdown,
 }
 
+/// Refusals kept for resends (`Driver::refused`).
+const REFUSALS_KEPT: usize = 65_536;
+
+/// The outcomes of recently executed requests that were refused: (height, outcome) by
+/// signed-request digest, at most `REFUSALS_KEPT`.
+#[derive(Default)]
+pub struct RecentRefusals {
+    by_digest: HashMap<[u8; 32], (u64, pb::Outcome)>,
+    order: std::collections::VecDeque<[u8; 32]>,
+}
+
+impl RecentRefusals {
+    pub fn keep(&mut self, digest: [u8; 32], height: u64, outcome: pb::Outcome) {
+        if self.by_digest.insert(digest, (height, outcome)).is_none() {
+            self.order.push_back(digest);
+        }
+        while self.order.len() > REFUSALS_KEPT {
+            let old = self.order.pop_front().expect("not empty");
+            self.by_digest.remove(&old);
+        }
+    }
+
+    pub fn get(&self, digest: &[u8; 32]) -> Option<&(u64, pb::Outcome)> {
+        self.by_digest.get(digest)
+    }
+}
+
 /// A request's body digest, when its first client came, and the clients waiting for it.
 pub type Waiting = ([u8; 32], Instant, Vec<oneshot::Sender<pb::ReplyBody>>);
 
@@ -76,6 +103,10 @@ pub struct Driver {
     /// Dropped after `WAIT_MAX` (a request the core refused to pool, or one that never
     /// committed): the client's call then ends with an error and it asks again.
     pub waiting: HashMap<[u8; 32], Waiting>,
+    /// What recently executed requests were refused with (their session records do not
+    /// keep a refusal of the session rules), by signed-request digest, oldest first out:
+    /// a resend is answered the same, not dropped by the core as a duplicate.
+    pub refused: RecentRefusals,
     pub swept_at: Instant,
     /// Peer message delays, summed up in the log every 10 s (`replica/delay.rs`).
     pub delays: super::delay::Delays,
@@ -160,6 +191,7 @@ impl Driver {
             last_committed: None,
             last_commit: None,
             waiting: HashMap::new(),
+            refused: RecentRefusals::default(),
             swept_at: Instant::now(),
             clock: CoreClock::start(),
             delays: super::delay::Delays::default(),

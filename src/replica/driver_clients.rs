@@ -34,6 +34,9 @@ impl Driver {
                 _ => {}
             }
             out.deliveries.extend(e.deliveries.drain(..).map(|m| (e.height, m)));
+            if matches!(e.outcome.kind, Some(pb::outcome::Kind::Failure(_))) {
+                self.refused.keep(e.digest, e.height, e.outcome.clone());
+            }
             if let Some((body_digest, _, waiters)) = self.waiting.remove(&e.digest) {
                 for reply in waiters {
                     out.replies.push((reply, self.reply_body(&body_digest, e.height, e.outcome.clone())));
@@ -71,6 +74,17 @@ impl Driver {
         if self.chat.is_replay(&request.user, request.session, request.seq, &body_digest) {
             let error = crate::chat::ChatError::Replayed { seq: request.seq };
             return out.replies.push((reply, self.refusal(&body_digest, error.code(), error.to_string())));
+        }
+        // Executed and refused here (a refusal the session record does not keep), or executed
+        // so long ago that only the core remembers it: answered here, since the core drops a
+        // request it committed. The refusal is the one every replica gave at its height;
+        // `replayed` is monotone as above (this replica executed it).
+        if let Some((height, outcome)) = self.refused.get(&digest) {
+            return out.replies.push((reply, self.reply_body(&body_digest, *height, outcome.clone())));
+        }
+        if self.core.committed_recently(&digest) {
+            let message = "this request was ordered already; its answer is no longer kept here (history and read show what it did)";
+            return out.replies.push((reply, self.refusal(&body_digest, "replayed", message.into())));
         }
         // Only requests signed by their account count against its rate: anyone can send
         // junk in alice's name, and that must not slow alice down.

@@ -221,3 +221,55 @@ async fn a_resend_of_a_waiting_request_is_not_charged_to_its_users_rate_again() 
     jobs.send(Job::Shutdown).await.unwrap();
     tokio::task::spawn_blocking(move || loop_thread.join().unwrap().unwrap()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_request_that_was_refused_when_executed_is_answered_again_not_dropped() {
+    // The core drops a request it committed; a refusal of the session rules is not kept in
+    // the session record. Before, such a resend waited here until WAIT_MAX (60 s).
+    let (store, opened) = ReplicaStore::open(Arc::new(MemFs::new()), Path::new("/data"), crate::storage::OnDamage::Repair).unwrap();
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let crypto = Arc::new(PeerCrypto::new(key.clone(), vec![key.verifying_key()], CLUSTER_ID));
+    let core = Core::new(Config::new(1, 5), 0, Box::new(crypto.clone()), opened.restored);
+    let (jobs, queue) = mpsc::channel(1024);
+    let peers = Peers::start(0, &[crate::config::ReplicaEntry::for_key("A", "127.0.0.1:1", &key)], None, crypto);
+    let driver = Driver::new("A", vec!["A".into()], TAG.into(), key, core, store, opened.state, peers, &jobs);
+    let loop_thread = std::thread::spawn(move || driver.run(queue));
+    let ticks = {
+        let jobs = jobs.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let _ = jobs.try_send(Job::Tick);
+            }
+        })
+    };
+    let alice = SigningKey::from_bytes(&[1; 32]);
+    submit(&jobs, request(&alice, 1)).await;
+    // A read by alice: refused when executed.
+    let body = pb::RequestBody { cluster: TAG.into(), user: "alice".into(), session: 8, seq: 1, op: Some(wire::encode_op(&Op::Read { max: 1 })) }
+        .encode_to_vec();
+    let read = pb::SignedRequest { signature: sign(&alice, TAG_REQUEST, &body), body };
+    let ask = |request: pb::SignedRequest| {
+        let jobs = jobs.clone();
+        async move {
+            let (reply, answer) = oneshot::channel();
+            let (_, decoded) = wire::decode_request(&request.body).unwrap();
+            let checked = Checked { body_digest: wire::digest(&request.body), signed: request, request: decoded, verified: true, from: None };
+            jobs.send(Job::Submit { checked, reply }).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(5), answer).await.expect("answered within 5 s").unwrap()
+        }
+    };
+    let first = ask(read.clone()).await;
+    let code = |b: &pb::ReplyBody| match &b.outcome {
+        Some(pb::Outcome { kind: Some(pb::outcome::Kind::Failure(f)) }) => f.code.clone(),
+        other => format!("{other:?}"),
+    };
+    // (alice's create in session 7 was itself refused, clock_skew: the read is refused as
+    // from an unknown account; any refusal made when executing is kept nowhere else.)
+    assert_eq!((code(&first), first.height > 0), ("unknown_user".to_string(), true));
+    let again = ask(read).await;
+    assert_eq!(again, first, "the same refusal at the same height");
+    ticks.abort();
+    jobs.send(Job::Shutdown).await.unwrap();
+    tokio::task::spawn_blocking(move || loop_thread.join().unwrap().unwrap()).await.unwrap();
+}
