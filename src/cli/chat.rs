@@ -22,7 +22,17 @@ use crate::{pb, wire};
 
 pub const EXIT_CODES: &str = "Exit status: 0 when every command succeeded; 1 when a command was refused (a \
 usage error, or a refusal the replicas agreed on, such as a wrong password); 2 when no quorum \
-of replicas answered (nothing is shown that 3 replicas did not sign).";
+of replicas answered (nothing is shown that 3 replicas did not sign), or when replicas only \
+refused for now (busy, rate limited) until the deadline: then it is not known whether the \
+request was applied (check history before sending it again).
+
+Resends: a request is sent again, with the same number, to a replica that did not answer or \
+refused for now, so it applies once. A resent list, who, history or inbox gets the same \
+result only while it is small (64 KiB a session, 256 KiB a user); past that the answer is \
+result_not_held: ask again.
+
+Passwords: create refuses, on a terminal, a password that is easy to guess; with \
+QUINTET_PASSWORD (scripts) it only warns.";
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXIT_CODES)]

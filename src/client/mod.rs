@@ -6,6 +6,7 @@
 //! a resend from their reply cache, so it never applies twice) until the deadline; then the
 //! client gives up with an error that says what each replica did.
 
+mod status;
 mod tally;
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+pub use status::{StatusError, check_status, is_operator, status_ask};
 pub use tally::{Agreed, Agreement, DeliveryTally, Live, Rejected, Tally};
 
 use crate::config::ClusterConfig;
@@ -95,35 +97,6 @@ pub struct QuorumClient {
     pub deadline: Duration,
     /// A replica's id and key, to be shown the operators' counters in status answers.
     pub operator: Option<(String, crate::crypto::SigningKey)>,
-}
-
-/// The body an operator signs to ask for the counters: the cluster tag and the nonce,
-/// each length-prefixed.
-fn status_ask_body(cluster: &str, nonce: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(16 + cluster.len() + nonce.len());
-    for part in [cluster.as_bytes(), nonce] {
-        body.extend_from_slice(&(part.len() as u64).to_le_bytes());
-        body.extend_from_slice(part);
-    }
-    body
-}
-
-/// A status question with `nonce`, signed by `operator` (a replica id and its key) when
-/// given.
-pub fn status_ask(cluster: &str, nonce: Vec<u8>, operator: Option<&(String, crate::crypto::SigningKey)>) -> pb::StatusRequest {
-    let (operator, operator_signature) = match operator {
-        Some((id, key)) => (id.clone(), crate::crypto::sign(key, crate::crypto::TAG_STATUS_ASK, &status_ask_body(cluster, &nonce))),
-        None => (String::new(), Vec::new()),
-    };
-    pb::StatusRequest { nonce, operator, operator_signature }
-}
-
-/// Whether `ask` carries a valid operator signature by one of `replicas` (ids and keys).
-pub fn is_operator(cluster: &str, ask: &pb::StatusRequest, replicas: &[(String, VerifyingKey)]) -> bool {
-    replicas.iter().any(|(id, key)| {
-        *id == ask.operator
-            && crate::crypto::verify(key, crate::crypto::TAG_STATUS_ASK, &status_ask_body(cluster, &ask.nonce), &ask.operator_signature).is_ok()
-    })
 }
 
 /// What happened with one replica during one request, for the error report.
@@ -209,9 +182,9 @@ impl QuorumClient {
     ///
     /// A replica that cannot be reached, or that refuses for now (a height-0 answer other
     /// than `replayed`, see `Tally`), is asked again with the same signed request until
-    /// the deadline. The wait ends early only when every replica has answered and none is
-    /// still asked: with a result of `quorum` alike, or with a refusal `quorum` gave alike
-    /// (`Agreed::settled` false), or with no way left to a quorum.
+    /// the deadline. The wait ends with `quorum` matching results; before the deadline
+    /// otherwise only when every replica has answered and none is being asked again: with
+    /// a refusal `quorum` gave alike (`Agreed::settled` false), or with no way to a quorum.
     pub async fn submit(&self, request: pb::SignedRequest) -> Result<Agreed, ClientError> {
         let started = Instant::now();
         let deadline = started + self.deadline;
@@ -380,64 +353,6 @@ impl QuorumClient {
         });
         Subscription { deliveries: out_rx, read_floor, _tasks: tasks }
     }
-
-    /// Each replica's status, or why it could not be had.
-    /// Every replica's signed status, asked at once, in the config's order.
-    pub async fn status(&self) -> Vec<(String, Result<pb::StatusReply, StatusError>)> {
-        let mut asks = tokio::task::JoinSet::new();
-        for (i, remote) in self.remotes.iter().enumerate() {
-            let (mut rpc, id, key, cluster) = (remote.rpc.clone(), remote.id.clone(), remote.key, self.cluster.clone());
-            let operator = self.operator.clone();
-            asks.spawn(async move {
-                let mut nonce = vec![0u8; 16];
-                getrandom::fill(&mut nonce).expect("the operating system has no random source");
-                let ask = status_ask(&cluster, nonce.clone(), operator.as_ref());
-                let asked = tokio::time::timeout(Duration::from_secs(2), rpc.status(ask)).await;
-                let result = match asked {
-                    Ok(Ok(reply)) => check_status(&id, &key, &cluster, &nonce, reply.into_inner()),
-                    Ok(Err(status)) => Err(StatusError::Down(failure(&status))),
-                    Err(_) => Err(StatusError::Down("timed out".to_owned())),
-                };
-                (i, id, result)
-            });
-        }
-        let mut out: Vec<_> = asks.join_all().await;
-        out.sort_by_key(|(i, _, _)| *i);
-        out.into_iter().map(|(_, id, result)| (id, result)).collect()
-    }
-}
-
-/// Why a replica's status is not shown as up.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum StatusError {
-    #[error("down ({0})")]
-    Down(String),
-    /// It answered, but not as the replica the config names: another key, another
-    /// cluster, or an answer not made for this question.
-    #[error("wrong identity ({0})")]
-    WrongIdentity(String),
-}
-
-/// A status answer is `id`'s only if `key` signed it, for this cluster and this nonce.
-pub fn check_status(id: &str, key: &VerifyingKey, cluster: &str, nonce: &[u8], signed: pb::SignedStatus) -> Result<pb::StatusReply, StatusError> {
-    use prost::Message as _;
-    let wrong = |why: String| Err(StatusError::WrongIdentity(why));
-    if crate::crypto::verify(key, crate::crypto::TAG_STATUS, &signed.body, &signed.signature).is_err() {
-        return wrong(format!("its answer is not signed with {id}'s key from the config"));
-    }
-    let Ok(status) = pb::StatusReply::decode(signed.body.as_slice()) else {
-        return wrong("its signed answer does not decode".into());
-    };
-    if status.cluster != cluster {
-        return wrong(format!("it serves cluster {:?}, the config names {cluster:?}", status.cluster));
-    }
-    if status.replica != id {
-        return wrong(format!("it says it is {:?}", status.replica));
-    }
-    if status.nonce != nonce {
-        return wrong("its answer was made for another question (replayed)".into());
-    }
-    Ok(status)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod chain;
 mod checkpoints;
 mod core;
+mod inspect;
 mod interface;
 mod propose;
 mod steady;

@@ -1,0 +1,69 @@
+//! What the core shows its drivers and tests, without changing anything: the view and its
+//! leader, the committed tip, what it remembers of requests, and a line for traces.
+
+use super::core::Core;
+use super::{Digest32, Hash, Height, QuorumCert, ReplicaId, View};
+
+impl Core {
+    pub fn leader(&self, view: View) -> ReplicaId {
+        (view % self.cfg.n as u64) as ReplicaId
+    }
+
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    pub fn committed_height(&self) -> Height {
+        self.committed_height
+    }
+
+    /// Whether a request with this digest was committed recently (the core drops it if it
+    /// comes again: the driver must answer it itself).
+    pub fn committed_recently(&self, digest: &Digest32) -> bool {
+        self.recent_set.contains(digest)
+    }
+
+    /// The hash of the block committed at `committed_height` (it names the whole chain).
+    pub fn committed_hash(&self) -> Hash {
+        self.committed_hash
+    }
+
+    pub fn high_qc(&self) -> &QuorumCert {
+        &self.high_qc
+    }
+
+    /// One line of state for traces.
+    pub fn describe(&self) -> String {
+        format!(
+            "view {} entered {} blamed {:?} committed {} high_qc {:?} pending {} votes {} proposals {} statuses {} justified {} timeout {}ms stable {:?} blocks {} fetching {} certified {:?} orphans {}",
+            self.view,
+            self.entered(),
+            self.blamed,
+            self.committed_height,
+            self.high_qc.rank(),
+            self.pending.len(),
+            self.votes.len(),
+            self.proposals.len(),
+            self.statuses.len(),
+            self.justification.is_some(),
+            self.timeout_ms(),
+            self.stable.as_ref().map(|s| s.height),
+            self.blocks.len(),
+            self.fetching.len(),
+            self.certified_commits.iter().next_back().map(|(h, _)| *h),
+            self.orphans.len(),
+        )
+    }
+
+    /// The QCs learned, and the blocks committed by S4, since the last call, each as
+    /// (view, height, block hash); always empty unless `Config::record_qcs` (the simulator
+    /// checks every QC against every S4 commit: what the safety argument promises).
+    pub fn take_observed(&mut self) -> (Vec<(View, Height, Hash)>, Vec<(View, Height, Hash)>) {
+        (std::mem::take(&mut self.learned_qcs), std::mem::take(&mut self.s4_commits))
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+}
