@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::attack::*;
 use quintet::chat::Op;
 use quintet::crypto::SigningKey;
-use quintet::pb;
+use quintet::pb::{self, replica_client::ReplicaClient};
 
 /// A raw TCP connection from `from` that never sends a byte.
 async fn idle_socket(from: IpAddr, to: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
