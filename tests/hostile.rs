@@ -173,11 +173,14 @@ fn a_flood_is_limited_per_user_and_forged_junk_in_a_users_name_is_refused_withou
     if took < Duration::from_secs(9) {
         assert!(limited > 0 && unread > 0, "past the burst within seconds, some are limited, then refused unread");
     }
-    // Every forged request is refused before ordering: the connection's unpaid burst is
-    // checked (each a signature verification), then the rest are refused unread.
-    let forged = count(false, "bad_signature");
-    assert_eq!(forged + count(false, "resource_exhausted"), 1_500, "{codes:?}");
-    assert!((200..=unpaid).contains(&forged), "{forged} forged requests verified; at most {unpaid}");
+    // Every forged request is refused before ordering: a few are checked (each a signature
+    // verification), then bob's name is locked from mallory's address (refused unchecked,
+    // twelfth session) until the connection's unpaid burst is spent, then refused unread.
+    let (forged, locked) = (count(false, "bad_signature"), count(false, "too_many_failures"));
+    println!("forged: {forged} checked, {locked} refused unchecked (too many failures)");
+    assert_eq!(forged + locked + count(false, "resource_exhausted"), 1_500, "{codes:?}");
+    assert!(forged <= 5 + 64, "{forged} forged requests verified; the free failures and what was in flight");
+    assert!((200..=unpaid).contains(&(forged + locked)), "{} forged requests read; at most {unpaid}", forged + locked);
 
     assert_eq!(bob_after, "ok", "junk in bob's name did not use up his rate");
 }
