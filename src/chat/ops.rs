@@ -111,8 +111,12 @@ impl ChatState {
         Ok(Outcome::Messages { messages, unread_left: account.unread.len() as u64 })
     }
 
+    /// Marks messages read. An id that is not (or no longer) in the mailbox is skipped, not
+    /// refused: marking is idempotent, and a client's batch of shown messages must not fail
+    /// on one the user deleted meanwhile. Only ids of the caller's own mailbox change.
     pub(super) fn mark_read(&mut self, user: &str, ids: &[u64]) -> OpResult {
-        let account = self.own_messages(user, ids)?;
+        check_ids(ids)?;
+        let account = self.accounts.get_mut(user).map(std::sync::Arc::make_mut).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
         let count = ids.iter().filter(|id| account.mark_read(**id)).count();
         Ok(Outcome::MarkedRead { count: count as u64 })
     }
@@ -257,16 +261,22 @@ impl ChatState {
 
     /// The caller's account, once every id is checked to be in its mailbox.
     fn own_messages(&mut self, user: &str, ids: &[u64]) -> OpResult<&mut Account> {
-        if ids.is_empty() {
-            return Err(ChatError::NoIds);
-        }
-        if ids.len() > IDS_MAX {
-            return Err(ChatError::TooManyIds(ids.len()));
-        }
+        check_ids(ids)?;
         let account = self.accounts.get_mut(user).map(std::sync::Arc::make_mut).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
         if let Some(missing) = ids.iter().find(|id| !account.mailbox.contains_key(id)) {
             return Err(ChatError::NoSuchMessage(*missing));
         }
         Ok(account)
     }
+}
+
+/// Some ids, and not too many.
+fn check_ids(ids: &[u64]) -> Result<(), ChatError> {
+    if ids.is_empty() {
+        return Err(ChatError::NoIds);
+    }
+    if ids.len() > IDS_MAX {
+        return Err(ChatError::TooManyIds(ids.len()));
+    }
+    Ok(())
 }

@@ -212,6 +212,11 @@ fn mark_read_and_delete_touch_only_your_own_mailbox() {
     assert_eq!(failed(&h.outcome("bob", sb, 10, Op::DeleteMessages { ids: vec![] })), "no_ids");
     assert_eq!(failed(&h.outcome("bob", sb, 11, Op::MarkRead { ids: vec![2; IDS_MAX + 1] })), "too_many_ids");
     assert_eq!(h.state.message_count(), 2);
+    // Marking skips what is not in the mailbox (another's message, one deleted, none): a
+    // client's batch of shown messages does not fail on one of them.
+    let Outcome::Sent { id } = h.outcome("alice", sa, 6, send("bob", "y")) else { panic!() };
+    assert_eq!(h.outcome("bob", sb, 12, Op::MarkRead { ids: vec![5, 3, 999, id] }), Outcome::MarkedRead { count: 1 });
+    assert!(h.state.account("alice").unwrap().unread.contains(&5), "alice's message is not bob's to mark");
 }
 
 #[test]

@@ -82,6 +82,9 @@ fn now_ms() -> u64 {
     now_us() / 1000
 }
 
+/// How long a command waits before a person is told it is waiting.
+const WAITING_NOTICE: Duration = Duration::from_secs(1);
+
 struct Session {
     client: QuorumClient,
     /// Replica ids by index, to say who agreed.
@@ -99,25 +102,35 @@ struct Session {
     session: u64,
     seq: u64,
     /// Whether the answer to `seq` settled it (`Agreed::settled`): if not (a refusal of the
-    /// moment), the next request reuses the number, so at most one of the two can apply.
+    /// moment, or Ctrl-C while waiting), the next request reuses the number, so at most one
+    /// of the two can apply.
     seq_spent: bool,
+    /// The request being sent reuses the number of one the person stopped waiting for.
+    number_reused: bool,
     logged_in: bool,
     deliveries: Option<Subscription>,
     /// Some command was refused (exit status 1).
     refused: bool,
-    /// `delete-account` typed on a terminal: the next line must be "yes".
+    /// `delete-account` typed on a terminal: the next line must be "yes". Meanwhile the
+    /// question is the prompt, and the usual one is kept here.
     confirming: bool,
+    usual_prompt: (String, String),
     /// Why the password is too weak for a new account (`password::too_weak`), if it is.
     weak_password: Option<String>,
+    /// What the key derivation takes besides the user and the password.
+    cluster_id: String,
+    kdf: crypto::KdfParams,
     /// The password came from `QUINTET_PASSWORD` (a script): a weak one is only warned of.
     password_from_env: bool,
     /// With line editing: the prompt (updated after each answer), the names seen (for
-    /// completion), and while a person is typing, where output goes instead of stdout.
+    /// completion), where output goes while a person is typing a line, and whether one is.
     prompt: editor::Prompt,
     names: editor::Names,
     cluster_name: String,
-    printer: Option<Box<dyn rustyline::ExternalPrinter + Send>>,
-    editing: bool,
+    printer: Option<editor::Printer>,
+    reading: Option<std::sync::Arc<editor::Reading>>,
+    /// Live messages shown, not yet marked read: by id, and how each was shown.
+    unmarked: Vec<(u64, show::Shown)>,
 }
 
 impl Session {
@@ -157,9 +170,33 @@ impl Session {
         }
         .encode_to_vec();
         let signature = crypto::sign(&self.key, TAG_REQUEST, &body);
-        let answer = self.client.submit(pb::SignedRequest { body, signature }).await;
+        // Not spent until an answer settles it: if this wait is given up (Ctrl-C drops this
+        // future), the next request reuses the number.
+        self.seq_spent = false;
+        let submit = self.client.submit(pb::SignedRequest { body, signature });
+        tokio::pin!(submit);
+        // A person is told that the client waits, and how to stop waiting.
+        let answer = tokio::select! {
+            answer = &mut submit => answer,
+            _ = tokio::time::sleep(WAITING_NOTICE), if self.terminal && !self.json => {
+                let (needed, total) = (self.client.quorum(), self.ids.len());
+                eprintln!("\r\x1b[Kwaiting for {needed} of {total} replicas to agree... (Ctrl-C stops waiting)");
+                submit.await
+            }
+        };
         self.seq_spent = answer.as_ref().is_ok_and(|a| a.settled);
         answer
+    }
+
+    /// Ctrl-C while a command waited for the replicas: the request was sent and may still
+    /// be applied. Its number is kept for the next request (`seq_spent` is false), so the
+    /// two can never both apply: the same command again gets the first one's result if it
+    /// was applied; another command is then refused as a replay.
+    fn stopped_waiting(&mut self) {
+        self.refused = true;
+        self.number_reused = true;
+        let message = "stopped waiting: the request was sent and may still be applied (check with history or read)";
+        self.print(&[self.painted_error(format!("error: {message}"))], &serde_json::json!({"type": "error", "code": "interrupted", "message": message}));
     }
 
     fn start_deliveries(&mut self) {
@@ -178,6 +215,8 @@ impl Session {
     /// Runs one command line. `Ok(false)`: quit. `Err` is fatal (no quorum).
     async fn command(&mut self, line: &str) -> Result<bool, ClientError> {
         if std::mem::take(&mut self.confirming) {
+            // The question was the prompt: the usual one comes back.
+            *self.prompt.lock().unwrap_or_else(|e| e.into_inner()) = self.usual_prompt.clone();
             if line.trim().eq_ignore_ascii_case("yes") {
                 return self.op("delete-account", Op::DeleteAccount).await;
             }
@@ -193,14 +232,24 @@ impl Session {
             Some(Ok(parsed)) => parsed,
         };
         match parsed {
-            Command::Help => self.print(&[HELP.to_string()], &serde_json::json!({"type": "help", "text": HELP})),
+            Command::Help => {
+                self.print(&[HELP.to_string()], &serde_json::json!({"type": "help", "text": HELP}));
+            }
             Command::Quit => return Ok(false),
             Command::List { pattern, page } => return self.names(false, &pattern, page).await,
             Command::Who { page } => return self.names(true, "*", page).await,
             Command::History { with, count } => return self.history(&with, count).await,
             Command::DeleteAccount { yes: false } if self.terminal && !self.json => {
                 self.confirming = true;
-                println!("delete account {} and every message in its mailbox? this cannot be undone; type yes to confirm:", self.user);
+                // The question is the next prompt (or a line of its own without line editing).
+                let question = format!("delete account {} and every message in its mailbox for good? type yes to delete: ", self.user);
+                let mut prompt = self.prompt.lock().unwrap_or_else(|e| e.into_inner());
+                self.usual_prompt = prompt.clone();
+                *prompt = (question.clone(), if self.colour { format!("\x1b[1;31m{question}\x1b[0m") } else { question.clone() });
+                drop(prompt);
+                if self.reading.is_none() {
+                    println!("{question}");
+                }
             }
             Command::DeleteAccount { yes: false } => {
                 self.print_error("delete-account", "usage", "not on a terminal, so nobody can confirm: use delete-account --yes");
@@ -254,12 +303,18 @@ impl Session {
             }
             eprintln!("quintet chat: warning: {why} (QUINTET_PASSWORD is used as given)");
         }
+        if matches!(op, Op::CreateAccount { .. }) && !self.password_confirmed().await? {
+            return Ok(true);
+        }
         if op.opens_session() && !self.logged_in {
             self.new_session();
         }
         let agreed = self.request(&op).await?;
         self.show(command, &agreed);
         self.follow(&agreed.outcome);
+        if matches!(&agreed.outcome.kind, Some(pb::outcome::Kind::Failure(f)) if f.code == "bad_signature") {
+            self.ask_password_again().await;
+        }
         Ok(true)
     }
 }
@@ -322,17 +377,22 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         session: 0,
         seq: 0,
         seq_spent: true,
+        number_reused: false,
         logged_in: false,
         deliveries: None,
         refused: false,
         confirming: false,
+        usual_prompt: Default::default(),
         weak_password,
+        cluster_id: config.cluster_id.clone(),
+        kdf: config.kdf,
         password_from_env: std::env::var_os("QUINTET_PASSWORD").is_some(),
         prompt: Default::default(),
         names: Default::default(),
         cluster_name: config.name.clone(),
         printer: None,
-        editing: false,
+        reading: None,
+        unmarked: Vec::new(),
     };
     if args.tui {
         anyhow::ensure!(
@@ -351,7 +411,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         match LineEditor::start(s.prompt.clone(), s.names.clone()) {
             Ok(mut e) => {
                 s.printer = e.printer.take();
-                s.editing = true;
+                s.reading = Some(e.reading.clone());
                 line_editor = Some(e);
             }
             Err(e) => eprintln!("quintet chat: no line editing ({e}); reading plain lines"),
@@ -362,27 +422,37 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
     // only listening once polled, and a turn whose line is already waiting never polls it,
     // so a Ctrl-C during that command would kill the client without logging out.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // Live messages shown are marked read in batches, between commands.
+    let mut mark = tokio::time::interval(live::MARK_EVERY);
     let result: Result<(), ClientError> = async {
         loop {
             tokio::select! {
                 line = next_line(&mut line_editor, &mut lines) => match line {
                     Some(line) => {
-                        // Output goes to stdout while the command runs; the editor prompts
-                        // again only once it is done.
-                        s.editing = false;
-                        if !s.command(&line).await? { break }
+                        // The editor prompts again only once the command is done, or the
+                        // person stopped waiting for it (Ctrl-C: the terminal is not in the
+                        // editor's hands then, so it is the process's interrupt).
+                        let done = tokio::select! {
+                            done = s.command(&line) => Some(done?),
+                            _ = interrupt.recv(), if s.terminal => None,
+                        };
+                        match done {
+                            Some(false) => break,
+                            Some(true) => {}
+                            None => s.stopped_waiting(),
+                        }
                         if let Some(editor) = &line_editor {
-                            s.editing = true;
                             editor.next();
                         }
                     }
                     None => break,
                 },
                 Some(live) = next_delivery(&mut s.deliveries) => s.live(live).await?,
+                _ = mark.tick(), if !s.unmarked.is_empty() => s.mark_shown().await?,
                 _ = interrupt.recv() => break,
             }
         }
-        s.editing = false;
+        s.mark_shown().await?;
         if s.logged_in {
             s.command("logout").await?;
         }

@@ -1,9 +1,20 @@
 //! The chat client's live streams: deliveries a quorum sent, shown as they come (with who
-//! delivered them) and marked read; session-closed notices.
+//! delivered them) and marked read once surely shown; session-closed notices.
+//!
+//! A message is marked read only once it is on the screen: written out, or queued with the
+//! line editor and shown by it since (`Shown`). The marks go in batches (one `mark-read`
+//! for all shown since the last), between commands, so a user who is also receiving does
+//! not wait for one ordered request per message before each command.
 
+use std::time::Duration;
+
+use super::show::Shown;
 use super::{ClientError, Op, Session, render};
 use crate::client::{Agreement, Live, Subscription};
 use crate::pb;
+
+/// How often shown messages are marked read.
+pub(super) const MARK_EVERY: Duration = Duration::from_millis(500);
 
 impl Session {
     /// Shows what a quorum told on the live streams.
@@ -13,14 +24,16 @@ impl Session {
             Live::SessionClosed { height, session, reason } => {
                 if self.closed_by_server(session) {
                     let value = serde_json::json!({"type": "session_closed", "height": height, "reason": reason});
-                    self.print(&[format!("your session was closed by the server ({reason}): log in again")], &value);
+                    // Logging in again is no help once the account is gone.
+                    let next = if reason.contains("deleted") { "create it again, or quit" } else { "log in again" };
+                    self.print(&[format!("your session was closed by the server ({reason}): {next}")], &value);
                 }
                 Ok(())
             }
         }
     }
 
-    /// Shows a live delivery, then marks it read (the user has seen it).
+    /// Shows a live delivery; it is marked read once surely shown (`mark_shown`).
     async fn delivered(&mut self, height: u64, message: pb::Message, agreement: Agreement) -> Result<(), ClientError> {
         let mut value = render::message_json(&message);
         value["type"] = "delivery".into();
@@ -30,8 +43,26 @@ impl Session {
         let mut lines = [line];
         self.add_agreement(&mut lines, &mut value, &agreement);
         self.names.lock().unwrap_or_else(|e| e.into_inner()).insert(message.from.clone());
-        self.print(&lines, &value);
-        self.request(&Op::MarkRead { ids: vec![message.id] }).await.map(|_| ())
+        let shown = self.print(&lines, &value);
+        self.unmarked.push((message.id, shown));
+        Ok(())
+    }
+
+    /// Marks read, in one request, the live messages surely on the screen by now. One
+    /// queued with the line editor and not yet shown (the person quit at that instant)
+    /// stays unread: the next `read` has it.
+    pub(super) async fn mark_shown(&mut self) -> Result<(), ClientError> {
+        let reading = self.reading.clone();
+        let on_screen = |shown: &Shown| match shown {
+            Shown::Written => true,
+            Shown::Queued(read) => reading.as_ref().is_some_and(|r| r.shown(*read)),
+        };
+        let ids: Vec<u64> = self.unmarked.iter().filter(|(_, s)| on_screen(s)).map(|(id, _)| *id).take(crate::chat::IDS_MAX).collect();
+        if ids.is_empty() || !self.logged_in {
+            return Ok(());
+        }
+        self.unmarked.retain(|(id, _)| !ids.contains(id));
+        self.request(&Op::MarkRead { ids }).await.map(|_| ())
     }
 }
 

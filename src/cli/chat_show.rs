@@ -5,20 +5,36 @@
 use super::{Agreed, Agreement, Session, editor, render};
 use crate::pb;
 
+/// How a text reached the screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    /// Written out (stdout, a pipe, the terminal).
+    Written,
+    /// Queued with the line editor during its read number n: on the screen once a later
+    /// read has begun (`editor::Reading::shown`).
+    Queued(u64),
+}
+
 impl Session {
-    pub(super) fn print(&mut self, lines: &[String], value: &serde_json::Value) {
+    /// Prints one answer or delivery, and says how. While a person is typing a line, above
+    /// it (the line editor's printer); otherwise on stdout, each line ended. On a terminal
+    /// with line editing, from the start of the line, clearing what was typed ahead there
+    /// (it stays in the input, and the editor shows it again): no text is glued to it.
+    pub(super) fn print(&mut self, lines: &[String], value: &serde_json::Value) -> Shown {
         if self.json {
             println!("{value}");
-        } else if self.editing
-            && let Some(printer) = self.printer.as_mut()
-            && printer.print(lines.join("\n")).is_ok()
-        {
-            // Printed above the line being typed.
-        } else {
-            for line in lines {
-                println!("{line}");
-            }
+            return Shown::Written;
         }
+        if let (Some(printer), Some(read)) = (self.printer.as_ref(), self.reading.as_ref().and_then(|r| r.current()))
+            && printer.print(format!("{}\n", lines.join("\n")))
+        {
+            return Shown::Queued(read);
+        }
+        let start = if self.reading.is_some() { "\r\x1b[K" } else { "" };
+        for (i, line) in lines.iter().enumerate() {
+            println!("{}{line}", if i == 0 { start } else { "" });
+        }
+        Shown::Written
     }
 
     /// After an answer: the prompt shows who answered, and names it carried complete.
@@ -72,9 +88,16 @@ impl Session {
     pub(super) fn show_lines(&mut self, mut lines: Vec<String>, mut value: serde_json::Value, agreement: &Agreement, outcome: &pb::Outcome) {
         if let Some(pb::outcome::Kind::Failure(f)) = &outcome.kind {
             self.refused = true;
-            if f.code == "bad_signature" {
+            let replaced = match f.code.as_str() {
                 // The replicas verify with the account's key; the key comes from the password.
-                let message = format!("wrong password for {} (the replicas refused its signature)", self.user);
+                "bad_signature" => Some(format!("wrong password for {} (the replicas refused its signature)", self.user)),
+                // This request reused the number of one the person stopped waiting for.
+                "replayed" if self.number_reused => {
+                    Some("not done: the request you stopped waiting for was applied in its place (see history); try again".to_string())
+                }
+                _ => None,
+            };
+            if let Some(message) = replaced {
                 value["message"] = message.clone().into();
                 lines = vec![format!("error: {message}")];
             }
@@ -83,5 +106,9 @@ impl Session {
         self.add_agreement(&mut lines, &mut value, agreement);
         self.print(&lines, &value);
         self.remember(agreement, outcome);
+        if self.seq_spent {
+            // The number was spent: the next request has a new one.
+            self.number_reused = false;
+        }
     }
 }

@@ -132,10 +132,10 @@ pub fn parse(line: &str, public_key: [u8; 32]) -> Option<Result<Command, Refused
             [pattern] => Ok(Command::List { pattern: pattern.to_string(), page }),
             _ => Err(usage(c, "usage: list [pattern] [--page n]")),
         }),
-        ("who", _) => page_of(c, &mut args).and_then(|page| match args.as_slice() {
-            [] => Ok(Command::Who { page }),
+        ("who", _) => match page_of(c, &mut args) {
+            Ok(page) if args.is_empty() => Ok(Command::Who { page }),
             _ => Err(usage(c, "usage: who [--page n]")),
-        }),
+        },
         ("send", [to, _, ..]) => {
             // The text is the rest of the line after the recipient, spaces kept.
             let after_command = line.trim_start()[first.len()..].trim_start();
@@ -165,6 +165,7 @@ pub fn parse(line: &str, public_key: [u8; 32]) -> Option<Result<Command, Refused
         ("unblock", [user]) => Ok(Command::Op(Op::Block { user: user.to_string(), unblock: true })),
         ("blocked", []) => Ok(Command::Op(Op::Block { user: String::new(), unblock: false })),
         ("block" | "unblock", _) => Err(usage(c, format!("usage: {c} <user>"))),
+        ("read", _) => Err(usage(c, "usage: read [n]")),
         ("send", _) => Err(usage(c, "usage: send <user> <text>")),
         ("history", _) => Err(usage(c, "usage: history <user> [n]")),
         ("delete", _) => Err(usage(c, "usage: delete <id>...")),
@@ -220,6 +221,10 @@ mod tests {
         assert_eq!(refused("send bob").message, "usage: send <user> <text>");
         assert_eq!(refused("read 0").message, "n must be a number from 1 to 100");
         assert_eq!(refused("LOGIN now").message, "login takes no arguments (type help)");
+        assert_eq!(refused("read 5 6").message, "usage: read [n]");
+        assert_eq!(refused("who x").message, "usage: who [--page n]");
+        assert_eq!(refused("who --page 0").message, "usage: who [--page n]");
+        assert_eq!(refused("delete").message, "usage: delete <id>...");
         assert_eq!(refused("delete x").code, "usage");
         assert_eq!(refused("delete-account now").message, "usage: delete-account [--yes]");
         let long = refused(&format!("send bob {}", "x".repeat(TEXT_LEN_MAX + 1)));

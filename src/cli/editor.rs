@@ -6,6 +6,16 @@
 //! client and waits until that command is done (its output printed) before prompting
 //! again. Live deliveries that arrive while a person is typing go through rustyline's
 //! external printer, which prints them above the line being edited without breaking it.
+//!
+//! The printer only queues a text while rustyline is reading (it shows it at its next
+//! look at the terminal, after any keys typed ahead), and writes it at once otherwise,
+//! without ending the line. So the client asks `Reading` whether a line is being read, and
+//! learns from it when a queued text has surely been shown: once a later read began, and
+//! had time to look (`Reading::shown`). The printer's queue holds one text: a second one
+//! waits until rustyline takes the first, which it does only while reading. The printer
+//! therefore runs on a thread of its own (`Printer`): the client never waits on it, and so
+//! never stops answering the line that would let rustyline read again (a deadlock the
+//! tmux test found).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -49,6 +59,16 @@ impl Completer for Completion {
     }
 }
 
+/// Ctrl-C on a half-typed line clears the line (as a shell does); on an empty one it is
+/// the interrupt that ends the client.
+struct ClearOrInterrupt;
+
+impl rustyline::ConditionalEventHandler for ClearOrInterrupt {
+    fn handle(&self, _: &rustyline::Event, _: rustyline::RepeatCount, _: bool, ctx: &rustyline::EventContext) -> Option<rustyline::Cmd> {
+        if ctx.line().is_empty() { Some(rustyline::Cmd::Interrupt) } else { Some(rustyline::Cmd::Kill(rustyline::Movement::WholeLine)) }
+    }
+}
+
 impl Hinter for Completion {
     type Hint = String;
 }
@@ -62,7 +82,70 @@ pub struct LineEditor {
     pub lines: tokio::sync::mpsc::Receiver<String>,
     ready: std::sync::mpsc::Sender<()>,
     /// Taken by the client, which prints through it while a person types.
-    pub printer: Option<Box<dyn ExternalPrinter + Send>>,
+    pub printer: Option<Printer>,
+    /// Whether a line is being read, and since when.
+    pub reading: Arc<Reading>,
+}
+
+/// rustyline's external printer on a thread of its own: `print` hands the text over and
+/// returns at once.
+pub struct Printer(std::sync::mpsc::Sender<String>);
+
+impl Printer {
+    fn start(mut printer: Box<dyn ExternalPrinter + Send>) -> std::io::Result<Printer> {
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::Builder::new().name("printer".into()).spawn(move || {
+            while let Ok(text) = rx.recv() {
+                if printer.print(text.clone()).is_err() {
+                    // The editor is gone: straight to stdout.
+                    print!("{text}");
+                }
+            }
+        })?;
+        Ok(Printer(tx))
+    }
+
+    /// Hands `text` (ending with a newline) to the printer thread.
+    pub fn print(&self, text: String) -> bool {
+        self.0.send(text).is_ok()
+    }
+}
+
+/// How long a read must have been going before what was queued for it counts as shown
+/// (rustyline looks at its queue within a loop turn; this is generous).
+const SHOWN_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The editing thread's state, for the client: reads are numbered as they begin.
+#[derive(Default)]
+pub struct Reading {
+    /// The number of the read going on, or 0 between reads.
+    now: std::sync::atomic::AtomicU64,
+    /// The number of the last read begun, and when.
+    last: Mutex<(u64, Option<std::time::Instant>)>,
+}
+
+impl Reading {
+    /// The number of the read going on, if a line is being read.
+    pub fn current(&self) -> Option<u64> {
+        Some(self.now.load(std::sync::atomic::Ordering::SeqCst)).filter(|n| *n > 0)
+    }
+
+    /// Whether a text queued during read `read` has surely been shown: a later read began
+    /// at least `SHOWN_AFTER` ago (every read shows what waits in the queue when it starts).
+    pub fn shown(&self, read: u64) -> bool {
+        let (last, since) = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last > read && since.is_some_and(|t| t.elapsed() >= SHOWN_AFTER)
+    }
+
+    fn begin(&self) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        *last = (last.0 + 1, Some(std::time::Instant::now()));
+        self.now.store(last.0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        self.now.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl LineEditor {
@@ -70,13 +153,22 @@ impl LineEditor {
         let config = rustyline::Config::builder().auto_add_history(true).history_ignore_space(true).build();
         let mut editor: Editor<Completion, rustyline::history::DefaultHistory> = Editor::with_config(config)?;
         editor.set_helper(Some(Completion { names }));
-        let printer: Option<Box<dyn ExternalPrinter + Send>> = Some(Box::new(editor.create_external_printer()?));
+        editor.bind_sequence(
+            rustyline::KeyEvent::ctrl('C'),
+            rustyline::EventHandler::Conditional(Box::new(ClearOrInterrupt)),
+        );
+        let printer = Some(Printer::start(Box::new(editor.create_external_printer()?))?);
         let (tx, lines) = tokio::sync::mpsc::channel(1);
         let (ready, wait) = std::sync::mpsc::channel::<()>();
+        let reading = Arc::new(Reading::default());
+        let state = reading.clone();
         std::thread::spawn(move || {
             while wait.recv().is_ok() {
                 let current = prompt.lock().map(|p| p.clone()).unwrap_or_else(|_| ("> ".into(), "> ".into()));
-                match editor.readline(&current) {
+                state.begin();
+                let read = editor.readline(&current);
+                state.end();
+                match read {
                     Ok(line) => {
                         if tx.blocking_send(line).is_err() {
                             return;
@@ -86,7 +178,7 @@ impl LineEditor {
                 }
             }
         });
-        let editor = LineEditor { lines, ready, printer };
+        let editor = LineEditor { lines, ready, printer, reading };
         editor.next();
         Ok(editor)
     }

@@ -10,6 +10,9 @@
 
 use zxcvbn::Score;
 
+use super::{ClientError, Session};
+use crate::crypto;
+
 /// The lowest acceptable score: `Three` is "more than 10^8 guesses".
 const SCORE_MIN: Score = Score::Three;
 
@@ -32,6 +35,54 @@ pub fn too_weak(password: &str, user: &str, cluster: &str) -> Option<String> {
     }
     why.push_str(" A longer passphrase of unrelated words works well.");
     Some(why)
+}
+
+impl Session {
+    /// Whether the password was typed at a prompt here (so it can be asked again).
+    fn prompted(&self) -> bool {
+        self.terminal && !self.password_from_env && !self.json
+    }
+
+    /// At `create` on a terminal: the password once more, to catch a typo before it becomes
+    /// the account's. False when they differ (nothing was sent; the first is asked again).
+    pub(super) async fn password_confirmed(&mut self) -> Result<bool, ClientError> {
+        if !self.prompted() {
+            return Ok(true);
+        }
+        let Some(again) = self.derive_from_prompt(format!("password for {} again, to confirm: ", self.user)).await else {
+            return Ok(false);
+        };
+        if again.verifying_key() == self.key.verifying_key() {
+            return Ok(true);
+        }
+        self.print_error("create", "passwords_differ", "the two passwords differ; nothing was sent");
+        self.ask_password_again().await;
+        Ok(false)
+    }
+
+    /// After a wrong password (a login refused for its signature), on a terminal: the
+    /// password again, without starting over. An empty answer keeps the old one.
+    pub(super) async fn ask_password_again(&mut self) {
+        if !self.prompted() {
+            return;
+        }
+        if let Some(key) = self.derive_from_prompt(format!("password for {} (Enter keeps the last one): ", self.user)).await {
+            self.key = key;
+            println!("type the command again to use it");
+        }
+    }
+
+    /// Asks for a password on the terminal and derives its key (on a blocking thread: the
+    /// derivation takes a few tenths of a second). `None` for an empty answer or an error.
+    async fn derive_from_prompt(&mut self, question: String) -> Option<crypto::SigningKey> {
+        let password = tokio::task::spawn_blocking(move || rpassword::prompt_password(question).map(zeroize::Zeroizing::new)).await.ok()?.ok()?;
+        if password.is_empty() {
+            return None;
+        }
+        self.weak_password = too_weak(&password, &self.user, &self.cluster_name);
+        let (cluster, user, kdf) = (self.cluster_id.clone(), self.user.clone(), self.kdf);
+        tokio::task::spawn_blocking(move || crypto::derive_user_key(&cluster, &user, &password, kdf)).await.ok()?.ok()
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ const HISTORY_SHOWN: u32 = 50;
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 const WHO_EVERY_TICKS: u32 = 5;
 
-pub const HELP: &str = "/open <user> · /who · /inbox · /history (older) · /quit · Up/Down or Tab: next conversation · PgUp/PgDn: scroll";
+pub const HELP: &str = "/open <user> · /who · /inbox · /history (older) · /delete <id>... · /logout · /delete-account · /quit · Up/Down or Tab: next conversation · PgUp/PgDn: scroll";
 
 /// The terminal in raw mode on the alternate screen, restored when dropped (also on a
 /// panic: `ratatui::init` installs a hook that restores it first).
@@ -299,6 +299,29 @@ impl App<'_> {
                 }
             }
             (Some("/inbox"), None, _) => self.refresh_inbox().await?,
+            (Some("/logout"), None, _) => {
+                self.ask(Op::Logout).await?;
+            }
+            (Some("/delete-account"), None, _) => {
+                self.screen.say(format!("delete account {} and every message in its mailbox for good? type /delete-account yes", self.s.user), true);
+            }
+            (Some("/delete-account"), Some("yes"), None) => {
+                self.ask(Op::DeleteAccount).await?;
+            }
+            (Some("/delete"), Some(_), _) => {
+                let ids: Result<Vec<u64>, _> = line.split_whitespace().skip(1).map(str::parse).collect();
+                match ids {
+                    Err(_) => self.screen.say("/delete: message ids are numbers (the [n] before each message; /help)", true),
+                    Ok(ids) => {
+                        if let Some(agreed) = self.ask(Op::DeleteMessages { ids: ids.clone() }).await?
+                            && let Some(Kind::Deleted(count)) = agreed.outcome.kind
+                        {
+                            self.screen.messages.retain(|m| !ids.contains(&m.id));
+                            self.screen.say(format!("deleted {} message(s)", count.count), false);
+                        }
+                    }
+                }
+            }
             (Some("/history"), None, _) => self.older().await?,
             (Some(command), ..) if command.starts_with('/') => {
                 self.screen.say(format!("{command}: not a command here; {HELP}"), true);

@@ -75,8 +75,9 @@ fn clock(time_ms: u64, today: &str) -> String {
     if full.starts_with(today) { full[11..16].to_string() } else { full[..16].to_string() }
 }
 
-/// The conversation as screen rows of at most `width` characters (text wrapped, the sender
-/// and time on the first row of each message). Text is shown escaped (`render::shown`).
+/// The conversation as screen rows of at most `width` characters (text wrapped; the id, for
+/// `/delete`, dimmed, the time and the sender on the first row of each message). Text is
+/// shown escaped (`render::shown`).
 fn rows(screen: &Screen, width: usize) -> Vec<Line<'static>> {
     let today = render::local_timestamp(super::now_ms())[..10].to_string();
     let mut rows = Vec::new();
@@ -84,13 +85,15 @@ fn rows(screen: &Screen, width: usize) -> Vec<Line<'static>> {
         rows.push(Line::styled("(older messages: /history)", Style::new().fg(Color::DarkGray)));
     }
     for m in &screen.messages {
+        let id = format!("[{}] ", m.id);
         let head = format!("{} {}: ", clock(m.time_ms, &today), m.from);
         let mine = m.from == screen.user;
         let style = if mine { Style::new().fg(Color::Cyan) } else { Style::new().fg(Color::Yellow) };
         let text: Vec<char> = render::shown(&m.text).chars().collect();
-        let first = width.saturating_sub(head.chars().count()).max(1);
+        let first = width.saturating_sub(id.chars().count() + head.chars().count()).max(1);
         let mut chunk: String = text.iter().take(first).collect();
-        rows.push(Line::from(vec![Span::styled(head, style.add_modifier(Modifier::BOLD)), Span::raw(chunk)]));
+        let spans = vec![Span::styled(id, Style::new().fg(Color::DarkGray)), Span::styled(head, style.add_modifier(Modifier::BOLD)), Span::raw(chunk)];
+        rows.push(Line::from(spans));
         let mut rest = &text[text.len().min(first)..];
         while !rest.is_empty() {
             let n = rest.len().min(width.saturating_sub(2).max(1));

@@ -70,8 +70,9 @@ fn a_long_conversation_shows_its_newest_rows_and_scrolls_up_and_text_is_escaped(
     let (rows, _) = drawn(&s, 60, 14);
     let all = rows.join("\n");
     // Escaped on bob's row; the forged line is a continuation of his, indented.
-    assert!(all.contains("bob: \\u{1b}]2;owned\\u{7}\\u"), "{all}");
-    assert!(rows.iter().any(|r| r.contains("││  {a}[7] admin: forged")), "{all}");
+    assert!(all.contains("bob: \\u{1b}]2;owned\\u"), "{all}");
+    assert!(rows.iter().any(|r| r.contains("││  ") && r.contains("\\u{a}[7] admin: forged")), "{all}");
+    assert!(!rows.iter().any(|r| r.contains("││[7] admin")), "a forged line never starts a row as a message does: {all}");
     assert!(!all.contains("line 1 ") && all.contains("line 30"), "{all}");
     s.scroll = 5;
     let (rows, _) = drawn(&s, 60, 14);

@@ -39,14 +39,21 @@ const AGREEMENT_GRACE: Duration = Duration::from_millis(25);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("no quorum: needed {needed} matching signed replies within {waited_ms} ms; {report}")]
-    NoQuorum { needed: usize, waited_ms: u128, report: String },
+    /// One wording, everywhere: how many answered, how many were needed, what each replica
+    /// did, and what to do.
+    #[error(
+        "no quorum: {answered} of {total} replicas answered, {needed} needed (waited {:.1} s): {report}; \
+         nothing was confirmed: try again, or ask the operator to check the replicas (quintet status)",
+        *.waited_ms as f64 / 1000.0
+    )]
+    NoQuorum { answered: usize, total: usize, needed: usize, waited_ms: u128, report: String },
     /// Some replicas only refused for now (busy, rate-limited, ...) until the deadline: the
     /// request may still be applied through the others. It was only ever sent again with
     /// its own number, so it applies at most once.
     #[error(
-        "not known whether applied: busy at {refused} replica(s), and no {needed} matching results within {waited_ms} ms; \
-         it may still be applied (it can apply only once): check before trying again; {report}"
+        "not known whether applied: busy at {refused} replica(s), and not {needed} matching results (waited {:.1} s): {report}; \
+         it may still be applied (only once): check with history before trying again",
+        *.waited_ms as f64 / 1000.0
     )]
     Unconfirmed { refused: usize, needed: usize, waited_ms: u128, report: String },
     #[error("replica {id}: address {address} is unusable: {reason}")]
@@ -111,6 +118,9 @@ enum Heard {
     Voted,
 }
 
+/// What `failure` says of a replica that refused the connection (nothing listens there).
+const CONNECTION_REFUSED: &str = "connection refused";
+
 /// What a replica's task tells the waiting client.
 enum Event {
     /// An answer (or a failed call) from replica `index`.
@@ -150,6 +160,8 @@ fn failure(status: &tonic::Status) -> String {
         format!("{message}: its TLS certificate is not the one cluster.toml pins for it")
     } else if said.contains("FRAME_SIZE_ERROR") || said.contains("InvalidContentType") {
         format!("{message}: one side speaks TLS and the other does not (does this cluster.toml have the replicas' certificates?)")
+    } else if said.contains("Connection refused") {
+        CONNECTION_REFUSED.to_owned()
     } else {
         message.to_owned()
     }
@@ -238,6 +250,10 @@ impl QuorumClient {
                     Err(rejected) => heard[index] = Heard::Rejected(rejected),
                 },
             }
+            // No replica accepts a connection: nothing will come of waiting.
+            if heard.iter().all(|h| matches!(h, Heard::Failed(e) if e == CONNECTION_REFUSED)) {
+                break;
+            }
             if asking.iter().any(|a| *a) || heard.iter().any(|h| matches!(h, Heard::Nothing)) {
                 continue;
             }
@@ -249,8 +265,9 @@ impl QuorumClient {
             }
         }
         let (waited_ms, report) = (started.elapsed().as_millis(), self.report(&heard));
+        let answered = heard.iter().filter(|h| matches!(h, Heard::Voted | Heard::Refused(_))).count();
         match tally.refusal_count() {
-            0 => Err(ClientError::NoQuorum { needed: self.quorum, waited_ms, report }),
+            0 => Err(ClientError::NoQuorum { answered, total: self.remotes.len(), needed: self.quorum, waited_ms, report }),
             refused => Err(ClientError::Unconfirmed { refused, needed: self.quorum, waited_ms, report }),
         }
     }
@@ -299,10 +316,12 @@ impl QuorumClient {
             .zip(heard)
             .map(|(r, h)| match h {
                 Heard::Nothing => format!("{}: no answer", r.id),
+                Heard::Failed(e) if e.contains("Timeout expired") => format!("{}: no answer within {} s (up, but waiting for others?)", r.id, CALL_TIMEOUT.as_secs()),
+                Heard::Failed(e) if e == CONNECTION_REFUSED => format!("{}: down ({e})", r.id),
                 Heard::Failed(e) => format!("{}: unreachable ({e})", r.id),
-                Heard::Rejected(why) => format!("{}: reply refused ({why})", r.id),
+                Heard::Rejected(why) => format!("{}: its reply did not count ({why})", r.id),
                 Heard::Refused(why) => format!("{}: refused for now ({why})", r.id),
-                Heard::Voted => format!("{}: answered, but not with the majority", r.id),
+                Heard::Voted => format!("{}: answered, but not as the others", r.id),
             })
             .collect();
         parts.join("; ")
