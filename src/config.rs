@@ -30,6 +30,10 @@ fn checkpoint_every_default() -> u64 {
     CHECKPOINT_EVERY_DEFAULT
 }
 
+fn presence_default() -> u64 {
+    crate::chat::PRESENCE_MS_DEFAULT
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
@@ -46,6 +50,10 @@ pub struct ClusterConfig {
     /// newest stable image is sent the image instead of the blocks.
     #[serde(default = "checkpoint_every_default")]
     pub checkpoint_every: u64,
+    /// How long a user stays online (`who`) after their client's last request; clients
+    /// send a heartbeat every third of it. Every replica must have the same value.
+    #[serde(default = "presence_default")]
+    pub presence_ms: u64,
     #[serde(rename = "replica")]
     pub replicas: Vec<ReplicaEntry>,
 }
@@ -121,6 +129,9 @@ impl ClusterConfig {
         }
         if !(1..=60_000).contains(&self.delta_ms) {
             return bad(format!("delta_ms {} must be between 1 and 60000", self.delta_ms));
+        }
+        if !(1_000..=3_600_000).contains(&self.presence_ms) {
+            return bad(format!("presence_ms {} must be between 1000 and 3600000", self.presence_ms));
         }
         if !(10..=1_000_000).contains(&self.checkpoint_every) {
             return bad(format!("checkpoint_every {} must be between 10 and 1000000", self.checkpoint_every));
@@ -222,7 +233,7 @@ mod tests {
                 ReplicaEntry::for_key(&id, &format!("127.0.0.1:{}", 7101 + i), &SigningKey::from_bytes(&[i as u8 + 1; 32]))
             })
             .collect();
-        ClusterConfig { name: "test".into(), cluster_id: "00112233445566778899aabbccddeeff".into(), delta_ms: 200, kdf: KdfParams::default(), checkpoint_every: 1_000, replicas }
+        ClusterConfig { name: "test".into(), cluster_id: "00112233445566778899aabbccddeeff".into(), delta_ms: 200, kdf: KdfParams::default(), checkpoint_every: 1_000, presence_ms: crate::chat::PRESENCE_MS_DEFAULT, replicas }
     }
 
     #[test]

@@ -176,3 +176,35 @@ fn a_session_closed_by_the_server_is_told_on_the_stream_at_once() {
     assert_eq!(carol.run("login")["type"], "result");
     assert_eq!(carol.run("read")["type"], "result");
 }
+
+/// A client killed with SIGKILL (no logout) goes offline for others within the presence
+/// time (here 3 s; by default a minute), while an idle client that is alive stays online:
+/// its heartbeats keep it there.
+#[test]
+fn a_killed_client_goes_offline_within_the_presence_time_and_an_idle_live_one_stays() {
+    let cluster = OneReplica::start_with_presence("presence", 3_000);
+    let mut alice = cluster.chat("alice", "pw");
+    assert_eq!(alice.run("create")["type"], "result");
+    let mut carol = cluster.chat("carol", "pw");
+    assert_eq!(carol.run("create")["type"], "result");
+    let mut bob = cluster.chat("bob", "pw");
+    assert_eq!(bob.run("create")["type"], "result");
+    let names = |bob: &mut common::Chat| bob.run("who")["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&mut bob), ["alice", "bob", "carol"]);
+    let pid = alice.proc.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let killed = std::time::Instant::now();
+    // Carol sends nothing meanwhile; her client's heartbeats keep her online.
+    loop {
+        let now = names(&mut bob);
+        if !now.contains(&"alice".to_string()) {
+            assert!(now.contains(&"carol".to_string()), "the live idle client stays online: {now:?}");
+            break;
+        }
+        assert!(killed.elapsed() < std::time::Duration::from_secs(15), "alice still online {:?} after her client was killed", killed.elapsed());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    println!("a killed client went offline {:?} after it was killed (presence 3 s)", killed.elapsed());
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(names(&mut bob).contains(&"carol".to_string()), "carol idle for 4 s is still online");
+}

@@ -281,6 +281,7 @@ fn every_outside_decoder_survives_mutated_and_random_bytes_within_a_linear_alloc
         delta_ms: 200,
         kdf: quintet::crypto::KdfParams { memory_kib: 64, iterations: 1 },
         checkpoint_every: 1_000,
+        presence_ms: quintet::chat::PRESENCE_MS_DEFAULT,
         replicas: ["A", "B", "C", "D", "E"]
             .iter()
             .enumerate()

@@ -11,6 +11,7 @@
 //!              n_messages { id from from_account time_ms unread:u8 text } }
 //! n_sessions { user session account last_seq open:u8 reply_json request_digest }
 //! [ "blocked" n_blocking { name n { number name } } ]   only when some account blocks one
+//! [ "active" n { user session active_ms } ]   sessions whose last activity is not their start
 //! integers: u64 little-endian; strings and bytes: u64 length, then the bytes
 //! ```
 //! The block lists come last, and only when there are some, so a state without them has
@@ -85,6 +86,18 @@ impl ChatState {
             let reply = serde_json::to_vec(&r.reply).expect("replies always encode");
             e.bytes(&reply);
             e.bytes(&r.request);
+        }
+        // Presence: a session's last activity, where it is not its start time (which a
+        // snapshot from before presence gives every session).
+        let active: Vec<_> = self.sessions.iter().filter(|((_, session), r)| r.active_ms != session / 1000).collect();
+        if !active.is_empty() {
+            e.bytes(b"active");
+            e.u64(active.len() as u64);
+            for ((user, session), r) in active {
+                e.bytes(user.as_bytes());
+                e.u64(*session);
+                e.u64(r.active_ms);
+            }
         }
         let blocking: Vec<_> = self.accounts.iter().filter(|(_, a)| !a.blocked.is_empty()).collect();
         if !blocking.is_empty() {

@@ -146,15 +146,14 @@ impl ChatState {
         Ok(Outcome::AccountDeleted { unread_dropped: account.unread.len() as u64 })
     }
 
-    /// `who`: users with an open session, a page at a time (names ascending, cursor).
+    /// `who`: users online (an open session that made a request within the presence time),
+    /// a page at a time (names ascending, cursor).
     pub(super) fn who(&self, after: &str, limit: u32) -> OpResult {
         if limit == 0 || limit > PAGE_LIMIT_MAX {
             return Err(ChatError::InvalidLimit(limit));
         }
-        let mut online = self.sessions.online_after(after);
-        let names: Vec<String> = online.by_ref().take(limit as usize).cloned().collect();
-        let next = if online.next().is_some() { names.last().cloned() } else { None };
-        Ok(Outcome::Online { names, next, total: self.sessions.online_count() as u64 })
+        let (names, next) = self.sessions.online(after, self.time_ms, self.presence_ms, limit as usize, LIST_SCAN_MAX);
+        Ok(Outcome::Online { names, next, total: self.sessions.online_count(self.time_ms, self.presence_ms) as u64 })
     }
 
     /// `history`: the messages between `user` and `with`, both directions. The sender keeps

@@ -49,7 +49,7 @@ impl Restorer {
             time_ms: meta.time_ms,
             next_message_id: meta.next_message_id,
             next_account: meta.next_account,
-            ..ChatState::default()
+            ..ChatState::new()
         };
         Restorer { state }
     }

@@ -84,6 +84,10 @@ pub struct SessionRecord {
     /// name — is a replay, never answered with this reply.
     pub request: [u8; 32],
     pub open: bool,
+    /// The committed time of the last request applied in the session: who is online
+    /// (`Sessions::online`), and when an idle session closes (`Sessions::expire_idle`).
+    /// A record read from a snapshot written before presence existed has its start time.
+    pub active_ms: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -98,6 +102,8 @@ pub struct Sessions {
     per_user: BTreeMap<String, usize>,
     /// Bytes of kept replies (`Held::bytes`) over each user's records (derived).
     held: BTreeMap<String, usize>,
+    /// Open sessions by last activity (derived): who is online, and which are idle.
+    active: BTreeSet<(u64, String, u64)>,
 }
 
 impl Sessions {
@@ -109,15 +115,62 @@ impl Sessions {
         self.records.len()
     }
 
-    /// Users with at least one open session, by name, strictly after `after` (`who`).
-    pub fn online_after<'a>(&'a self, after: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+    /// Users online at `now_ms` (an open session active within `presence_ms`), by name,
+    /// strictly after `after`, at most `limit` (`who`), and the cursor for the next page if
+    /// there may be more. At most `scan` users with an open session are looked at: past
+    /// that the cursor is where the walk stopped.
+    pub fn online(&self, after: &str, now_ms: u64, presence_ms: u64, limit: usize, scan: usize) -> (Vec<String>, Option<String>) {
         let start = if after.is_empty() { std::ops::Bound::Unbounded } else { std::ops::Bound::Excluded(after) };
-        self.open.range::<str, _>((start, std::ops::Bound::Unbounded)).map(|(user, _)| user)
+        let since = now_ms.saturating_sub(presence_ms);
+        let mut names: Vec<String> = Vec::new();
+        let mut last_scanned = None;
+        for (scanned, (user, ids)) in self.open.range::<str, _>((start, std::ops::Bound::Unbounded)).enumerate() {
+            if scanned == scan {
+                return (names, last_scanned);
+            }
+            last_scanned = Some(user.clone());
+            if ids.iter().any(|s| self.records.get(&(user.clone(), *s)).is_some_and(|r| r.active_ms >= since)) {
+                if names.len() == limit {
+                    // One more is online: the next page starts after this one's last name.
+                    let next = names.last().cloned();
+                    return (names, next);
+                }
+                names.push(user.clone());
+            }
+        }
+        (names, None)
     }
 
-    /// How many users have an open session.
-    pub fn online_count(&self) -> usize {
-        self.open.len()
+    /// How many users are online at `now_ms` (see `online`).
+    pub fn online_count(&self, now_ms: u64, presence_ms: u64) -> usize {
+        let since = now_ms.saturating_sub(presence_ms);
+        let users: BTreeSet<&String> = self.active.range((since, String::new(), 0)..).map(|(_, user, _)| user).collect();
+        users.len()
+    }
+
+    /// An open session made a request at `now_ms`: it is active from now (before the request
+    /// runs, so a `who` counts its own asker).
+    pub fn touch(&mut self, user: &str, session: u64, now_ms: u64) {
+        let key = (user.to_owned(), session);
+        if let Some(record) = self.records.get_mut(&key).filter(|r| r.open) {
+            self.active.remove(&(record.active_ms, key.0.clone(), session));
+            record.active_ms = now_ms;
+            self.active.insert((now_ms, key.0, session));
+        }
+    }
+
+    /// Closes the open sessions with no request for `idle_ms` (a client that died without
+    /// logging out); returns them as (user, session).
+    pub fn expire_idle(&mut self, now_ms: u64, idle_ms: u64) -> Vec<(String, u64)> {
+        let mut closed = Vec::new();
+        while let Some((active, user, session)) = self.active.first().cloned() {
+            if active.saturating_add(idle_ms) >= now_ms {
+                break;
+            }
+            self.close(&user, session);
+            closed.push((user, session));
+        }
+        closed
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&(String, u64), &SessionRecord)> {
@@ -127,11 +180,17 @@ impl Sessions {
     /// Records what a session applied last. Opening a session beyond `OPEN_SESSIONS_MAX`
     /// for one user closes that user's oldest other open session, which is returned.
     pub fn record(&mut self, user: &str, session: u64, record: SessionRecord) -> Option<u64> {
-        let open = record.open;
+        let (open, active) = (record.open, record.active_ms);
         self.add_held(user, record.reply.bytes());
         match self.records.insert((user.to_owned(), session), record) {
-            Some(old) => self.remove_held(user, old.reply.bytes()),
+            Some(old) => {
+                self.remove_held(user, old.reply.bytes());
+                self.active.remove(&(old.active_ms, user.to_owned(), session));
+            }
             None => *self.per_user.entry(user.to_owned()).or_default() += 1,
+        }
+        if open {
+            self.active.insert((active, user.to_owned(), session));
         }
         if !open {
             self.mark_closed(user, session);
@@ -175,6 +234,7 @@ impl Sessions {
     pub fn close(&mut self, user: &str, session: u64) {
         if let Some(record) = self.records.get_mut(&(user.to_owned(), session)) {
             record.open = false;
+            self.active.remove(&(record.active_ms, user.to_owned(), session));
             self.mark_closed(user, session);
         }
     }
@@ -230,6 +290,7 @@ impl Sessions {
     pub fn restore(&mut self, user: String, session: u64, record: SessionRecord) {
         if record.open {
             self.open.entry(user.clone()).or_default().insert(session);
+            self.active.insert((record.active_ms, user.clone(), session));
         } else {
             self.closed.insert((session, user.clone()));
         }

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::sessions::{Held, HeldRead, SessionRecord, Sessions};
 use super::types::{
-    ChatError, Context, HELD_PER_USER_MAX, HELD_REPLY_MAX, Message, Op, Outcome, Reply, Request, SESSION_WINDOW_MS, folded,
+    ChatError, Context, HELD_PER_USER_MAX, HELD_REPLY_MAX, Message, Op, Outcome, PRESENCE_MS_DEFAULT, Reply, Request, SESSION_IDLE_MAX_MS,
+    SESSION_WINDOW_MS, folded,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,11 +107,23 @@ pub struct ChatState {
     pub(crate) time_ms: u64,
     /// Total messages in all mailboxes (derived).
     pub(crate) message_count: u64,
+    /// How long a session stays online after its last request (a cluster setting, the same
+    /// on every replica; not part of the digest or the snapshot).
+    pub(crate) presence_ms: u64,
 }
 
 impl ChatState {
     pub fn new() -> Self {
-        ChatState { next_message_id: 1, next_account: 1, ..Default::default() }
+        ChatState { next_message_id: 1, next_account: 1, presence_ms: PRESENCE_MS_DEFAULT, ..Default::default() }
+    }
+
+    /// The cluster's presence setting (`cluster.toml` `presence_ms`).
+    pub fn set_presence_ms(&mut self, presence_ms: u64) {
+        self.presence_ms = presence_ms;
+    }
+
+    pub fn presence_ms(&self) -> u64 {
+        self.presence_ms
     }
 
     pub fn height(&self) -> u64 {
@@ -208,6 +221,7 @@ impl ChatState {
         // Committed time never runs backwards inside the state, whatever the orderer says.
         self.time_ms = self.time_ms.max(ctx.time_ms);
         self.sessions.prune(self.time_ms);
+        self.sessions.expire_idle(self.time_ms, SESSION_IDLE_MAX_MS);
         if let Some(reply) = self.cached_reply(&request.user, request.session, request.seq, body) {
             // Ordered twice (a resend raced its original): same answer, applied once.
             return Applied { reply, deliveries: Vec::new(), closed: Vec::new() };
@@ -216,7 +230,10 @@ impl ChatState {
         let (mut deliveries, mut closed) = (Vec::new(), Vec::new());
         let outcome = match self.admit(request) {
             Err(error) => Outcome::Failed(error),
-            Ok(()) => self.execute(request, &mut deliveries, &mut closed),
+            Ok(()) => {
+                self.sessions.touch(&request.user, request.session, self.time_ms);
+                self.execute(request, &mut deliveries, &mut closed)
+            }
         };
         let reply = Reply { height: ctx.height, outcome };
         closed.extend(self.remember(request, body, &reply));
@@ -264,7 +281,7 @@ impl ChatState {
             _ => self.sessions.get(&request.user, request.session).is_none_or(|r| r.open),
         };
         let held = self.held(request, reply);
-        let record = SessionRecord { account, last_seq: request.seq, reply: held, request: *body, open };
+        let record = SessionRecord { account, last_seq: request.seq, reply: held, request: *body, open, active_ms: self.time_ms };
         self.sessions.record(&request.user, request.session, record)
     }
 
@@ -312,6 +329,7 @@ impl ChatState {
             Op::Who { after, limit } => self.who(after, *limit),
             Op::Inbox { limit } => self.inbox(user, *limit),
             Op::Block { user: other, unblock } => self.block(user, other, *unblock),
+            Op::Heartbeat => Ok(Outcome::Alive { until_ms: self.time_ms + self.presence_ms }),
             Op::History { with, before, limit } => self.history(user, with, *before, *limit),
         };
         result.unwrap_or_else(Outcome::Failed)

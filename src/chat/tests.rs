@@ -367,3 +367,6 @@ mod held;
 
 #[path = "blocking_tests.rs"]
 mod blocking;
+
+#[path = "presence_tests.rs"]
+mod presence;

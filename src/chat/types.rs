@@ -44,6 +44,12 @@ pub const HELD_REPLY_MAX: usize = 64 * 1024;
 /// Bytes all of one user's sessions keep of read-only results together (the same rule past
 /// it). Every other reply is small and always kept (NOTEBOOK, cached replies).
 pub const HELD_PER_USER_MAX: usize = 256 * 1024;
+/// A user is online (`who`) while one of their open sessions made a request within this
+/// long (clients renew it with `Op::Heartbeat`); `cluster.toml` may set another value.
+pub const PRESENCE_MS_DEFAULT: u64 = 60_000;
+/// An open session with no request for this long is closed (its client died without
+/// logging out; a live client renews far more often).
+pub const SESSION_IDLE_MAX_MS: u64 = 60 * 60 * 1000;
 /// A session id is the client's clock (µs) when it began. A session may only be opened
 /// while that is within this window of the committed time; closed sessions are forgotten
 /// once they are older than the window, since their requests can no longer be replayed.
@@ -94,6 +100,8 @@ pub enum Op {
     /// Refuse (`unblock`: accept again) messages from the account now named `user`; with
     /// an empty `user`, only list who is blocked. Answered with the block list.
     Block { user: String, unblock: bool },
+    /// "Still here": keeps the session online (`PRESENCE_MS_DEFAULT`) and open.
+    Heartbeat,
 }
 
 impl Op {
@@ -125,6 +133,7 @@ impl Op {
             Op::Block { user, .. } if user.is_empty() => "blocked",
             Op::Block { unblock: false, .. } => "block",
             Op::Block { unblock: true, .. } => "unblock",
+            Op::Heartbeat => "heartbeat",
         }
     }
 }
@@ -169,6 +178,8 @@ pub enum Outcome {
     /// The caller's block list after a block, unblock or list: names as they were when
     /// blocked, in block order.
     Blocked { names: Vec<String> },
+    /// A heartbeat was applied: the session is online until `until_ms` (committed time).
+    Alive { until_ms: u64 },
     Failed(ChatError),
 }
 

@@ -131,6 +131,12 @@ struct Session {
     reading: Option<std::sync::Arc<editor::Reading>>,
     /// Live messages shown, not yet marked read: by id, and how each was shown.
     unmarked: Vec<(u64, show::Shown)>,
+    /// When the last request was sent, and how often an idle session says it is still here
+    /// (a third of the cluster's presence time), so the user stays online.
+    last_request: std::time::Instant,
+    heartbeat_every: Duration,
+    /// A heartbeat found no quorum: said once, until one gets through again.
+    heartbeat_failed: bool,
 }
 
 impl Session {
@@ -173,6 +179,7 @@ impl Session {
         // Not spent until an answer settles it: if this wait is given up (Ctrl-C drops this
         // future), the next request reuses the number.
         self.seq_spent = false;
+        self.last_request = std::time::Instant::now();
         let submit = self.client.submit(pb::SignedRequest { body, signature });
         tokio::pin!(submit);
         // A person is told that the client waits, and how to stop waiting.
@@ -393,6 +400,9 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         printer: None,
         reading: None,
         unmarked: Vec::new(),
+        last_request: std::time::Instant::now(),
+        heartbeat_every: Duration::from_millis(config.presence_ms / 3),
+        heartbeat_failed: false,
     };
     if args.tui {
         anyhow::ensure!(
@@ -424,6 +434,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // Live messages shown are marked read in batches, between commands.
     let mut mark = tokio::time::interval(live::MARK_EVERY);
+    let mut heartbeat = tokio::time::interval(s.heartbeat_every / 4);
     let result: Result<(), ClientError> = async {
         loop {
             tokio::select! {
@@ -449,6 +460,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
                 },
                 Some(live) = next_delivery(&mut s.deliveries) => s.live(live).await?,
                 _ = mark.tick(), if !s.unmarked.is_empty() => s.mark_shown().await?,
+                _ = heartbeat.tick(), if s.logged_in => s.keep_alive().await,
                 _ = interrupt.recv() => break,
             }
         }

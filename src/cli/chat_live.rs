@@ -48,6 +48,41 @@ impl Session {
         Ok(())
     }
 
+    /// An idle logged-in session says it is still here (`Op::Heartbeat`), so the user stays
+    /// online for others, and the session open. `None` when none was due; otherwise what
+    /// changed: `Some(Err)` when the replicas stopped answering, `Some(Ok)` when they answer
+    /// again. A heartbeat without a quorum is not fatal: nothing the user asked for waits on
+    /// it, and it is tried again.
+    pub(super) async fn heartbeat_if_idle(&mut self) -> Option<Result<(), ClientError>> {
+        if !self.logged_in || self.last_request.elapsed() < self.heartbeat_every {
+            return None;
+        }
+        match self.request(&Op::Heartbeat).await {
+            Ok(_) if self.heartbeat_failed => {
+                self.heartbeat_failed = false;
+                Some(Ok(()))
+            }
+            Err(e) if !self.heartbeat_failed => {
+                self.heartbeat_failed = true;
+                Some(Err(e))
+            }
+            _ => None,
+        }
+    }
+
+    /// The line client's heartbeat: a change of connection is printed.
+    pub(super) async fn keep_alive(&mut self) {
+        match self.heartbeat_if_idle().await {
+            Some(Ok(())) => {
+                self.print(&["connected again".to_string()], &serde_json::json!({"type": "connected"}));
+            }
+            Some(Err(e)) => {
+                self.print(&[format!("disconnected, retrying ({e})")], &serde_json::json!({"type": "disconnected", "message": e.to_string()}));
+            }
+            None => {}
+        }
+    }
+
     /// Marks read, in one request, the live messages surely on the screen by now. One
     /// queued with the line editor and not yet shown (the person quit at that instant)
     /// stays unread: the next `read` has it.

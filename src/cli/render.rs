@@ -167,6 +167,10 @@ pub fn outcome(command: &str, user: &str, height: u64, outcome: &pb::Outcome) ->
             put(&mut value, "count", json!(c.count));
             vec![format!("deleted {} message(s)", c.count)]
         }
+        Some(Kind::Alive(a)) => {
+            put(&mut value, "until_ms", json!(a.until_ms));
+            vec!["still here".into()]
+        }
         Some(Kind::Blocked(b)) => {
             put(&mut value, "blocked", json!(b.names));
             let list = if b.names.is_empty() { "nobody".to_string() } else { b.names.join(", ") };

@@ -136,8 +136,13 @@ pub(super) async fn run(s: &mut Session, mut interrupt: tokio::signal::unix::Sig
             }
             _ = tick.tick() => {
                 ticks += 1;
-                if ticks.is_multiple_of(WHO_EVERY_TICKS) {
-                    app.refresh_who().await?;
+                // Idle: the who list now and then, and the heartbeat that keeps this user
+                // online. Without a quorum an idle screen says so and keeps trying.
+                let who = if ticks.is_multiple_of(WHO_EVERY_TICKS) { app.refresh_who().await.err() } else { None };
+                match (who, app.s.heartbeat_if_idle().await) {
+                    (Some(e), _) | (None, Some(Err(e))) => app.screen.say(format!("disconnected, retrying ({e})"), true),
+                    (None, Some(Ok(()))) => app.screen.say("connected again", false),
+                    (None, None) => {}
                 }
             }
             _ = interrupt.recv() => break,

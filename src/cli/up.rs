@@ -89,6 +89,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<ClusterConfig> {
         delta_ms: args.delta_ms,
         kdf: KdfParams::default(),
         checkpoint_every: crate::config::CHECKPOINT_EVERY_DEFAULT,
+        presence_ms: crate::chat::PRESENCE_MS_DEFAULT,
         replicas,
     };
     config.validate()?;

@@ -101,6 +101,7 @@ async fn cluster(scripts: Vec<Script>, deadline: Duration) -> (QuorumClient, Vec
         delta_ms: 20,
         kdf: Default::default(),
         checkpoint_every: 1_000,
+        presence_ms: crate::chat::PRESENCE_MS_DEFAULT,
         replicas: entries,
     };
     let mut client = QuorumClient::new(&config).unwrap();

@@ -323,7 +323,9 @@ impl Driver {
                     out.messages.push((Some(to), Message::State(Box::new(transfer))));
                 }
                 Action::InstallState(t) => {
+                    let presence_ms = self.chat.presence_ms();
                     self.chat = self.store.install(&t)?;
+                    self.chat.set_presence_ms(presence_ms);
                     self.keys.fill(&self.chat);
                     tracing::info!(height = t.cert.height, "installed a certified state image");
                     self.last_committed = Some(t.block.clone());

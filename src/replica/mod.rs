@@ -138,6 +138,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     }
     let me = config.replicas.iter().position(|r| r.id == options.id).expect("found above") as ReplicaId;
     let mut chat = opened.state;
+    chat.set_presence_ms(config.presence_ms);
     let cluster = config.tag();
     for block in &opened.replay {
         crate::execute::execute_committed(&mut chat, block, &cluster, &crate::execute::Ed25519Requests, false);

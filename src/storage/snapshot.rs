@@ -4,9 +4,10 @@
 //! accounts.csv  name,number,public_key,created_ms,blocked (blocked: "number:name;..." of
 //!               the accounts it blocks; v2 files have no such column)
 //! messages.csv  id,to,from,from_account,time_ms,unread,text
-//! sessions.csv  user,session,account,last_seq,open,reply,request (reply: JSON, what the
-//!               session keeps of it (`chat::Held`); request: the hex SHA-256 of the body
-//!               the reply answers)
+//! sessions.csv  user,session,account,last_seq,open,reply,request,active_ms (reply: JSON,
+//!               what the session keeps of it (`chat::Held`); request: the hex SHA-256 of
+//!               the body the reply answers; active_ms: the committed time of its last
+//!               request; v2 files have no such column)
 //! meta.csv      key,value  (format, height, time_ms, next_message_id, next_account,
 //!                           accounts, messages, sessions, digest)
 //! ```
@@ -31,7 +32,9 @@ const ACCOUNTS: (&str, &[&str]) = ("accounts.csv", &["name", "number", "public_k
 /// accounts.csv before block lists (format v2).
 const ACCOUNTS_V2: &[&str] = &["name", "number", "public_key", "created_ms"];
 const MESSAGES: (&str, &[&str]) = ("messages.csv", &["id", "to", "from", "from_account", "time_ms", "unread", "text"]);
-const SESSIONS: (&str, &[&str]) = ("sessions.csv", &["user", "session", "account", "last_seq", "open", "reply", "request"]);
+const SESSIONS: (&str, &[&str]) = ("sessions.csv", &["user", "session", "account", "last_seq", "open", "reply", "request", "active_ms"]);
+/// sessions.csv before presence (format v2): a session's activity is its start time.
+const SESSIONS_V2: &[&str] = &["user", "session", "account", "last_seq", "open", "reply", "request"];
 const META: (&str, &[&str]) = ("meta.csv", &["key", "value"]);
 
 /// What meta.csv says about a snapshot.
@@ -90,8 +93,16 @@ pub fn write(fs: &dyn Fs, dir: &Path, state: &ChatState) -> Result<SnapshotMeta,
         for ((user, session), r) in state.sessions.iter() {
             let reply = serde_json::to_string(&r.reply).expect("replies always encode");
             let open = if r.open { "1" } else { "0" };
-            let fields =
-                [user.clone(), session.to_string(), r.account.to_string(), r.last_seq.to_string(), open.into(), reply, encode_hex(&r.request)];
+            let fields = [
+                user.clone(),
+                session.to_string(),
+                r.account.to_string(),
+                r.last_seq.to_string(),
+                open.into(),
+                reply,
+                encode_hex(&r.request),
+                r.active_ms.to_string(),
+            ];
             w.write_record(&fields)?;
         }
         Ok(())
@@ -234,10 +245,12 @@ pub fn load_with_digest(fs: &dyn Fs, dir: &Path) -> Result<(ChatState, [u8; 32])
         };
         restorer.message(number(r, 0)?, text(r, 1)?, message, flag(r, 5)?).map_err(|e| e.to_string())
     })?;
-    read_csv(fs, dir, SESSIONS, |r, _| {
+    read_csv_or(fs, dir, SESSIONS, Some(SESSIONS_V2), |r, _| {
         let reply: Held = serde_json::from_str(text(r, 5)?).map_err(|e| format!("reply: {e}"))?;
-        let record = SessionRecord { account: number(r, 2)?, last_seq: number(r, 3)?, reply, request: bytes32(text(r, 6)?)?, open: flag(r, 4)? };
-        restorer.session(text(r, 0)?, number(r, 1)?, record).map_err(|e| e.to_string())
+        let session = number(r, 1)?;
+        let active_ms = if r.len() == SESSIONS.1.len() { number(r, 7)? } else { session / 1000 };
+        let record = SessionRecord { account: number(r, 2)?, last_seq: number(r, 3)?, reply, request: bytes32(text(r, 6)?)?, open: flag(r, 4)?, active_ms };
+        restorer.session(text(r, 0)?, session, record).map_err(|e| e.to_string())
     })?;
     let state = restorer.finish();
     let found = state.digest();

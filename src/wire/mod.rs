@@ -67,6 +67,7 @@ pub fn decode_request(body: &[u8]) -> Result<(pb::RequestBody, chat::Request), W
         pb::op::Kind::History(h) => Op::History { with: h.with.clone(), before: h.before, limit: h.limit },
         pb::op::Kind::Inbox(i) => Op::Inbox { limit: i.limit },
         pb::op::Kind::Block(b) => Op::Block { user: b.user.clone(), unblock: b.unblock },
+        pb::op::Kind::Heartbeat(_) => Op::Heartbeat,
     };
     let request = chat::Request { user: decoded.user.clone(), session: decoded.session, seq: decoded.seq, op };
     Ok((decoded, request))
@@ -91,6 +92,7 @@ pub fn encode_op(op: &Op) -> pb::Op {
         Op::History { with, before, limit } => Kind::History(pb::History { with: with.clone(), before: *before, limit: *limit }),
         Op::Inbox { limit } => Kind::Inbox(pb::Inbox { limit: *limit }),
         Op::Block { user, unblock } => Kind::Block(pb::BlockSender { user: user.clone(), unblock: *unblock }),
+        Op::Heartbeat => Kind::Heartbeat(pb::Heartbeat {}),
     };
     pb::Op { kind: Some(kind) }
 }
@@ -145,6 +147,7 @@ pub fn encode_outcome(outcome: &Outcome) -> pb::Outcome {
             Kind::AccountDeleted(pb::AccountDeleted { unread_dropped: *unread_dropped })
         }
         Outcome::Blocked { names } => Kind::Blocked(pb::BlockList { names: names.clone() }),
+        Outcome::Alive { until_ms } => Kind::Alive(pb::Alive { until_ms: *until_ms }),
         Outcome::Failed(e) => return failure(e.code(), e),
     };
     pb::Outcome { kind: Some(kind) }
@@ -172,6 +175,7 @@ mod tests {
             Op::Block { user: "mallory".into(), unblock: false },
             Op::Block { user: "mallory".into(), unblock: true },
             Op::Block { user: String::new(), unblock: false },
+            Op::Heartbeat,
             Op::DeleteAccount,
             Op::Who { after: "a".into(), limit: 5 },
             Op::History { with: "bob".into(), before: 9, limit: 4 },

@@ -66,6 +66,7 @@ impl Cluster {
             kdf: TEST_KDF,
             // Small, so the tests cross stable checkpoints and catch up by state transfer.
             checkpoint_every: 100,
+            presence_ms: quintet::chat::PRESENCE_MS_DEFAULT,
             replicas,
         };
         let path = dir.0.join("cluster.toml");

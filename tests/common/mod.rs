@@ -92,6 +92,8 @@ pub struct OneReplica {
     pub open_files: Option<u64>,
     /// A config without certificates: every link plaintext.
     pub plaintext: bool,
+    /// The cluster's presence time, when not the default.
+    pub presence_ms: Option<u64>,
 }
 
 pub fn config(name: &str, address: &str, key: &SigningKey) -> ClusterConfig {
@@ -102,6 +104,7 @@ pub fn config(name: &str, address: &str, key: &SigningKey) -> ClusterConfig {
         delta_ms: 20,
         kdf: TEST_KDF,
         checkpoint_every: quintet::config::CHECKPOINT_EVERY_DEFAULT,
+        presence_ms: quintet::chat::PRESENCE_MS_DEFAULT,
         replicas: vec![ReplicaEntry::for_key("A", address, key)],
     }
 }
@@ -121,7 +124,16 @@ impl OneReplica {
         OneReplica::start_with(name, open_files, false)
     }
 
+    /// As `start`, with another presence time (how long a user stays online).
+    pub fn start_with_presence(name: &str, presence_ms: u64) -> Self {
+        OneReplica::start_configured(name, None, false, Some(presence_ms))
+    }
+
     fn start_with(name: &str, open_files: Option<u64>, plaintext: bool) -> Self {
+        OneReplica::start_configured(name, open_files, plaintext, None)
+    }
+
+    fn start_configured(name: &str, open_files: Option<u64>, plaintext: bool, presence_ms: Option<u64>) -> Self {
         let dir = TempDir::new(name);
         let key = crypto::generate_key();
         crypto::write_key_file(&dir.0.join("A.key"), &key).unwrap();
@@ -136,6 +148,7 @@ impl OneReplica {
             starts: 0,
             open_files,
             plaintext,
+            presence_ms,
         };
         std::fs::write(&cluster.server_config, cluster.config_for("127.0.0.1:0").to_toml()).unwrap();
         cluster.restart();
@@ -218,6 +231,9 @@ impl OneReplica {
     /// The cluster's config with the replica at `address`.
     pub fn config_for(&self, address: &str) -> ClusterConfig {
         let mut config = config("test-cluster", address, &self.key);
+        if let Some(presence_ms) = self.presence_ms {
+            config.presence_ms = presence_ms;
+        }
         if self.plaintext {
             config.replicas[0].certificate.clear();
         }
