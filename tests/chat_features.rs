@@ -57,11 +57,14 @@ fn two_users_use_every_feature() {
     assert_eq!(alice.run("list * 2")["code"], "no_such_page");
     assert_eq!(alice.run("list a/b")["code"], "invalid_pattern");
 
-    // Delete one message and a set; only from your own mailbox.
-    assert_eq!(alice.run(&format!("delete {first_id}"))["code"], "no_such_message");
+    // Delete one message and a set, each for the one who deletes: bob's deletes leave
+    // alice's view as it was, until she deletes hers.
     assert_eq!(bob.run(&format!("delete {first_id}"))["count"], 1);
     assert_eq!(bob.run(&format!("delete {second_id} {live}"))["count"], 2);
     assert_eq!(bob.run(&format!("delete {second_id}"))["code"], "no_such_message");
+    assert_eq!(alice.run("history bob")["messages"].as_array().unwrap().len(), 3, "alice still has what she sent");
+    assert_eq!(alice.run(&format!("delete {first_id}"))["count"], 1);
+    assert_eq!(alice.run(&format!("delete {first_id}"))["code"], "no_such_message");
     assert_eq!(bob.run("delete x")["code"], "usage");
 
     // Too long: refused by the client before anything is sent, one limit in one message.

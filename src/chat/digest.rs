@@ -12,6 +12,7 @@
 //! n_sessions { user session account last_seq open:u8 reply_json request_digest }
 //! [ "blocked" n_blocking { name n { number name } } ]   only when some account blocks one
 //! [ "active" n { user session active_ms } ]   sessions whose last activity is not their start
+//! [ "hidden" n { id hidden } ]               messages deleted by their recipient or sender
 //! integers: u64 little-endian; strings and bytes: u64 length, then the bytes
 //! ```
 //! The block lists come last, and only when there are some, so a state without them has
@@ -97,6 +98,17 @@ impl ChatState {
                 e.bytes(user.as_bytes());
                 e.u64(*session);
                 e.u64(r.active_ms);
+            }
+        }
+        // Messages one side deleted for itself (none in a state from before that existed).
+        let hidden: Vec<(u64, u8)> =
+            self.accounts.values().flat_map(|a| a.mailbox.iter().filter(|(_, m)| m.hidden != 0).map(|(id, m)| (*id, m.hidden))).collect();
+        if !hidden.is_empty() {
+            e.bytes(b"hidden");
+            e.u64(hidden.len() as u64);
+            for (id, flags) in hidden {
+                e.u64(id);
+                e.u64(flags as u64);
             }
         }
         let blocking: Vec<_> = self.accounts.iter().filter(|(_, a)| !a.blocked.is_empty()).collect();

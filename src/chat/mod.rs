@@ -4,6 +4,7 @@
 //! varies between replicas (time, the order of requests) arrives in the committed
 //! `Context`, so replicas that apply the same log reach the same state and `digest`.
 
+mod deletion;
 pub(crate) mod digest;
 mod ops;
 mod restore;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use super::state::{Account, ChatState, StoredMessage};
+use super::state::{Account, ChatState, HIDDEN_FOR_RECIPIENT, HIDDEN_FOR_SENDER, StoredMessage};
 use super::types::{
     ACCOUNTS_MAX, BLOCKED_MAX, ChatError, IDS_MAX, InboxEntry, LIST_SCAN_MAX, Message, Outcome, PAGE_LIMIT_MAX, READ_BYTES_MAX, READ_LIMIT_MAX,
     TEXT_LEN_MAX, UNREAD_BYTES_FROM_ONE_MAX, UNREAD_FROM_ONE_MAX, folded, valid_name,
@@ -86,9 +86,10 @@ impl ChatState {
         }
         let recipient = self.accounts.get_mut(to).map(std::sync::Arc::make_mut).expect("found above");
         self.next_message_id += 1;
-        let stored = StoredMessage { from: user.to_owned(), from_account, time_ms, text: text.to_owned() };
+        let stored = StoredMessage { from: user.to_owned(), from_account, time_ms, text: text.to_owned(), hidden: 0 };
         recipient.mailbox.insert(id, stored);
         recipient.mark_unread(id);
+        self.accounts.get_mut(user).map(std::sync::Arc::make_mut).expect("the sender").sent.insert(id, to.to_owned());
         self.message_count += 1;
         Ok(Message { id, from: user.to_owned(), from_account, to: to.to_owned(), time_ms, text: text.to_owned() })
     }
@@ -121,20 +122,6 @@ impl ChatState {
         Ok(Outcome::MarkedRead { count: count as u64 })
     }
 
-    pub(super) fn delete_messages(&mut self, user: &str, ids: &[u64]) -> OpResult {
-        let account = self.own_messages(user, ids)?;
-        let mut count = 0;
-        for id in ids {
-            if account.mailbox.contains_key(id) {
-                account.mark_read(*id);
-                account.mailbox.remove(id);
-                count += 1;
-            }
-        }
-        self.message_count -= count;
-        Ok(Outcome::Deleted { count })
-    }
-
     /// Deleting an account drops its whole mailbox (read and unread); messages it sent stay
     /// with their recipients, who own them. Its sessions close (those that were open go to
     /// `closed`); its name becomes free.
@@ -142,6 +129,7 @@ impl ChatState {
         let account = self.accounts.remove(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
         self.folded_names.remove(&folded(user));
         self.message_count -= account.mailbox.len() as u64;
+        self.forget_account(&account);
         closed.extend(self.sessions.close_all(user));
         Ok(Outcome::AccountDeleted { unread_dropped: account.unread.len() as u64 })
     }
@@ -171,7 +159,8 @@ impl ChatState {
         let below = if before == 0 { u64::MAX } else { before };
         // Matches newest first from one mailbox, and the lowest id its walk covered when it
         // stopped at the scan bound (below that id, nothing of it was looked at).
-        let walk = |mailbox: &BTreeMap<u64, StoredMessage>, from: &str, from_account: u64, to: &str| {
+        // `gone`: what the caller deleted for itself, on that side (`chat/deletion.rs`).
+        let walk = |mailbox: &BTreeMap<u64, StoredMessage>, from: &str, from_account: u64, to: &str, gone: u8| {
             let mut found = Vec::new();
             let mut cutoff = 0;
             for (scanned, (id, m)) in mailbox.range(..below).rev().enumerate() {
@@ -179,15 +168,15 @@ impl ChatState {
                     cutoff = *id + 1;
                     break;
                 }
-                if m.from_account == from_account && m.from == from {
+                if m.from_account == from_account && m.from == from && m.hidden & gone == 0 {
                     found.push(m.to_message(*id, to));
                 }
             }
             (found, cutoff)
         };
-        let (mut messages, mine_cut) = walk(&me.mailbox, with, other.number, user);
+        let (mut messages, mine_cut) = walk(&me.mailbox, with, other.number, user, HIDDEN_FOR_RECIPIENT);
         // Notes to oneself are in one mailbox: walked once.
-        let (theirs, their_cut) = if user == with { (Vec::new(), 0) } else { walk(&other.mailbox, user, me.number, with) };
+        let (theirs, their_cut) = if user == with { (Vec::new(), 0) } else { walk(&other.mailbox, user, me.number, with, HIDDEN_FOR_SENDER) };
         messages.extend(theirs);
         // Only ids at or above both cut-offs were seen in both mailboxes.
         let cutoff = mine_cut.max(their_cut);
@@ -216,20 +205,26 @@ impl ChatState {
             return Err(ChatError::InvalidLimit(limit));
         }
         let me = self.accounts.get(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
+        // One entry per person: who wrote (the newest of the mailbox, and every unread one),
+        // and to whom the caller wrote (its newest sent), deleted ones left out.
         let mut senders: BTreeMap<&str, InboxEntry> = BTreeMap::new();
-        let recent = me.mailbox.iter().rev().take(LIST_SCAN_MAX).map(|(id, m)| (*id, m, false));
-        let waiting = me.unread.iter().rev().take(LIST_SCAN_MAX).map(|id| (*id, &me.mailbox[id], true));
-        for (id, m, unread) in recent.chain(waiting) {
-            let entry = senders.entry(m.from.as_str()).or_insert_with(|| InboxEntry { from: m.from.clone(), unread: 0, newest: id, time_ms: m.time_ms });
+        let recent = me.mailbox.iter().rev().take(LIST_SCAN_MAX).filter(|(_, m)| m.hidden & HIDDEN_FOR_RECIPIENT == 0).map(|(id, m)| (*id, m.from.as_str(), m.time_ms, false));
+        let waiting = me.unread.iter().rev().take(LIST_SCAN_MAX).map(|id| (*id, me.mailbox[id].from.as_str(), me.mailbox[id].time_ms, true));
+        let wrote = me.sent.iter().rev().take(LIST_SCAN_MAX).filter_map(|(id, to)| {
+            let time_ms = self.accounts.get(to)?.mailbox.get(id)?.time_ms;
+            Some((*id, to.as_str(), time_ms, false))
+        });
+        for (id, who, time_ms, unread) in recent.chain(waiting).chain(wrote) {
+            let entry = senders.entry(who).or_insert_with(|| InboxEntry { from: who.to_owned(), unread: 0, newest: id, time_ms });
             if id > entry.newest {
-                (entry.newest, entry.time_ms) = (id, m.time_ms);
+                (entry.newest, entry.time_ms) = (id, time_ms);
             }
             entry.unread += unread as u64;
         }
         let mut senders: Vec<InboxEntry> = senders.into_values().collect();
         senders.sort_by_key(|e| std::cmp::Reverse(e.newest));
         senders.truncate(limit as usize);
-        let complete = me.mailbox.len() <= LIST_SCAN_MAX && me.unread.len() <= LIST_SCAN_MAX;
+        let complete = me.mailbox.len() <= LIST_SCAN_MAX && me.unread.len() <= LIST_SCAN_MAX && me.sent.len() <= LIST_SCAN_MAX;
         Ok(Outcome::Inbox { senders, unread: me.unread.len() as u64, complete })
     }
 
@@ -257,20 +252,10 @@ impl ChatState {
         }
         Ok(Outcome::Blocked { names: me.blocked.values().cloned().collect() })
     }
-
-    /// The caller's account, once every id is checked to be in its mailbox.
-    fn own_messages(&mut self, user: &str, ids: &[u64]) -> OpResult<&mut Account> {
-        check_ids(ids)?;
-        let account = self.accounts.get_mut(user).map(std::sync::Arc::make_mut).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
-        if let Some(missing) = ids.iter().find(|id| !account.mailbox.contains_key(id)) {
-            return Err(ChatError::NoSuchMessage(*missing));
-        }
-        Ok(account)
-    }
 }
 
 /// Some ids, and not too many.
-fn check_ids(ids: &[u64]) -> Result<(), ChatError> {
+pub(super) fn check_ids(ids: &[u64]) -> Result<(), ChatError> {
     if ids.is_empty() {
         return Err(ChatError::NoIds);
     }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::sessions::SessionRecord;
-use super::state::{Account, ChatState, StoredMessage};
+use super::state::{Account, ChatState, HIDDEN_FOR_SENDER, StoredMessage};
 use super::types::{BLOCKED_MAX, valid_name};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -107,7 +107,19 @@ impl Restorer {
         Ok(())
     }
 
-    pub fn finish(self) -> ChatState {
+    /// The state, with what is derived from the mailboxes: each account's sent messages.
+    pub fn finish(mut self) -> ChatState {
+        let mut sent: Vec<(String, u64, String)> = Vec::new();
+        for (to, account) in &self.state.accounts {
+            for (id, m) in &account.mailbox {
+                if m.hidden & HIDDEN_FOR_SENDER == 0 && self.state.sender(&m.from, m.from_account).is_some() {
+                    sent.push((m.from.clone(), *id, to.clone()));
+                }
+            }
+        }
+        for (from, id, to) in sent {
+            std::sync::Arc::make_mut(self.state.accounts.get_mut(&from).expect("found above")).sent.insert(id, to);
+        }
         self.state
     }
 }

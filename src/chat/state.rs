@@ -28,11 +28,24 @@ pub struct Account {
     /// Unread messages in `mailbox` per sender account: (count, text bytes). Derived (not
     /// in the digest or the snapshot; rebuilt on restore): what `UNREAD_FROM_ONE_MAX` bounds.
     pub(crate) unread_from: BTreeMap<u64, (u64, u64)>,
+    /// The messages this account sent that it still has (not deleted for itself), by id,
+    /// with the recipient's name: its side of its conversations. Derived from the mailboxes
+    /// (rebuilt on restore).
+    pub(crate) sent: BTreeMap<u64, String>,
 }
 
 impl Account {
     pub(crate) fn new(number: u64, public_key: [u8; 32], created_ms: u64) -> Account {
-        Account { number, public_key, created_ms, mailbox: BTreeMap::new(), unread: BTreeSet::new(), blocked: BTreeMap::new(), unread_from: BTreeMap::new() }
+        Account {
+            number,
+            public_key,
+            created_ms,
+            mailbox: BTreeMap::new(),
+            unread: BTreeSet::new(),
+            blocked: BTreeMap::new(),
+            unread_from: BTreeMap::new(),
+            sent: BTreeMap::new(),
+        }
     }
 
     /// Message `id` (in the mailbox) is unread from now on.
@@ -67,7 +80,15 @@ pub struct StoredMessage {
     pub from_account: u64,
     pub time_ms: u64,
     pub text: String,
+    /// Who deleted it for themselves (`HIDDEN_FOR_RECIPIENT`, `HIDDEN_FOR_SENDER`): it is
+    /// kept while the other one still has it (`chat/deletion.rs`).
+    pub hidden: u8,
 }
+
+/// The recipient deleted the message for themselves.
+pub const HIDDEN_FOR_RECIPIENT: u8 = 1;
+/// The sender deleted it for themselves.
+pub const HIDDEN_FOR_SENDER: u8 = 2;
 
 impl StoredMessage {
     /// The message as a reply shows it: message `id` in `to`'s mailbox.
@@ -182,7 +203,7 @@ impl ChatState {
                 let messages = read
                     .ids
                     .iter()
-                    .filter_map(|id| mailbox.and_then(|m| m.get(id)).map(|stored| stored.to_message(*id, user)))
+                    .filter_map(|id| mailbox.and_then(|m| m.get(id)).filter(|m| m.hidden & HIDDEN_FOR_RECIPIENT == 0).map(|stored| stored.to_message(*id, user)))
                     .collect();
                 Reply { height: read.height, outcome: Outcome::Messages { messages, unread_left: read.unread_left } }
             }

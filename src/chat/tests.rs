@@ -193,15 +193,15 @@ fn list_accounts_with_wildcards_and_pages() {
 }
 
 #[test]
-fn mark_read_and_delete_touch_only_your_own_mailbox() {
+fn mark_read_and_delete_touch_only_your_own_messages() {
     let mut h = Harness::new();
     let (sa, sb) = h.alice_and_bob();
     for seq in 2..6 {
         h.run("alice", sa, seq, send("bob", "x"));
     }
     h.run("bob", sb, 2, send("alice", "to alice"));
-    // Message 5 is alice's: bob may not touch it, and the refusal changes nothing.
-    assert_eq!(failed(&h.outcome("bob", sb, 3, Op::DeleteMessages { ids: vec![1, 5] })), "no_such_message");
+    // Message 999 is nobody's of bob's: the refusal changes nothing (not even message 1).
+    assert_eq!(failed(&h.outcome("bob", sb, 3, Op::DeleteMessages { ids: vec![1, 999] })), "no_such_message");
     assert_eq!(h.state.account("bob").map(|a| a.mailbox.len()), Some(4));
     assert_eq!(h.outcome("bob", sb, 4, Op::MarkRead { ids: vec![1, 2] }), Outcome::MarkedRead { count: 2 });
     assert_eq!(h.outcome("bob", sb, 5, Op::MarkRead { ids: vec![2] }), Outcome::MarkedRead { count: 0 });
@@ -211,7 +211,8 @@ fn mark_read_and_delete_touch_only_your_own_mailbox() {
     assert_eq!(failed(&h.outcome("bob", sb, 9, Op::DeleteMessages { ids: vec![4] })), "no_such_message");
     assert_eq!(failed(&h.outcome("bob", sb, 10, Op::DeleteMessages { ids: vec![] })), "no_ids");
     assert_eq!(failed(&h.outcome("bob", sb, 11, Op::MarkRead { ids: vec![2; IDS_MAX + 1] })), "too_many_ids");
-    assert_eq!(h.state.message_count(), 2);
+    // Deleted for bob; alice, who sent them, still has them (chat/deletion.rs).
+    assert_eq!(h.state.message_count(), 5);
     // Marking skips what is not in the mailbox (another's message, one deleted, none): a
     // client's batch of shown messages does not fail on one of them.
     let Outcome::Sent { id } = h.outcome("alice", sa, 6, send("bob", "y")) else { panic!() };
@@ -370,3 +371,6 @@ mod blocking;
 
 #[path = "presence_tests.rs"]
 mod presence;
+
+#[path = "deletion_tests.rs"]
+mod deletion;

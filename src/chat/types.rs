@@ -94,8 +94,8 @@ pub enum Op {
     /// The messages between the caller and `with`, both directions, newest first from
     /// below message id `before` (0: from the newest).
     History { with: String, before: u64, limit: u32 },
-    /// Who wrote to the caller, the latest conversation first, with how many of each
-    /// sender's messages are unread: at most `limit` senders.
+    /// The caller's conversations (who wrote to them, and to whom they wrote), the latest
+    /// first, with how many of each one's messages are unread: at most `limit`.
     Inbox { limit: u32 },
     /// Refuse (`unblock`: accept again) messages from the account now named `user`; with
     /// an empty `user`, only list who is blocked. Answered with the block list.
@@ -183,9 +183,10 @@ pub enum Outcome {
     Failed(ChatError),
 }
 
-/// One sender in an `inbox` answer.
+/// One conversation in an `inbox` answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxEntry {
+    /// The other person (who wrote, or to whom the caller wrote).
     pub from: String,
     /// Their messages not yet read (among those the walk looked at).
     pub unread: u64,

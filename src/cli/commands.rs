@@ -15,11 +15,11 @@ pub const HELP: &str = "commands (case does not matter):
   login | logout
   list [pattern] [--page n]   accounts matching * and ? wildcards, 20 a page
   who                         who is logged in now
-  inbox                       who wrote to you, latest first, with unread counts
+  inbox                       your conversations, latest first, with unread counts
   send <user> <text>          send a message
   read [n]                    read up to n unread messages (default 10)
   history <user> [n]          the last n messages between you and <user> (default 20)
-  delete <id>...              delete messages from your mailbox
+  delete <id>...              delete messages you received or sent, for you
   block <user> | unblock <user>   refuse (or accept again) messages from <user>
   blocked                     who you block
   delete-account [--yes]      delete your account and its mailbox (asks first)

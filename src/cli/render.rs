@@ -144,7 +144,7 @@ pub fn outcome(command: &str, user: &str, height: u64, outcome: &pb::Outcome) ->
                 })
                 .collect();
             let partial = if i.complete { String::new() } else { format!("; only your newest {} messages were looked at", crate::chat::LIST_SCAN_MAX) };
-            let who = if i.senders.is_empty() { "nobody has written to you".to_string() } else { format!("{} sender(s)", i.senders.len()) };
+            let who = if i.senders.is_empty() { "no conversations yet".to_string() } else { format!("{} conversation(s)", i.senders.len()) };
             lines.push(format!("{who}; {} unread in all{partial}", i.unread));
             lines
         }

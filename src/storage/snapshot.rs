@@ -3,7 +3,8 @@
 //! ```text
 //! accounts.csv  name,number,public_key,created_ms,blocked (blocked: "number:name;..." of
 //!               the accounts it blocks; v2 files have no such column)
-//! messages.csv  id,to,from,from_account,time_ms,unread,text
+//! messages.csv  id,to,from,from_account,time_ms,unread,hidden,text (hidden: 1 deleted by
+//!               its recipient, 2 by its sender; v2 files have no such column)
 //! sessions.csv  user,session,account,last_seq,open,reply,request,active_ms (reply: JSON,
 //!               what the session keeps of it (`chat::Held`); request: the hex SHA-256 of
 //!               the body the reply answers; active_ms: the committed time of its last
@@ -31,7 +32,9 @@ const FORMATS_READ: [&str; 2] = ["quintet-snapshot-v2", FORMAT];
 const ACCOUNTS: (&str, &[&str]) = ("accounts.csv", &["name", "number", "public_key", "created_ms", "blocked"]);
 /// accounts.csv before block lists (format v2).
 const ACCOUNTS_V2: &[&str] = &["name", "number", "public_key", "created_ms"];
-const MESSAGES: (&str, &[&str]) = ("messages.csv", &["id", "to", "from", "from_account", "time_ms", "unread", "text"]);
+const MESSAGES: (&str, &[&str]) = ("messages.csv", &["id", "to", "from", "from_account", "time_ms", "unread", "hidden", "text"]);
+/// messages.csv before per-user deletion (format v2): nothing hidden.
+const MESSAGES_V2: &[&str] = &["id", "to", "from", "from_account", "time_ms", "unread", "text"];
 const SESSIONS: (&str, &[&str]) = ("sessions.csv", &["user", "session", "account", "last_seq", "open", "reply", "request", "active_ms"]);
 /// sessions.csv before presence (format v2): a session's activity is its start time.
 const SESSIONS_V2: &[&str] = &["user", "session", "account", "last_seq", "open", "reply", "request"];
@@ -83,6 +86,7 @@ pub fn write(fs: &dyn Fs, dir: &Path, state: &ChatState) -> Result<SnapshotMeta,
                 record.push_field(m.from_account.to_string().as_bytes());
                 record.push_field(m.time_ms.to_string().as_bytes());
                 record.push_field(if a.unread.contains(id) { b"1" } else { b"0" });
+                record.push_field(m.hidden.to_string().as_bytes());
                 record.push_field(m.text.as_bytes());
                 w.write_byte_record(&record)?;
             }
@@ -236,12 +240,14 @@ pub fn load_with_digest(fs: &dyn Fs, dir: &Path) -> Result<(ChatState, [u8; 32])
         }
         Ok(())
     })?;
-    read_csv(fs, dir, MESSAGES, |r, _| {
+    read_csv_or(fs, dir, MESSAGES, Some(MESSAGES_V2), |r, _| {
+        let (hidden, text_at) = if r.len() == MESSAGES.1.len() { (number(r, 6)?, 7) } else { (0, 6) };
         let message = StoredMessage {
             from: text(r, 2)?.to_owned(),
             from_account: number(r, 3)?,
             time_ms: number(r, 4)?,
-            text: text(r, 6)?.to_owned(),
+            text: text(r, text_at)?.to_owned(),
+            hidden: u8::try_from(hidden).ok().filter(|h| *h <= 3).ok_or("field 7 is not a hidden mark (0 to 3)")?,
         };
         restorer.message(number(r, 0)?, text(r, 1)?, message, flag(r, 5)?).map_err(|e| e.to_string())
     })?;
