@@ -32,7 +32,7 @@ if [ "${PLAINTEXT:-0}" = 1 ]; then
     sed -i '/^certificate = /d' "$dir/cluster.toml"
 fi
 for id in A B C D E; do
-    RUST_LOG=info "$bin" replica --id "$id" --config "$dir/cluster.toml" >"$dir/$id.out" 2>"$dir/$id.log" &
+    RUST_LOG=info,quintet::replica::delay=debug "$bin" replica --id "$id" --config "$dir/cluster.toml" >"$dir/$id.out" 2>"$dir/$id.log" &
     pids+=($!)
 done
 for _ in $(seq 100); do

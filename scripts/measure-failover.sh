@@ -21,7 +21,7 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-start() { RUST_LOG=info "$bin" replica --id "$1" --config "$dir/cluster.toml" >>"$dir/$1.out" 2>>"$dir/$1.log" & pid[$1]=$!; }
+start() { RUST_LOG=info,quintet::replica::delay=debug "$bin" replica --id "$1" --config "$dir/cluster.toml" >>"$dir/$1.out" 2>>"$dir/$1.log" & pid[$1]=$!; }
 leader() { "$bin" status --config "$dir/cluster.toml" --json 2>/dev/null | grep -o '"leader":"[A-E]"' | sort | uniq -c | sort -rn | head -1 | grep -o '[A-E]' || true; }
 
 "$bin" init --dir "$dir" --delta-ms "$delta_ms" >/dev/null

@@ -1,6 +1,6 @@
 //! The `quintet` binary: parse the command line, set up logging, run the command.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 
@@ -9,7 +9,9 @@ fn main() {
     let default = if matches!(cli.command, quintet::cli::Command::Replica { .. }) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour only on a terminal: a log file gets plain lines.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
     let runtime = tokio::runtime::Runtime::new().expect("the async runtime starts");
     let code = match runtime.block_on(quintet::cli::run(cli)) {
         Ok(quintet::cli::Exit::Ok) => 0,

@@ -15,6 +15,7 @@ fn children_of(pid: u32) -> Vec<u32> {
     text.split_whitespace().filter_map(|p| p.parse().ok()).collect()
 }
 
+/// Waits for a line containing `what` (lines seen on the way are kept in `seen`).
 fn wait_for(lines: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -64,9 +65,25 @@ fn up_creates_starts_shows_and_stops_a_cluster() {
     let (mut proc, lines) = up(&data);
     let mut seen = Vec::new();
     wait_for(&lines, &mut seen, "created");
-    for id in ["A: up, leader in view 0", "B: up, follower", "E: up, follower"] {
-        wait_for(&lines, &mut seen, id);
+    // One line per change, in whatever order the replicas came up: each replica once, the
+    // leader once.
+    let expected = ["A: up, leader", "B: up, follower", "E: up, follower", "leader: A in view 0"];
+    while !expected.iter().all(|e| seen.iter().any(|l| l == e)) {
+        let waiting = expected.iter().find(|e| !seen.iter().any(|l| l == *e)).unwrap();
+        wait_for(&lines, &mut seen, waiting);
     }
+    // A second `up` in the folder says so before starting anything.
+    let again = Command::new(bin()).args(["up", "--dir"]).arg(&data).output().unwrap();
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && said.contains(&format!("a cluster already runs here (pid {}", proc.0.id())), "{said}");
+    // The operator's table, beside the keys: one leader, the PIDs, nobody behind.
+    let status = Command::new(bin()).args(["status", "--config"]).arg(data.join("cluster.toml")).output().unwrap();
+    let table = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(status.status.success(), "{table}");
+    let leaders = table.lines().filter(|l| l.split_whitespace().nth(4) == Some("leader")).count();
+    assert!(table.starts_with("REPLICA  ADDRESS") && leaders == 1, "{table}");
+    assert!(table.lines().nth(1).is_some_and(|row| row.split_whitespace().nth(2).is_some_and(|pid| pid.parse::<u32>().is_ok())), "a PID: {table}");
+    assert!(table.contains("5 of 5 replicas up, 3 needed: leader A in view 0"), "{table}");
     let config = data.join("cluster.toml");
     assert!(data.join("A.key").exists() && config.exists());
     // Cheap key derivation for the test's chat (the replica does not use it).
@@ -222,17 +239,18 @@ fn status_shows_a_replica_answering_with_another_key_or_cluster_as_wrong_identit
     let good = quintet::config::ClusterConfig::load(&one.client_config).unwrap();
     let (code, out) = status(&good);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.starts_with("A: up, leader in view 0"), "{out}");
+    let row = |out: &str| out.lines().find(|l| l.starts_with("A ")).unwrap_or_default().to_string();
+    assert!(row(&out).contains(" leader "), "{out}");
     // Another key for A in the config: whatever answers at A's address is not A.
     let mut other_key = good.clone();
     other_key.replicas[0].public_key = quintet::crypto::encode_hex(quintet::crypto::generate_key().verifying_key().as_bytes());
     let (code, out) = status(&other_key);
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.starts_with("A: wrong identity (its answer is not signed with A's key"), "{out}");
+    assert!(row(&out).contains("wrong identity (its answer is not signed with A's key"), "{out}");
     // The same key, another cluster: a replica of one cluster never passes for another's.
     let mut other_cluster = good.clone();
     other_cluster.cluster_id = quintet::config::ClusterConfig::new_id();
     let (code, out) = status(&other_cluster);
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.starts_with("A: wrong identity (it serves cluster"), "{out}");
+    assert!(row(&out).contains("wrong identity (it serves cluster"), "{out}");
 }

@@ -1,6 +1,7 @@
 //! The `quintet` subcommands. `main.rs` parses these and calls [`run`].
 
 mod chat;
+mod cluster_view;
 mod commands;
 mod editor;
 mod render;
@@ -120,20 +121,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let mut client = crate::client::QuorumClient::new(&config)?;
             // Beside a replica key (an operator's host), the counters are shown too.
             client.operator = config.operator_key(&config_path);
-            let statuses = client.status().await;
-            let up = statuses.iter().filter(|(_, s)| s.is_ok()).count();
+            let view = cluster_view::ClusterView::new(cluster_view::rows(&config, client.status().await), config.quorum());
             if json {
-                println!("{}", render::status_json(&statuses, config.quorum()));
+                println!("{}", view.json());
             } else {
-                for (id, status) in &statuses {
-                    match status {
-                        Ok(s) => println!("{}, {}", render::status_line(id, s), render::status_ages(s)),
-                        Err(e) => println!("{id}: {e}"),
-                    }
+                for line in view.table() {
+                    println!("{line}");
                 }
-                println!("{up} of {} replicas up; {} needed for service", config.replicas.len(), config.quorum());
             }
-            Ok(if up >= config.quorum() { Exit::Ok } else { Exit::Failed(2) })
+            Ok(if view.available() { Exit::Ok } else { Exit::Failed(2) })
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use super::Exit;
-use super::render::status_line;
+use super::cluster_view::ClusterView;
 use crate::client::QuorumClient;
 use crate::config::{ClusterConfig, ReplicaEntry};
 use crate::crypto::{self, KdfParams};
@@ -45,6 +45,8 @@ pub struct UpArgs {
 const IDS: [&str; 9] = ["A", "B", "C", "D", "E", "F", "G", "H", "I"];
 /// How long replicas get to stop after SIGTERM before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Least time between two progress lines (height and counts) while the cluster works.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Longest pause before restarting a replica that exited.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// What a replica's log says when it cannot start for a reason a restart will not fix.
@@ -114,11 +116,17 @@ fn make_private(dir: &Path, config: &ClusterConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The last lines of a replica's log (why it exited).
+/// The lines of a replica's log that say why it exited: among its last lines, the warnings,
+/// errors and whatever it printed that is not a routine log line (a panic, its last word);
+/// else simply its last lines.
 fn log_tail(dir: &Path, id: &str, lines: usize) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join(format!("{id}.log"))).unwrap_or_default();
     let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].iter().map(|l| l.to_string()).collect()
+    let recent = &all[all.len().saturating_sub(50)..];
+    let routine = |l: &&str| l.contains(" INFO ") || l.contains(" DEBUG ") || l.contains(" TRACE ");
+    let telling: Vec<&str> = recent.iter().copied().filter(|l| !routine(l)).collect();
+    let chosen = if telling.is_empty() { recent } else { &telling[..] };
+    chosen[chosen.len().saturating_sub(lines)..].iter().map(|l| l.to_string()).collect()
 }
 
 fn spawn(exe: &Path, config_path: &Path, dir: &Path, id: &str) -> anyhow::Result<Child> {
@@ -163,6 +171,16 @@ struct Supervised {
 
 pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     let dir = args.cluster.dir.clone();
+    // One `up` per folder, found out before anything starts.
+    std::fs::create_dir_all(&dir)?;
+    let _running = match crate::storage::pidlock::lock(&dir.join("up.lock")) {
+        Ok(lock) => lock,
+        Err(crate::storage::pidlock::LockError::Held(pid)) => {
+            let pid = pid.map_or("another process".to_string(), |pid| format!("pid {pid}"));
+            anyhow::bail!("a cluster already runs here ({pid}, {}): stop it first (Ctrl-C in its terminal), or use another --dir", dir.display());
+        }
+        Err(crate::storage::pidlock::LockError::Io(e)) => return Err(e.into()),
+    };
     let config_path = dir.join("cluster.toml");
     let config = if config_path.exists() { ClusterConfig::load(&config_path)? } else { init(&args.cluster)? };
     make_private(&dir, &config)?;
@@ -182,7 +200,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     println!("chat with: {} chat{config_flag} --user <name>    (Ctrl-C here stops the cluster)", super::invocation());
     let mut client = QuorumClient::new(&config)?;
     client.operator = config.operator_key(&config_path);
-    let mut shown = Vec::new();
+    // What was shown last: each replica's line, the leader, the quorum; and the progress
+    // line, at most every `PROGRESS_EVERY`.
+    let mut shown: Option<ClusterView> = None;
+    let mut progress: (Option<String>, Option<tokio::time::Instant>) = (None, None);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // One listener for the whole run: a Ctrl-C that lands while the status poll runs is kept
     // for the next turn (a listener made anew each turn would miss it).
@@ -233,19 +254,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
                 }
             }
         }
-        let mut lines = Vec::new();
-        for (id, status) in client.status().await {
-            match status {
-                Ok(s) => lines.push(status_line(&id, &s)),
-                Err(e) => lines.push(format!("{id}: {e}")),
-            }
+        let view = ClusterView::new(super::cluster_view::rows(&config, client.status().await), config.quorum());
+        for line in view.changes(shown.as_ref()) {
+            println!("{line}");
         }
-        if lines != shown {
-            for line in &lines {
-                println!("{line}");
-            }
-            shown = lines;
+        let now = tokio::time::Instant::now();
+        if let Some(line) = view.progress()
+            && progress.0.as_ref() != Some(&line)
+            && progress.1.is_none_or(|at| now.duration_since(at) >= PROGRESS_EVERY)
+        {
+            println!("{line}");
+            progress = (Some(line), Some(now));
         }
+        shown = Some(view);
     }
     println!("stopping the replicas");
     for s in &children {
@@ -269,4 +290,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Failed(1));
     }
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_crashed_replicas_reason_is_shown_not_its_routine_lines() {
+        let dir = std::env::temp_dir().join(format!("quintet-log-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let routine = (0..20).map(|i| format!("2026-12-07T00:00:{i:02}Z  INFO quintet::replica: entered a new view view={i}\n")).collect::<String>();
+        let text = format!(
+            "{routine}2026-12-07T00:00:21Z  WARN quintet::replica: repaired: chain-1.qlog\n{routine}thread 'driver-C' panicked at src/x.rs:1:1:\nno room left on device\n{routine}"
+        );
+        std::fs::write(dir.join("C.log"), text).unwrap();
+        let tail = super::log_tail(&dir, "C", 5);
+        assert_eq!(tail.len(), 3, "the warning and the panic, no routine line: {tail:?}");
+        assert!(tail[0].contains("WARN") && tail[1].contains("panicked") && tail[2] == "no room left on device", "{tail:?}");
+        // A log of routine lines only: its last lines.
+        std::fs::write(dir.join("D.log"), &routine).unwrap();
+        assert_eq!(super::log_tail(&dir, "D", 3).len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -5,6 +5,11 @@ use super::core::Core;
 use super::{Digest32, Hash, Height, QuorumCert, ReplicaId, View};
 
 impl Core {
+    /// Δ, as configured.
+    pub fn delta_ms(&self) -> u64 {
+        self.cfg.delta_ms
+    }
+
     pub fn leader(&self, view: View) -> ReplicaId {
         (view % self.cfg.n as u64) as ReplicaId
     }

@@ -2,7 +2,9 @@
 //! must bound (NOTEBOOK, "Choosing Δ"). Each frame carries when its oldest message was
 //! queued (sender's clock, unix µs); the driver records, after the fsync of the batch that
 //! handled it, how long ago that was. Every `REPORT_EVERY` the log gets one line with the
-//! percentiles (`peer delay`). Across hosts the figure includes the clocks' offset.
+//! percentiles (`peer delay`), at debug level (`RUST_LOG=info,quintet::replica::delay=debug`
+//! shows them; `scripts/measure-delta.sh` does). Across hosts the figure includes the
+//! clocks' offset.
 
 use std::time::{Duration, Instant};
 
@@ -46,7 +48,7 @@ impl Delays {
             self.since = Instant::now();
             if let Some((count, p50, p90, p99, p999, max)) = summary(&mut self.samples) {
                 let ms = |us: u64| us as f64 / 1000.0;
-                tracing::info!(
+                tracing::debug!(
                     frames = count,
                     p50_ms = ms(p50),
                     p90_ms = ms(p90),

@@ -108,6 +108,8 @@ pub struct Driver {
     /// a resend is answered the same, not dropped by the core as a duplicate.
     pub refused: RecentRefusals,
     pub swept_at: Instant,
+    /// When each peer was last heard from (a frame of its messages handled here).
+    pub heard: Vec<Option<Instant>>,
     /// Peer message delays, summed up in the log every 10 s (`replica/delay.rs`).
     pub delays: super::delay::Delays,
     /// What the status call answers, published by this loop after every batch, so the call
@@ -174,6 +176,7 @@ impl Driver {
         jobs: &mpsc::Sender<Job>,
     ) -> Driver {
         let status = pb::StatusReply { replica: id.to_owned(), ..Default::default() };
+        let replicas = ids.len();
         let driver = Driver {
             id: id.to_owned(),
             ids,
@@ -192,6 +195,7 @@ impl Driver {
             last_commit: None,
             waiting: HashMap::new(),
             refused: RecentRefusals::default(),
+            heard: vec![None; replicas],
             swept_at: Instant::now(),
             clock: CoreClock::start(),
             delays: super::delay::Delays::default(),
@@ -230,6 +234,9 @@ impl Driver {
                     }
                     Job::Peer { from, messages, sent_at_us } => {
                         sent_at.push(sent_at_us);
+                        if let Some(heard) = self.heard.get_mut(from as usize) {
+                            *heard = Some(Instant::now());
+                        }
                         for m in messages {
                             actions.extend(self.core.handle(now, Input::Message(from, m)));
                         }

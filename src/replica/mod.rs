@@ -66,25 +66,18 @@ fn folder_of(path: &Path) -> PathBuf {
     path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
 }
 
-/// Holds an exclusive lock on the data folder for the life of the process, so two replicas
-/// can never write the same log.
-struct FolderLock(#[allow(dead_code)] std::fs::File);
-
-fn lock_folder(dir: &Path) -> Result<FolderLock, ReplicaError> {
+/// Locks the data folder for the life of the process (two replicas must never write one
+/// log); the lock file names this process's PID.
+fn lock_folder(dir: &Path) -> Result<crate::storage::pidlock::PidLock, ReplicaError> {
     std::fs::create_dir_all(dir).map_err(|e| ReplicaError::Setup(format!("{}: {e}", dir.display())))?;
     let path = dir.join("LOCK");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| ReplicaError::Setup(format!("{}: {e}", path.display())))?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; no memory is shared with the call.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(ReplicaError::Setup(format!("{} is in use by another replica process", dir.display())));
-    }
-    Ok(FolderLock(file))
+    crate::storage::pidlock::lock(&path).map_err(|e| match e {
+        crate::storage::pidlock::LockError::Held(pid) => {
+            let by = pid.map_or(String::new(), |pid| format!(" (pid {pid})"));
+            ReplicaError::Setup(format!("{} is in use by another replica process{by}", dir.display()))
+        }
+        crate::storage::pidlock::LockError::Io(e) => ReplicaError::Setup(format!("{}: {e}", path.display())),
+    })
 }
 
 pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {

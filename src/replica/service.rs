@@ -204,7 +204,7 @@ impl Replica for ReplicaService {
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if !operator {
             // The size of the service is the operators' to know.
-            (status.accounts, status.messages, status.counts_hidden) = (0, 0, true);
+            (status.accounts, status.messages, status.pid, status.counts_hidden) = (0, 0, 0, true);
         }
         status.uptime_ms = self.started.elapsed().as_millis() as u64;
         status.cluster = self.cluster.clone();

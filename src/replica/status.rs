@@ -30,6 +30,12 @@ impl Driver {
         }
     }
 
+    /// Peers heard from within the last 4Δ (at least a second).
+    fn peers_heard(&self) -> usize {
+        let within = Duration::from_millis((4 * self.core.delta_ms()).max(1_000));
+        self.heard.iter().flatten().filter(|t| t.elapsed() <= within).count()
+    }
+
     /// The status as of now: counters and the core's position, nothing that walks the state.
     pub fn status(&self) -> pb::StatusReply {
         let view = self.core.view();
@@ -46,6 +52,9 @@ impl Driver {
             leader: self.ids.get(self.core.leader(view) as usize).cloned().unwrap_or_default(),
             state_digest: state_digest.to_vec(),
             peers_reachable: self.peers.reachable() as u32,
+            peers_heard: self.peers_heard() as u32,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
             last_commit_age_ms: self.last_commit.map_or(0, |t| t.elapsed().as_millis() as u64),
             state_height,
             ..Default::default() // cluster and nonce: set per answer by the status call

@@ -23,6 +23,7 @@ mod memfs;
 mod image;
 mod replica_store;
 pub mod modes;
+pub mod pidlock;
 pub mod snapshot;
 
 #[cfg(test)]
