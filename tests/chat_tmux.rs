@@ -59,7 +59,7 @@ fn a_person_at_a_terminal_edits_completes_recalls_and_is_not_interrupted_by_deli
     // delete-account asks first on a terminal; anything but "yes" keeps the account.
     tmux.type_text("delete-account");
     tmux.keys(&["Enter"]);
-    tmux.wait("the question", |s| s.contains("this cannot be undone; type yes to confirm"));
+    tmux.wait("the question", |s| s.contains("for good? type yes to delete:"));
     tmux.type_text("no");
     tmux.keys(&["Enter"]);
     tmux.wait("the answer", |s| s.contains("not deleted"));
