@@ -254,3 +254,69 @@ fn status_shows_a_replica_answering_with_another_key_or_cluster_as_wrong_identit
     assert_eq!(code, Some(2), "{out}");
     assert!(row(&out).contains("wrong identity (it serves cluster"), "{out}");
 }
+
+/// Several hosts, as the README's "several machines" says, on this one machine: each
+/// replica's key made by `keygen --id --address` (its `[[replica]]` part), the config put
+/// together by `init --from`, each replica started on its own; a chat works. And `up` on a
+/// config whose replicas are partly elsewhere starts only this host's; `init` over two
+/// hosts warns that one of them holds three of five.
+#[test]
+fn several_hosts_the_readme_way_keygen_parts_init_from_and_up_starts_only_its_own() {
+    let dir = TempDir::new("hosts");
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut parts = Vec::new();
+    for id in ["A", "B", "C"] {
+        let address = format!("127.0.0.1:{}", free());
+        let out = Command::new(bin()).args(["keygen", "--out"]).arg(dir.0.join(format!("{id}.key"))).args(["--id", id, "--address", &address]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let part = dir.0.join(format!("{id}.toml"));
+        std::fs::write(&part, &out.stdout).unwrap();
+        parts.push(part);
+    }
+    let made = Command::new(bin()).args(["init", "--dir"]).arg(&dir.0).args(["--delta-ms", "50", "--from"]).args(&parts).output().unwrap();
+    let said = String::from_utf8_lossy(&made.stdout).to_string();
+    assert!(made.status.success() && said.contains("from their hosts' parts") && said.contains("--id B --key B.key"), "{made:?}");
+    let config = dir.0.join("cluster.toml");
+    let loaded = quintet::config::ClusterConfig::load(&config).unwrap();
+    assert_eq!(loaded.replicas.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["A", "B", "C"]);
+    // Each replica on its own "host".
+    let _replicas: Vec<Proc> = ["A", "B", "C"]
+        .iter()
+        .map(|id| {
+            Proc(Command::new(bin()).args(["replica", "--config"]).arg(&config).args(["--id", id]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
+        })
+        .collect();
+    let cheap = std::fs::read_to_string(&config).unwrap().replace("memory_kib = 65536", "memory_kib = 64");
+    std::fs::write(&config, cheap).unwrap();
+    let mut alice = common::Chat::start(&config, "alice", "pw", &["--timeout-ms", "20000"]);
+    assert_eq!(alice.run("create")["type"], "result");
+    assert_eq!(alice.run("send alice across hosts")["type"], "result");
+    drop(alice);
+
+    // `init` over two hosts: the one with three of five is named.
+    let two = dir.0.join("two");
+    let out = Command::new(bin()).args(["init", "--dir"]).arg(&two).args(["--host", "10.1.0.1", "--host", "10.1.0.2"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("warning: host 10.1.0.1 holds 3 of the 5 replicas (A, C, E)"), "{said}");
+
+    // `up` on a config with one replica elsewhere: it starts the two of this host.
+    let mixed = dir.0.join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    let mut config = loaded.clone();
+    config.replicas[1].address = "10.255.255.1:7101".into();
+    for r in ["A", "C"] {
+        std::fs::copy(dir.0.join(format!("{r}.key")), mixed.join(format!("{r}.key"))).unwrap();
+    }
+    for r in &mut config.replicas {
+        if r.id != "B" {
+            r.address = format!("127.0.0.1:{}", free());
+        }
+    }
+    std::fs::write(mixed.join("cluster.toml"), config.to_toml()).unwrap();
+    let (mut proc, lines) = up(&mixed);
+    let mut seen = Vec::new();
+    wait_for(&lines, &mut seen, "replicas B have addresses on other hosts");
+    wait_for(&lines, &mut seen, "leader:");
+    assert!(seen.iter().any(|l| l.starts_with("started replica A")) && !seen.iter().any(|l| l.starts_with("started replica B")), "{seen:?}");
+    interrupt(&mut proc, &lines, &mut seen);
+}

@@ -4,6 +4,7 @@ mod chat;
 mod cluster_view;
 mod commands;
 mod editor;
+mod init;
 mod render;
 mod sim;
 mod up;
@@ -28,7 +29,7 @@ pub enum Command {
     /// replica runs as a child process until Ctrl-C.
     Up(up::UpArgs),
     /// Write a new cluster's keys and cluster.toml (with a fresh cluster id); start nothing.
-    Init(up::InitArgs),
+    Init(init::InitArgs),
     /// Run one replica.
     Replica {
         /// The cluster's cluster.toml
@@ -48,7 +49,7 @@ pub enum Command {
         listen: Option<std::net::SocketAddr>,
     },
     /// Write a new replica key file and print its `public_key` and `certificate` lines for
-    /// cluster.toml.
+    /// cluster.toml (with --id and --address: its whole `[[replica]]` part, for `init --from`).
     Keygen {
         /// The key file to write (or, with --show, to read)
         #[arg(long)]
@@ -56,6 +57,12 @@ pub enum Command {
         /// Read the existing key file instead and print its lines again
         #[arg(long)]
         show: bool,
+        /// The replica's id (A, B, ...): print its whole `[[replica]]` part
+        #[arg(long, requires = "address")]
+        id: Option<String>,
+        /// The address other hosts and clients reach this replica at (IP:PORT)
+        #[arg(long, requires = "id")]
+        address: Option<String>,
     },
     /// The chat client: interactive on a terminal, one command per line from a pipe.
     Chat(chat::ChatArgs),
@@ -96,12 +103,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     crate::storage::modes::private_umask();
     match cli.command {
         Command::Up(args) => up::run(args).await,
-        Command::Init(args) => up::init(&args).map(|_| Exit::Ok),
+        Command::Init(args) => init::init(&args).map(|_| Exit::Ok),
         Command::Replica { config, id, data, key, listen } => {
             crate::replica::run(crate::replica::ReplicaOptions { config, id, data, key, listen }).await?;
             Ok(Exit::Ok)
         }
-        Command::Keygen { out, show } => {
+        Command::Keygen { out, show, id, address } => {
             let key = if show {
                 crypto::read_key_file(&out)?
             } else {
@@ -109,6 +116,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 crypto::write_key_file(&out, &key)?;
                 key
             };
+            if let (Some(id), Some(address)) = (id, address) {
+                anyhow::ensure!(address.parse::<std::net::SocketAddr>().is_ok(), "--address {address:?} is not IP:PORT");
+                println!("[[replica]]");
+                println!("id = \"{id}\"");
+                println!("address = \"{address}\"");
+            }
             println!("public_key = \"{}\"", encode_hex(key.verifying_key().as_bytes()));
             println!("certificate = \"{}\"", crypto::tls::certificate_text(&key));
             Ok(Exit::Ok)

@@ -1,9 +1,9 @@
-//! `quintet init` writes a cluster's keys and `DIR/cluster.toml`; `quintet up` runs it
-//! first when the folder has no config, starts each replica as a child process (output in
-//! `DIR/<id>.log`), restarts one that exits (with backoff; a reason that a restart cannot
-//! fix stops everything), shows their state as it changes, and stops them all on Ctrl-C.
+//! `quintet up` runs `init` first when the folder has no config, starts each replica of
+//! this host as a child process (output in `DIR/<id>.log`), restarts one that exits (with
+//! backoff; a reason that a restart cannot fix stops everything), shows what changes, and
+//! stops them all on Ctrl-C.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -11,30 +11,9 @@ use tokio::process::{Child, Command};
 
 use super::Exit;
 use super::cluster_view::ClusterView;
+use super::init::{InitArgs, init};
 use crate::client::QuorumClient;
-use crate::config::{ClusterConfig, ReplicaEntry};
-use crate::crypto::{self, KdfParams};
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct InitArgs {
-    /// Folder for keys, cluster.toml, data and logs.
-    #[arg(long, default_value = "quintet-data")]
-    pub dir: PathBuf,
-    /// Replicas in the cluster (odd: n = 2f + 1 tolerates f faults).
-    #[arg(long, default_value_t = 5)]
-    pub replicas: usize,
-    /// First replica's port (the next ones count up) [default: free ports on this machine,
-    /// or 7101 when --host is given]
-    #[arg(long)]
-    pub base_port: Option<u16>,
-    /// Δ in milliseconds: the bound on message delay plus processing (NOTEBOOK "Δ").
-    #[arg(long, default_value_t = 200)]
-    pub delta_ms: u64,
-    /// Replica hosts (IP addresses), used in turn: replica i runs on host i mod count
-    /// [default: 127.0.0.1]
-    #[arg(long = "host")]
-    pub hosts: Vec<String>,
-}
+use crate::config::ClusterConfig;
 
 #[derive(clap::Args, Debug)]
 pub struct UpArgs {
@@ -42,7 +21,6 @@ pub struct UpArgs {
     pub cluster: InitArgs,
 }
 
-const IDS: [&str; 9] = ["A", "B", "C", "D", "E", "F", "G", "H", "I"];
 /// How long replicas get to stop after SIGTERM before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Least time between two progress lines (height and counts) while the cluster works.
@@ -55,49 +33,6 @@ const PERMANENT: [&str; 6] = ["cannot listen on", "in use by another replica", "
 /// The pause before restart number `restarts` + 1 of a replica: 1 s, doubling, capped.
 fn backoff(restarts: u32) -> Duration {
     Duration::from_secs(1 << restarts.min(5)).min(BACKOFF_MAX)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// `quintet init`: writes the keys and `DIR/cluster.toml` (with a fresh cluster id) and
-/// starts nothing. Refuses to overwrite an existing cluster.
-pub fn init(args: &InitArgs) -> anyhow::Result<ClusterConfig> {
-    let path = args.dir.join("cluster.toml");
-    anyhow::ensure!(!path.exists(), "{} exists already; remove the folder to make a new cluster", path.display());
-    anyhow::ensure!((1..=9).contains(&args.replicas) && args.replicas % 2 == 1, "--replicas must be 1, 3, 5, 7 or 9");
-    let hosts = if args.hosts.is_empty() { vec!["127.0.0.1".to_string()] } else { args.hosts.clone() };
-    for host in &hosts {
-        anyhow::ensure!(host.parse::<std::net::IpAddr>().is_ok(), "--host {host:?} is not an IP address");
-    }
-    std::fs::create_dir_all(&args.dir)?;
-    let mut replicas = Vec::new();
-    for (i, id) in IDS.iter().take(args.replicas).enumerate() {
-        let key = crypto::generate_key();
-        crypto::write_key_file(&args.dir.join(format!("{id}.key")), &key)?;
-        let port = match args.base_port {
-            Some(base) => base.checked_add(i as u16).ok_or_else(|| anyhow::anyhow!("port out of range"))?,
-            None if args.hosts.is_empty() => free_port()?,
-            None => 7101 + i as u16,
-        };
-        let host = &hosts[i % hosts.len()];
-        let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-        replicas.push(ReplicaEntry::for_key(id, &address, &key));
-    }
-    let config = ClusterConfig {
-        name: "quintet-local".into(),
-        cluster_id: ClusterConfig::new_id(),
-        delta_ms: args.delta_ms,
-        kdf: KdfParams::default(),
-        checkpoint_every: crate::config::CHECKPOINT_EVERY_DEFAULT,
-        presence_ms: crate::chat::PRESENCE_MS_DEFAULT,
-        replicas,
-    };
-    config.validate()?;
-    std::fs::write(&path, config.to_toml())?;
-    println!("created {} with {} replicas (cluster id {})", path.display(), args.replicas, config.cluster_id);
-    Ok(config)
 }
 
 /// A folder that an older version made readable by other users (every message is in it):
@@ -189,7 +124,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     // `/proc/self/exe`, is gone).
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
-    for r in &config.replicas {
+    // Only this host's replicas: an address no socket here can bind is another host's.
+    let (here, elsewhere): (Vec<_>, Vec<_>) = config.replicas.iter().partition(|r| std::net::TcpListener::bind((r.socket_addr().ip(), 0)).is_ok());
+    anyhow::ensure!(!here.is_empty(), "no replica of {} has an address on this host: run `quintet replica` on each replica's own host", config_path.display());
+    if !elsewhere.is_empty() {
+        let ids: Vec<&str> = elsewhere.iter().map(|r| r.id.as_str()).collect();
+        println!("replicas {} have addresses on other hosts: start each on its own host (quintet replica --config cluster.toml --id ID)", ids.join(", "));
+    }
+    for r in here {
         let child = spawn(&exe, &config_path, &dir, &r.id)?;
         children.push(Supervised { id: r.id.clone(), child: Some(child), started: tokio::time::Instant::now(), restarts: 0, restart_at: None });
         println!("started replica {} on {} (log: {})", r.id, r.address, dir.join(format!("{}.log", r.id)).display());
