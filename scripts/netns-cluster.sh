@@ -15,8 +15,9 @@
 #   netns-cluster.sh partition TAG ID...  cut the named replicas (e.g. A C) off from the rest
 #   netns-cluster.sh heal TAG             undo `partition`
 #   netns-cluster.sh destroy TAG          remove every namespace of TAG (idempotent)
-#   netns-cluster.sh demo DIR             create, `quintet init` in DIR, start the five
-#                                         replicas (PIDs in DIR/pids), print how to chat;
+#   netns-cluster.sh demo DIR             create, then the README's several-machines steps:
+#                                         a key per host (DIR/host-A..E), `init --from`,
+#                                         `quintet up` on each host (PIDs in DIR/pids);
 #   netns-cluster.sh stop DIR             kill the demo's replicas by PID and destroy
 set -euo pipefail
 
@@ -86,8 +87,12 @@ destroy() {
     done
 }
 
+# The README's "Several machines" steps, one namespace per host: each host makes its own
+# key and prints its [[replica]] part (the private key never leaves the host's folder), the
+# parts are put together with `init --from`, cluster.toml is copied to every host, and each
+# host runs `quintet up`, which starts the replica whose address is there.
 demo() {
-    local dir=$1 bin tag hosts=() i
+    local dir=$1 bin tag hosts=() i id host parts=()
     need_root
     bin=${QUINTET_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/quintet}
     [ -x "$bin" ] || die "no binary at $bin: run cargo build --release first (or set QUINTET_BIN)"
@@ -98,13 +103,23 @@ demo() {
     echo "$tag" > "$dir/tag"
     create "$tag"
     mapfile -t hosts < <(addresses)
-    [ -e "$dir/cluster.toml" ] || "$bin" init --dir "$dir" --delta-ms 50 $(printf -- '--host %s ' "${hosts[@]}") >/dev/null
+    if [ ! -e "$dir/cluster.toml" ]; then
+        for i in 0 1 2 3 4; do
+            id=${IDS[$i]} host="$dir/host-${IDS[$i]}"
+            mkdir -p "$host"
+            ip netns exec "$(ns "$tag" "$id")" "$bin" keygen --out "$host/$id.key" --id "$id" \
+                --address "${hosts[$i]}:7101" > "$host/$id.part"
+            parts+=("$host/$id.part")
+        done
+        "$bin" init --dir "$dir" --delta-ms 50 --from "${parts[@]}" >/dev/null
+        for id in "${IDS[@]}"; do cp "$dir/cluster.toml" "$dir/host-$id/cluster.toml"; done
+    fi
     for i in 0 1 2 3 4; do
-        ip netns exec "$(ns "$tag" "${IDS[$i]}")" "$bin" replica --id "${IDS[$i]}" --config "$dir/cluster.toml" \
-            >>"$dir/${IDS[$i]}.log" 2>&1 &
-        echo "${IDS[$i]} $!" >> "$dir/pids"
+        id=${IDS[$i]}
+        ip netns exec "$(ns "$tag" "$id")" "$bin" up --dir "$dir/host-$id" >>"$dir/host-$id/up.log" 2>&1 &
+        echo "$id $!" >> "$dir/pids"
     done
-    echo "five replicas in namespaces $tag-A..$tag-E ($SUBNET.1-5); PIDs in $dir/pids"
+    echo "five hosts in namespaces $tag-A..$tag-E ($SUBNET.1-5), each running quintet up in $dir/host-ID; PIDs in $dir/pids"
     echo "chat:   ip netns exec $tag-client $bin chat --config $dir/cluster.toml --user alice"
     echo "status: ip netns exec $tag-client $bin status --config $dir/cluster.toml"
     echo "cut A and B off: $0 partition $tag A B; back: $0 heal $tag; stop: $0 stop $dir"
@@ -115,7 +130,13 @@ stop() {
     need_root
     [ -e "$dir/tag" ] || die "no demo in $dir"
     if [ -e "$dir/pids" ]; then
-        while read -r id pid; do kill -9 "$pid" 2>/dev/null || true; done < "$dir/pids"
+        # SIGTERM: each `up` stops its replica (SIGKILL after its own 10 s grace).
+        while read -r id pid; do kill -TERM "$pid" 2>/dev/null || true; done < "$dir/pids"
+        local waited=0
+        while read -r id pid; do
+            while kill -0 "$pid" 2>/dev/null && [ $waited -lt 150 ]; do sleep 0.1; waited=$((waited + 1)); done
+            kill -9 "$pid" 2>/dev/null || true
+        done < "$dir/pids"
         rm -f "$dir/pids"
     fi
     destroy "$(cat "$dir/tag")"

@@ -3,7 +3,10 @@
 //! one follower away from the other three, then heal. Needs root; without it the test says
 //! it is skipped and passes.
 //!
-//! The test makes the namespaces, then runs itself again inside the clients' namespace
+//! A second test follows the README's "Several machines" steps through
+//! `netns-cluster.sh demo`: a key made on each host, `init --from`, `quintet up` on each.
+//!
+//! The first test makes the namespaces, then runs itself again inside the clients' namespace
 //! (`QUINTET_NETNS_TAG` set), where the cluster, the chat clients and the status calls all
 //! see the replicas at their own addresses. The namespaces are removed afterwards, whatever
 //! the inner run did.
@@ -118,4 +121,95 @@ fn inside(tag: &str) {
     assert_eq!(alice.run("logout")["type"], "result");
     drop(alice);
     assert_eq!(cluster.unread("bob"), expected, "bob's mail");
+}
+
+const README_TEST: &str = "the_readme_steps_for_several_machines_make_a_cluster_of_five_hosts";
+
+/// Stops the demo (its `up` processes, by PID) and removes its namespaces when dropped.
+struct Demo(PathBuf);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = netns(&["stop", &self.0.display().to_string()]);
+    }
+}
+
+#[test]
+fn the_readme_steps_for_several_machines_make_a_cluster_of_five_hosts() {
+    if let Ok(dir) = std::env::var("QUINTET_NETNS_DEMO") {
+        return chat_across_hosts(&PathBuf::from(dir));
+    }
+    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).ok();
+    if uid.as_deref() != Some("0") {
+        eprintln!("skipped: network namespaces need root (run the tests as root to include this one)");
+        return;
+    }
+    let dir = common::TempDir::new("netns-demo");
+    let out = Command::new("bash").arg(script()).args(["demo"]).arg(&dir.0).env("QUINTET_BIN", common::bin()).output().unwrap();
+    if !out.status.success() {
+        let _ = netns(&["destroy", &std::fs::read_to_string(dir.0.join("tag")).unwrap_or_default().trim().to_string()]);
+        eprintln!("skipped: network namespaces cannot be made here: {}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    let demo = Demo(dir.0.clone());
+    let tag = std::fs::read_to_string(dir.0.join("tag")).unwrap().trim().to_string();
+    // Each host has its own key and nothing of the others'; the config names all five.
+    for id in IDS {
+        let host = dir.0.join(format!("host-{id}"));
+        let keys: Vec<String> = std::fs::read_dir(&host).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|f| f.ends_with(".key")).collect();
+        assert_eq!(keys, [format!("{id}.key")], "host {id}'s folder");
+    }
+    let status = Command::new("ip")
+        .args(["netns", "exec", &format!("{tag}-client")])
+        .arg(std::env::current_exe().unwrap())
+        .args([README_TEST, "--exact", "--nocapture", "--test-threads", "1"])
+        .env("QUINTET_NETNS_DEMO", &dir.0)
+        .status()
+        .expect("run the test inside the clients' namespace");
+    // Each host's `up` started only its own replica and named the others as elsewhere.
+    for id in IDS {
+        let log = std::fs::read_to_string(dir.0.join(format!("host-{id}/up.log"))).unwrap_or_default();
+        let started: Vec<&str> = log.lines().filter(|l| l.starts_with("started replica")).collect();
+        assert!(started.len() == 1 && started[0].starts_with(&format!("started replica {id} ")), "host {id}'s up: {log}");
+        assert!(log.contains("have addresses on other hosts"), "host {id}'s up: {log}");
+    }
+    drop(demo);
+    assert!(status.success(), "the run inside the namespaces failed (its output is above)");
+}
+
+/// In the clients' namespace: two users chat through the five hosts, and status sees five.
+fn chat_across_hosts(dir: &std::path::Path) {
+    // A client's copy of cluster.toml with a cheap password hash (the replicas never hash).
+    let config = dir.join("client.toml");
+    let text = std::fs::read_to_string(dir.join("cluster.toml")).unwrap().replace("memory_kib = 65536", "memory_kib = 64");
+    std::fs::write(&config, text).unwrap();
+    // The five `up`s start their replicas at their own pace: wait for all five.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = || {
+        let out = Command::new(common::bin()).args(["status", "--config"]).arg(dir.join("cluster.toml")).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    loop {
+        let (ok, said) = status();
+        if ok && said.contains("5 of 5 replicas up") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the five hosts did not all come up: {said}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut alice = common::Chat::start(&config, "alice", "pw", &["--timeout-ms", "20000"]);
+    let mut bob = common::Chat::start(&config, "bob", "pw", &["--timeout-ms", "20000"]);
+    assert_eq!(alice.run("create")["type"], "result");
+    assert_eq!(bob.run("create")["type"], "result");
+    for k in 0..3 {
+        assert_eq!(alice.run(&format!("send bob across-{k}"))["type"], "result");
+    }
+    let history = bob.run("history alice");
+    let texts: Vec<&str> = history["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(texts, ["across-0", "across-1", "across-2"], "{history}");
+    let (ok, said) = status();
+    assert!(ok && said.contains("5 of 5 replicas up"), "{said}");
+    for (i, id) in IDS.iter().enumerate() {
+        assert!(said.lines().any(|l| l.starts_with(id) && l.contains(&format!("10.77.0.{}:7101", i + 1))), "{said}");
+    }
 }

@@ -129,7 +129,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     anyhow::ensure!(!here.is_empty(), "no replica of {} has an address on this host: run `quintet replica` on each replica's own host", config_path.display());
     if !elsewhere.is_empty() {
         let ids: Vec<&str> = elsewhere.iter().map(|r| r.id.as_str()).collect();
-        println!("replicas {} have addresses on other hosts: start each on its own host (quintet replica --config cluster.toml --id ID)", ids.join(", "));
+        println!("replicas {} have addresses on other hosts: start each on its own host (quintet up there, or quintet replica --config cluster.toml --id ID)", ids.join(", "));
     }
     for r in here {
         let child = spawn(&exe, &config_path, &dir, &r.id)?;
