@@ -161,13 +161,25 @@ fn a_weak_password_is_refused_at_create_on_a_terminal_and_only_warned_of_from_a_
     tmux.type_text("create");
     tmux.keys(&["Enter"]);
     let screen = tmux.wait("the refusal", |s| s.contains("too easy to guess"));
-    assert!(screen.contains("nothing was sent"), "{screen}");
-    tmux.type_text("quit");
-    tmux.keys(&["Enter"]);
-    tmux.wait("the exit", |s| s.contains("client exited with status 1"));
+    assert!(screen.contains("nothing was sent; choose another") && !screen.contains(".."), "{screen}");
+    // It asks for another password at once.
+    tmux.wait("the next password prompt", |s| s.contains("another password for alice"));
     let mut bob = cluster.chat("bob", "pw");
     assert_eq!(bob.run("create")["type"], "result");
     assert_eq!(bob.run("list alice")["names"], serde_json::json!([]), "no account was created");
+    tmux.type_text("violet harbour quietly juggles anvils");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the hint", |s| s.contains("type the command again"));
+    tmux.type_text("create");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the confirmation", |s| s.contains("again, to confirm"));
+    tmux.type_text("violet harbour quietly juggles anvils");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the account", |s| s.contains("created account alice"));
+    tmux.type_text("quit");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the exit", |s| s.contains("client exited with status 1"));
+    assert_eq!(bob.run("list alice")["names"], serde_json::json!(["alice"]));
     // A script with QUINTET_PASSWORD: a warning on stderr, and the account is made.
     let (code, out, err) = text_client(&dir.0, &["--config", cluster.client_config.to_str().unwrap(), "--user", "carol"], &[("QUINTET_PASSWORD", "sunshine")], "create\n");
     assert_eq!(code, Some(0), "{out}\n{err}");

@@ -53,6 +53,15 @@ fn a_person_at_a_terminal_edits_completes_recalls_and_is_not_interrupted_by_deli
     tmux.keys(&["Enter"]);
     let screen = tmux.wait("bob's history", |s| s.contains("history bob") && s.matches("bob: are you there?").count() >= 2);
     assert!(screen.lines().any(|l| l.starts_with("new [") && l.contains("bob: are you there?")), "{screen}");
+    // A message shown while she sits at the prompt is marked read without her typing
+    // anything: `inbox` a moment later has nothing unread (found by a new user's try).
+    assert_eq!(bob.run("send alice still there?")["type"], "result");
+    tmux.wait("the second delivery", |s| s.contains("bob: still there?"));
+    std::thread::sleep(Duration::from_millis(1_500));
+    tmux.type_text("inbox");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait("the inbox", |s| s.contains("conversation(s)"));
+    assert!(screen.contains("0 unread in all"), "{screen}");
 
     // On a terminal the prompt is coloured (five dots, the user in bold).
     assert!(tmux.coloured().contains("\u{1b}[1malice@test-cluster"), "{}", tmux.coloured());

@@ -109,9 +109,10 @@ fn a_torn_log_tail_on_disk_is_cut_and_corruption_refuses_to_start() {
     torn.extend_from_slice(&bytes[..12]);
     std::fs::write(&segment, &torn).unwrap();
     cluster.restart();
-    let status = std::process::Command::new(common::bin()).arg("status").arg("--config").arg(&cluster.client_config).output().unwrap();
-    let status = String::from_utf8_lossy(&status.stdout);
-    assert!(status.contains("1 accounts, 5 messages") && status.contains("1 of 1 replicas up"), "{status}");
+    let status = std::process::Command::new(common::bin()).args(["status", "--json", "--config"]).arg(&cluster.client_config).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+    let a = &status["replicas"][0];
+    assert!(a["up"] == true && a["accounts"] == 1 && a["messages"] == 5, "{status}");
     let mut alice = cluster.chat("alice", "a");
     assert_eq!(alice.run("login")["type"], "result");
     drop(alice);

@@ -111,16 +111,18 @@ fn the_counters_are_for_operators_only() {
     assert_eq!(counts(Some(("A".into(), r.key.clone()))), (1, 1, false, true), "the holder of a replica key");
     // `quintet status` beside the keys shows them; elsewhere it says whose they are.
     let status = |config: &std::path::Path| {
-        let out = std::process::Command::new(common::bin()).args(["status", "--config"]).arg(config).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
+        let out = std::process::Command::new(common::bin()).args(["status", "--json", "--config"]).arg(config).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
     };
     let beside = r.server_config.with_file_name("beside-the-key.toml");
     std::fs::copy(&r.client_config, &beside).unwrap();
-    assert!(status(&beside).contains("1 accounts, 1 messages"), "{}", status(&beside));
+    let shown = status(&beside);
+    assert!(shown["replicas"][0]["accounts"] == 1 && shown["replicas"][0]["messages"] == 1, "{shown}");
     let elsewhere = common::TempDir::new("counters-client");
     let copy = elsewhere.0.join("cluster.toml");
     std::fs::copy(&r.client_config, &copy).unwrap();
-    assert!(status(&copy).contains("counts for operators only"), "{}", status(&copy));
+    let hidden = status(&copy);
+    assert!(hidden["replicas"][0]["up"] == true && hidden["replicas"][0]["accounts"].is_null(), "{hidden}");
 }
 
 /// The second review's attack: notes of 64 KiB to oneself, then `login` + `history self 100`

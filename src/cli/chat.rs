@@ -304,8 +304,10 @@ impl Session {
     async fn op(&mut self, command: &str, op: Op) -> Result<bool, ClientError> {
         if let (Op::CreateAccount { .. }, Some(why)) = (&op, &self.weak_password) {
             if !self.password_from_env {
-                let why = format!("{why} (nothing was sent; start again with another password)");
+                let next = if self.prompted() { "choose another" } else { "start again with another password" };
+                let why = format!("{why} (nothing was sent; {next})");
                 self.print_error(command, "weak_password", &why);
+                self.ask_stronger_password().await;
                 return Ok(true);
             }
             eprintln!("quintet chat: warning: {why} (QUINTET_PASSWORD is used as given)");

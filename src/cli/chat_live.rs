@@ -87,10 +87,12 @@ impl Session {
     /// queued with the line editor and not yet shown (the person quit at that instant)
     /// stays unread: the next `read` has it.
     pub(super) async fn mark_shown(&mut self) -> Result<(), ClientError> {
-        let reading = self.reading.clone();
+        let (reading, printer) = (self.reading.clone(), self.printer.as_ref());
         let on_screen = |shown: &Shown| match shown {
             Shown::Written => true,
-            Shown::Queued(read) => reading.as_ref().is_some_and(|r| r.shown(*read)),
+            Shown::Queued(read, number) => reading.as_ref().is_some_and(|r| {
+                r.shown(*read) || (r.current() == Some(*read) && printer.is_some_and(|p| p.taken_long_ago(*number)))
+            }),
         };
         let ids: Vec<u64> = self.unmarked.iter().filter(|(_, s)| on_screen(s)).map(|(id, _)| *id).take(crate::chat::IDS_MAX).collect();
         if ids.is_empty() || !self.logged_in {

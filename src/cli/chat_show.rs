@@ -10,9 +10,10 @@ use crate::pb;
 pub enum Shown {
     /// Written out (stdout, a pipe, the terminal).
     Written,
-    /// Queued with the line editor during its read number n: on the screen once a later
-    /// read has begun (`editor::Reading::shown`).
-    Queued(u64),
+    /// Queued with the line editor during its read number n as its printer's text number
+    /// m: on the screen once a later read has begun (`editor::Reading::shown`), or, while
+    /// read n goes on, once rustyline took the text a moment ago (`Printer::taken_long_ago`).
+    Queued(u64, u64),
 }
 
 impl Session {
@@ -26,9 +27,9 @@ impl Session {
             return Shown::Written;
         }
         if let (Some(printer), Some(read)) = (self.printer.as_ref(), self.reading.as_ref().and_then(|r| r.current()))
-            && printer.print(format!("{}\n", lines.join("\n")))
+            && let Some(number) = printer.print(format!("{}\n", lines.join("\n")))
         {
-            return Shown::Queued(read);
+            return Shown::Queued(read, number);
         }
         let start = if self.reading.is_some() { "\r\x1b[K" } else { "" };
         for (i, line) in lines.iter().enumerate() {

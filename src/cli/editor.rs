@@ -11,7 +11,8 @@
 //! look at the terminal, after any keys typed ahead), and writes it at once otherwise,
 //! without ending the line. So the client asks `Reading` whether a line is being read, and
 //! learns from it when a queued text has surely been shown: once a later read began, and
-//! had time to look (`Reading::shown`). The printer's queue holds one text: a second one
+//! had time to look (`Reading::shown`), or, while the same read goes on, once rustyline
+//! took the text from the printer a moment ago (`Printer::taken_long_ago`). The printer's queue holds one text: a second one
 //! waits until rustyline takes the first, which it does only while reading. The printer
 //! therefore runs on a thread of its own (`Printer`): the client never waits on it, and so
 //! never stops answering the line that would let rustyline read again (a deadlock the
@@ -88,26 +89,42 @@ pub struct LineEditor {
 }
 
 /// rustyline's external printer on a thread of its own: `print` hands the text over and
-/// returns at once.
-pub struct Printer(std::sync::mpsc::Sender<String>);
+/// returns at once. Texts are numbered; the thread records the last one rustyline took,
+/// and when.
+pub struct Printer {
+    tx: std::sync::mpsc::Sender<(u64, String)>,
+    next: std::sync::atomic::AtomicU64,
+    handed: Arc<Mutex<(u64, Option<std::time::Instant>)>>,
+}
 
 impl Printer {
     fn start(mut printer: Box<dyn ExternalPrinter + Send>) -> std::io::Result<Printer> {
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let (tx, rx) = std::sync::mpsc::channel::<(u64, String)>();
+        let handed = Arc::new(Mutex::new((0, None)));
+        let record = handed.clone();
         std::thread::Builder::new().name("printer".into()).spawn(move || {
-            while let Ok(text) = rx.recv() {
+            while let Ok((number, text)) = rx.recv() {
                 if printer.print(text.clone()).is_err() {
                     // The editor is gone: straight to stdout.
                     print!("{text}");
                 }
+                *record.lock().unwrap_or_else(|e| e.into_inner()) = (number, Some(std::time::Instant::now()));
             }
         })?;
-        Ok(Printer(tx))
+        Ok(Printer { tx, next: std::sync::atomic::AtomicU64::new(1), handed })
     }
 
-    /// Hands `text` (ending with a newline) to the printer thread.
-    pub fn print(&self, text: String) -> bool {
-        self.0.send(text).is_ok()
+    /// Hands `text` (ending with a newline) to the printer thread; its number.
+    pub fn print(&self, text: String) -> Option<u64> {
+        let number = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.tx.send((number, text)).ok().map(|_| number)
+    }
+
+    /// Whether rustyline took text `number` at least `SHOWN_AFTER` ago (it shows what it
+    /// takes within a turn of its loop while it reads).
+    pub fn taken_long_ago(&self, number: u64) -> bool {
+        let (last, at) = *self.handed.lock().unwrap_or_else(|e| e.into_inner());
+        last >= number && at.is_some_and(|t| t.elapsed() >= SHOWN_AFTER)
     }
 }
 

@@ -26,7 +26,7 @@ pub fn too_weak(password: &str, user: &str, cluster: &str) -> Option<String> {
     why.push(')');
     if let Some(feedback) = estimate.feedback() {
         if let Some(warning) = feedback.warning() {
-            why.push_str(&format!(": {warning}"));
+            why.push_str(&format!(": {}", warning.to_string().trim_end_matches('.')));
         }
         let hints: Vec<String> = feedback.suggestions().iter().map(|s| s.to_string()).collect();
         if !hints.is_empty() {
@@ -39,7 +39,7 @@ pub fn too_weak(password: &str, user: &str, cluster: &str) -> Option<String> {
 
 impl Session {
     /// Whether the password was typed at a prompt here (so it can be asked again).
-    fn prompted(&self) -> bool {
+    pub(super) fn prompted(&self) -> bool {
         self.terminal && !self.password_from_env && !self.json
     }
 
@@ -63,10 +63,21 @@ impl Session {
     /// After a wrong password (a login refused for its signature), on a terminal: the
     /// password again, without starting over. An empty answer keeps the old one.
     pub(super) async fn ask_password_again(&mut self) {
+        let question = format!("password for {} (Enter keeps the last one): ", self.user);
+        self.ask_password(question).await;
+    }
+
+    /// After `create` refused a weak password, on a terminal: another one at once.
+    pub(super) async fn ask_stronger_password(&mut self) {
+        let question = format!("another password for {} (Enter keeps the last one): ", self.user);
+        self.ask_password(question).await;
+    }
+
+    async fn ask_password(&mut self, question: String) {
         if !self.prompted() {
             return;
         }
-        if let Some(key) = self.derive_from_prompt(format!("password for {} (Enter keeps the last one): ", self.user)).await {
+        if let Some(key) = self.derive_from_prompt(question).await {
             self.key = key;
             println!("type the command again to use it");
         }

@@ -34,7 +34,7 @@ pub struct SimArgs {
     /// cross-view, vote-before-persist, unchecked-state, first-statuses, same-height-equivocation,
     /// blame-prune-incoming, first-block-any-qc, keep-commit-timer, duplicate-votes,
     /// certificate2, high-qc-backwards, no-forward, client-quorum2, no-status-wait,
-    /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status.
+    /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status, no-relay.
     #[arg(long)]
     plant: Option<String>,
 }
@@ -64,6 +64,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "unchecked-requests" => p.unchecked_requests = true,
         "votes-to-leader" => p.votes_to_leader = true,
         "unchecked-status" => p.unchecked_status = true,
+        "no-relay" => p.no_relay = true,
         other => anyhow::bail!("unknown planted bug {other:?}: `quintet sim --help` lists them"),
     }
     Ok(p)

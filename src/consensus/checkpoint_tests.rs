@@ -158,3 +158,33 @@ fn s11_q_matching_checkpoints_commit_a_block_the_replica_missed_the_votes_for() 
     let k = kinds(&r.handle(1_010, Input::Message(2, Message::Block(Box::new(b.clone())))));
     assert_eq!(r.committed_height, 1, "{k:?}");
 }
+
+/// Review finding (2026-12-06): a stable certificate that formed before this replica's own
+/// image was written was compared with nothing, and an image that then came out different
+/// was dropped in silence. Now the certificate goes to the driver again once the image
+/// exists (`Stable`, whose store compares and stops on a mismatch), whichever came first.
+#[test]
+fn s11_a_stable_certificate_is_compared_with_an_image_written_after_it() {
+    let p = proposal(0, QuorumCert::genesis(), 1, None);
+    let b = p.block.clone();
+    let certified = digest(b"the certified image");
+    let mut ours = certified;
+    ours[0] ^= 1;
+    for (mine, what) in [(ours, "a different image"), (certified, "the same image")] {
+        let mut r = core(4, None);
+        r.handle(1_000, Input::Message(0, Message::Propose(p.clone())));
+        for who in [0, 1, 2] {
+            let signature = sign_as(who, &signed::checkpoint(b.height, &b.hash, None));
+            r.handle(1_001, Input::Message(who, Message::Checkpoint(Checkpoint { height: 1, hash: b.hash, state: None, voter: who, signature })));
+        }
+        assert_eq!(r.committed_height(), 1, "{what}");
+        for who in [0, 1, 2] {
+            r.handle(1_002, Input::Message(who, state_checkpoint(who, &b, certified)));
+        }
+        assert!(r.stable.is_some(), "{what}");
+        let k = kinds(&r.handle(1_003, Input::Snapshot { height: 1, hash: b.hash, state: mine }));
+        assert!(k.contains(&"stable 1".to_string()), "{what}: {k:?}");
+        // Only the certified image is served.
+        assert_eq!(r.own_states.contains_key(&1), mine == certified, "{what}");
+    }
+}

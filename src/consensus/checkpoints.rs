@@ -10,6 +10,11 @@ use super::Digest32;
 /// signing junk cannot grow this replica's memory.
 const STATE_VOTES_PER_SIGNER: usize = 2;
 
+/// Commit CHECKPOINTs kept per signer above the committed height (its newest ones): an
+/// honest replica says its committed height, which only rises, so its newest is what a
+/// replica behind can match with others'.
+pub(super) const CHECKPOINTS_PER_SIGNER: usize = 16;
+
 impl Core {
     fn own_checkpoint(&self, height: Height, hash: Hash, state: Option<Digest32>) -> Checkpoint {
         let signature = self.crypto.sign(&signed::checkpoint(height, &hash, state.as_ref()));
@@ -40,11 +45,15 @@ impl Core {
             return;
         }
         if let Some(stable) = self.stable.clone().filter(|s| s.height >= height) {
-            // The others made it stable while this image was being written: the image is
-            // the certified one, so keep it with its certificate and serve it.
-            if (stable.height, stable.hash, stable.state) == (height, hash, state) {
-                self.own_states.insert(height, (hash, state));
-                self.last_state_checkpoint = Some(self.own_checkpoint(height, hash, Some(state)));
+            if stable.height == height {
+                // The others made it stable while this image was being written. The driver
+                // compares the two now that both exist (`Stable` finds the image): the same,
+                // and the image is kept with its certificate and served; different, and
+                // this replica's state is not the one q replicas signed, and it stops.
+                if (stable.hash, stable.state) == (hash, state) {
+                    self.own_states.insert(height, (hash, state));
+                    self.last_state_checkpoint = Some(self.own_checkpoint(height, hash, Some(state)));
+                }
                 self.out.push(Action::Stable(stable));
             }
             return;
@@ -69,6 +78,20 @@ impl Core {
         }
         if c.height <= self.committed_height {
             return;
+        }
+        let mine = self.checkpoints_by_signer.entry(c.voter).or_default();
+        mine.insert((c.height, c.hash));
+        if mine.len() > CHECKPOINTS_PER_SIGNER {
+            let oldest = mine.pop_first().expect("over the bound");
+            if let Some(signers) = self.checkpoints.get_mut(&oldest) {
+                signers.remove(&c.voter);
+                if signers.is_empty() {
+                    self.checkpoints.remove(&oldest);
+                }
+            }
+            if oldest == (c.height, c.hash) {
+                return;
+            }
         }
         let signers = self.checkpoints.entry((c.height, c.hash)).or_default();
         signers.insert(c.voter);
@@ -189,6 +212,9 @@ impl Core {
         }
         // Pooled requests may have been executed inside the image; clients resend the rest.
         self.pending.clear();
+        self.pending_order.clear();
+        self.relayed.clear();
+        self.relayed_in.clear();
         self.own_states.insert(height, (hash, state));
         let cert = t.cert.clone();
         self.out.push(Action::InstallState(Box::new(t)));

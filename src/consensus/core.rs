@@ -36,6 +36,8 @@ pub struct Core {
     pub(super) blocks: BTreeMap<Hash, Block>,
     pub(super) qcs: BTreeMap<Hash, QuorumCert>,
     pub(super) vote_pool: BTreeMap<(View, Height, Hash), Vec<(ReplicaId, Vec<u8>)>>,
+    /// Each signer's entries in `vote_pool` by (view, height): at most `VOTES_PER_SIGNER`.
+    pub(super) votes_by_signer: BTreeMap<ReplicaId, BTreeSet<(View, Height, Hash)>>,
     /// vote_time(B) for blocks voted since this start (S4b).
     pub(super) vote_time: BTreeMap<Hash, u64>,
     /// Blocks that meet S4a, waiting on S4b.
@@ -66,12 +68,27 @@ pub struct Core {
     /// Proposals waiting for a missing ancestor.
     pub(super) orphans: BTreeMap<Hash, Vec<(ReplicaId, Proposal)>>,
     pub(super) fetching: BTreeMap<Hash, u64>,
+    /// FETCH answers per asker: (period start, bytes sent in it).
+    pub(super) fetch_served: BTreeMap<ReplicaId, (u64, usize)>,
     pub(super) committed_height: Height,
     pub(super) committed_hash: Hash,
     /// Requests waiting to commit, by digest, with their arrival time.
     pub(super) pending: BTreeMap<Digest32, (u64, Vec<u8>)>,
+    /// `pending` by arrival: the leader proposes oldest first, so requests whose digests
+    /// happen to sort low (or were ground to) cannot keep others waiting (review).
+    pub(super) pending_order: BTreeSet<(u64, Digest32)>,
+    /// Pooled requests this replica relayed to a leader (S10): the view, when first in it
+    /// (T_req runs from there), and when last.
+    pub(super) relayed: BTreeMap<Digest32, (View, u64, u64)>,
+    /// Relays sent in the current 4Δ period: (period start, count).
+    pub(super) relay_budget: (u64, usize),
+    /// Pooled requests that came by relay only, per relaying replica (at most
+    /// `RELAYED_PER_PEER` each).
+    pub(super) relayed_in: BTreeMap<ReplicaId, BTreeSet<Digest32>>,
     /// CHECKPOINT signers per (height, hash) above the committed height (S11).
     pub(super) checkpoints: BTreeMap<(Height, Hash), BTreeSet<ReplicaId>>,
+    /// Each signer's entries in `checkpoints`: at most `CHECKPOINTS_PER_SIGNER`, its newest.
+    pub(super) checkpoints_by_signer: BTreeMap<ReplicaId, BTreeSet<(Height, Hash)>>,
     /// Blocks proved committed by a checkpoint certificate, waiting for their blocks.
     pub(super) certified_commits: BTreeSet<(Height, Hash)>,
     pub(super) recent: VecDeque<Digest32>,
@@ -114,6 +131,12 @@ pub struct Core {
 
 /// Requests remembered as committed (duplicates of them are dropped).
 const RECENT_MAX: usize = 100_000;
+/// Bytes of blocks sent to one peer per 4Δ in answer to FETCH (S9): four full blocks.
+pub(super) const FETCH_BYTES_PER_PERIOD: usize = 4 << 20;
+/// What a block weighs besides its requests, for `FETCH_BYTES_PER_PERIOD`.
+const BLOCK_OVERHEAD: usize = 512;
+/// Pooled requests that one replica alone relayed (S10): a few blocks' worth.
+pub(super) const RELAYED_PER_PEER: usize = 1_024;
 
 impl Core {
     pub fn new(cfg: Config, me: ReplicaId, crypto: Box<dyn super::Crypto>, restored: Restored) -> Self {
@@ -130,6 +153,7 @@ impl Core {
             blocks: BTreeMap::new(),
             qcs: BTreeMap::new(),
             vote_pool: BTreeMap::new(),
+            votes_by_signer: BTreeMap::new(),
             vote_time: BTreeMap::new(),
             candidates: BTreeSet::new(),
             seen: BTreeMap::new(),
@@ -146,10 +170,16 @@ impl Core {
             justification: None,
             orphans: BTreeMap::new(),
             fetching: BTreeMap::new(),
+            fetch_served: BTreeMap::new(),
             committed_height: 0,
             committed_hash: GENESIS,
             pending: BTreeMap::new(),
+            pending_order: BTreeSet::new(),
+            relayed: BTreeMap::new(),
+            relay_budget: (0, 0),
+            relayed_in: BTreeMap::new(),
             checkpoints: BTreeMap::new(),
+            checkpoints_by_signer: BTreeMap::new(),
             certified_commits: BTreeSet::new(),
             recent: VecDeque::new(),
             recent_set: BTreeSet::new(),
@@ -228,7 +258,9 @@ impl Core {
         }
         match input {
             Input::Message(from, message) => self.on_message(now_ms, from, message),
-            Input::Request(bytes) => self.on_request(now_ms, bytes),
+            Input::Request(bytes) => {
+                self.on_request(now_ms, bytes);
+            }
             Input::Tick => {}
             Input::Snapshot { height, hash, state } => self.on_snapshot(height, hash, state),
         }
@@ -254,24 +286,72 @@ impl Core {
             Message::BlameCert(bc) => self.on_blame_cert(now, bc),
             Message::Status(s) => self.on_status(now, s),
             Message::Checkpoint(c) => self.on_checkpoint(now, c),
-            Message::Fetch(hash) => {
-                if let Some(block) = self.blocks.get(&hash) {
-                    self.out.push(Action::Send(from, Message::Block(Box::new(block.clone()))));
-                }
-            }
+            Message::Fetch(hash) => self.on_fetch(now, from, hash),
             Message::Block(block) => self.on_fetched(now, *block),
             Message::FetchState(height) => self.on_fetch_state(now, from, height),
             Message::State(t) => self.on_state(now, *t),
+            Message::Relay(bytes) => self.on_relayed(now, from, bytes),
         }
     }
 
-    fn on_request(&mut self, now: u64, bytes: Vec<u8>) {
-        let digest = super::digest(&bytes);
-        // A request no block could hold would wait forever: refused here (S2.6).
-        if self.recent_set.contains(&digest) || self.pending.len() >= self.cfg.pending_max || bytes.len() > self.cfg.batch_bytes_max {
+    /// S9: a block asked for, sent while the asker's budget for this period allows
+    /// (`FETCH_BYTES_PER_PERIOD` of blocks per 4Δ per peer): an honest replica asks once per
+    /// hash per 2Δ, so a thousand FETCHes of one large block are not a thousand replies.
+    fn on_fetch(&mut self, now: u64, from: ReplicaId, hash: Hash) {
+        let Some(block) = self.blocks.get(&hash) else { return };
+        let size = block.requests.iter().map(Vec::len).sum::<usize>() + BLOCK_OVERHEAD;
+        let period = 4 * self.cfg.delta_ms;
+        let served = self.fetch_served.entry(from).or_insert((now, 0));
+        if now >= served.0 + period {
+            *served = (now, 0);
+        }
+        if served.1 + size > FETCH_BYTES_PER_PERIOD.max(size) && served.1 > 0 {
             return;
         }
-        self.pending.entry(digest).or_insert((now, bytes));
+        served.1 += size;
+        self.out.push(Action::Send(from, Message::Block(Box::new(block.clone()))));
+    }
+
+    /// Pools a client request; true if it is pooled now (new or already).
+    fn on_request(&mut self, now: u64, bytes: Vec<u8>) -> bool {
+        let digest = super::digest(&bytes);
+        // A request no block could hold would wait forever: refused here (S2.6).
+        if self.recent_set.contains(&digest) || bytes.len() > self.cfg.batch_bytes_max {
+            return false;
+        }
+        if self.pending.contains_key(&digest) {
+            return true;
+        }
+        if self.pending.len() >= self.cfg.pending_max {
+            return false;
+        }
+        self.pending.insert(digest, (now, bytes));
+        self.pending_order.insert((now, digest));
+        true
+    }
+
+    /// S10: a request another replica relayed because it waited for this leader's order.
+    /// Pooled like a client's, but each replica may have at most `RELAYED_PER_PEER` pooled
+    /// that came from it alone, so a Byzantine relayer cannot fill the pool. (The driver
+    /// drops relayed requests whose client signature does not verify.)
+    fn on_relayed(&mut self, now: u64, from: ReplicaId, bytes: Vec<u8>) {
+        let digest = super::digest(&bytes);
+        // Only the leader orders: a non-leader that pooled relays would start its own timer
+        // for them, and a Byzantine pair could so make an honest replica blame (review).
+        if self.leader(self.view) != self.me || self.pending.contains_key(&digest) {
+            return;
+        }
+        let pending = &self.pending;
+        let mine = self.relayed_in.entry(from).or_default();
+        if mine.len() >= RELAYED_PER_PEER {
+            mine.retain(|d| pending.contains_key(d));
+            if mine.len() >= RELAYED_PER_PEER {
+                return;
+            }
+        }
+        if self.on_request(now, bytes) {
+            self.relayed_in.entry(from).or_default().insert(digest);
+        }
     }
 
     pub(super) fn checker(&self) -> Checker<'_> {
@@ -337,7 +417,10 @@ impl Core {
     }
 
     pub(super) fn remember_committed(&mut self, digest: Digest32) {
-        self.pending.remove(&digest);
+        if let Some((arrival, _)) = self.pending.remove(&digest) {
+            self.pending_order.remove(&(arrival, digest));
+        }
+        self.relayed.remove(&digest);
         if self.recent_set.insert(digest) {
             self.recent.push_back(digest);
             if self.recent.len() > RECENT_MAX

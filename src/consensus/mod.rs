@@ -21,6 +21,8 @@ mod view_change;
 #[cfg(test)]
 mod checkpoint_tests;
 #[cfg(test)]
+mod relay_stories;
+#[cfg(test)]
 mod review_tests;
 #[cfg(test)]
 mod stories;
@@ -93,6 +95,9 @@ pub struct Planted {
     /// A STATUS of the current or a later view is taken without verifying it, so its QC
     /// is learned unchecked (S7; a mutation survivor of 2026-12-01 put back).
     pub unchecked_status: bool,
+    /// Requests are never relayed to the leader before a blame (S10): a request sent to
+    /// non-leaders only ends the view (the second review's finding 1 put back).
+    pub no_relay: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -47,10 +47,12 @@ impl Core {
         let in_chain = self.chain_digests.as_ref().map_or(&empty, |(_, _, digests)| digests);
         let mut requests = Vec::new();
         let mut bytes = 0;
-        for (digest, (_, r)) in &self.pending {
+        // Oldest first (S1).
+        for (_, digest) in &self.pending_order {
             if requests.len() >= self.cfg.batch_max {
                 break;
             }
+            let Some((_, r)) = self.pending.get(digest) else { continue };
             // Voters refuse a block over the limits (S2.6).
             if !in_chain.contains(digest) && bytes + r.len() <= self.cfg.batch_bytes_max {
                 bytes += r.len();

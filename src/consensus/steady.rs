@@ -13,6 +13,9 @@ const ORPHAN_GAPS_MAX: usize = 64;
 /// How far up the chain one newly certified block looks for commit candidates (S4a).
 const ANCESTOR_WALK: usize = 64;
 
+/// Pooled votes kept per signer (`room_for_vote`).
+pub(super) const VOTES_PER_SIGNER: usize = 1_024;
+
 impl Core {
     /// S2: validate, detect equivocation, forward on first receipt, learn the parent QC,
     /// then vote if the voting rule allows.
@@ -26,15 +29,26 @@ impl Core {
         {
             self.enter_view(now, j.blame_cert.clone()); // S8
         }
-        match self.seen.get(&(view, height)) {
+        let conflicting = match self.seen.get(&(view, height)) {
             Some(other) if other.block.hash != hash => {
                 let other = other.clone();
                 self.on_equivocation(now, other, p.clone());
+                true
             }
-            Some(_) => {}
+            Some(_) => false,
             None => {
                 self.seen.insert((view, height), p.clone());
+                false
             }
+        };
+        // A second block of one view at one height, or any new block of a view proven to
+        // equivocate, is evidence, not work: neither stored nor forwarded (the blame carries
+        // the pair), so an equivocating leader's many blocks cost each replica one signature
+        // check apiece and nothing on disk or on the links. If one of them is certified
+        // anyway, its QC is learned here and the block fetched from a replica that voted.
+        if conflicting || (self.equivocation == Some(view) && !self.blocks.contains_key(&hash)) {
+            self.learn_qc(now, p.block.parent_qc.clone());
+            return;
         }
         // Not below the committed height: nobody votes there, and a replica that just came
         // back must not echo old proposals to everyone (NOTEBOOK, the fetch storm).
@@ -187,19 +201,46 @@ impl Core {
             return;
         }
         let key = (vote.view, vote.height, vote.hash);
-        let pool = self.vote_pool.entry(key).or_default();
-        if self.cfg.planted.duplicate_votes {
-            pool.push((vote.voter, vote.signature));
-        } else if pool.iter().any(|(who, _)| *who == vote.voter) {
+        if !self.cfg.planted.duplicate_votes && self.vote_pool.get(&key).is_some_and(|pool| pool.iter().any(|(who, _)| *who == vote.voter)) {
             return;
-        } else {
-            pool.push((vote.voter, vote.signature));
         }
+        if !self.room_for_vote(&vote) {
+            return;
+        }
+        let pool = self.vote_pool.entry(key).or_default();
+        pool.push((vote.voter, vote.signature));
         if pool.len() == self.cfg.qc_size() {
             let votes = pool.clone();
             let qc = QuorumCert { view: vote.view, height: vote.height, hash: vote.hash, votes };
             self.learn_qc(now, qc);
         }
+    }
+
+    /// Keeps at most `VOTES_PER_SIGNER` pooled votes of one signer (signed junk at heights
+    /// above the committed one would otherwise stay until those heights commit, for ever):
+    /// past that, the signer's vote of the lowest (view, height) goes, which may be this
+    /// one. What makes progress is always the newest votes: under any timing more than
+    /// that many heights can be certified and not committed when a view ends, and keeping
+    /// the lowest would then drop every later vote everywhere (found by review). A replica
+    /// far behind catches up by the QCs in blocks and by checkpoints (S9, S11), not by
+    /// pooled votes. Returns false when this vote is not kept.
+    fn room_for_vote(&mut self, vote: &Vote) -> bool {
+        let mine = self.votes_by_signer.entry(vote.voter).or_default();
+        mine.insert((vote.view, vote.height, vote.hash));
+        if mine.len() <= VOTES_PER_SIGNER {
+            return true;
+        }
+        let (view, height, hash) = mine.pop_first().expect("over the bound");
+        if (view, height, hash) == (vote.view, vote.height, vote.hash) {
+            return false;
+        }
+        if let Some(pool) = self.vote_pool.get_mut(&(view, height, hash)) {
+            pool.retain(|(who, _)| *who != vote.voter);
+            if pool.is_empty() {
+                self.vote_pool.remove(&(view, height, hash));
+            }
+        }
+        true
     }
 
     /// S3: learn a QC not checked yet (the parent QC of a fetched block).
@@ -324,6 +365,12 @@ impl Core {
         self.votes.retain(|b| b.height > h);
         self.proposals.retain(|b| b.height > h);
         self.vote_pool.retain(|(_, height, _), _| *height > h);
+        for mine in self.votes_by_signer.values_mut() {
+            mine.retain(|(_, height, _)| *height > h);
+        }
+        for mine in self.checkpoints_by_signer.values_mut() {
+            *mine = mine.split_off(&(h + 1, [0; 32]));
+        }
         self.qcs.retain(|_, qc| qc.height > h);
         self.seen.retain(|(_, height), _| *height + 1 > h);
         self.checkpoints.retain(|(height, _), _| *height > h);

@@ -27,6 +27,10 @@ struct Net {
     commits: BTreeMap<ReplicaId, Vec<Block>>,
     /// The coalition votes for every block an honest leader proposes (sent to all).
     coalition_votes: bool,
+    /// Added to every time a story names (`inject`, `run_until`): the stories of the review
+    /// were timed before requests were relayed (S10), which puts an honest replica's own
+    /// blame for a request 6Δ later; the stories keep their times after the first blame.
+    offset: u64,
 }
 
 impl Net {
@@ -35,11 +39,16 @@ impl Net {
         cfg.planted = planted;
         let cores =
             HONEST.iter().map(|id| (*id, Core::new(cfg.clone(), *id, Box::new(SimCrypto { me: *id }), Restored::default()))).collect();
-        Net { now: 0, cores, queue: BTreeMap::new(), seq: 0, to_coalition: Vec::new(), commits: BTreeMap::new(), coalition_votes: false }
+        Net { now: 0, cores, queue: BTreeMap::new(), seq: 0, to_coalition: Vec::new(), commits: BTreeMap::new(), coalition_votes: false, offset: 0 }
     }
 
-    /// A Byzantine replica's message, delivered at `at`.
+    /// A Byzantine replica's message, delivered at the story's time `at`.
     fn inject(&mut self, at: u64, from: ReplicaId, to: ReplicaId, message: Message) {
+        self.push(at + self.offset, from, to, message);
+    }
+
+    /// A message delivered at `at` (the net's own time).
+    fn push(&mut self, at: u64, from: ReplicaId, to: ReplicaId, message: Message) {
         self.seq += 1;
         self.queue.insert((at, self.seq), (from, to, message));
     }
@@ -61,14 +70,14 @@ impl Net {
             {
                 for to in HONEST {
                     let at = self.now + 1;
-                    self.inject(at, 0, to, vote(0, &p.block));
-                    self.inject(at, 1, to, vote(1, &p.block));
+                    self.push(at, 0, to, vote(0, &p.block));
+                    self.push(at, 1, to, vote(1, &p.block));
                 }
             }
             for to in targets {
                 if HONEST.contains(&to) {
                     let at = self.now + DELTA;
-                    self.inject(at, id, to, message.clone());
+                    self.push(at, id, to, message.clone());
                 } else {
                     self.to_coalition.push((id, message.clone()));
                 }
@@ -76,8 +85,9 @@ impl Net {
         }
     }
 
-    /// Runs until `until`, ticking every honest core every Δ/4.
+    /// Runs until the story's time `until`, ticking every honest core every Δ/4.
     fn run_until(&mut self, until: u64) {
+        let until = until + self.offset;
         while self.now < until {
             let next_tick = (self.now / (DELTA / 4) + 1) * (DELTA / 4);
             let next = self.queue.keys().next().map_or(next_tick, |(t, _)| (*t).min(next_tick)).min(until);
@@ -164,6 +174,8 @@ fn cross_height_story(planted: Planted) -> Net {
     let mut net = Net::new(planted);
     let request = b"a request the silent leader never orders".to_vec();
     net.request(&request);
+    // The honest replicas relay it to leader 0 at 6Δ (S10) and blame 12Δ after that.
+    net.offset = 6 * DELTA;
     // View 0: leader 0 is silent; requests time out at 12Δ. The coalition's blames go to 2
     // and 4 only, who leave view 0 as soon as they blame themselves.
     for to in [2, 4] {

@@ -183,6 +183,9 @@ pub enum Message {
     /// "Send me a state image at this height or above" (S11).
     FetchState(Height),
     State(Box<StateTransfer>),
+    /// A client request this replica holds and the view's leader has not ordered: given to
+    /// the leader before this replica blames it for the request (S10).
+    Relay(Vec<u8>),
 }
 
 impl Message {
@@ -198,6 +201,7 @@ impl Message {
             Message::Block(_) => "block",
             Message::FetchState(_) => "fetch-state",
             Message::State(_) => "state",
+            Message::Relay(_) => "relay",
         }
     }
 }

@@ -165,17 +165,22 @@ fn verify_a_relay_cannot_swap_a_proposals_justification() {
 fn s2_1_a_replica_that_blamed_the_view_votes_in_it_until_it_holds_the_blame_certificate() {
     let mut r = core(4, None);
     r.handle(0, Input::Request(b"a request only replica 4 got".to_vec()));
-    let timed_out = r.handle(12 * DELTA + 1, Input::Tick);
+    // Half the request timeout later it gives the leader the request (S10), and blames the
+    // view a full timeout after that.
+    let relayed = r.handle(6 * DELTA, Input::Tick);
+    assert!(kinds(&relayed).contains(&"send relay to 0".to_string()), "{:?}", kinds(&relayed));
+    assert!(!kinds(&r.handle(18 * DELTA, Input::Tick)).contains(&"broadcast blame".to_string()));
+    let timed_out = r.handle(18 * DELTA + 1, Input::Tick);
     assert!(kinds(&timed_out).contains(&"broadcast blame".to_string()), "{:?}", kinds(&timed_out));
     let b1 = proposal(0, QuorumCert::genesis(), 1, None);
-    let voted = r.handle(12 * DELTA + 2, Input::Message(0, Message::Propose(b1.clone())));
+    let voted = r.handle(18 * DELTA + 2, Input::Message(0, Message::Propose(b1.clone())));
     assert!(kinds(&voted).contains(&"broadcast vote".to_string()), "still in view 0: {:?}", kinds(&voted));
     for voter in [0u8, 1] {
         let signature = sign_as(voter, &signed::blame(0));
-        r.handle(12 * DELTA + 3, Input::Message(voter, Message::Blame(Blame { view: 0, voter, reason: BlameReason::Timeout, signature, entered_by: None })));
+        r.handle(18 * DELTA + 3, Input::Message(voter, Message::Blame(Blame { view: 0, voter, reason: BlameReason::Timeout, signature, entered_by: None })));
     }
     let b2 = proposal(0, qc_for(&b1.block, &[0, 1, 4]), 2, None);
-    let after = r.handle(12 * DELTA + 4, Input::Message(0, Message::Propose(b2)));
+    let after = r.handle(18 * DELTA + 4, Input::Message(0, Message::Propose(b2)));
     assert!(!kinds(&after).contains(&"broadcast vote".to_string()), "holding BC(0): {:?}", kinds(&after));
 }
 

@@ -32,7 +32,15 @@ impl Core {
         self.relink_view_blocks(now); // S5a
         self.propose(now);
         self.try_commit(now);
-        let waited_since = self.pending.values().map(|(t, _)| *t).min().map(|t| t.max(self.view_since_ms));
+        self.relay_waiting(now);
+        // A request's T_req runs from max(arrival, entering the view), or, once relayed to
+        // this view's leader, from the relay (S10).
+        let view = self.view;
+        let started = |d: &super::Digest32, arrival: u64| match self.relayed.get(d) {
+            Some((v, first, _)) if *v == view => *first,
+            _ => arrival.max(self.view_since_ms),
+        };
+        let waited_since = self.pending.iter().map(|(d, (t, _))| started(d, *t)).min();
         if self.blamed != Some(self.view)
             && self.entered()
             && waited_since.is_some_and(|t| now > t + self.timeout_ms())
@@ -46,6 +54,53 @@ impl Core {
         let missing: Vec<Hash> = self.orphans.keys().copied().collect();
         for hash in missing {
             self.fetch(now, hash, self.me);
+        }
+    }
+
+    /// S10: a replica that is not the leader gives the leader every request it has held for
+    /// half the request timeout in this view without seeing it committed (PBFT's backups
+    /// relay a request before they suspect the primary): a request sent to some replicas
+    /// only, by a client or by Byzantine replicas acting as one, reaches the leader before
+    /// any blame for it. Its T_req then runs from the first relay in the view. The leader
+    /// may drop a relay (its share for this relayer is full, or it was not leading yet), and
+    /// the relayer cannot know, so it relays again every 4Δ while the request waits; at most
+    /// `RELAYED_PER_PEER` relays leave per 4Δ, oldest requests first.
+    fn relay_waiting(&mut self, now: u64) {
+        let leader = self.leader(self.view);
+        if leader == self.me || !self.entered() || self.pending.is_empty() || self.cfg.planted.no_relay {
+            return;
+        }
+        let period = 4 * self.cfg.delta_ms;
+        if now >= self.relay_budget.0 + period {
+            self.relay_budget = (now, 0);
+        }
+        let room = super::core::RELAYED_PER_PEER.saturating_sub(self.relay_budget.1);
+        if room == 0 {
+            return;
+        }
+        let due = self.timeout_ms() / 2;
+        let (view, since) = (self.view, self.view_since_ms);
+        let relayed = &self.relayed;
+        let mut waiting: Vec<(u64, super::Digest32)> = self
+            .pending
+            .iter()
+            .filter(|(d, (arrival, _))| {
+                now >= (*arrival).max(since) + due
+                    && relayed.get(*d).is_none_or(|(v, _, last)| *v != view || now >= last + period)
+            })
+            .map(|(d, (arrival, _))| (*arrival, *d))
+            .collect();
+        waiting.sort();
+        for (_, digest) in waiting.into_iter().take(room) {
+            let Some((_, bytes)) = self.pending.get(&digest) else { continue };
+            let bytes = bytes.clone();
+            let first = match self.relayed.get(&digest) {
+                Some((v, first, _)) if *v == view => *first,
+                _ => now,
+            };
+            self.relayed.insert(digest, (view, first, now));
+            self.relay_budget.1 += 1;
+            self.out.push(Action::Send(leader, Message::Relay(bytes)));
         }
     }
 

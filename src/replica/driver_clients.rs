@@ -14,6 +14,8 @@ use super::{Driver, Outbox, WAITING_MAX};
 /// Calls one request may have waiting here (a client asks again after each failed call);
 /// past it the oldest is dropped.
 const WAITERS_PER_REQUEST_MAX: usize = 8;
+/// Signatures of relayed requests checked per peer and second (`relay_admitted`).
+const RELAY_CHECKS_PER_SECOND: u32 = 1_000;
 use crate::consensus::{self, Action, Input};
 use crate::execute::Executed;
 use crate::{pb, wire};
@@ -106,6 +108,28 @@ impl Driver {
         let waiting = self.waiting.entry(digest).or_insert_with(|| (body_digest, Instant::now(), Vec::new()));
         waiting.2.push(reply);
         actions.extend(self.core.handle(now, Input::Request(bytes)));
+    }
+
+    /// A request a peer relayed to this replica as leader (S10) goes to the core only if it
+    /// could be pooled, is for this cluster, and its signature is not forged (as a client's
+    /// request at the service). Each peer gets at most `RELAY_CHECKS_PER_SECOND` signature
+    /// checks: an honest replica relays only what waited half a request timeout.
+    pub(super) fn relay_admitted(&mut self, now: u64, from: consensus::ReplicaId, bytes: &[u8]) -> bool {
+        if !self.core.would_pool_relay(from, &consensus::digest(bytes)) {
+            return false;
+        }
+        let Some(checks) = self.relay_checks.get_mut(from as usize) else { return false };
+        let second = now / 1_000;
+        if checks.0 != second {
+            *checks = (second, 0);
+        }
+        if checks.1 >= RELAY_CHECKS_PER_SECOND {
+            return false;
+        }
+        checks.1 += 1;
+        let Ok(signed) = pb::SignedRequest::decode(bytes) else { return false };
+        let Ok((header, request)) = wire::decode_request(&signed.body) else { return false };
+        header.cluster == self.cluster && self.keys.check(&signed, &request) != super::super::keys::Signed::Forged
     }
 
     /// This replica's answer to the request whose body hashes to `body_digest`.

@@ -87,7 +87,7 @@ impl World {
 }
 
 /// One trace line's worth of a replica message: its kind, and for a proposal the block's
-/// view, height and hash and its parent's.
+/// view, height and hash and its parent's; for a FETCH or a block, the hash.
 pub(super) fn summary(message: &Message) -> String {
     match message {
         Message::Propose(p) => format!(
@@ -99,6 +99,8 @@ pub(super) fn summary(message: &Message) -> String {
             p.block.parent_qc.height,
             crate::crypto::encode_hex(&p.block.parent[..3])
         ),
+        Message::Fetch(hash) => format!("fetch {}", crate::crypto::encode_hex(&hash[..3])),
+        Message::Block(b) => format!("block v{} h{} {}", b.view, b.height, crate::crypto::encode_hex(&b.hash[..3])),
         _ => message.kind().to_string(),
     }
 }

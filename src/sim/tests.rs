@@ -108,8 +108,12 @@ fn negative_control_proposals_not_forwarded() {
 
 #[test]
 fn negative_control_one_signers_repeated_vote_counted_twice() {
-    // Crash runs duplicate messages: a vote delivered twice makes a QC of two voters.
-    control(planted(Mode::Crash, false, Planted { duplicate_votes: true, ..Planted::default() }), 200);
+    // Crash runs duplicate messages: a vote delivered twice makes a QC of two voters. The
+    // fork needs a view change under message loss; since requests are relayed to the
+    // leader (S10) crash runs change views less, and with the relay on the plant is first
+    // caught at seed 2,250 (at 13 without it). The control runs without the relay, the
+    // density of view changes it was calibrated on.
+    control(planted(Mode::Crash, false, Planted { duplicate_votes: true, no_relay: true, ..Planted::default() }), 200);
 }
 
 #[test]
@@ -146,8 +150,9 @@ fn negative_control_statuses_learned_unchecked_let_forged_qcs_stall_the_cluster(
     // The coalition's forged QCs (adversary/forge.rs), learned unchecked, rank a block no
     // voter accepts above the real ones: the view stalls, so any violation counts.
     let options = coalition(Planted { unchecked_status: true, ..Planted::default() });
-    let found = (0..40).find_map(|seed| run(seed, &options).violations.into_iter().next().map(|v| (seed, v)));
-    let (seed, violation) = found.expect("forged QCs in statuses learned unchecked: no violation in 40 seeds");
+    // First found at seed 47 since requests are relayed (S10), which shortened the stalls.
+    let found = (0..100).find_map(|seed| run(seed, &options).violations.into_iter().next().map(|v| (seed, v)));
+    let (seed, violation) = found.expect("forged QCs in statuses learned unchecked: no violation in 100 seeds");
     println!("unchecked status caught at seed {seed}: {violation}");
 }
 

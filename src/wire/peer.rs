@@ -151,6 +151,7 @@ fn message_out(m: &qop::Message) -> pb::PeerMessage {
         qop::Message::Fetch(h) => Kind::Fetch(h.to_vec()),
         qop::Message::Block(b) => Kind::Block(block_out(b)),
         qop::Message::FetchState(h) => Kind::FetchState(*h),
+        qop::Message::Relay(request) => Kind::Relay(request.clone()),
         qop::Message::State(t) => Kind::State(pb::StateTransfer {
             cert: Some(state_cert_out(&t.cert)),
             block: Some(block_out(&t.block)),
@@ -286,6 +287,7 @@ fn message_in(m: pb::PeerMessage) -> Result<qop::Message> {
         Kind::Fetch(h) => qop::Message::Fetch(hash("fetch hash", &h)?),
         Kind::Block(b) => qop::Message::Block(Box::new(block_in(b)?)),
         Kind::FetchState(h) => qop::Message::FetchState(h),
+        Kind::Relay(request) => qop::Message::Relay(request),
         Kind::State(t) => qop::Message::State(Box::new(qop::StateTransfer {
             cert: state_cert_in(need("state cert", t.cert)?)?,
             block: block_in(need("state block", t.block)?)?,

@@ -39,6 +39,7 @@ fn every_kind() -> Vec<qop::Message> {
         qop::Message::Block(Box::new(block(5))),
         qop::Message::FetchState(17),
         qop::Message::State(Box::new(qop::StateTransfer { cert, block: block(3), image: vec![1, 2, 3] })),
+        qop::Message::Relay(vec![9, 8, 7]),
     ]
 }
 

@@ -189,11 +189,30 @@ impl ReplicaStore {
         chains.sort_unstable();
         let mut replay: Vec<Block> = Vec::new();
         let mut broken = false;
+        // Blocks the newest image covers but no stable checkpoint does yet: others may still
+        // need them (S9), and this replica can serve them only if it has them in memory (a
+        // running replica keeps them until a checkpoint is stable). Read as found: what is
+        // damaged here is simply not served.
+        let stable_height = stable.as_ref().map_or(0, |s| s.height);
+        let mut covered: BTreeMap<Height, Block> = BTreeMap::new();
+        let mut cover = |entries: &[LogEntry]| {
+            for e in entries.iter().filter(|e| e.height > stable_height && e.height < base) {
+                if let Ok(block) = peer::decode_block(&e.bytes) {
+                    covered.insert(e.height, block);
+                }
+            }
+        };
         for (i, first) in chains.iter().enumerate() {
             let name = chain_name(*first);
             let path = dir.join(&name);
             if chains.get(i + 1).is_some_and(|next| *next <= base + 1) {
-                continue; // holds only blocks the image covers (deleted once it is stable)
+                // Holds only blocks the image covers (deleted once it is stable).
+                if chains.get(i + 1).is_some_and(|next| *next > stable_height + 1)
+                    && let Ok(read) = read_segment(f, &path, false)
+                {
+                    cover(&read.entries);
+                }
+                continue;
             }
             if broken {
                 let aside = r.set_aside(&name)?;
@@ -201,6 +220,7 @@ impl ReplicaStore {
                 continue;
             }
             let read = read_segment(f, &path, i + 1 == chains.len())?;
+            cover(&read.entries);
             let mut kept = Vec::new();
             let mut damage = None;
             for entry in read.entries.into_iter().filter(|e| e.height > base) {
@@ -241,6 +261,19 @@ impl ReplicaStore {
             }
         }
         let committed_height = base + replay.len() as u64;
+        // The covered blocks that chain to the image's block, lowest first.
+        let mut linked = Vec::new();
+        if let Some(image) = newest {
+            let mut parent = image.block.parent;
+            for (_, block) in covered.into_iter().rev() {
+                if block.hash != parent {
+                    break;
+                }
+                parent = block.parent;
+                linked.push(block);
+            }
+            linked.reverse();
+        }
 
         // What the core must not forget (its vote record and the blocks it stored), kept
         // twice: either whole copy is enough.
@@ -305,7 +338,7 @@ impl ReplicaStore {
         let served = images.iter().filter(|i| i.height >= stable_height).map(|i| (i.height, i.block.hash, i.state));
         let restored = Restored {
             persistent,
-            committed: newest.map(|i| i.block.clone()).into_iter().chain(replay.iter().cloned()).collect(),
+            committed: linked.into_iter().chain(newest.map(|i| i.block.clone())).chain(replay.iter().cloned()).collect(),
             blocks: blocks.into_values().collect(),
             stable,
             images: served.collect(),
