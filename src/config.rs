@@ -107,7 +107,15 @@ impl ClusterConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let read_err = |reason: String| ConfigError::Read { path: path.display().to_string(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
-        let config: ClusterConfig = toml::from_str(&text).map_err(|e| read_err(e.to_string()))?;
+        // The parser's message quotes the offending line: not shown, since the file named by
+        // mistake may be a key file (found by a new user: `--config A.key` printed the key).
+        let config: ClusterConfig = toml::from_str(&text).map_err(|e| {
+            let at = e.span().map(|span| {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                format!(" at line {line}")
+            });
+            read_err(format!("not a cluster.toml{}: {}", at.unwrap_or_default(), e.message()))
+        })?;
         config.validate().map_err(|e| read_err(e.to_string()))?;
         Ok(config)
     }

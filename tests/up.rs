@@ -320,3 +320,21 @@ fn several_hosts_the_readme_way_keygen_parts_init_from_and_up_starts_only_its_ow
     assert!(seen.iter().any(|l| l.starts_with("started replica A")) && !seen.iter().any(|l| l.starts_with("started replica B")), "{seen:?}");
     interrupt(&mut proc, &lines, &mut seen);
 }
+
+/// Found by a new user: `--config` naming a key file by mistake printed the parser's quote
+/// of its first line, the private key. The error names the file and the line only.
+#[test]
+fn a_key_file_named_as_the_config_is_refused_without_showing_it() {
+    let dir = TempDir::new("key-as-config");
+    let key = dir.0.join("A.key");
+    let made = Command::new(bin()).args(["keygen", "--out"]).arg(&key).output().unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let secret = secret.trim();
+    for command in [&["status", "--config"][..], &["chat", "--user", "alice", "--config"][..]] {
+        let out = Command::new(bin()).args(command).arg(&key).stdin(Stdio::null()).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success() && said.contains("not a cluster.toml"), "{command:?}: {said}");
+        assert!(!said.contains(&secret[..16]), "{command:?} showed the key: {said}");
+    }
+}

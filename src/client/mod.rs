@@ -43,7 +43,8 @@ pub enum ClientError {
     /// did, and what to do.
     #[error(
         "no quorum: {answered} of {total} replicas answered, {needed} needed (waited {:.1} s): {report}; \
-         nothing was confirmed: try again, or ask the operator to check the replicas (quintet status)",
+         nothing was confirmed, but a request that reached a replica may still be applied once enough are back: \
+         check with history or read before sending it again, or ask the operator to check the replicas (quintet status)",
         *.waited_ms as f64 / 1000.0
     )]
     NoQuorum { answered: usize, total: usize, needed: usize, waited_ms: u128, report: String },

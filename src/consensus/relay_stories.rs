@@ -90,6 +90,25 @@ impl Five {
         }
     }
 
+    /// The `byzantine` replicas blame `view` every Δ from `start`, `times` times (their
+    /// blames alone are two, short of q).
+    fn blame_every_delta(&mut self, byzantine: &[ReplicaId], view: View, start: u64, times: u64) {
+        for t in 0..times {
+            for &b in byzantine {
+                let signature = SimCrypto { me: b }.sign(&signed::blame(view));
+                let blame = Blame { view, voter: b, reason: BlameReason::Timeout, signature, entered_by: None };
+                for to in self.cores.keys().copied().collect::<Vec<_>>() {
+                    self.at(start + t * DELTA + 2, Event::Message(b, to, Message::Blame(blame.clone())));
+                }
+            }
+        }
+    }
+
+    /// How many of `sent` every honest replica committed.
+    fn committed_everywhere(&self, sent: &[Vec<u8>]) -> usize {
+        sent.iter().filter(|r| self.committed.len() == self.cores.len() && self.committed.values().all(|c| c.contains(*r))).count()
+    }
+
     fn highest_view(&self) -> View {
         self.cores.values().map(|c| c.view()).max().unwrap_or(0)
     }
@@ -118,19 +137,10 @@ fn attack(byzantine: &[ReplicaId], planted: Planted, targets: impl Fn(View, usiz
             five.at(start + 1, Event::Request(to, request.clone()));
         }
         sent.push(request);
-        // The pair blames the view every Δ (its blames alone are two, short of q).
-        for t in 0..10 {
-            for &b in byzantine {
-                let signature = SimCrypto { me: b }.sign(&signed::blame(view));
-                let blame = Blame { view, voter: b, reason: BlameReason::Timeout, signature, entered_by: None };
-                for to in five.cores.keys().copied().collect::<Vec<_>>() {
-                    five.at(start + t * DELTA + 2, Event::Message(b, to, Message::Blame(blame.clone())));
-                }
-            }
-        }
+        five.blame_every_delta(byzantine, view, start, 10);
     }
     five.run_until(130 * DELTA);
-    let committed_everywhere = sent.iter().filter(|r| five.committed.len() == five.cores.len() && five.committed.values().all(|c| c.contains(r))).count();
+    let committed_everywhere = five.committed_everywhere(&sent);
     Outcome { views: five.highest_view(), sent: sent.len(), committed_everywhere }
 }
 
@@ -148,26 +158,26 @@ fn one_client(planted: Planted) -> Outcome {
     attack(&[], planted, |view, _| (1..=3).map(|i| ((view + i) % 5) as ReplicaId).collect())
 }
 
-#[test]
-fn s10_a_request_sent_to_one_honest_non_leader_by_a_byzantine_pair_is_relayed_and_the_view_stays() {
-    let fixed = two_replicas(Planted::default());
-    let planted = two_replicas(Planted { no_relay: true, ..Planted::default() });
-    eprintln!("two Byzantine replicas, 100Δ: with the relay {fixed:?}; without {planted:?}");
+/// The attack with the relay keeps view 0 and commits every request; without it
+/// (`Planted::no_relay`, the control) it loses views.
+fn the_relay_defeats(what: &str, run: fn(Planted) -> Outcome) {
+    let fixed = run(Planted::default());
+    let planted = run(Planted { no_relay: true, ..Planted::default() });
+    eprintln!("{what}, 100Δ: with the relay {fixed:?}; without {planted:?}");
     assert_eq!(fixed.views, 0, "{fixed:?}");
     assert_eq!(fixed.committed_everywhere, fixed.sent, "{fixed:?}");
     assert!(planted.views >= 3, "the control must lose views: {planted:?}");
+}
+
+#[test]
+fn s10_a_request_sent_to_one_honest_non_leader_by_a_byzantine_pair_is_relayed_and_the_view_stays() {
+    the_relay_defeats("two Byzantine replicas", two_replicas);
 }
 
 #[test]
 fn s10_one_account_sending_to_the_non_leaders_only_no_longer_ends_views() {
-    let fixed = one_client(Planted::default());
-    let planted = one_client(Planted { no_relay: true, ..Planted::default() });
-    eprintln!("one client, 100Δ: with the relay {fixed:?}; without {planted:?}");
-    assert_eq!(fixed.views, 0, "{fixed:?}");
-    assert_eq!(fixed.committed_everywhere, fixed.sent, "{fixed:?}");
-    assert!(planted.views >= 3, "the control must lose views: {planted:?}");
+    the_relay_defeats("one client", one_client);
 }
-
 
 // Attacks on the relay's bounds and on the vote bound, found by review (2026-12-07), each
 // of which failed on the first version of this change: relays dropped by the leader and
@@ -186,17 +196,9 @@ fn burst(byzantine: &[ReplicaId], holders: &[ReplicaId], count: usize, until: u6
             sent.push(request);
         }
     }
-    for t in 0..until / DELTA {
-        for &b in byzantine {
-            let signature = SimCrypto { me: b }.sign(&signed::blame(0));
-            let blame = Blame { view: 0, voter: b, reason: BlameReason::Timeout, signature, entered_by: None };
-            for to in five.cores.keys().copied().collect::<Vec<_>>() {
-                five.at(t * DELTA + 2, Event::Message(b, to, Message::Blame(blame.clone())));
-            }
-        }
-    }
+    five.blame_every_delta(byzantine, 0, 0, until / DELTA);
     five.run_until(until);
-    let everywhere = sent.iter().filter(|r| five.committed.len() == five.cores.len() && five.committed.values().all(|c| c.contains(r))).count();
+    let everywhere = five.committed_everywhere(&sent);
     (five.highest_view(), everywhere, sent.len())
 }
 
@@ -340,15 +342,7 @@ fn relays_to_a_non_leader_are_not_pooled_so_a_byzantine_pair_cannot_start_its_ti
             five.at(1, Event::Message(b, 1, Message::Relay(format!("relayed by {b}, {i}").into_bytes())));
         }
     }
-    for t in 0..40u64 {
-        for b in [3u8, 4] {
-            let signature = SimCrypto { me: b }.sign(&signed::blame(0));
-            let blame = Blame { view: 0, voter: b, reason: BlameReason::Timeout, signature, entered_by: None };
-            for to in [0u8, 1, 2] {
-                five.at(t * DELTA + 2, Event::Message(b, to, Message::Blame(blame.clone())));
-            }
-        }
-    }
+    five.blame_every_delta(&[3, 4], 0, 0, 40);
     five.run_until(40 * DELTA);
     eprintln!("1,200 relayed to replica 1 by the pair: view {}", five.highest_view());
     assert_eq!(five.highest_view(), 0, "the honest leader 0 lost its view");
