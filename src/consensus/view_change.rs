@@ -33,17 +33,9 @@ impl Core {
         self.propose(now);
         self.try_commit(now);
         self.relay_waiting(now);
-        // A request's T_req runs from max(arrival, entering the view), or, once relayed to
-        // this view's leader, from the relay (S10).
-        let view = self.view;
-        let started = |d: &super::Digest32, arrival: u64| match self.relayed.get(d) {
-            Some((v, first, _)) if *v == view => *first,
-            _ => arrival.max(self.view_since_ms),
-        };
-        let waited_since = self.pending.iter().map(|(d, (t, _))| started(d, *t)).min();
         if self.blamed != Some(self.view)
             && self.entered()
-            && waited_since.is_some_and(|t| now > t + self.timeout_ms())
+            && self.longest_wait_since().is_some_and(|t| now > t + self.timeout_ms())
         {
             self.blame(now, BlameReason::Timeout); // S5, S10
         }
@@ -55,6 +47,25 @@ impl Core {
         for hash in missing {
             self.fetch(now, hash, self.me);
         }
+    }
+
+    /// When the T_req that expires first started (S10): a request's T_req runs from
+    /// max(arrival, entering the view), or, once relayed in this view, from its first
+    /// relay. Walked in arrival order, and only past relayed ones: a request that arrived
+    /// later than an unrelayed one cannot have started earlier (its relay came at least
+    /// T/2 after its own start). Cheap on every input in the common case (nothing relayed).
+    fn longest_wait_since(&self) -> Option<u64> {
+        let mut since = None::<u64>;
+        for (arrival, digest) in &self.pending_order {
+            match self.relayed.get(digest) {
+                Some((v, first, _)) if *v == self.view => since = Some(since.map_or(*first, |s| s.min(*first))),
+                _ => {
+                    let start = (*arrival).max(self.view_since_ms);
+                    return Some(since.map_or(start, |s| s.min(start)));
+                }
+            }
+        }
+        since
     }
 
     /// S10: a replica that is not the leader gives the leader every request it has held for
@@ -81,17 +92,16 @@ impl Core {
         let due = self.timeout_ms() / 2;
         let (view, since) = (self.view, self.view_since_ms);
         let relayed = &self.relayed;
-        let mut waiting: Vec<(u64, super::Digest32)> = self
-            .pending
+        // Oldest first, and only as far as requests are due (the rest arrived later).
+        let waiting: Vec<super::Digest32> = self
+            .pending_order
             .iter()
-            .filter(|(d, (arrival, _))| {
-                now >= (*arrival).max(since) + due
-                    && relayed.get(*d).is_none_or(|(v, _, last)| *v != view || now >= last + period)
-            })
-            .map(|(d, (arrival, _))| (*arrival, *d))
+            .take_while(|(arrival, _)| now >= (*arrival).max(since) + due)
+            .filter(|(_, d)| relayed.get(d).is_none_or(|(v, _, last)| *v != view || now >= last + period))
+            .map(|(_, d)| *d)
+            .take(room)
             .collect();
-        waiting.sort();
-        for (_, digest) in waiting.into_iter().take(room) {
+        for digest in waiting {
             let Some((_, bytes)) = self.pending.get(&digest) else { continue };
             let bytes = bytes.clone();
             let first = match self.relayed.get(&digest) {
