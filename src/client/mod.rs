@@ -105,6 +105,9 @@ pub struct QuorumClient {
     pub deadline: Duration,
     /// A replica's id and key, to be shown the operators' counters in status answers.
     pub operator: Option<(String, crate::crypto::SigningKey)>,
+    /// Some replica answered this client once: a later moment when every replica refuses
+    /// the connection is a restart of them all, worth waiting through until the deadline.
+    reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What happened with one replica during one request, for the error report.
@@ -180,7 +183,7 @@ impl QuorumClient {
             let rpc = ReplicaClient::new(endpoint.connect_lazy()).max_decoding_message_size(crate::wire::GRPC_MESSAGE_MAX * 8);
             remotes.push(Remote { id: r.id.clone(), key: r.verifying_key(), rpc });
         }
-        Ok(QuorumClient { remotes, quorum: config.quorum(), cluster: config.tag(), deadline: DEADLINE_DEFAULT, operator: None })
+        Ok(QuorumClient { remotes, quorum: config.quorum(), cluster: config.tag(), deadline: DEADLINE_DEFAULT, operator: None, reached: Default::default() })
     }
 
     pub fn quorum(&self) -> usize {
@@ -241,6 +244,9 @@ impl QuorumClient {
             };
             asking[index] = false;
             let remote = &self.remotes[index];
+            if result.is_ok() {
+                self.reached.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             match result {
                 Err(status) => heard[index] = Heard::Failed(failure(&status)),
                 Ok(reply) => match tally.add(index, &remote.id, &remote.key, &reply.into_inner()) {
@@ -251,8 +257,11 @@ impl QuorumClient {
                     Err(rejected) => heard[index] = Heard::Rejected(rejected),
                 },
             }
-            // No replica accepts a connection: nothing will come of waiting.
-            if heard.iter().all(|h| matches!(h, Heard::Failed(e) if e == CONNECTION_REFUSED)) {
+            // No replica accepts a connection, and none ever answered this client (nothing
+            // runs at those addresses): nothing will come of waiting.
+            if !self.reached.load(std::sync::atomic::Ordering::Relaxed)
+                && heard.iter().all(|h| matches!(h, Heard::Failed(e) if e == CONNECTION_REFUSED))
+            {
                 break;
             }
             if asking.iter().any(|a| *a) || heard.iter().any(|h| matches!(h, Heard::Nothing)) {
