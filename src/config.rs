@@ -103,19 +103,20 @@ impl ReplicaEntry {
     }
 }
 
+/// A TOML parse error as " at line N: what is wrong", without the parser's quote of the
+/// line: the file named by mistake may be a key file.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let line = e.span().map(|span| text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1);
+    format!("{}: {}", line.map(|l| format!(" at line {l}")).unwrap_or_default(), e.message())
+}
+
 impl ClusterConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let read_err = |reason: String| ConfigError::Read { path: path.display().to_string(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
         // The parser's message quotes the offending line: not shown, since the file named by
         // mistake may be a key file (found by a new user: `--config A.key` printed the key).
-        let config: ClusterConfig = toml::from_str(&text).map_err(|e| {
-            let at = e.span().map(|span| {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                format!(" at line {line}")
-            });
-            read_err(format!("not a cluster.toml{}: {}", at.unwrap_or_default(), e.message()))
-        })?;
+        let config: ClusterConfig = toml::from_str(&text).map_err(|e| read_err(format!("not a cluster.toml{}", toml_error(&text, &e))))?;
         config.validate().map_err(|e| read_err(e.to_string()))?;
         Ok(config)
     }

@@ -68,25 +68,13 @@ pub fn init(args: &InitArgs) -> anyhow::Result<ClusterConfig> {
         let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
         replicas.push(ReplicaEntry::for_key(id, &address, &key));
     }
-    let config = ClusterConfig {
-        name: "quintet-local".into(),
-        cluster_id: ClusterConfig::new_id(),
-        delta_ms: args.delta_ms,
-        kdf: KdfParams::default(),
-        checkpoint_every: crate::config::CHECKPOINT_EVERY_DEFAULT,
-        presence_ms: crate::chat::PRESENCE_MS_DEFAULT,
-        replicas,
-    };
-    config.validate()?;
-    std::fs::write(&path, config.to_toml())?;
+    let config = written(&path, "quintet-local", args, replicas)?;
     println!("created {} with {} replicas (cluster id {})", path.display(), args.replicas, config.cluster_id);
     if hosts.len() > 1 {
         warn_placement(&config);
         println!("next, for each host: copy it cluster.toml and the key files of its replicas (and nothing else),");
         println!("open its replicas' TCP ports to the other hosts and to clients, and run each replica there:");
-        for r in &config.replicas {
-            println!("  on {}: quintet replica --config cluster.toml --id {} --key {}.key", r.address, r.id, r.id);
-        }
+        print_where_each_runs(&config);
         println!("(better: make each key on its own host with `quintet keygen`, and assemble with `init --from`; README, several machines)");
     }
     Ok(config)
@@ -101,12 +89,24 @@ fn assemble(args: &InitArgs, path: &std::path::Path) -> anyhow::Result<ClusterCo
     let mut replicas: Vec<ReplicaEntry> = Vec::new();
     for part in &args.from {
         let text = std::fs::read_to_string(part).map_err(|e| anyhow::anyhow!("{}: {e}", part.display()))?;
-        let part: Part = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a [[replica]] part of `quintet keygen --id`: {e}", part.display()))?;
+        let part: Part = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not a [[replica]] part of `quintet keygen --id`{}", part.display(), crate::config::toml_error(&text, &e)))?;
         replicas.extend(part.replica);
     }
     replicas.sort_by(|a, b| a.id.cmp(&b.id));
+    std::fs::create_dir_all(&args.dir)?;
+    let config = written(path, "quintet", args, replicas)?;
+    println!("created {} with {} replicas (cluster id {}) from their hosts' parts", path.display(), config.replicas.len(), config.cluster_id);
+    warn_placement(&config);
+    println!("next: copy {} to every replica host and to every client; then on each host:", path.display());
+    print_where_each_runs(&config);
+    Ok(config)
+}
+
+/// A new cluster's config (a fresh cluster id, the defaults), checked and written to `path`.
+fn written(path: &std::path::Path, name: &str, args: &InitArgs, replicas: Vec<ReplicaEntry>) -> anyhow::Result<ClusterConfig> {
     let config = ClusterConfig {
-        name: "quintet".into(),
+        name: name.into(),
         cluster_id: ClusterConfig::new_id(),
         delta_ms: args.delta_ms,
         kdf: KdfParams::default(),
@@ -115,15 +115,15 @@ fn assemble(args: &InitArgs, path: &std::path::Path) -> anyhow::Result<ClusterCo
         replicas,
     };
     config.validate()?;
-    std::fs::create_dir_all(&args.dir)?;
     std::fs::write(path, config.to_toml())?;
-    println!("created {} with {} replicas (cluster id {}) from their hosts' parts", path.display(), config.replicas.len(), config.cluster_id);
-    warn_placement(&config);
-    println!("next: copy {} to every replica host and to every client; then on each host:", path.display());
+    Ok(config)
+}
+
+/// The command each replica's host runs.
+fn print_where_each_runs(config: &ClusterConfig) {
     for r in &config.replicas {
         println!("  on {}: quintet replica --config cluster.toml --id {} --key {}.key", r.address, r.id, r.id);
     }
-    Ok(config)
 }
 
 /// Hosts that hold enough replicas to take the quorum down with them, with their replicas.

@@ -80,9 +80,7 @@ impl Core {
             return;
         }
         let mine = self.checkpoints_by_signer.entry(c.voter).or_default();
-        mine.insert((c.height, c.hash));
-        if mine.len() > CHECKPOINTS_PER_SIGNER {
-            let oldest = mine.pop_first().expect("over the bound");
+        if let Some(oldest) = super::bounds::keep_highest(mine, (c.height, c.hash), CHECKPOINTS_PER_SIGNER) {
             if let Some(signers) = self.checkpoints.get_mut(&oldest) {
                 signers.remove(&c.voter);
                 if signers.is_empty() {

@@ -68,8 +68,8 @@ pub struct Core {
     /// Proposals waiting for a missing ancestor.
     pub(super) orphans: BTreeMap<Hash, Vec<(ReplicaId, Proposal)>>,
     pub(super) fetching: BTreeMap<Hash, u64>,
-    /// FETCH answers per asker: (period start, bytes sent in it).
-    pub(super) fetch_served: BTreeMap<ReplicaId, (u64, usize)>,
+    /// FETCH answers per asker: bytes of blocks sent in the current 4Δ.
+    pub(super) fetch_served: BTreeMap<ReplicaId, super::Window>,
     pub(super) committed_height: Height,
     pub(super) committed_hash: Hash,
     /// Requests waiting to commit, by digest, with their arrival time.
@@ -80,8 +80,8 @@ pub struct Core {
     /// Pooled requests this replica relayed to a leader (S10): the view, when first in it
     /// (T_req runs from there), and when last.
     pub(super) relayed: BTreeMap<Digest32, (View, u64, u64)>,
-    /// Relays sent in the current 4Δ period: (period start, count).
-    pub(super) relay_budget: (u64, usize),
+    /// Relays sent in the current 4Δ.
+    pub(super) relay_budget: super::Window,
     /// Pooled requests that came by relay only, per relaying replica (at most
     /// `RELAYED_PER_PEER` each).
     pub(super) relayed_in: BTreeMap<ReplicaId, BTreeSet<Digest32>>,
@@ -132,9 +132,9 @@ pub struct Core {
 /// Requests remembered as committed (duplicates of them are dropped).
 const RECENT_MAX: usize = 100_000;
 /// Bytes of blocks sent to one peer per 4Δ in answer to FETCH (S9): four full blocks.
-pub(super) const FETCH_BYTES_PER_PERIOD: usize = 4 << 20;
+pub(super) const FETCH_BYTES_PER_PERIOD: u64 = 4 << 20;
 /// What a block weighs besides its requests, for `FETCH_BYTES_PER_PERIOD`.
-const BLOCK_OVERHEAD: usize = 512;
+pub(super) const BLOCK_OVERHEAD: usize = 512;
 /// Pooled requests that one replica alone relayed (S10): a few blocks' worth.
 pub(super) const RELAYED_PER_PEER: usize = 1_024;
 
@@ -176,7 +176,7 @@ impl Core {
             pending: BTreeMap::new(),
             pending_order: BTreeSet::new(),
             relayed: BTreeMap::new(),
-            relay_budget: (0, 0),
+            relay_budget: super::Window::default(),
             relayed_in: BTreeMap::new(),
             checkpoints: BTreeMap::new(),
             checkpoints_by_signer: BTreeMap::new(),
@@ -294,66 +294,6 @@ impl Core {
         }
     }
 
-    /// S9: a block asked for, sent while the asker's budget for this period allows
-    /// (`FETCH_BYTES_PER_PERIOD` of blocks per 4Δ per peer): an honest replica asks once per
-    /// hash per 2Δ, so a thousand FETCHes of one large block are not a thousand replies.
-    fn on_fetch(&mut self, now: u64, from: ReplicaId, hash: Hash) {
-        let Some(block) = self.blocks.get(&hash) else { return };
-        let size = block.requests.iter().map(Vec::len).sum::<usize>() + BLOCK_OVERHEAD;
-        let period = 4 * self.cfg.delta_ms;
-        let served = self.fetch_served.entry(from).or_insert((now, 0));
-        if now >= served.0 + period {
-            *served = (now, 0);
-        }
-        if served.1 + size > FETCH_BYTES_PER_PERIOD.max(size) && served.1 > 0 {
-            return;
-        }
-        served.1 += size;
-        self.out.push(Action::Send(from, Message::Block(Box::new(block.clone()))));
-    }
-
-    /// Pools a client request; true if it is pooled now (new or already).
-    fn on_request(&mut self, now: u64, bytes: Vec<u8>) -> bool {
-        let digest = super::digest(&bytes);
-        // A request no block could hold would wait forever: refused here (S2.6).
-        if self.recent_set.contains(&digest) || bytes.len() > self.cfg.batch_bytes_max {
-            return false;
-        }
-        if self.pending.contains_key(&digest) {
-            return true;
-        }
-        if self.pending.len() >= self.cfg.pending_max {
-            return false;
-        }
-        self.pending.insert(digest, (now, bytes));
-        self.pending_order.insert((now, digest));
-        true
-    }
-
-    /// S10: a request another replica relayed because it waited for this leader's order.
-    /// Pooled like a client's, but each replica may have at most `RELAYED_PER_PEER` pooled
-    /// that came from it alone, so a Byzantine relayer cannot fill the pool. (The driver
-    /// drops relayed requests whose client signature does not verify.)
-    fn on_relayed(&mut self, now: u64, from: ReplicaId, bytes: Vec<u8>) {
-        let digest = super::digest(&bytes);
-        // Only the leader orders: a non-leader that pooled relays would start its own timer
-        // for them, and a Byzantine pair could so make an honest replica blame (review).
-        if self.leader(self.view) != self.me || self.pending.contains_key(&digest) {
-            return;
-        }
-        let pending = &self.pending;
-        let mine = self.relayed_in.entry(from).or_default();
-        if mine.len() >= RELAYED_PER_PEER {
-            mine.retain(|d| pending.contains_key(d));
-            if mine.len() >= RELAYED_PER_PEER {
-                return;
-            }
-        }
-        if self.on_request(now, bytes) {
-            self.relayed_in.entry(from).or_default().insert(digest);
-        }
-    }
-
     pub(super) fn checker(&self) -> Checker<'_> {
         Checker {
             n: self.cfg.n,
@@ -393,21 +333,6 @@ impl Core {
     pub(super) fn persist(&mut self) {
         let p = self.persistent();
         self.out.push(Action::Persist(p));
-    }
-
-    pub(super) fn fetch(&mut self, now: u64, hash: Hash, from: ReplicaId) {
-        let last = self.fetching.get(&hash).copied();
-        if last.is_some_and(|t| now < t + self.cfg.delta_ms * 2) || hash == GENESIS {
-            return;
-        }
-        self.fetching.insert(hash, now);
-        let expiry = self.cfg.delta_ms * 20;
-        self.fetching.retain(|_, t| now < *t + expiry);
-        if last.is_some() || from == self.me {
-            self.out.push(Action::Broadcast(Message::Fetch(hash)));
-        } else {
-            self.out.push(Action::Send(from, Message::Fetch(hash)));
-        }
     }
 
     /// The current timeout (S10): doubles per failed view, capped.

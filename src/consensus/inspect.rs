@@ -28,16 +28,6 @@ impl Core {
         self.recent_set.contains(digest)
     }
 
-    /// Whether a request `from` relayed (S10) could be pooled now: not pooled or committed
-    /// already, and within that replica's share. The driver asks before it checks the
-    /// request's signature, so a relay that would be dropped costs no verification.
-    pub fn would_pool_relay(&self, from: ReplicaId, digest: &Digest32) -> bool {
-        self.leader(self.view) == self.me
-            && !self.pending.contains_key(digest)
-            && !self.recent_set.contains(digest)
-            && self.relayed_in.get(&from).is_none_or(|mine| mine.len() < super::core::RELAYED_PER_PEER || mine.iter().any(|d| !self.pending.contains_key(d)))
-    }
-
     /// The hash of the block committed at `committed_height` (it names the whole chain).
     pub fn committed_hash(&self) -> Hash {
         self.committed_hash

@@ -6,12 +6,15 @@
 //! ticks with the current time) go in, actions (persist, send, broadcast, commit) come out.
 //! Signing goes through the [`Crypto`] trait.
 
+mod bounds;
 mod chain;
 mod checkpoints;
 mod core;
+mod fetch;
 mod inspect;
 mod interface;
 mod propose;
+mod requests;
 mod steady;
 mod types;
 mod verify;
@@ -20,6 +23,8 @@ mod view_change;
 
 #[cfg(test)]
 mod checkpoint_tests;
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod relay_stories;
 #[cfg(test)]
@@ -33,6 +38,7 @@ mod verify_tests;
 
 pub use self::core::{Action, Core, Input, Persistent, Restored};
 pub use types::*;
+pub use bounds::Window;
 pub use verify::Checker;
 
 pub type Digest32 = [u8; 32];

@@ -226,11 +226,9 @@ impl Core {
     /// pooled votes. Returns false when this vote is not kept.
     fn room_for_vote(&mut self, vote: &Vote) -> bool {
         let mine = self.votes_by_signer.entry(vote.voter).or_default();
-        mine.insert((vote.view, vote.height, vote.hash));
-        if mine.len() <= VOTES_PER_SIGNER {
+        let Some((view, height, hash)) = super::bounds::keep_highest(mine, (vote.view, vote.height, vote.hash), VOTES_PER_SIGNER) else {
             return true;
-        }
-        let (view, height, hash) = mine.pop_first().expect("over the bound");
+        };
         if (view, height, hash) == (vote.view, vote.height, vote.hash) {
             return false;
         }
@@ -379,36 +377,5 @@ impl Core {
             children.retain(|(_, p)| p.block.height > h);
             !children.is_empty()
         });
-    }
-
-    /// S9: a fetched block is accepted only if its hash matches what was asked for.
-    pub(super) fn on_fetched(&mut self, now: u64, block: Block) {
-        let hash = block.hash;
-        // The request stays on record until it expires (see `fetch`): four replies to one
-        // broadcast FETCH must not each start a new one.
-        if !self.fetching.contains_key(&hash) || block.compute_hash() != hash || self.blocks.contains_key(&hash) {
-            return;
-        }
-        if block.height <= self.committed_height {
-            // Below what is committed and not part of it: an abandoned fork. Proposals that
-            // wait for it can never be voted for.
-            self.orphans.remove(&hash);
-            return;
-        }
-        let parent = block.parent;
-        let parent_qc = block.parent_qc.clone();
-        self.store_block(&block);
-        self.on_qc(now, parent_qc);
-        if parent != GENESIS && !self.blocks.contains_key(&parent) && self.height_of(&hash).unwrap_or(0) > self.committed_height + 1 {
-            self.fetch(now, parent, self.me);
-        }
-        if let Some(children) = self.orphans.remove(&hash) {
-            for (sender, child) in children {
-                self.on_proposal(now, sender, child);
-            }
-        }
-        self.on_certified(hash);
-        self.try_commit(now);
-        self.try_certified_commits(now);
     }
 }

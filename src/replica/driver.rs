@@ -110,8 +110,8 @@ pub struct Driver {
     pub swept_at: Instant,
     /// When each peer was last heard from (a frame of its messages handled here).
     pub heard: Vec<Option<Instant>>,
-    /// Relayed requests whose signature was checked, per peer: (second, count).
-    pub relay_checks: Vec<(u64, u32)>,
+    /// Relayed requests whose signature was checked, per peer, in the current second.
+    pub relay_checks: Vec<crate::consensus::Window>,
     /// Peer message delays, summed up in the log every 10 s (`replica/delay.rs`).
     pub delays: super::delay::Delays,
     /// What the status call answers, published by this loop after every batch, so the call
@@ -198,7 +198,7 @@ impl Driver {
             waiting: HashMap::new(),
             refused: RecentRefusals::default(),
             heard: vec![None; replicas],
-            relay_checks: vec![(0, 0); replicas],
+            relay_checks: vec![crate::consensus::Window::default(); replicas],
             swept_at: Instant::now(),
             clock: CoreClock::start(),
             delays: super::delay::Delays::default(),

@@ -15,7 +15,7 @@ use super::{Driver, Outbox, WAITING_MAX};
 /// past it the oldest is dropped.
 const WAITERS_PER_REQUEST_MAX: usize = 8;
 /// Signatures of relayed requests checked per peer and second (`relay_admitted`).
-const RELAY_CHECKS_PER_SECOND: u32 = 1_000;
+const RELAY_CHECKS_PER_SECOND: u64 = 1_000;
 use crate::consensus::{self, Action, Input};
 use crate::execute::Executed;
 use crate::{pb, wire};
@@ -119,14 +119,10 @@ impl Driver {
             return false;
         }
         let Some(checks) = self.relay_checks.get_mut(from as usize) else { return false };
-        let second = now / 1_000;
-        if checks.0 != second {
-            *checks = (second, 0);
-        }
-        if checks.1 >= RELAY_CHECKS_PER_SECOND {
+        if checks.left(now, 1_000, RELAY_CHECKS_PER_SECOND) == 0 {
             return false;
         }
-        checks.1 += 1;
+        checks.spend(1);
         let Ok(signed) = pb::SignedRequest::decode(bytes) else { return false };
         let Ok((header, request)) = wire::decode_request(&signed.body) else { return false };
         header.cluster == self.cluster && self.keys.check(&signed, &request) != super::super::keys::Signed::Forged
