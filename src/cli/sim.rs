@@ -34,7 +34,8 @@ pub struct SimArgs {
     /// cross-view, vote-before-persist, unchecked-state, first-statuses, same-height-equivocation,
     /// blame-prune-incoming, first-block-any-qc, keep-commit-timer, duplicate-votes,
     /// certificate2, high-qc-backwards, no-forward, client-quorum2, no-status-wait,
-    /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status, no-relay.
+    /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status, no-relay,
+    /// no-blame-heard.
     #[arg(long)]
     plant: Option<String>,
 }
@@ -65,6 +66,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "votes-to-leader" => p.votes_to_leader = true,
         "unchecked-status" => p.unchecked_status = true,
         "no-relay" => p.no_relay = true,
+        "no-blame-heard" => p.no_blame_heard = true,
         other => anyhow::bail!("unknown planted bug {other:?}: `quintet sim --help` lists them"),
     }
     Ok(p)

@@ -274,7 +274,7 @@ impl QuorumClient {
                 break;
             }
         }
-        let (waited_ms, report) = (started.elapsed().as_millis(), self.report(&heard));
+        let (waited_ms, report) = (started.elapsed().as_millis(), self.report(&heard, &tally));
         let answered = heard.iter().filter(|h| matches!(h, Heard::Voted | Heard::Refused(_))).count();
         match tally.refusal_count() {
             0 => Err(ClientError::NoQuorum { answered, total: self.remotes.len(), needed: self.quorum, waited_ms, report }),
@@ -319,22 +319,36 @@ impl QuorumClient {
         self.remotes.iter().map(|r| r.id.clone()).collect()
     }
 
-    fn report(&self, heard: &[Heard]) -> String {
+    fn report(&self, heard: &[Heard], tally: &Tally) -> String {
         let parts: Vec<String> = self
             .remotes
             .iter()
             .zip(heard)
-            .map(|(r, h)| match h {
+            .enumerate()
+            .map(|(index, (r, h))| match h {
                 Heard::Nothing => format!("{}: no answer", r.id),
                 Heard::Failed(e) if e.contains("Timeout expired") => format!("{}: no answer within {} s (up, but waiting for others?)", r.id, CALL_TIMEOUT.as_secs()),
                 Heard::Failed(e) if e == CONNECTION_REFUSED => format!("{}: down ({e})", r.id),
                 Heard::Failed(e) => format!("{}: unreachable ({e})", r.id),
                 Heard::Rejected(why) => format!("{}: its reply did not count ({why})", r.id),
                 Heard::Refused(why) => format!("{}: refused for now ({why})", r.id),
-                Heard::Voted => format!("{}: answered, but not as the others", r.id),
+                Heard::Voted => format!("{}: answered{}", r.id, self.alike(index, tally)),
             })
             .collect();
         parts.join("; ")
+    }
+
+    /// How replica `index`'s answer compares with the other answers: too few alike is
+    /// not the same as a replica that contradicts the others.
+    fn alike(&self, index: usize, tally: &Tally) -> String {
+        let (alike, unlike) = tally.compared(index);
+        let names = |who: &[usize]| who.iter().map(|i| self.remotes[*i].id.as_str()).collect::<Vec<_>>().join(", ");
+        match (alike.is_empty(), unlike.is_empty()) {
+            (true, true) => String::new(),
+            (false, true) => format!(" (the same as {})", names(&alike)),
+            (true, false) => format!(", unlike {}", names(&unlike)),
+            (false, false) => format!(" (the same as {}), unlike {}", names(&alike), names(&unlike)),
+        }
     }
 
     /// Subscribes at every replica and yields each message once a quorum delivered it.

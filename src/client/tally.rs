@@ -164,6 +164,15 @@ impl Tally {
         Some(Agreed { height: 0, outcome, agreement: Agreement { agreed, differed }, settled: false })
     }
 
+    /// The other replicas whose result is the same as replica `index`'s, and those whose
+    /// result is another.
+    pub fn compared(&self, index: usize) -> (Vec<usize>, Vec<usize>) {
+        let Some(mine) = self.votes.get(&index) else { return (Vec::new(), Vec::new()) };
+        let others = self.votes.iter().filter(|(i, _)| **i != index);
+        let (alike, unlike): (Vec<_>, Vec<_>) = others.partition(|(_, v)| *v == mine);
+        (alike.into_iter().map(|(i, _)| *i).collect(), unlike.into_iter().map(|(i, _)| *i).collect())
+    }
+
     /// True when no result can reach the quorum any more with `total` replicas.
     pub fn hopeless(&self, total: usize) -> bool {
         let missing = total - self.votes.len();

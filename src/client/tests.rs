@@ -73,6 +73,20 @@ fn hopeless_when_the_missing_replies_cannot_make_a_quorum() {
     assert!(tally.hopeless(5), "best is 1 vote with 1 reply missing");
 }
 
+#[test]
+fn a_report_tells_too_few_alike_from_a_replica_that_answered_otherwise() {
+    // Two alike and one quorum short is not the same as two that contradict each other:
+    // the no-quorum report said "not as the others" for both (a five-process run, 2026-12-07).
+    let (keys, ids) = (keys(), ids());
+    let mut tally = Tally::new(3, DIGEST);
+    for (i, value) in [(0, 1), (4, 1), (2, 7)] {
+        tally.add(i, &ids[i], &keys[i].verifying_key(), &reply(&keys[i], &ids[i], DIGEST, 9, value)).unwrap();
+    }
+    assert_eq!(tally.compared(0), (vec![4], vec![2]));
+    assert_eq!(tally.compared(2), (vec![], vec![0, 4]));
+    assert_eq!(tally.compared(1), (vec![], vec![]), "B did not answer");
+}
+
 fn signed_delivery(key: &SigningKey, body: pb::DeliveryBody) -> pb::SignedDelivery {
     let body = body.encode_to_vec();
     pb::SignedDelivery { signature: sign(key, TAG_DELIVERY, &body).into(), body: body.into() }

@@ -117,6 +117,13 @@ pub struct Core {
     /// Replicas whose blame of this view set off a nudge already: each does once per view
     /// (S10 resends a blame every 4Δ; re-arming on each copy made empty blocks forever).
     pub(super) nudged_by: std::collections::BTreeSet<ReplicaId>,
+    /// S5's blame heard (a silent leader): since when another replica's blame of this view
+    /// waits for a QC of the view that ranks above `high_qc` as it was then. This replica
+    /// blames too if none forms within the request timeout.
+    pub(super) silence: Option<(u64, Rank)>,
+    /// Replicas whose blame of this view armed `silence` already (each once per view, as
+    /// for the nudge: a resent blame does not re-arm it after progress).
+    pub(super) silence_heard: std::collections::BTreeSet<ReplicaId>,
     /// Consecutive failed views: timeouts double with it (S10).
     pub(super) failures: u32,
     /// Certified blocks found not to extend this replica's committed chain (never committed;
@@ -200,6 +207,8 @@ impl Core {
             last_retransmit_ms: 0,
             nudge_to: None,
             nudged_by: Default::default(),
+            silence: None,
+            silence_heard: Default::default(),
             failures: 0,
             conflicts: 0,
             learned_qcs: Vec::new(),

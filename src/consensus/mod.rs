@@ -30,6 +30,8 @@ mod relay_stories;
 #[cfg(test)]
 mod review_tests;
 #[cfg(test)]
+mod silence_stories;
+#[cfg(test)]
 mod stories;
 #[cfg(test)]
 mod tests;
@@ -104,6 +106,10 @@ pub struct Planted {
     /// Requests are never relayed to the leader before a blame (S10): a request sent to
     /// non-leaders only ends the view (the second review's finding 1 put back).
     pub no_relay: bool,
+    /// Another replica's blame of the view is not taken as a reason to watch the leader
+    /// (S5's blame heard): a view whose leader crashed, where one replica waits and the
+    /// others wait for nothing, is never left (found by a five-process test, 2026-12-07).
+    pub no_blame_heard: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -10,15 +10,15 @@ use std::collections::BTreeMap;
 
 use super::*;
 
-const DELTA: u64 = 100;
+pub(super) const DELTA: u64 = 100;
 
-enum Event {
+pub(super) enum Event {
     Message(ReplicaId, ReplicaId, Message),
     Request(ReplicaId, Vec<u8>),
 }
 
 /// Five replicas; the `byzantine` ones have no core (they only do what the story says).
-struct Five {
+pub(super) struct Five {
     now: u64,
     cores: BTreeMap<ReplicaId, Core>,
     queue: BTreeMap<(u64, u64), Event>,
@@ -28,7 +28,7 @@ struct Five {
 }
 
 impl Five {
-    fn new(byzantine: &[ReplicaId], planted: Planted) -> Five {
+    pub(super) fn new(byzantine: &[ReplicaId], planted: Planted) -> Five {
         let mut cfg = Config::new(5, DELTA);
         cfg.planted = planted;
         let cores = (0..5u8)
@@ -38,7 +38,7 @@ impl Five {
         Five { now: 0, cores, queue: BTreeMap::new(), seq: 0, committed: BTreeMap::new() }
     }
 
-    fn at(&mut self, at: u64, event: Event) {
+    pub(super) fn at(&mut self, at: u64, event: Event) {
         self.seq += 1;
         self.queue.insert((at, self.seq), event);
     }
@@ -62,7 +62,7 @@ impl Five {
         }
     }
 
-    fn run_until(&mut self, until: u64) {
+    pub(super) fn run_until(&mut self, until: u64) {
         let quarter = DELTA / 4;
         while self.now < until {
             let next_tick = (self.now / quarter + 1) * quarter;
@@ -92,7 +92,7 @@ impl Five {
 
     /// The `byzantine` replicas blame `view` every Δ from `start`, `times` times (their
     /// blames alone are two, short of q).
-    fn blame_every_delta(&mut self, byzantine: &[ReplicaId], view: View, start: u64, times: u64) {
+    pub(super) fn blame_every_delta(&mut self, byzantine: &[ReplicaId], view: View, start: u64, times: u64) {
         for t in 0..times {
             for &b in byzantine {
                 let signature = SimCrypto { me: b }.sign(&signed::blame(view));
@@ -105,11 +105,11 @@ impl Five {
     }
 
     /// How many of `sent` every honest replica committed.
-    fn committed_everywhere(&self, sent: &[Vec<u8>]) -> usize {
+    pub(super) fn committed_everywhere(&self, sent: &[Vec<u8>]) -> usize {
         sent.iter().filter(|r| self.committed.len() == self.cores.len() && self.committed.values().all(|c| c.contains(*r))).count()
     }
 
-    fn highest_view(&self) -> View {
+    pub(super) fn highest_view(&self) -> View {
         self.cores.values().map(|c| c.view()).max().unwrap_or(0)
     }
 }

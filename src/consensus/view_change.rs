@@ -39,6 +39,7 @@ impl Core {
         {
             self.blame(now, BlameReason::Timeout); // S5, S10
         }
+        self.watch_silence(now);
         if now >= self.last_retransmit_ms + 4 * delta {
             self.last_retransmit_ms = now;
             self.retransmit();
@@ -46,6 +47,22 @@ impl Core {
         let missing: Vec<Hash> = self.orphans.keys().copied().collect();
         for hash in missing {
             self.fetch(now, hash, self.me);
+        }
+    }
+
+    /// S5, a blame heard: another replica blamed this view, so someone waits for its
+    /// leader, even when this replica waits for nothing. An honest leader answers a blame
+    /// with blocks (the nudge), and a QC of the view forms within a few Δ under synchrony;
+    /// if none forms within the request timeout, the leader is taken as silent and blamed.
+    /// Without this, a view whose leader crashed is never left when only one replica still
+    /// waits (it lags behind the others' commits, or holds a request they lack): its blame
+    /// alone is short of q, and the others have no timer running.
+    fn watch_silence(&mut self, now: u64) {
+        let Some((since, rank)) = self.silence else { return };
+        if self.high_qc.view == self.view && self.high_qc.rank() > rank {
+            self.silence = None;
+        } else if self.entered() && now > since + self.timeout_ms() {
+            self.blame(now, BlameReason::Timeout);
         }
     }
 
@@ -175,6 +192,14 @@ impl Core {
         {
             self.nudge_to = Some(self.high_qc.height + 2);
         }
+        if blame.view == self.view
+            && blame.voter != self.me
+            && !self.cfg.planted.no_blame_heard
+            && self.silence_heard.insert(blame.voter)
+            && self.silence.is_none()
+        {
+            self.silence = Some((now, self.high_qc.rank()));
+        }
         let view = blame.view;
         let keep_from = if planted { view.saturating_sub(1) } else { view };
         self.blames.retain(|v, _| *v >= keep_from);
@@ -222,6 +247,8 @@ impl Core {
         self.justification = None;
         self.nudge_to = None;
         self.nudged_by.clear();
+        self.silence = None;
+        self.silence_heard.clear();
         self.failures = self.failures.saturating_add(1);
         self.last_progress_ms = now;
         self.view_since_ms = now;
