@@ -19,7 +19,7 @@ fn create(cluster: &Cluster, names: impl IntoIterator<Item = String>) {
 }
 
 /// `from` sends `count` messages to `to` (and reads its own mail every five sends when
-/// `reads`); returns the texts acknowledged. Every command must get a quorum. The first
+/// `reads`), then logs out; returns the texts acknowledged. Every command must get a quorum. The first
 /// `BIG` of a sender's messages are 60 KB when `big` (to make a state image larger than a
 /// peer frame).
 fn sender(config: std::path::PathBuf, from: String, to: String, count: usize, reads: bool, big: bool) -> Vec<String> {
@@ -36,6 +36,9 @@ fn sender(config: std::path::PathBuf, from: String, to: String, count: usize, re
             assert_eq!(v["type"], "result", "{from} read: {v}");
         }
     }
+    // Logged out, so that no heartbeat or read mark of this client is still being ordered
+    // when the test compares the replicas (a killed client's last request can commit later).
+    assert_eq!(c.run("logout")["type"], "result", "{from} logout");
     acked
 }
 

@@ -35,7 +35,7 @@ pub struct SimArgs {
     /// blame-prune-incoming, first-block-any-qc, keep-commit-timer, duplicate-votes,
     /// certificate2, high-qc-backwards, no-forward, client-quorum2, no-status-wait,
     /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status, no-relay,
-    /// no-blame-heard.
+    /// no-blame-heard, no-recovery.
     #[arg(long)]
     plant: Option<String>,
 }
@@ -67,6 +67,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "unchecked-status" => p.unchecked_status = true,
         "no-relay" => p.no_relay = true,
         "no-blame-heard" => p.no_blame_heard = true,
+        "no-recovery" => p.no_recovery = true,
         other => anyhow::bail!("unknown planted bug {other:?}: `quintet sim --help` lists them"),
     }
     Ok(p)

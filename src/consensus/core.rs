@@ -124,6 +124,12 @@ pub struct Core {
     /// Replicas whose blame of this view armed `silence` already (each once per view, as
     /// for the nudge: a resent blame does not re-arm it after progress).
     pub(super) silence_heard: std::collections::BTreeSet<ReplicaId>,
+    /// S13: while a restarted replica re-learns its view, it neither votes nor proposes.
+    pub(super) recovery: Option<super::recovery::Recovery>,
+    /// When each peer's RECOVER was last answered (once per 2Δ per asker).
+    pub(super) recovery_served: BTreeMap<ReplicaId, u64>,
+    /// Two proposals that prove this view's leader equivocated, for a restarted peer.
+    pub(super) equivocation_proof: Option<(Proposal, Proposal)>,
     /// Consecutive failed views: timeouts double with it (S10).
     pub(super) failures: u32,
     /// Certified blocks found not to extend this replica's committed chain (never committed;
@@ -148,6 +154,7 @@ pub(super) const RELAYED_PER_PEER: usize = 1_024;
 impl Core {
     pub fn new(cfg: Config, me: ReplicaId, crypto: Box<dyn super::Crypto>, restored: Restored) -> Self {
         assert!(cfg.n % 2 == 1 && (me as usize) < cfg.n, "n must be odd and the id below n");
+        let cfg_no_recovery = cfg.planted.no_recovery;
         let mut core = Core {
             cfg,
             me,
@@ -209,6 +216,9 @@ impl Core {
             nudged_by: Default::default(),
             silence: None,
             silence_heard: Default::default(),
+            recovery: (restored.restarted && !cfg_no_recovery).then(super::recovery::Recovery::default),
+            recovery_served: BTreeMap::new(),
+            equivocation_proof: None,
             failures: 0,
             conflicts: 0,
             learned_qcs: Vec::new(),
@@ -264,6 +274,7 @@ impl Core {
             if let Some(e) = &mut self.entering {
                 e.since_ms = now_ms;
             }
+            self.start_recovery(now_ms);
         }
         match input {
             Input::Message(from, message) => self.on_message(now_ms, from, message),
@@ -300,6 +311,8 @@ impl Core {
             Message::FetchState(height) => self.on_fetch_state(now, from, height),
             Message::State(t) => self.on_state(now, *t),
             Message::Relay(bytes) => self.on_relayed(now, from, bytes),
+            Message::Recover(view) => self.on_recover(now, from, view),
+            Message::Recovered(r) => self.on_recovered(now, from, *r),
         }
     }
 

@@ -18,6 +18,16 @@ impl Core {
         self.view
     }
 
+    /// Whether this replica has entered its view (its STATUS is out, S6).
+    pub fn is_entered(&self) -> bool {
+        self.entered()
+    }
+
+    /// Whether this replica is still recovering after a restart (S13).
+    pub fn is_recovering(&self) -> bool {
+        self.recovering()
+    }
+
     pub fn committed_height(&self) -> Height {
         self.committed_height
     }

@@ -70,4 +70,7 @@ pub struct Restored {
     /// the state images it holds at or above it: (height, block hash, image sha256).
     pub stable: Option<StateCert>,
     pub images: Vec<(Height, Hash, Digest32)>,
+    /// The replica ran before (its data folder held records): it may have received
+    /// proposals it no longer knows, so it recovers before it votes (S13).
+    pub restarted: bool,
 }

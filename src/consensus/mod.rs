@@ -14,6 +14,7 @@ mod fetch;
 mod inspect;
 mod interface;
 mod propose;
+mod recovery;
 mod requests;
 mod steady;
 mod types;
@@ -27,6 +28,8 @@ mod checkpoint_tests;
 mod hardening_tests;
 #[cfg(test)]
 mod relay_stories;
+#[cfg(test)]
+mod restart_stories;
 #[cfg(test)]
 mod review_tests;
 #[cfg(test)]
@@ -110,6 +113,9 @@ pub struct Planted {
     /// (S5's blame heard): a view whose leader crashed, where one replica waits and the
     /// others wait for nothing, is never left (found by a five-process test, 2026-12-07).
     pub no_blame_heard: bool,
+    /// A restarted replica votes at once, without S13's recovery: it may vote for a block
+    /// that conflicts with one it received before the crash (the second review's finding 6).
+    pub no_recovery: bool,
 }
 
 #[derive(Clone, Debug)]

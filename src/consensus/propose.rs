@@ -8,7 +8,7 @@ use super::verify::highest_qc;
 impl Core {
     /// S1: the leader extends the block of its `high_qc` (S7 decides a view's first block).
     pub(super) fn propose(&mut self, now: u64) {
-        if self.leader(self.view) != self.me || !self.entered() || self.equivocation == Some(self.view) {
+        if self.leader(self.view) != self.me || !self.entered() || self.equivocation == Some(self.view) || self.recovering() {
             return;
         }
         // S1/S7: a view's first block extends the highest QC of the justification (which,

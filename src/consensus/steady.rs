@@ -112,6 +112,10 @@ impl Core {
         if !in_view || !self.entered() || self.equivocation == Some(self.view) || !self.view_unlinked.is_empty() {
             return;
         }
+        // S13: not before a restarted replica has re-learned its view.
+        if self.recovering() {
+            return;
+        }
         // S2.6: a block within the batch limits (a Byzantine leader's huge block is refused).
         let bytes: usize = b.requests.iter().map(Vec::len).sum();
         if b.requests.len() > self.cfg.batch_max || bytes > self.cfg.batch_bytes_max {

@@ -9,16 +9,17 @@ use std::collections::BTreeMap;
 use super::tests::block;
 use super::*;
 
-const DELTA: u64 = 100;
-const HONEST: [ReplicaId; 3] = [2, 3, 4];
+pub(super) const DELTA: u64 = 100;
+pub(super) const HONEST: [ReplicaId; 3] = [2, 3, 4];
 
-fn sign_as(who: ReplicaId, bytes: &[u8]) -> Vec<u8> {
+pub(super) fn sign_as(who: ReplicaId, bytes: &[u8]) -> Vec<u8> {
     SimCrypto { me: who }.sign(bytes)
 }
 
 /// Three honest cores, a queue of timed deliveries, and what they sent the Byzantine pair.
-struct Net {
+pub(super) struct Net {
     now: u64,
+    cfg: Config,
     cores: BTreeMap<ReplicaId, Core>,
     queue: BTreeMap<(u64, u64), (ReplicaId, ReplicaId, Message)>,
     seq: u64,
@@ -30,20 +31,41 @@ struct Net {
     /// Added to every time a story names (`inject`, `run_until`): the stories of the review
     /// were timed before requests were relayed (S10), which puts an honest replica's own
     /// blame for a request 6Δ later; the stories keep their times after the first blame.
-    offset: u64,
+    pub(super) offset: u64,
+    /// What each honest replica persisted and stored last, for a restart (`restart`).
+    persisted: BTreeMap<ReplicaId, Persistent>,
+    stored: BTreeMap<ReplicaId, Vec<Block>>,
 }
 
 impl Net {
-    fn new(planted: Planted) -> Net {
+    pub(super) fn new(planted: Planted) -> Net {
         let mut cfg = Config::new(5, DELTA);
         cfg.planted = planted;
         let cores =
             HONEST.iter().map(|id| (*id, Core::new(cfg.clone(), *id, Box::new(SimCrypto { me: *id }), Restored::default()))).collect();
-        Net { now: 0, cores, queue: BTreeMap::new(), seq: 0, to_coalition: Vec::new(), commits: BTreeMap::new(), coalition_votes: false, offset: 0 }
+        let (persisted, stored) = (BTreeMap::new(), BTreeMap::new());
+        Net { now: 0, cfg, cores, queue: BTreeMap::new(), seq: 0, to_coalition: Vec::new(), commits: BTreeMap::new(), coalition_votes: false, offset: 0, persisted, stored }
+    }
+
+    /// Replica `id` crashes: what it held in memory only is gone, messages to it are lost.
+    pub(super) fn crash(&mut self, id: ReplicaId) {
+        self.cores.remove(&id);
+    }
+
+    /// Replica `id` starts again from what it persisted and stored.
+    pub(super) fn restart(&mut self, id: ReplicaId) {
+        let restored = Restored {
+            persistent: self.persisted.get(&id).cloned(),
+            committed: self.commits.get(&id).cloned().unwrap_or_default(),
+            blocks: self.stored.get(&id).cloned().unwrap_or_default(),
+            restarted: true,
+            ..Restored::default()
+        };
+        self.cores.insert(id, Core::new(self.cfg.clone(), id, Box::new(SimCrypto { me: id }), restored));
     }
 
     /// A Byzantine replica's message, delivered at the story's time `at`.
-    fn inject(&mut self, at: u64, from: ReplicaId, to: ReplicaId, message: Message) {
+    pub(super) fn inject(&mut self, at: u64, from: ReplicaId, to: ReplicaId, message: Message) {
         self.push(at + self.offset, from, to, message);
     }
 
@@ -60,6 +82,14 @@ impl Net {
                 Action::Broadcast(m) => ((0..5).filter(|r| *r != id).collect(), m),
                 Action::Commit(b) => {
                     self.commits.entry(id).or_default().push(b);
+                    continue;
+                }
+                Action::Persist(p) => {
+                    self.persisted.insert(id, p);
+                    continue;
+                }
+                Action::StoreBlock(b) => {
+                    self.stored.entry(id).or_default().push(b);
                     continue;
                 }
                 _ => continue,
@@ -86,7 +116,7 @@ impl Net {
     }
 
     /// Runs until the story's time `until`, ticking every honest core every Δ/4.
-    fn run_until(&mut self, until: u64) {
+    pub(super) fn run_until(&mut self, until: u64) {
         let until = until + self.offset;
         while self.now < until {
             let next_tick = (self.now / (DELTA / 4) + 1) * (DELTA / 4);
@@ -94,45 +124,57 @@ impl Net {
             self.now = next;
             while let Some((&key, _)) = self.queue.iter().next().filter(|((t, _), _)| *t <= self.now) {
                 let (from, to, message) = self.queue.remove(&key).expect("queued");
-                let actions = self.cores.get_mut(&to).expect("honest").handle(self.now, Input::Message(from, message));
+                let Some(core) = self.cores.get_mut(&to) else { continue }; // crashed
+                let actions = core.handle(self.now, Input::Message(from, message));
                 self.perform(to, actions);
             }
             if self.now == next_tick {
                 for id in HONEST {
-                    let actions = self.cores.get_mut(&id).expect("honest").handle(self.now, Input::Tick);
+                    let Some(core) = self.cores.get_mut(&id) else { continue }; // crashed
+                    let actions = core.handle(self.now, Input::Tick);
                     self.perform(id, actions);
                 }
             }
         }
     }
 
-    fn request(&mut self, bytes: &[u8]) {
+    pub(super) fn request(&mut self, bytes: &[u8]) {
         for id in HONEST {
             let actions = self.cores.get_mut(&id).expect("honest").handle(self.now, Input::Request(bytes.to_vec()));
             self.perform(id, actions);
         }
     }
 
-    fn status_from(&self, who: ReplicaId, view: View) -> Option<Status> {
+    pub(super) fn status_from(&self, who: ReplicaId, view: View) -> Option<Status> {
         self.to_coalition.iter().rev().find_map(|(from, m)| match m {
             Message::Status(s) if *from == who && s.view == view => Some(s.clone()),
             _ => None,
         })
     }
 
-    fn core(&self, id: ReplicaId) -> &Core {
+    /// The story's time now (the net's, less `offset`).
+    pub(super) fn story_now(&self) -> u64 {
+        self.now.saturating_sub(self.offset)
+    }
+
+    /// What honest replicas sent the Byzantine pair.
+    pub(super) fn sent_to_coalition(&self) -> &[(ReplicaId, Message)] {
+        &self.to_coalition
+    }
+
+    pub(super) fn core(&self, id: ReplicaId) -> &Core {
         &self.cores[&id]
     }
 
     /// The committed block at `height` per honest replica that committed one.
-    fn committed_at(&self, height: Height) -> BTreeMap<ReplicaId, Hash> {
+    pub(super) fn committed_at(&self, height: Height) -> BTreeMap<ReplicaId, Hash> {
         self.commits
             .iter()
             .filter_map(|(id, blocks)| blocks.iter().find(|b| b.height == height).map(|b| (*id, b.hash)))
             .collect()
     }
 
-    fn agreement_holds(&self) -> bool {
+    pub(super) fn agreement_holds(&self) -> bool {
         let top = self.commits.values().flat_map(|b| b.iter().map(|b| b.height)).max().unwrap_or(0);
         (1..=top).all(|h| {
             let at = self.committed_at(h);
@@ -141,26 +183,26 @@ impl Net {
     }
 }
 
-fn propose(b: &Block, justification: Option<Justification>) -> Message {
+pub(super) fn propose(b: &Block, justification: Option<Justification>) -> Message {
     let signature = sign_as(b.proposer, &signed::proposal(&b.hash, justification.as_ref()));
     Message::Propose(Proposal { block: b.clone(), signature, justification })
 }
 
-fn vote(who: ReplicaId, b: &Block) -> Message {
+pub(super) fn vote(who: ReplicaId, b: &Block) -> Message {
     let signature = sign_as(who, &signed::vote(b.view, b.height, &b.hash));
     Message::Vote(Vote { view: b.view, height: b.height, hash: b.hash, voter: who, signature })
 }
 
-fn qc(b: &Block, voters: &[ReplicaId]) -> QuorumCert {
+pub(super) fn qc(b: &Block, voters: &[ReplicaId]) -> QuorumCert {
     let votes = voters.iter().map(|v| (*v, sign_as(*v, &signed::vote(b.view, b.height, &b.hash)))).collect();
     QuorumCert { view: b.view, height: b.height, hash: b.hash, votes }
 }
 
-fn blame(who: ReplicaId, view: View, entered_by: Option<BlameCert>) -> Message {
+pub(super) fn blame(who: ReplicaId, view: View, entered_by: Option<BlameCert>) -> Message {
     Message::Blame(Blame { view, voter: who, reason: BlameReason::Timeout, signature: sign_as(who, &signed::blame(view)), entered_by })
 }
 
-fn coalition_status(who: ReplicaId, view: View, high_qc: QuorumCert, blame_cert: BlameCert) -> Status {
+pub(super) fn coalition_status(who: ReplicaId, view: View, high_qc: QuorumCert, blame_cert: BlameCert) -> Status {
     let signature = sign_as(who, &signed::status(view, &high_qc));
     Status { view, high_qc, voter: who, signature, blame_cert }
 }

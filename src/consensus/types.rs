@@ -186,6 +186,19 @@ pub enum Message {
     /// A client request this replica holds and the view's leader has not ordered: given to
     /// the leader before this replica blames it for the request (S10).
     Relay(Vec<u8>),
+    /// "I restarted in this view: tell me what you know of yours" (S13).
+    Recover(View),
+    Recovered(Box<Recovered>),
+}
+
+/// The answer to a RECOVER (S13): what a restarted replica must know before it votes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    /// The certificate that took the sender into its view (none in view 0).
+    pub blame_cert: Option<BlameCert>,
+    /// Leader-signed proposals of the sender's view: its lowest and highest, and the pair
+    /// that proves the view's leader equivocated, if the sender holds one.
+    pub proposals: Vec<Proposal>,
 }
 
 impl Message {
@@ -202,6 +215,8 @@ impl Message {
             Message::FetchState(_) => "fetch-state",
             Message::State(_) => "state",
             Message::Relay(_) => "relay",
+            Message::Recover(_) => "recover",
+            Message::Recovered(_) => "recovered",
         }
     }
 }

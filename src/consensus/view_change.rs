@@ -40,6 +40,7 @@ impl Core {
             self.blame(now, BlameReason::Timeout); // S5, S10
         }
         self.watch_silence(now);
+        self.recover_on_tick(now);
         if now >= self.last_retransmit_ms + 4 * delta {
             self.last_retransmit_ms = now;
             self.retransmit();
@@ -224,6 +225,7 @@ impl Core {
             return;
         }
         self.equivocation = Some(self.view);
+        self.equivocation_proof = Some((a.clone(), b.clone()));
         self.blame(now, BlameReason::Equivocation(Box::new((a, b))));
     }
 
@@ -243,6 +245,7 @@ impl Core {
             self.candidates.clear();
         }
         self.equivocation = None;
+        self.equivocation_proof = None;
         self.statuses.clear();
         self.justification = None;
         self.nudge_to = None;

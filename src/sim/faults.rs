@@ -68,6 +68,9 @@ pub struct Faults {
     pub partitions: u32,
     /// Crash-and-restart events during the safety phase.
     pub crashes: u32,
+    /// Byzantine runs with f liars: an honest replica that crashes and restarts during the
+    /// safety phase (down from the first time to the second), the case S13 is for.
+    pub honest_restart: Option<(ReplicaId, u64, u64)>,
     /// Chance that a crash lands between two actions of one batch.
     pub crash_mid_batch_pct: u64,
     pub byzantine: Vec<(ReplicaId, Behaviour)>,
@@ -100,6 +103,7 @@ impl Faults {
             dup_pct: rng.below(6),
             partitions: 0,
             crashes: 0,
+            honest_restart: None,
             crash_mid_batch_pct: 0,
             byzantine: Vec::new(),
             slow_honest_links: false,
@@ -173,6 +177,7 @@ impl Faults {
             dup_pct: 0,
             partitions: 0,
             crashes: 0,
+            honest_restart: None,
             crash_mid_batch_pct: 0,
             byzantine: Vec::new(),
             slow_honest_links: false,
@@ -209,6 +214,24 @@ impl Faults {
         }
     }
 
+    /// With f liars, half the runs also restart one honest replica: down for 1 to 10Δ,
+    /// from a moment in the first 15Δ of the safety phase (`span_ms`). Drawn from its own generator, so the other
+    /// faults of a seed stay what they were. A restart is not counted against f: operators
+    /// restart healthy replicas, and S13 makes that safe with two liars.
+    pub fn draw_honest_restart(&mut self, seed: u64, span_ms: u64) {
+        let mut rng = Rng::new(seed ^ 0x4e57_a27e_d0c0_0001);
+        let f = self.n / 2;
+        if self.mode != Mode::Byzantine || self.byzantine.len() < f || !rng.chance(1, 2) {
+            return;
+        }
+        let honest: Vec<ReplicaId> = (0..self.n as ReplicaId).filter(|id| self.is_byzantine(*id).is_none()).collect();
+        let id = *rng.pick(&honest);
+        // Early in the run, where the views (and the coalition's leadership) change.
+        let down = super::T0_MS + rng.below(span_ms.clamp(1, 15 * self.delta_ms));
+        let up = down + self.delta_ms + rng.below(9 * self.delta_ms);
+        self.honest_restart = Some((id, down, up));
+    }
+
     pub fn is_byzantine(&self, id: ReplicaId) -> Option<Behaviour> {
         self.byzantine.iter().find(|(b, _)| *b == id).map(|(_, behaviour)| *behaviour)
     }
@@ -218,7 +241,7 @@ impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={} stale_qc_schedule={:?} damage={}%",
+            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} honest_restart={:?} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={} stale_qc_schedule={:?} damage={}%",
             self.mode,
             self.n,
             self.delta_ms,
@@ -227,6 +250,7 @@ impl fmt::Display for Faults {
             self.dup_pct,
             self.partitions,
             self.crashes,
+            self.honest_restart,
             self.crash_mid_batch_pct,
             self.byzantine,
             self.slow_honest_links,

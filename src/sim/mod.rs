@@ -83,6 +83,7 @@ pub fn build(seed: u64, options: &SimOptions) -> World {
         faults.draw_schedule(seed);
     }
     faults.draw_damage(seed);
+    faults.draw_honest_restart(seed, options.safety_ms);
     let mut world = World::new(seed, faults.clone(), options.planted, options.trace);
     let span = options.safety_ms.max(1);
     for _ in 0..faults.partitions {
@@ -99,6 +100,10 @@ pub fn build(seed: u64, options: &SimOptions) -> World {
         let start = T0_MS + rng.below(span);
         world.at(start, Event::Crash(id));
         world.at(start + 1 + rng.below(span / 2 + 1), Event::Restart(id));
+    }
+    if let Some((id, down, up)) = faults.honest_restart {
+        world.at(down, Event::Crash(id));
+        world.at(up, Event::Restart(id));
     }
     world.at(T0_MS + span, Event::Liveness);
     world

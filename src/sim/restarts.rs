@@ -18,6 +18,9 @@ impl World {
                 }
                 Ok(_) => {}
             }
+            if let Some(coalition) = self.coalition.as_mut() {
+                coalition.on_restart(id, self.now);
+            }
         }
     }
 

@@ -152,6 +152,11 @@ fn message_out(m: &qop::Message) -> pb::PeerMessage {
         qop::Message::Block(b) => Kind::Block(block_out(b)),
         qop::Message::FetchState(h) => Kind::FetchState(*h),
         qop::Message::Relay(request) => Kind::Relay(request.clone()),
+        qop::Message::Recover(view) => Kind::Recover(*view),
+        qop::Message::Recovered(r) => Kind::Recovered(pb::Recovered {
+            blame_cert: r.blame_cert.as_ref().map(bc_out),
+            proposals: r.proposals.iter().map(proposal_out).collect(),
+        }),
         qop::Message::State(t) => Kind::State(pb::StateTransfer {
             cert: Some(state_cert_out(&t.cert)),
             block: Some(block_out(&t.block)),
@@ -288,6 +293,11 @@ fn message_in(m: pb::PeerMessage) -> Result<qop::Message> {
         Kind::Block(b) => qop::Message::Block(Box::new(block_in(b)?)),
         Kind::FetchState(h) => qop::Message::FetchState(h),
         Kind::Relay(request) => qop::Message::Relay(request),
+        Kind::Recover(view) => qop::Message::Recover(view),
+        Kind::Recovered(r) => qop::Message::Recovered(Box::new(qop::Recovered {
+            blame_cert: r.blame_cert.map(bc_in).transpose()?,
+            proposals: r.proposals.into_iter().map(proposal_in).collect::<Result<_>>()?,
+        })),
         Kind::State(t) => qop::Message::State(Box::new(qop::StateTransfer {
             cert: state_cert_in(need("state cert", t.cert)?)?,
             block: block_in(need("state block", t.block)?)?,

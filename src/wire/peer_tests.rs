@@ -15,6 +15,7 @@ fn block(height: u64) -> qop::Block {
 /// One message of every kind, with every optional part present somewhere.
 fn every_kind() -> Vec<qop::Message> {
     let bc = qop::BlameCert { view: 4, blames: vec![(1, vec![3; 16])] };
+    let recovered = |blame_cert: Option<qop::BlameCert>, proposals| qop::Message::Recovered(Box::new(qop::Recovered { blame_cert, proposals }));
     let status = qop::Status { view: 5, high_qc: QuorumCert::genesis(), voter: 1, signature: vec![4], blame_cert: bc.clone() };
     let j = qop::Justification { blame_cert: bc.clone(), statuses: vec![status.clone()] };
     let p = qop::Proposal { block: block(3), signature: vec![5; 16], justification: Some(j) };
@@ -31,7 +32,7 @@ fn every_kind() -> Vec<qop::Message> {
             entered_by: Some(bc.clone()),
         }),
         qop::Message::Blame(qop::Blame { view: 0, voter: 2, reason: qop::BlameReason::Timeout, signature: vec![], entered_by: None }),
-        qop::Message::BlameCert(bc),
+        qop::Message::BlameCert(bc.clone()),
         qop::Message::Status(status),
         qop::Message::Checkpoint(qop::Checkpoint { height: 3, hash: [2; 32], state: None, voter: 0, signature: vec![2] }),
         qop::Message::Checkpoint(qop::Checkpoint { height: 3, hash: [2; 32], state: Some([3; 32]), voter: 0, signature: vec![2] }),
@@ -40,6 +41,9 @@ fn every_kind() -> Vec<qop::Message> {
         qop::Message::FetchState(17),
         qop::Message::State(Box::new(qop::StateTransfer { cert, block: block(3), image: vec![1, 2, 3] })),
         qop::Message::Relay(vec![9, 8, 7]),
+        qop::Message::Recover(7),
+        recovered(None, vec![]),
+        recovered(Some(bc.clone()), vec![p.clone(), p0.clone()]),
     ]
 }
 

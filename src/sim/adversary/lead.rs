@@ -264,6 +264,25 @@ impl Coalition {
         self.show(&block, justification, &[victim], 1, out);
     }
 
+    /// "Shown after a restart" (see the top): within 30Δ of its restart, an honest replica
+    /// is shown a first block of its own in a view the coalition leads and has shown a chain
+    /// in, over that chain's parent, with the same justification and the members' votes.
+    /// Without S13 it votes (it forgot the first block it saw), and the votes make a QC.
+    pub(super) fn show_restarted(&mut self, view: View, now: u64, rng: &mut Rng, out: &mut Vec<Crafted>) {
+        self.restarted.retain(|(_, at)| now < at + 30 * self.delta_ms);
+        let Some(chain) = self.chains.get(&view).and_then(|c| c.first()) else { return };
+        let (parent, justification) = (chain.first.parent_qc.clone(), chain.justification.clone());
+        for (id, _) in self.restarted.clone() {
+            if !self.shown_restarted.insert((view, id)) {
+                continue;
+            }
+            let block = self.block(view, parent.clone(), now, rng);
+            let chain = Chain { group: vec![id], justification: justification.clone(), first: block.clone(), first_shown_ms: now + 1, tip: block.clone(), length: 1 };
+            self.chains.entry(view).or_default().push(chain);
+            self.show(&block, justification.clone(), &[id], 1, out);
+        }
+    }
+
     /// CHECKPOINTs and a state transfer signed by the members only, for a block and an
     /// image the coalition made up (q − 1 signatures: never enough).
     pub(super) fn fake_certificates(&mut self, committed: Height, victim: ReplicaId, now: u64, rng: &mut Rng, out: &mut Vec<Crafted>) {

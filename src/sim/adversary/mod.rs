@@ -32,7 +32,11 @@
 //!   properly, put into the blocks it proposes;
 //! - **forged QCs**: STATUSes its members sign, reporting a QC that names honest voters
 //!   whose signatures the coalition made with its own keys (`forge.rs`);
-//! - **lying replies** to clients, the same made-up result from every member.
+//! - **lying replies** to clients, the same made-up result from every member;
+//! - **shown after a restart**: an honest replica that restarted (the coalition sees its
+//!   connections drop and come back) is shown, in a view the coalition leads, a first
+//!   block of its own, conflicting with the chain its peers were shown, with the
+//!   members' votes; the chain grows on the QCs its vote makes (finding 6, S13).
 //! The honest links take exactly Δ when the seed says so (`slow_honest_links`).
 
 mod forge;
@@ -114,6 +118,9 @@ pub struct Coalition {
     /// Honest proposals' blocks, and the views a forged QC was reported for (forged QCs).
     seen_blocks: BTreeMap<Hash, Block>,
     forged: BTreeSet<View>,
+    /// Honest replicas that restarted, and when; those shown a chain of their own, by view.
+    restarted: Vec<(ReplicaId, u64)>,
+    shown_restarted: BTreeSet<(View, ReplicaId)>,
 }
 
 impl Coalition {
@@ -145,6 +152,8 @@ impl Coalition {
             fake_height: 0,
             seen_blocks: BTreeMap::new(),
             forged: BTreeSet::new(),
+            restarted: Vec::new(),
+            shown_restarted: BTreeSet::new(),
         }
     }
 
@@ -306,6 +315,13 @@ impl Coalition {
         }
     }
 
+    /// An honest replica restarted at `now` (its connections came back).
+    pub fn on_restart(&mut self, id: ReplicaId, now: u64) {
+        if !self.member(id) {
+            self.restarted.push((id, now));
+        }
+    }
+
     // ------------------------------------------------------------------ on its own
 
     /// Every tick of the coalition's first member: start views it leads, blame early,
@@ -330,6 +346,9 @@ impl Coalition {
                 self.view_seen.insert(view, now); // early blames count from here
                 self.lead(view, now, rng, &mut out);
             }
+        }
+        if self.crafts(view) && self.led.contains(&view) {
+            self.show_restarted(view, now, rng, &mut out);
         }
         let started = if self.crafts(view) && !self.silent(view) { self.led.contains(&view) } else { true };
         if let Some(after) = self.plan.early_blame_ms

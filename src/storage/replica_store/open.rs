@@ -337,6 +337,7 @@ impl ReplicaStore {
         let stable_height = stable.as_ref().map_or(0, |s| s.height);
         let served = images.iter().filter(|i| i.height >= stable_height).map(|i| (i.height, i.block.hash, i.state));
         let restored = Restored {
+            restarted: names.iter().any(|n| n.starts_with("consensus") || n.starts_with("chain-") || n.starts_with("snap-")),
             persistent,
             committed: linked.into_iter().chain(newest.map(|i| i.block.clone())).chain(replay.iter().cloned()).collect(),
             blocks: blocks.into_values().collect(),

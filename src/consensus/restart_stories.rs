@@ -1,0 +1,120 @@
+//! S13, recovery, driven through three honest cores (2, 3, 4) and a Byzantine pair (0 and
+//! 1, leaders of views 0 and 1): the second review's finding 6, two liars plus one honest
+//! restart. Replica 3 receives the first block B of view 1 and crashes before it votes (or
+//! is down while B is sent); 2 and 4 commit B and its children with the pair's votes. When
+//! 3 is back, the leader shows it alone another first block X of view 1. Without recovery,
+//! 3 knows nothing of B, votes for X, the pair's votes certify X and its child, and 3
+//! commits X at height 1 where 2 and 4 hold B (2 and 4 no longer track height 1). With
+//! recovery, 3 first asks 2 and 4 what they know of view 1 and learns B's chain before X.
+
+use super::stories::*;
+use super::tests::block;
+use super::*;
+
+/// Returns the net at the end, B's and X's hashes. `down_for_b`: replica 3 is down while B
+/// is sent (it never stores B) rather than crashing after it.
+fn restart_story(planted: Planted, down_for_b: bool) -> (Net, Hash, Hash) {
+    let mut net = Net::new(planted);
+    let request = b"a request the silent leader never orders".to_vec();
+    net.request(&request);
+    net.offset = 6 * DELTA; // the relay's T/2 (S10), as in the other stories
+    // View 0's leader 0 is silent; the pair's blames take 2 and 4 to view 1 first.
+    for to in [2, 4] {
+        net.inject(1_150, 0, to, blame(0, 0, None));
+        net.inject(1_150, 1, to, blame(1, 0, None));
+    }
+    // Until 2 and 4 sent their STATUS for view 1 (3 left view 0 a Δ later: it sends its
+    // own a Δ later too).
+    while net.status_from(2, 1).is_none() || net.status_from(4, 1).is_none() {
+        assert!(net.story_now() < 3_000, "2 and 4 report to leader 1");
+        let next = net.story_now() + 5;
+        net.run_until(next);
+    }
+    let t0 = net.story_now();
+    if down_for_b {
+        net.crash(3);
+    }
+    // View 1: B over genesis, to all three (3 has not sent its STATUS yet: it stores B and
+    // does not vote). Then 3 crashes before B's forwarded copies reach it.
+    let s2 = net.status_from(2, 1).expect("2's status");
+    let s4 = net.status_from(4, 1).expect("4's status");
+    let bc0 = s2.blame_cert.clone();
+    let j = Justification { blame_cert: bc0.clone(), statuses: vec![coalition_status(0, 1, QuorumCert::genesis(), bc0), s2, s4] };
+    let b = block(1, QuorumCert::genesis(), t0 + 10, vec![request.clone()]);
+    for to in HONEST {
+        net.inject(t0 + 10, 1, to, propose(&b, Some(j.clone())));
+    }
+    net.run_until(t0 + 15);
+    if !down_for_b {
+        assert!(net.core(3).view() == 1 && !net.core(3).is_entered(), "3 holds B without having voted");
+        net.crash(3);
+    }
+    // B's chain with the pair's votes: 2 and 4 commit B, B1, B2 and B3.
+    let mut parent = b.clone();
+    for k in 0..5u64 {
+        let t = t0 + 11 + 10 * k;
+        for to in [2, 4] {
+            if k > 0 {
+                net.inject(t - 1, 1, to, propose(&parent, Some(j.clone())));
+            }
+            net.inject(t, 0, to, vote(0, &parent));
+            net.inject(t, 1, to, vote(1, &parent));
+        }
+        if k < 4 {
+            parent = block(1, qc(&parent, &[0, 1, 2]), t + 9, vec![]);
+        }
+    }
+    net.run_until(t0 + 600);
+    assert!(net.committed_at(1).get(&2) == Some(&b.hash) && net.core(2).committed_height() >= 4, "2 committed B's chain");
+    // Replica 3 restarts; 300 ms later the leader shows it alone X, another first block of
+    // view 1, and the pair certifies X and its child X1.
+    net.restart(3);
+    let t1 = t0 + 900;
+    net.run_until(t1 - 1);
+    let recovered = !net.core(3).is_recovering() && net.core(3).is_entered();
+    assert!(recovered, "3 recovered and entered view 1 again before X");
+    let x = block(1, QuorumCert::genesis(), t1, vec![b"another request".to_vec()]);
+    net.inject(t1, 1, 3, propose(&x, Some(j.clone())));
+    net.inject(t1 + 1, 0, 3, vote(0, &x));
+    net.inject(t1 + 1, 1, 3, vote(1, &x));
+    let x1 = block(1, qc(&x, &[0, 1, 3]), t1 + 10, vec![]);
+    net.inject(t1 + 10, 1, 3, propose(&x1, Some(j)));
+    net.inject(t1 + 11, 0, 3, vote(0, &x1));
+    net.inject(t1 + 11, 1, 3, vote(1, &x1));
+    net.run_until(t1 + 2_000);
+    (net, b.hash, x.hash)
+}
+
+fn voted_for(net: &Net, who: ReplicaId, hash: Hash) -> bool {
+    net.sent_to_coalition().iter().any(|(from, m)| *from == who && matches!(m, Message::Vote(v) if v.hash == hash))
+}
+
+fn blamed_view_1(net: &Net, who: ReplicaId) -> bool {
+    net.sent_to_coalition().iter().any(|(from, m)| *from == who && matches!(m, Message::Blame(bl) if bl.view == 1))
+}
+
+fn recovery_holds(down_for_b: bool) {
+    let (net, b, x) = restart_story(Planted::default(), down_for_b);
+    assert!(!voted_for(&net, 3, x), "replica 3 voted for X after its restart");
+    // It refused X because it knew B's chain: X conflicts with it, and 3 blames the view.
+    assert!(blamed_view_1(&net, 3), "replica 3 blamed the leader of view 1 for X");
+    assert!(net.agreement_holds(), "commits at height 1: {:?}", net.committed_at(1));
+    assert_eq!(net.committed_at(1).get(&2), Some(&b));
+    // The control: without recovery, the pair forks the log through replica 3.
+    let (net, b, x) = restart_story(Planted { no_recovery: true, ..Planted::default() }, down_for_b);
+    assert!(voted_for(&net, 3, x));
+    assert!(!blamed_view_1(&net, 3));
+    let at1 = net.committed_at(1);
+    assert_eq!((at1.get(&2), at1.get(&3)), (Some(&b), Some(&x)), "the control must fork: {at1:?}");
+    assert!(!net.agreement_holds());
+}
+
+#[test]
+fn s13_a_replica_that_crashed_holding_an_unvoted_block_learns_its_view_before_it_votes_again() {
+    recovery_holds(false);
+}
+
+#[test]
+fn s13_a_replica_that_was_down_while_the_first_block_was_sent_learns_it_before_it_votes() {
+    recovery_holds(true);
+}
