@@ -198,7 +198,12 @@ impl Core {
     /// chain below it. The driver installs it (`InstallState`) before anything else.
     pub(super) fn on_state(&mut self, now: u64, t: StateTransfer) {
         let unchecked = self.cfg.planted.unchecked_state;
-        if t.cert.height <= self.committed_height || (!unchecked && self.checker().state_transfer(&t).is_err()) {
+        let checked = if self.cfg.planted.unchecked_image {
+            self.checker().state_transfer_but_image(&t)
+        } else {
+            self.checker().state_transfer(&t)
+        };
+        if t.cert.height <= self.committed_height || (!unchecked && checked.is_err()) {
             return;
         }
         let (height, hash, state) = (t.cert.height, t.cert.hash, t.cert.state);

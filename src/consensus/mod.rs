@@ -116,6 +116,15 @@ pub struct Planted {
     /// A restarted replica votes at once, without S13's recovery: it may vote for a block
     /// that conflicts with one it received before the crash (the second review's finding 6).
     pub no_recovery: bool,
+    /// S5a: a conflict found by walking down the view's chain (the two blocks at different
+    /// heights) is not taken as equivocation; only one at the tip's own height is (the
+    /// second review's seeded-search plant 1).
+    pub deep_conflict_unseen: bool,
+    /// S4b: a replica commits while it holds a view block it cannot link yet (plant 2).
+    pub commit_with_unlinked: bool,
+    /// S11: a state transfer's image is installed without checking that it hashes to the
+    /// certified state (the certificate and block are still checked; plant 4).
+    pub unchecked_image: bool,
 }
 
 #[derive(Clone, Debug)]

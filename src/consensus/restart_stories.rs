@@ -11,9 +11,10 @@ use super::stories::*;
 use super::tests::block;
 use super::*;
 
-/// Returns the net at the end, B's and X's hashes. `down_for_b`: replica 3 is down while B
-/// is sent (it never stores B) rather than crashing after it.
-fn restart_story(planted: Planted, down_for_b: bool) -> (Net, Hash, Hash) {
+/// The opening of the view-1 stories: view 0's leader 0 is silent, the pair's blames take
+/// 2 and 4 to view 1, and both report to leader 1. Returns the net, the story time then,
+/// the justification leader 1 uses and the request nobody ordered.
+fn into_view_1(planted: Planted) -> (Net, u64, Justification, Vec<u8>) {
     let mut net = Net::new(planted);
     let request = b"a request the silent leader never orders".to_vec();
     net.request(&request);
@@ -31,15 +32,22 @@ fn restart_story(planted: Planted, down_for_b: bool) -> (Net, Hash, Hash) {
         net.run_until(next);
     }
     let t0 = net.story_now();
+    let s2 = net.status_from(2, 1).expect("2's status");
+    let s4 = net.status_from(4, 1).expect("4's status");
+    let bc0 = s2.blame_cert.clone();
+    let j = Justification { blame_cert: bc0.clone(), statuses: vec![coalition_status(0, 1, QuorumCert::genesis(), bc0), s2, s4] };
+    (net, t0, j, request)
+}
+
+/// Returns the net at the end, B's and X's hashes. `down_for_b`: replica 3 is down while B
+/// is sent (it never stores B) rather than crashing after it.
+fn restart_story(planted: Planted, down_for_b: bool) -> (Net, Hash, Hash) {
+    let (mut net, t0, j, request) = into_view_1(planted);
     if down_for_b {
         net.crash(3);
     }
     // View 1: B over genesis, to all three (3 has not sent its STATUS yet: it stores B and
     // does not vote). Then 3 crashes before B's forwarded copies reach it.
-    let s2 = net.status_from(2, 1).expect("2's status");
-    let s4 = net.status_from(4, 1).expect("4's status");
-    let bc0 = s2.blame_cert.clone();
-    let j = Justification { blame_cert: bc0.clone(), statuses: vec![coalition_status(0, 1, QuorumCert::genesis(), bc0), s2, s4] };
     let b = block(1, QuorumCert::genesis(), t0 + 10, vec![request.clone()]);
     for to in HONEST {
         net.inject(t0 + 10, 1, to, propose(&b, Some(j.clone())));
@@ -117,4 +125,111 @@ fn s13_a_replica_that_crashed_holding_an_unvoted_block_learns_its_view_before_it
 #[test]
 fn s13_a_replica_that_was_down_while_the_first_block_was_sent_learns_it_before_it_votes() {
     recovery_holds(true);
+}
+
+/// Finding 6, the forgotten equivocation: leader 1 shows 3 two first blocks of view 1 (B to
+/// all three, B′ to 3 alone); 3 forwards B′, so 2 and 4 see the equivocation too, and
+/// nobody commits in view 1. 3 crashes and restarts; then the leader shows it alone a third
+/// first block X, with the pair's votes. Returns the net at the end and X's hash.
+fn forgotten_equivocation_story(planted: Planted) -> (Net, Hash) {
+    let (mut net, t0, j, request) = into_view_1(planted);
+    let b = block(1, QuorumCert::genesis(), t0 + 10, vec![request]);
+    let b2 = block(1, QuorumCert::genesis(), t0 + 10, vec![b"a second first block".to_vec()]);
+    for to in HONEST {
+        net.inject(t0 + 10, 1, to, propose(&b, Some(j.clone())));
+    }
+    net.inject(t0 + 12, 1, 3, propose(&b2, Some(j.clone())));
+    net.run_until(t0 + 15);
+    net.crash(3); // after it forwarded B′ (its copies are on their way to 2 and 4)
+    net.run_until(t0 + 600);
+    net.restart(3);
+    let t1 = t0 + 900;
+    net.run_until(t1 - 1);
+    let x = block(1, QuorumCert::genesis(), t1, vec![b"a third first block".to_vec()]);
+    net.inject(t1, 1, 3, propose(&x, Some(j)));
+    net.inject(t1 + 1, 0, 3, vote(0, &x));
+    net.inject(t1 + 1, 1, 3, vote(1, &x));
+    net.run_until(t1 + 1_000);
+    (net, x.hash)
+}
+
+#[test]
+fn s13_an_equivocation_seen_before_a_restart_is_learned_again_before_the_replica_votes() {
+    let (net, x) = forgotten_equivocation_story(Planted::default());
+    assert!(!net.core(3).is_recovering(), "3 recovered");
+    assert!(!voted_for(&net, 3, x), "replica 3 voted in view 1 after its leader equivocated");
+    // The control: without recovery, 3 has forgotten the equivocation and votes for X.
+    let (net, x) = forgotten_equivocation_story(Planted { no_recovery: true, ..Planted::default() });
+    assert!(voted_for(&net, 3, x), "the control must vote for the third first block");
+}
+
+/// Finding 6, the stale lock: the pair leads views 0 and 1. In view 0, leader 0 sends B's
+/// chain to 2 and 4 only, and with the pair's votes they commit B; 3 is down meanwhile, so
+/// its `high_qc` stays genesis. 3 comes back; a request nobody orders ends view 0; in view
+/// 1, leader 1 builds a justification from the pair's statuses (genesis, a lie) and 3's
+/// real one, and shows 3 alone a first block X over genesis, with the pair's votes, then
+/// X's child. Returns the net at the end, 3's STATUS for view 1, B's and X's hashes.
+fn stale_lock_story(planted: Planted) -> (Net, Status, Hash, Hash) {
+    let mut net = Net::new(planted);
+    net.run_until(5);
+    net.crash(3);
+    let b = block(0, QuorumCert::genesis(), 10, vec![b"ordered in view 0".to_vec()]);
+    let mut parent = b.clone();
+    for k in 0..5u64 {
+        let t = 10 + 10 * k;
+        for to in [2, 4] {
+            net.inject(t, 0, to, propose(&parent, None));
+            net.inject(t + 1, 0, to, vote(0, &parent));
+            net.inject(t + 1, 1, to, vote(1, &parent));
+        }
+        if k < 4 {
+            parent = block(0, qc(&parent, &[0, 1, 2]), t + 10, vec![]);
+        }
+    }
+    net.run_until(600);
+    assert_eq!(net.committed_at(1).get(&2), Some(&b.hash), "2 committed B");
+    net.restart(3);
+    net.run_until(700);
+    net.request(b"a request leader 0 never orders");
+    // The three honest timers end view 0 (the pair blames too); wait for 3's STATUS.
+    for from in [0, 1] {
+        for to in HONEST {
+            net.inject(700, from, to, blame(from, 0, None));
+        }
+    }
+    while net.status_from(3, 1).is_none() {
+        assert!(net.story_now() < 20_000, "3 reports to leader 1");
+        let next = net.story_now() + 5;
+        net.run_until(next);
+    }
+    let s3 = net.status_from(3, 1).expect("3's status");
+    let t1 = net.story_now() + 10;
+    let bc0 = s3.blame_cert.clone();
+    let lie = |who| coalition_status(who, 1, QuorumCert::genesis(), bc0.clone());
+    let j = Justification { blame_cert: bc0.clone(), statuses: vec![lie(0), lie(1), s3.clone()] };
+    let x = block(1, QuorumCert::genesis(), t1, vec![b"another request".to_vec()]);
+    net.inject(t1, 1, 3, propose(&x, Some(j.clone())));
+    net.inject(t1 + 1, 0, 3, vote(0, &x));
+    net.inject(t1 + 1, 1, 3, vote(1, &x));
+    let x1 = block(1, qc(&x, &[0, 1, 3]), t1 + 10, vec![]);
+    net.inject(t1 + 10, 1, 3, propose(&x1, Some(j)));
+    net.inject(t1 + 11, 0, 3, vote(0, &x1));
+    net.inject(t1 + 11, 1, 3, vote(1, &x1));
+    net.run_until(t1 + 1_000);
+    (net, s3, b.hash, x.hash)
+}
+
+#[test]
+fn s13_a_replica_down_while_a_view_committed_reports_that_views_chain_in_its_next_status() {
+    let (net, s3, b, x) = stale_lock_story(Planted::default());
+    assert!(s3.high_qc.height >= 1, "3 reported {:?}, not B's chain", (s3.high_qc.view, s3.high_qc.height));
+    assert!(!voted_for(&net, 3, x), "replica 3 voted for a first block that skips B");
+    assert!(net.agreement_holds(), "commits at height 1: {:?}", net.committed_at(1));
+    assert_eq!(net.committed_at(1).get(&2), Some(&b));
+    // The control: without recovery, 3 reports genesis, votes for X and commits it.
+    let (net, s3, b, x) = stale_lock_story(Planted { no_recovery: true, ..Planted::default() });
+    assert_eq!(s3.high_qc.height, 0);
+    assert!(voted_for(&net, 3, x));
+    let at1 = net.committed_at(1);
+    assert_eq!((at1.get(&2), at1.get(&3)), (Some(&b), Some(&x)), "the control must fork: {at1:?}");
 }

@@ -70,7 +70,13 @@ fn s5a_which_pairs_of_blocks_prove_an_equivocation() {
 /// Replica 2 voted for b1 (t = 1000) and b2 (1010) and formed QC(b2) from votes (1020):
 /// b1 meets S4a and waits for its 2Δ.
 fn waiting_to_commit_b1() -> (Core, Proposal, Proposal) {
-    let mut r = core(2, None);
+    waiting_to_commit_b1_with(Planted::default())
+}
+
+fn waiting_to_commit_b1_with(planted: Planted) -> (Core, Proposal, Proposal) {
+    let mut cfg = Config::new(5, DELTA);
+    cfg.planted = planted;
+    let mut r = Core::new(cfg, 2, Box::new(SimCrypto { me: 2 }), Restored::default());
     let b1 = proposal(0, QuorumCert::genesis(), 1, None);
     let b2 = proposal(0, qc_for(&b1.block, &[0, 1, 2]), 2, None);
     r.handle(1_000, Input::Message(0, Message::Propose(b1.clone())));
@@ -83,32 +89,52 @@ fn waiting_to_commit_b1() -> (Core, Proposal, Proposal) {
     (r, b1, b2)
 }
 
-#[test]
-fn s5a_a_view_block_of_unknown_link_holds_the_commit_until_it_is_linked() {
-    let (mut r, _, b2) = waiting_to_commit_b1();
+/// b4 arrives, forwarded by replica 3, before b3: its link to the chain is unknown when
+/// b1's 2Δ ends. Returns the kinds of the actions then, and once b3 arrives.
+fn unknown_link_story(planted: Planted) -> (Vec<String>, Vec<String>) {
+    let (mut r, _, b2) = waiting_to_commit_b1_with(planted);
     let b3 = proposal(0, qc_for(&b2.block, &[0, 1, 2]), 3, None);
     let b4 = proposal(0, qc_for(&b3.block, &[0, 1, 2]), 4, None);
-    // b4 arrives, forwarded by replica 3, before b3: its link to the chain is unknown.
     let k = kinds(&r.handle(1_100, Input::Message(3, Message::Propose(b4.clone()))));
     assert!(k.iter().any(|a| a.contains("fetch")), "the missing link is fetched: {k:?}");
-    let k = kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick));
-    assert!(!k.contains(&"commit 1".to_string()), "no commit while a view block is unlinked: {k:?}");
+    let at_wait_end = kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick));
+    let linked = kinds(&r.handle(1_250, Input::Message(1, Message::Block(Box::new(b3.block.clone())))));
+    (at_wait_end, linked)
+}
+
+#[test]
+fn s5a_a_view_block_of_unknown_link_holds_the_commit_until_it_is_linked() {
+    let (at_wait_end, linked) = unknown_link_story(Planted::default());
+    assert!(!at_wait_end.contains(&"commit 1".to_string()), "no commit while a view block is unlinked: {at_wait_end:?}");
     // The link arrives: b4 extends the chain, the commit goes ahead.
-    let k = kinds(&r.handle(1_250, Input::Message(1, Message::Block(Box::new(b3.block.clone())))));
-    assert!(k.contains(&"commit 1".to_string()), "{k:?}");
+    assert!(linked.contains(&"commit 1".to_string()), "{linked:?}");
+    // The control (plant 2 of the second review's list): the commit does not wait.
+    let (at_wait_end, _) = unknown_link_story(Planted { commit_with_unlinked: true, ..Planted::default() });
+    assert!(at_wait_end.contains(&"commit 1".to_string()), "the control must commit at once: {at_wait_end:?}");
+}
+
+/// Another height-2 block (y), and a block z at height 3 over y, arrive while b1 waits: z
+/// conflicts with b2, found when y links it two heights down from the tip's own height.
+/// Returns the kinds of the actions when y arrives, and when b1's 2Δ ends.
+fn deep_conflict_story(planted: Planted) -> (Vec<String>, Vec<String>) {
+    let (mut r, b1, _) = waiting_to_commit_b1_with(planted);
+    let y = proposal(0, qc_for(&b1.block, &[0, 1, 3]), 9, None).block;
+    let z = proposal(0, qc_for(&y, &[0, 1, 3]), 10, None);
+    r.handle(1_100, Input::Message(3, Message::Propose(z)));
+    let linked = kinds(&r.handle(1_110, Input::Message(3, Message::Block(Box::new(y)))));
+    (linked, kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick)))
 }
 
 #[test]
 fn s5a_a_view_block_found_to_conflict_stops_voting_and_committing_in_the_view() {
-    let (mut r, b1, _) = waiting_to_commit_b1();
-    // Another height-2 block (y), and a block at height 3 over y: it conflicts with b2.
-    let y = proposal(0, qc_for(&b1.block, &[0, 1, 3]), 9, None).block;
-    let z = proposal(0, qc_for(&y, &[0, 1, 3]), 10, None);
-    r.handle(1_100, Input::Message(3, Message::Propose(z)));
-    let k = kinds(&r.handle(1_110, Input::Message(3, Message::Block(Box::new(y)))));
-    assert!(k.contains(&"broadcast blame".to_string()), "{k:?}");
-    let k = kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick));
-    assert!(!k.iter().any(|a| a.starts_with("commit")), "{k:?}");
+    let (linked, at_wait_end) = deep_conflict_story(Planted::default());
+    assert!(linked.contains(&"broadcast blame".to_string()), "{linked:?}");
+    assert!(!at_wait_end.iter().any(|a| a.starts_with("commit")), "{at_wait_end:?}");
+    // The control (plant 1 of the second review's list): a conflict at another height than
+    // the tip's goes unseen, and b1 commits.
+    let (linked, at_wait_end) = deep_conflict_story(Planted { deep_conflict_unseen: true, ..Planted::default() });
+    assert!(!linked.contains(&"broadcast blame".to_string()), "{linked:?}");
+    assert!(at_wait_end.iter().any(|a| a.starts_with("commit")), "the control must commit: {at_wait_end:?}");
 }
 
 #[test]

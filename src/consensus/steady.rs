@@ -307,7 +307,7 @@ impl Core {
     pub(super) fn try_commit(&mut self, now: u64) {
         let wait = if self.cfg.planted.no_delta_wait { 0 } else { 2 * self.cfg.delta_ms };
         let cross_view = self.cfg.planted.cross_view_chain || self.cfg.planted.keep_commit_timer;
-        let unlinked = !self.view_unlinked.is_empty();
+        let unlinked = !self.view_unlinked.is_empty() && !self.cfg.planted.commit_with_unlinked;
         let ready = self.candidates.iter().rev().find(|(_, hash)| {
             let Some(b) = self.blocks.get(hash) else { return false };
             (cross_view || (b.view == self.view && self.entered() && !unlinked))

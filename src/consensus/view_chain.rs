@@ -97,7 +97,10 @@ impl Core {
             }
             Link::Conflict => {
                 self.view_unlinked.remove(&hash);
-                self.conflict_in_view(now, hash);
+                let deep = self.known_height(&hash) != self.known_height(&reference);
+                if !(deep && self.cfg.planted.deep_conflict_unseen) {
+                    self.conflict_in_view(now, hash);
+                }
             }
             Link::Unknown(missing) => {
                 if !self.view_unlinked.contains(&hash) && self.view_unlinked.len() >= UNLINKED_MAX {

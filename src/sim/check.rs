@@ -148,6 +148,15 @@ impl Checker {
         if !self.honest[id as usize] {
             return;
         }
+        // A block is named by its hash: contents that do not hash to the name are another
+        // block under a stolen name (an honest replica must have checked, S9 and S11).
+        if block.compute_hash() != block.hash {
+            self.violations.push(format!(
+                "agreement: at height {} replica {id} committed contents that do not hash to {} (t={now})",
+                block.height,
+                short(&block.hash)
+            ));
+        }
         match self.agreed.get(&block.height) {
             None => {
                 self.agreed.insert(block.height, (block.clone(), id));

@@ -111,6 +111,15 @@ fn negative_control_a_restart_without_recovery_is_found_by_the_coalition() {
 }
 
 #[test]
+fn negative_control_a_state_image_not_checked_against_its_certificate_is_found_by_the_coalition() {
+    // Plant 4 of the second review's seeded-search list: the coalition ("wrong contents")
+    // sends replicas still below a checkpoint a genuine certificate (one honest state
+    // CHECKPOINT and its members') with another image. First caught at seed 4 (612 of
+    // 2,000 coalition seeds).
+    control(coalition(Planted { unchecked_image: true, ..Planted::default() }), 40);
+}
+
+#[test]
 fn negative_control_proposals_not_forwarded() {
     control(coalition(Planted { no_forward: true, ..Planted::default() }), 100);
 }

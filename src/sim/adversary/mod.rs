@@ -36,12 +36,16 @@
 //! - **shown after a restart**: an honest replica that restarted (the coalition sees its
 //!   connections drop and come back) is shown, in a view the coalition leads, a first
 //!   block of its own, conflicting with the chain its peers were shown, with the
-//!   members' votes; the chain grows on the QCs its vote makes (finding 6, S13).
+//!   members' votes; the chain grows on the QCs its vote makes (finding 6, S13);
+//! - **wrong contents** (`wrong.rs`): a FETCH for an honest block answered first with other
+//!   contents under its name; a genuine state certificate (an honest replica's state
+//!   CHECKPOINT and the members') sent with an image it does not certify.
 //! The honest links take exactly Δ when the seed says so (`slow_honest_links`).
 
 mod forge;
 mod lead;
 mod plan;
+mod wrong;
 
 pub use plan::Plan;
 
@@ -121,6 +125,9 @@ pub struct Coalition {
     /// Honest replicas that restarted, and when; those shown a chain of their own, by view.
     restarted: Vec<(ReplicaId, u64)>,
     shown_restarted: BTreeSet<(View, ReplicaId)>,
+    /// Honest signers of a state CHECKPOINT per height, and the heights sent a wrong image.
+    state_signers: BTreeMap<Height, BTreeSet<ReplicaId>>,
+    imaged: BTreeSet<Height>,
 }
 
 impl Coalition {
@@ -154,6 +161,8 @@ impl Coalition {
             forged: BTreeSet::new(),
             restarted: Vec::new(),
             shown_restarted: BTreeSet::new(),
+            state_signers: BTreeMap::new(),
+            imaged: BTreeSet::new(),
         }
     }
 
@@ -303,6 +312,8 @@ impl Coalition {
                 out.push(Crafted { from: to, to: from, message: Message::Block(Box::new(block)), delay_ms: 1 });
                 return (false, out);
             }
+            Message::Fetch(hash) => self.wrong_block(to, from, hash, &mut out),
+            Message::Checkpoint(c) => self.wrong_image(c, &mut out),
             _ => {}
         }
         (true, out)

@@ -44,6 +44,10 @@ pub struct Plan {
     pub leave_after_first: bool,
     /// Its members report forged QCs in their statuses to honest leaders (`forge.rs`).
     pub forged_qcs: bool,
+    /// FETCHes of honest blocks answered with other contents first (`wrong.rs`).
+    pub wrong_blocks: bool,
+    /// Genuine state certificates sent with a wrong image (`wrong.rs`).
+    pub wrong_images: bool,
 }
 
 impl Plan {
@@ -78,11 +82,16 @@ impl Plan {
             stale_qc: rng.chance(1, 3),
             leave_after_first: false,
             forged_qcs: false,
+            wrong_blocks: false,
+            wrong_images: false,
         };
         // A third of the plans, chosen by the step delay's residue rather than by a new draw:
         // every seed's other moves stay what they were when the controls' seed counts were
         // measured.
         plan.forged_qcs = plan.step_delay_ms % 3 == 0;
+        // Half of the plans each, chosen the same way.
+        plan.wrong_blocks = plan.shadow_delay_ms % 2 == 0;
+        plan.wrong_images = plan.step_delay_ms % 2 == 1;
         // A quarter of the plans follow a recipe: the moves of one attack, made coherent.
         match rng.below(8) {
             0 => plan.commit_first(delta_ms, rng),
