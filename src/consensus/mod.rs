@@ -116,6 +116,10 @@ pub struct Planted {
     /// A restarted replica votes at once, without S13's recovery: it may vote for a block
     /// that conflicts with one it received before the crash (the second review's finding 6).
     pub no_recovery: bool,
+    /// S13's answers teach no `high_qc` (the first version of S13, found by the 100,000-seed
+    /// coalition run): a replica that was down while a view committed and ended reports
+    /// a stale QC in its next STATUS.
+    pub recovery_without_high_qc: bool,
     /// S5a: a conflict found by walking down the view's chain (the two blocks at different
     /// heights) is not taken as equivocation; only one at the tip's own height is (the
     /// second review's seeded-search plant 1).

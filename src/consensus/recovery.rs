@@ -6,10 +6,13 @@
 //! restarted replica first asks every peer for what it knows of its view and waits for the
 //! answers, as Viewstamped Replication's recovering replicas do, before it votes or proposes.
 //!
-//! It asks (RECOVER) at its first input and again every 4Δ, and recovers once 2Δ have passed
-//! since the first ask and q − 1 peers answered. Each answer (RECOVERED) carries the
-//! certificate that took the peer into its view and the leader-signed proposals of that view
-//! the peer holds: its lowest and highest, and an equivocation pair. They go through the
+//! It asks (RECOVER) at its first input and again every 4Δ, and recovers once more than 2Δ
+//! have passed since the first ask and q − 1 peers answered. Each answer (RECOVERED) carries
+//! the peer's `high_qc`, the certificate that took the peer into its view and the
+//! leader-signed proposals of that view the peer holds: its lowest and highest, and an
+//! equivocation pair. The `high_qc` matters when the views the replica missed are over:
+//! their proposals are no longer anyone's current view, but every honest `high_qc` extends
+//! what they committed, and the replica's next STATUS must report as much. They go through the
 //! usual checks (S8, S2, S5a), so a Byzantine answer can only show a real certificate, or a
 //! real equivocation, and costs one answer per asker per 2Δ.
 
@@ -45,7 +48,8 @@ impl Core {
         let needed = self.cfg.quorum() - 1;
         let Some(r) = &mut self.recovery else { return };
         let Some((first, last)) = r.asked else { return };
-        if now >= first + 2 * delta && r.answered.len() >= needed {
+        // Strictly after 2Δ: an answer may take exactly 2Δ (ask Δ, answer Δ) and must be in.
+        if now > first + 2 * delta && r.answered.len() >= needed {
             self.recovery = None;
             return;
         }
@@ -69,7 +73,8 @@ impl Core {
         }
         proposals.dedup_by(|a, b| a.block.hash == b.block.hash);
         let blame_cert = self.entering.as_ref().map(|e| e.blame_cert.clone()).filter(|bc| bc.view + 1 == view);
-        self.out.push(Action::Send(from, Message::Recovered(Box::new(Recovered { blame_cert, proposals }))));
+        let high_qc = self.high_qc.clone();
+        self.out.push(Action::Send(from, Message::Recovered(Box::new(Recovered { blame_cert, proposals, high_qc }))));
     }
 
     /// An answer: learned through the usual checks; it counts towards recovering.
@@ -79,6 +84,9 @@ impl Core {
         }
         if let Some(bc) = answer.blame_cert {
             self.on_blame_cert(now, bc);
+        }
+        if !self.cfg.planted.recovery_without_high_qc {
+            self.on_qc(now, answer.high_qc);
         }
         // At most the four an honest peer sends.
         for p in answer.proposals.into_iter().take(4) {

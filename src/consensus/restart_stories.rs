@@ -168,8 +168,11 @@ fn s13_an_equivocation_seen_before_a_restart_is_learned_again_before_the_replica
 /// its `high_qc` stays genesis. 3 comes back; a request nobody orders ends view 0; in view
 /// 1, leader 1 builds a justification from the pair's statuses (genesis, a lie) and 3's
 /// real one, and shows 3 alone a first block X over genesis, with the pair's votes, then
-/// X's child. Returns the net at the end, 3's STATUS for view 1, B's and X's hashes.
-fn stale_lock_story(planted: Planted) -> (Net, Status, Hash, Hash) {
+/// X's child. `back_after_view_0`: 3 comes back only once 2 and 4 have left view 0 (their
+/// answers then hold no view-0 block, only their `high_qc`; the 100,000-seed coalition run
+/// found this case, seed 3831). Returns the net at the end, 3's STATUS for view 1, B's and
+/// X's hashes.
+fn stale_lock_story(planted: Planted, back_after_view_0: bool) -> (Net, Status, Hash, Hash) {
     let mut net = Net::new(planted);
     net.run_until(5);
     net.crash(3);
@@ -188,14 +191,29 @@ fn stale_lock_story(planted: Planted) -> (Net, Status, Hash, Hash) {
     }
     net.run_until(600);
     assert_eq!(net.committed_at(1).get(&2), Some(&b.hash), "2 committed B");
-    net.restart(3);
-    net.run_until(700);
-    net.request(b"a request leader 0 never orders");
-    // The three honest timers end view 0 (the pair blames too); wait for 3's STATUS.
-    for from in [0, 1] {
-        for to in HONEST {
-            net.inject(700, from, to, blame(from, 0, None));
+    let request = b"a request leader 0 never orders";
+    // The honest timers end view 0 (the pair blames too); then wait for 3's STATUS.
+    let blames = |net: &mut Net, at: u64| {
+        for from in [0, 1] {
+            for to in HONEST {
+                net.inject(at, from, to, blame(from, 0, None));
+            }
         }
+    };
+    if back_after_view_0 {
+        net.request_to(&[2, 4], request);
+        blames(&mut net, 700);
+        while net.status_from(2, 1).is_none() || net.status_from(4, 1).is_none() {
+            assert!(net.story_now() < 20_000, "2 and 4 report to leader 1");
+            let next = net.story_now() + 5;
+            net.run_until(next);
+        }
+        net.restart(3);
+    } else {
+        net.restart(3);
+        net.run_until(700);
+        net.request(request);
+        blames(&mut net, 700);
     }
     while net.status_from(3, 1).is_none() {
         assert!(net.story_now() < 20_000, "3 reports to leader 1");
@@ -219,17 +237,33 @@ fn stale_lock_story(planted: Planted) -> (Net, Status, Hash, Hash) {
     (net, s3, b.hash, x.hash)
 }
 
-#[test]
-fn s13_a_replica_down_while_a_view_committed_reports_that_views_chain_in_its_next_status() {
-    let (net, s3, b, x) = stale_lock_story(Planted::default());
+fn stale_lock_holds(back_after_view_0: bool) {
+    let (net, s3, b, x) = stale_lock_story(Planted::default(), back_after_view_0);
     assert!(s3.high_qc.height >= 1, "3 reported {:?}, not B's chain", (s3.high_qc.view, s3.high_qc.height));
     assert!(!voted_for(&net, 3, x), "replica 3 voted for a first block that skips B");
     assert!(net.agreement_holds(), "commits at height 1: {:?}", net.committed_at(1));
     assert_eq!(net.committed_at(1).get(&2), Some(&b));
     // The control: without recovery, 3 reports genesis, votes for X and commits it.
-    let (net, s3, b, x) = stale_lock_story(Planted { no_recovery: true, ..Planted::default() });
+    let (net, s3, b, x) = stale_lock_story(Planted { no_recovery: true, ..Planted::default() }, back_after_view_0);
     assert_eq!(s3.high_qc.height, 0);
     assert!(voted_for(&net, 3, x));
+    let at1 = net.committed_at(1);
+    assert_eq!((at1.get(&2), at1.get(&3)), (Some(&b), Some(&x)), "the control must fork: {at1:?}");
+}
+
+#[test]
+fn s13_a_replica_down_while_a_view_committed_reports_that_views_chain_in_its_next_status() {
+    stale_lock_holds(false);
+}
+
+#[test]
+fn s13_a_replica_down_while_a_view_committed_and_ended_learns_its_peers_high_qc() {
+    stale_lock_holds(true);
+    // The control for what the 100,000-seed run found: answers without a `high_qc` leave
+    // 3 reporting genesis, and the pair forks the log through it.
+    let planted = Planted { recovery_without_high_qc: true, ..Planted::default() };
+    let (net, s3, b, x) = stale_lock_story(planted, true);
+    assert_eq!(s3.high_qc.height, 0, "the control must report genesis");
     let at1 = net.committed_at(1);
     assert_eq!((at1.get(&2), at1.get(&3)), (Some(&b), Some(&x)), "the control must fork: {at1:?}");
 }

@@ -139,9 +139,14 @@ impl Net {
     }
 
     pub(super) fn request(&mut self, bytes: &[u8]) {
-        for id in HONEST {
-            let actions = self.cores.get_mut(&id).expect("honest").handle(self.now, Input::Request(bytes.to_vec()));
-            self.perform(id, actions);
+        self.request_to(&HONEST, bytes);
+    }
+
+    /// A client request that reaches only these honest replicas (the others are down).
+    pub(super) fn request_to(&mut self, ids: &[ReplicaId], bytes: &[u8]) {
+        for id in ids {
+            let actions = self.cores.get_mut(id).expect("up").handle(self.now, Input::Request(bytes.to_vec()));
+            self.perform(*id, actions);
         }
     }
 

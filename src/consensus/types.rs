@@ -199,6 +199,9 @@ pub struct Recovered {
     /// Leader-signed proposals of the sender's view: its lowest and highest, and the pair
     /// that proves the view's leader equivocated, if the sender holds one.
     pub proposals: Vec<Proposal>,
+    /// The sender's `high_qc`: a replica that was down while a view committed and ended
+    /// learns a QC that extends what was committed, as its peers hold (S13).
+    pub high_qc: QuorumCert,
 }
 
 impl Message {

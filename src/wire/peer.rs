@@ -156,6 +156,7 @@ fn message_out(m: &qop::Message) -> pb::PeerMessage {
         qop::Message::Recovered(r) => Kind::Recovered(pb::Recovered {
             blame_cert: r.blame_cert.as_ref().map(bc_out),
             proposals: r.proposals.iter().map(proposal_out).collect(),
+            high_qc: Some(qc_out(&r.high_qc)),
         }),
         qop::Message::State(t) => Kind::State(pb::StateTransfer {
             cert: Some(state_cert_out(&t.cert)),
@@ -297,6 +298,7 @@ fn message_in(m: pb::PeerMessage) -> Result<qop::Message> {
         Kind::Recovered(r) => qop::Message::Recovered(Box::new(qop::Recovered {
             blame_cert: r.blame_cert.map(bc_in).transpose()?,
             proposals: r.proposals.into_iter().map(proposal_in).collect::<Result<_>>()?,
+            high_qc: qc_in(need("recovered high_qc", r.high_qc)?)?,
         })),
         Kind::State(t) => qop::Message::State(Box::new(qop::StateTransfer {
             cert: state_cert_in(need("state cert", t.cert)?)?,

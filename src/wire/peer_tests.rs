@@ -15,7 +15,10 @@ fn block(height: u64) -> qop::Block {
 /// One message of every kind, with every optional part present somewhere.
 fn every_kind() -> Vec<qop::Message> {
     let bc = qop::BlameCert { view: 4, blames: vec![(1, vec![3; 16])] };
-    let recovered = |blame_cert: Option<qop::BlameCert>, proposals| qop::Message::Recovered(Box::new(qop::Recovered { blame_cert, proposals }));
+    let recovered = |blame_cert: Option<qop::BlameCert>, proposals: Vec<qop::Proposal>| {
+        let high_qc = proposals.first().map_or(QuorumCert::genesis(), |p| p.block.parent_qc.clone());
+        qop::Message::Recovered(Box::new(qop::Recovered { blame_cert, proposals, high_qc }))
+    };
     let status = qop::Status { view: 5, high_qc: QuorumCert::genesis(), voter: 1, signature: vec![4], blame_cert: bc.clone() };
     let j = qop::Justification { blame_cert: bc.clone(), statuses: vec![status.clone()] };
     let p = qop::Proposal { block: block(3), signature: vec![5; 16], justification: Some(j) };
