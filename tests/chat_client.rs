@@ -144,6 +144,14 @@ fn text_mode_shows_local_time_uses_the_default_config_and_says_things_once() {
 }
 
 #[test]
+fn a_zero_timeout_is_refused_with_the_option_named() {
+    let dir = common::TempDir::new("zero-timeout");
+    let (code, out, err) = text_client(&dir.0, &["--user", "alice", "--timeout-ms", "0"], &[], "");
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert!(err.contains("--timeout-ms") && err.contains("0 is not in 1.."), "{err}");
+}
+
+#[test]
 fn a_weak_password_is_refused_at_create_on_a_terminal_and_only_warned_of_from_a_script() {
     let cluster = OneReplica::start("weak-password");
     let dir = common::TempDir::new("weak-password-tmux");
@@ -176,6 +184,15 @@ fn a_weak_password_is_refused_at_create_on_a_terminal_and_only_warned_of_from_a_
     tmux.type_text("violet harbour quietly juggles anvils");
     tmux.keys(&["Enter"]);
     tmux.wait("the account", |s| s.contains("created account alice"));
+    // `create` again while logged in: said at once, no password asked (a stranger's try: a
+    // differing confirmation then replaced the key the session signs with).
+    tmux.type_text("create");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait("the refusal", |s| s.contains("you are logged in as alice, so the account exists"));
+    assert_eq!(screen.matches("again, to confirm").count(), 1, "{screen}");
+    tmux.type_text("who");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the session still works", |s| s.contains("users online; page 1 of 1]"));
     tmux.type_text("quit");
     tmux.keys(&["Enter"]);
     tmux.wait("the exit", |s| s.contains("client exited with status 1"));

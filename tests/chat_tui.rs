@@ -64,6 +64,11 @@ fn the_full_screen_client_chats_switches_conversations_resizes_and_logs_out() {
     assert!(list_row(&screen, "carol").is_some_and(|r| !r.contains('(')), "read:\n{screen}");
     let history = carol.run("history alice");
     assert_eq!(history["messages"].as_array().map(|m| m.len()), Some(3), "{history}");
+    // A name that is nobody's leaves carol's conversation open (a stranger's try: it closed).
+    tmux.type_text("/open nobody2");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait("the refusal", |s| s.contains("/open: no account named \"nobody2\""));
+    assert!(screen.contains("alice: hi carol, got it") && screen.contains("to carol") && list_row(&screen, "nobody2").is_none(), "{screen}");
 
     // Down again: bob's conversation; a message from him arrives in it live.
     tmux.keys(&["Down"]);
@@ -94,6 +99,43 @@ fn the_full_screen_client_chats_switches_conversations_resizes_and_logs_out() {
     assert!(list_row(&screen, "carol").is_some_and(|r| !r.contains('(')), "{screen}");
     tmux.keys(&["C-c"]);
     tmux.wait("the logout", |s| s.contains("client exited with status 0"));
+}
+
+/// The offer to create the account takes another password after a weak one, and after a
+/// confirmation that differs (a stranger's try: the client exited after a weak one).
+#[test]
+fn the_create_offer_asks_again_after_a_weak_password_or_a_differing_confirmation() {
+    let cluster = OneReplica::start("tui-weak");
+    let dir = common::TempDir::new("tui-weak-socket");
+    let command = format!(
+        "env TZ=UTC {} chat --config {} --user dave --tui --timeout-ms 2000; echo client exited with status $?",
+        common::bin(),
+        cluster.client_config.display()
+    );
+    let tmux = Tmux::start(&dir.0, &command);
+    tmux.wait("the password prompt", |s| s.contains("password for dave:"));
+    tmux.type_text("sunshine");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the offer", |s| s.contains("no account named dave on this cluster: create it? [y/N]"));
+    tmux.type_text("y");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the refusal and another prompt", |s| s.contains("too easy to guess") && s.contains("another password for dave"));
+    let strong = "violet harbour quietly juggles anvils";
+    tmux.type_text(strong);
+    tmux.keys(&["Enter"]);
+    tmux.wait("the confirmation", |s| s.contains("again, to confirm"));
+    tmux.type_text("violet harbour quietly juggles anvilz");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the mismatch and the password asked again", |s| s.contains("the two passwords differ") && s.contains("Enter keeps the last one"));
+    tmux.type_text(strong);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait("the confirmation again", |s| s.matches("again, to confirm").count() == 2);
+    assert!(!screen.contains("client exited"), "{screen}");
+    tmux.type_text(strong);
+    tmux.keys(&["Enter"]);
+    tmux.wait("the full screen", |s| s.contains("conversations") && s.contains("dave@test-cluster"));
+    tmux.keys(&["C-c"]);
+    tmux.wait("the logout", |s| s.contains("logged out") && s.contains("client exited with status"));
 }
 
 #[test]

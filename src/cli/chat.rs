@@ -54,8 +54,8 @@ pub struct ChatArgs {
     /// agreement, committed height and view (needs a terminal).
     #[arg(long)]
     tui: bool,
-    /// Give up on a request after this long without a quorum.
-    #[arg(long, default_value_t = 10_000)]
+    /// Give up on a request after this long without a quorum (at least 1 ms).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: u64,
 }
 
@@ -117,6 +117,9 @@ struct Session {
     usual_prompt: (String, String),
     /// Why the password is too weak for a new account (`password::too_weak`), if it is.
     weak_password: Option<String>,
+    /// The last `create` was stopped here before anything was sent (a weak password, or a
+    /// confirmation that differed): the full-screen client's offer asks again.
+    create_unsent: bool,
     /// What the key derivation takes besides the user and the password.
     cluster_id: String,
     kdf: crypto::KdfParams,
@@ -302,17 +305,27 @@ impl Session {
 
     /// Sends one operation and shows its agreed outcome.
     async fn op(&mut self, command: &str, op: Op) -> Result<bool, ClientError> {
+        self.create_unsent = false;
+        if matches!(op, Op::CreateAccount { .. }) && self.logged_in {
+            // The session's account exists; asking for its password again could only change
+            // the key the session signs with.
+            let why = format!("you are logged in as {}, so the account exists (nothing was sent)", self.user);
+            self.print_error(command, "exists", &why);
+            return Ok(true);
+        }
         if let (Op::CreateAccount { .. }, Some(why)) = (&op, &self.weak_password) {
             if !self.password_from_env {
                 let next = if self.prompted() { "choose another" } else { "start again with another password" };
                 let why = format!("{why} (nothing was sent; {next})");
                 self.print_error(command, "weak_password", &why);
                 self.ask_stronger_password().await;
+                self.create_unsent = true;
                 return Ok(true);
             }
             eprintln!("quintet chat: warning: {why} (QUINTET_PASSWORD is used as given)");
         }
         if matches!(op, Op::CreateAccount { .. }) && !self.password_confirmed().await? {
+            self.create_unsent = true;
             return Ok(true);
         }
         if op.opens_session() && !self.logged_in {
@@ -391,6 +404,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         deliveries: None,
         refused: false,
         confirming: false,
+        create_unsent: false,
         usual_prompt: Default::default(),
         weak_password,
         cluster_id: config.cluster_id.clone(),

@@ -243,7 +243,8 @@ impl ClusterView {
                     "messages": (!s.counts_hidden).then_some(s.messages),
                     "peers_reachable": s.peers_reachable,
                     "peers_heard": s.peers_heard,
-                    "last_commit_age_ms": s.last_commit_age_ms,
+                    // None before this replica committed anything since it started.
+                    "last_commit_age_ms": (s.height > 0).then_some(s.last_commit_age_ms),
                     "uptime_ms": s.uptime_ms,
                 }),
                 Err(e) => json!({
@@ -307,6 +308,9 @@ mod tests {
         assert!(row("E").contains("down (connection refused)"), "{table}");
         assert!(table.ends_with("4 of 5 replicas up, 3 needed: leader C in view 2, height 52"), "{table}");
         assert_eq!(v.json()["replicas"][3]["differs"], true);
+        assert_eq!(v.json()["replicas"][0]["last_commit_age_ms"], 0, "a replica that committed");
+        let fresh = view(vec![("A", Ok(status("A", 0, 0, 0, 0)))]);
+        assert!(fresh.json()["replicas"][0]["last_commit_age_ms"].is_null(), "nothing committed: no age");
         assert_eq!(v.line("A"), "A: up, behind");
         // What `up` prints when the same cluster is looked at again: only what changed.
         let all_up = |views: [u64; 5]| view(["A", "B", "C", "D", "E"].iter().zip(views).map(|(id, v)| (*id, Ok(status(id, v, 52, 2, 7)))).collect());

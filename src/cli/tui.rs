@@ -37,6 +37,9 @@ impl Drop for Terminal {
     }
 }
 
+/// How many passwords the create offer takes before it gives up.
+const CREATE_TRIES: usize = 5;
+
 /// Logs in (or, when asked, creates the account) on the plain terminal. `Ok(false)`: refused,
 /// and the reason was printed.
 async fn log_in(s: &mut Session) -> Result<bool, ClientError> {
@@ -54,7 +57,15 @@ async fn log_in(s: &mut Session) -> Result<bool, ClientError> {
             s.refused = true;
             return Ok(false);
         }
-        return Ok(s.op("create", Op::CreateAccount { public_key: s.key.verifying_key().to_bytes() }).await? && s.logged_in);
+        // A weak password or a differing confirmation sends nothing and asks for another:
+        // the offer then tries again with it (a few times, then gives up).
+        for _ in 0..CREATE_TRIES {
+            s.op("create", Op::CreateAccount { public_key: s.key.verifying_key().to_bytes() }).await?;
+            if !s.create_unsent {
+                break;
+            }
+        }
+        return Ok(s.logged_in);
     }
     s.show("login", &agreed);
     s.follow(&agreed.outcome);
@@ -283,13 +294,16 @@ impl App<'_> {
                     self.screen.say(format!("/open: {}", crate::chat::ChatError::InvalidName(name.into())), true);
                 } else {
                     let known = self.screen.conversations.iter().any(|c| c.with == name);
+                    // What was shown, to come back to if the name is nobody's.
+                    let shown = (self.screen.selected, self.screen.messages.clone(), self.screen.older, self.screen.scroll);
                     let i = self.screen.conversation(name);
                     if self.select(i).await? {
                         self.refresh_who().await?;
                     } else if !known {
-                        // No such account (or refused): no conversation is left behind.
+                        // No such account (or refused): no conversation is left behind, and
+                        // the one that was open stays open (indices are as before the insert).
                         self.screen.conversations.remove(i);
-                        self.screen.selected = None;
+                        (self.screen.selected, self.screen.messages, self.screen.older, self.screen.scroll) = shown;
                         let why = self.screen.notice.trim_start_matches("history: ").to_string();
                         self.screen.say(format!("/open: {why}"), true);
                     }
