@@ -74,6 +74,23 @@ fn history_shows_both_directions_in_order_read_or_not() {
 }
 
 #[test]
+fn what_a_deleted_account_sent_stays_in_its_correspondents_history() {
+    let mut h = Harness::new();
+    let (sa, sb) = h.alice_and_bob();
+    h.outcome("alice", sa, 2, send("bob", "to bob"));
+    h.outcome("bob", sb, 2, send("alice", "from bob"));
+    h.outcome("bob", sb, 3, Op::DeleteAccount);
+    // Bob's message is alice's; hers to him went with his mailbox (a stranger's try: the
+    // whole conversation was refused as `unknown_user`).
+    let (messages, before) = history(&mut h, "alice", sa, 3, "bob", 0, 10);
+    assert_eq!(messages.iter().map(|m| m.2.as_str()).collect::<Vec<_>>(), ["from bob"]);
+    assert_eq!(before, None);
+    // A name that never wrote and has no account is still unknown.
+    let typo = h.outcome("alice", sa, 4, Op::History { with: "bbo".into(), before: 0, limit: 10 });
+    assert!(matches!(typo, Outcome::Failed(ChatError::UnknownUser(_))), "{typo:?}");
+}
+
+#[test]
 fn history_of_a_deleted_namesake_is_not_shown_and_large_mailboxes_are_walked_in_bounded_steps() {
     let mut h = Harness::new();
     let (sa, sb) = h.alice_and_bob();

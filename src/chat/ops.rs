@@ -146,7 +146,10 @@ impl ChatState {
 
     /// `history`: the messages between `user` and `with`, both directions. The sender keeps
     /// no copy, so they are `with`'s messages in `user`'s mailbox and `user`'s in `with`'s
-    /// (matched by account number: a deleted account's namesake is another person). Each
+    /// (matched by account number: a deleted account's namesake is another person). When no
+    /// account has the name any more, what it sent `user` is still shown (the recipient owns
+    /// it) and what `user` sent it went with its mailbox; a name that wrote nothing and has
+    /// no account is `unknown_user`. Each
     /// mailbox is walked from the newest id below `before`, at most `LIST_SCAN_MAX` entries
     /// a request, so the cost is bounded however large a mailbox is; `before` in the answer
     /// is where to go on from. Nothing is marked read.
@@ -155,12 +158,13 @@ impl ChatState {
             return Err(ChatError::InvalidLimit(limit));
         }
         let me = self.accounts.get(user).ok_or_else(|| ChatError::UnknownUser(user.to_owned()))?;
-        let other = self.accounts.get(with).ok_or_else(|| ChatError::UnknownUser(with.to_owned()))?;
+        let other = self.accounts.get(with);
         let below = if before == 0 { u64::MAX } else { before };
         // Matches newest first from one mailbox, and the lowest id its walk covered when it
         // stopped at the scan bound (below that id, nothing of it was looked at).
         // `gone`: what the caller deleted for itself, on that side (`chat/deletion.rs`).
-        let walk = |mailbox: &BTreeMap<u64, StoredMessage>, from: &str, from_account: u64, to: &str, gone: u8| {
+        // `from_account`: the sender's account number, `None` for a name no account has now.
+        let walk = |mailbox: &BTreeMap<u64, StoredMessage>, from: &str, from_account: Option<u64>, to: &str, gone: u8| {
             let mut found = Vec::new();
             let mut cutoff = 0;
             for (scanned, (id, m)) in mailbox.range(..below).rev().enumerate() {
@@ -168,15 +172,21 @@ impl ChatState {
                     cutoff = *id + 1;
                     break;
                 }
-                if m.from_account == from_account && m.from == from && m.hidden & gone == 0 {
+                if from_account.is_none_or(|n| m.from_account == n) && m.from == from && m.hidden & gone == 0 {
                     found.push(m.to_message(*id, to));
                 }
             }
             (found, cutoff)
         };
-        let (mut messages, mine_cut) = walk(&me.mailbox, with, other.number, user, HIDDEN_FOR_RECIPIENT);
+        let (mut messages, mine_cut) = walk(&me.mailbox, with, other.map(|o| o.number), user, HIDDEN_FOR_RECIPIENT);
+        if other.is_none() && messages.is_empty() && before == 0 {
+            return Err(ChatError::UnknownUser(with.to_owned()));
+        }
         // Notes to oneself are in one mailbox: walked once.
-        let (theirs, their_cut) = if user == with { (Vec::new(), 0) } else { walk(&other.mailbox, user, me.number, with, HIDDEN_FOR_SENDER) };
+        let (theirs, their_cut) = match other {
+            Some(other) if user != with => walk(&other.mailbox, user, Some(me.number), with, HIDDEN_FOR_SENDER),
+            _ => (Vec::new(), 0),
+        };
         messages.extend(theirs);
         // Only ids at or above both cut-offs were seen in both mailboxes.
         let cutoff = mine_cut.max(their_cut);

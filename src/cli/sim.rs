@@ -35,7 +35,8 @@ pub struct SimArgs {
     /// blame-prune-incoming, first-block-any-qc, keep-commit-timer, duplicate-votes,
     /// certificate2, high-qc-backwards, no-forward, client-quorum2, no-status-wait,
     /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status, no-relay,
-    /// no-blame-heard, no-recovery, recovery-without-high-qc, deep-conflict-unseen,
+    /// no-blame-heard, no-recovery, recovery-without-high-qc, recovery-once-per-asker,
+    /// deep-conflict-unseen,
     /// commit-with-unlinked, unchecked-image.
     #[arg(long)]
     plant: Option<String>,
@@ -70,6 +71,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "no-blame-heard" => p.no_blame_heard = true,
         "no-recovery" => p.no_recovery = true,
         "recovery-without-high-qc" => p.recovery_without_high_qc = true,
+        "recovery-once-per-asker" => p.recovery_once_per_asker = true,
         "deep-conflict-unseen" => p.deep_conflict_unseen = true,
         "commit-with-unlinked" => p.commit_with_unlinked = true,
         "unchecked-image" => p.unchecked_image = true,

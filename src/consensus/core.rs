@@ -126,8 +126,8 @@ pub struct Core {
     pub(super) silence_heard: std::collections::BTreeSet<ReplicaId>,
     /// S13: while a restarted replica re-learns its view, it neither votes nor proposes.
     pub(super) recovery: Option<super::recovery::Recovery>,
-    /// When each peer's RECOVER was last answered (once per 2Δ per asker).
-    pub(super) recovery_served: BTreeMap<ReplicaId, u64>,
+    /// What each peer's RECOVERs were answered with (`recovery::Served`).
+    pub(super) recovery_served: BTreeMap<ReplicaId, super::recovery::Served>,
     /// Two proposals that prove this view's leader equivocated, for a restarted peer.
     pub(super) equivocation_proof: Option<(Proposal, Proposal)>,
     /// Consecutive failed views: timeouts double with it (S10).
@@ -311,7 +311,7 @@ impl Core {
             Message::FetchState(height) => self.on_fetch_state(now, from, height),
             Message::State(t) => self.on_state(now, *t),
             Message::Relay(bytes) => self.on_relayed(now, from, bytes),
-            Message::Recover(view) => self.on_recover(now, from, view),
+            Message::Recover(start) => self.on_recover(now, from, start),
             Message::Recovered(r) => self.on_recovered(now, from, *r),
         }
     }

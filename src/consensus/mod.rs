@@ -120,6 +120,9 @@ pub struct Planted {
     /// coalition run): a replica that was down while a view committed and ended reports
     /// a stale QC in its next STATUS.
     pub recovery_without_high_qc: bool,
+    /// S13 answers each asker at most once per 2Δ whatever its start (the first version,
+    /// broken by a helper with a replica restarted twice within 2Δ).
+    pub recovery_once_per_asker: bool,
     /// S5a: a conflict found by walking down the view's chain (the two blocks at different
     /// heights) is not taken as equivocation; only one at the tip's own height is (the
     /// second review's seeded-search plant 1).

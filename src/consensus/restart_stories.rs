@@ -267,3 +267,80 @@ fn s13_a_replica_down_while_a_view_committed_and_ended_learns_its_peers_high_qc(
     let at1 = net.committed_at(1);
     assert_eq!((at1.get(&2), at1.get(&3)), (Some(&b), Some(&x)), "the control must fork: {at1:?}");
 }
+
+/// A helper's attack on the first version of S13 (it answered an asker once per 2Δ,
+/// whatever the start): replica 3 restarts, its links to 2 and 4 take 10 ms, so their
+/// answers are on their way when it crashes again 105 ms later; it restarts 35 ms after
+/// that, and its second ask reaches 2 and 4 within 2Δ of the first. The pair answers at
+/// once with nothing. Meanwhile 2 and 4 committed view 1's B with the pair's votes; then
+/// the leader shows 3 alone X, another first block. Returns the net, B's and X's hashes.
+fn restarted_twice_story(planted: Planted) -> (Net, Hash, Hash) {
+    let (mut net, t0, j, _request) = into_view_1(planted);
+    net.crash(3);
+    let b = block(1, QuorumCert::genesis(), t0 + 10, vec![b"ordered in view 1".to_vec()]);
+    for to in [2, 4] {
+        net.inject(t0 + 10, 1, to, propose(&b, Some(j.clone())));
+    }
+    let mut parent = b.clone();
+    for k in 0..5u64 {
+        let t = t0 + 11 + 10 * k;
+        for to in [2, 4] {
+            if k > 0 {
+                net.inject(t - 1, 1, to, propose(&parent, Some(j.clone())));
+            }
+            net.inject(t, 0, to, vote(0, &parent));
+            net.inject(t, 1, to, vote(1, &parent));
+        }
+        if k < 4 {
+            parent = block(1, qc(&parent, &[0, 1, 2]), t + 9, vec![]);
+        }
+    }
+    net.run_until(t0 + 600);
+    assert_eq!(net.committed_at(1).get(&2), Some(&b.hash), "2 committed B");
+    net.delays.insert((3, 2), 10);
+    net.delays.insert((3, 4), 10);
+    let s = t0 + 600;
+    net.restart(3);
+    net.run_until(s + 105);
+    assert!(net.core(3).is_recovering());
+    net.crash(3); // the answers to the first ask are lost
+    net.run_until(s + 140);
+    net.restart(3);
+    net.run_until(s + 160);
+    // The pair answers the second start at once, with nothing.
+    let start = net.sent_to_coalition().iter().rev().find_map(|(from, m)| match m {
+        Message::Recover(start) if *from == 3 => Some(*start),
+        _ => None,
+    });
+    let start = start.expect("3 asked the pair");
+    let nothing = || Message::Recovered(Box::new(Recovered { blame_cert: None, proposals: vec![], high_qc: QuorumCert::genesis(), start }));
+    net.inject(s + 170, 0, 3, nothing());
+    net.inject(s + 170, 1, 3, nothing());
+    let t1 = s + 500;
+    net.run_until(t1 - 1);
+    assert!(!net.core(3).is_recovering() && net.core(3).view() == 1, "3 recovered in view 1");
+    let x = block(1, QuorumCert::genesis(), t1, vec![b"another request".to_vec()]);
+    net.inject(t1, 1, 3, propose(&x, Some(j.clone())));
+    net.inject(t1 + 1, 0, 3, vote(0, &x));
+    net.inject(t1 + 1, 1, 3, vote(1, &x));
+    let x1 = block(1, qc(&x, &[0, 1, 3]), t1 + 10, vec![]);
+    net.inject(t1 + 10, 1, 3, propose(&x1, Some(j)));
+    net.inject(t1 + 11, 0, 3, vote(0, &x1));
+    net.inject(t1 + 11, 1, 3, vote(1, &x1));
+    net.run_until(t1 + 2_000);
+    (net, b.hash, x.hash)
+}
+
+#[test]
+fn s13_a_replica_restarted_twice_within_2_delta_is_answered_each_time() {
+    let (net, b, x) = restarted_twice_story(Planted::default());
+    assert!(net.core(3).high_qc().height >= 1, "3 learned B's chain from 2 and 4");
+    assert!(!voted_for(&net, 3, x), "replica 3 voted for X, which conflicts with B");
+    assert!(net.agreement_holds(), "commits at height 1: {:?}", net.committed_at(1));
+    // The control: answered once per 2Δ whatever the start, 3 recovers on the pair's empty
+    // answers, votes for X and commits it.
+    let (net, b, x) = restarted_twice_story(Planted { recovery_once_per_asker: true, ..Planted::default() });
+    assert!(voted_for(&net, 3, x));
+    let at1 = net.committed_at(1);
+    assert_eq!((at1.get(&2), at1.get(&3)), (Some(&b), Some(&x)), "the control must fork: {at1:?}");
+}

@@ -35,6 +35,9 @@ pub(super) struct Net {
     /// What each honest replica persisted and stored last, for a restart (`restart`).
     persisted: BTreeMap<ReplicaId, Persistent>,
     stored: BTreeMap<ReplicaId, Vec<Block>>,
+    /// The delay of honest messages on a link (from, to) where it is not Δ: at most Δ
+    /// (synchrony allows faster links, and some attacks need uneven ones).
+    pub(super) delays: BTreeMap<(ReplicaId, ReplicaId), u64>,
 }
 
 impl Net {
@@ -44,7 +47,8 @@ impl Net {
         let cores =
             HONEST.iter().map(|id| (*id, Core::new(cfg.clone(), *id, Box::new(SimCrypto { me: *id }), Restored::default()))).collect();
         let (persisted, stored) = (BTreeMap::new(), BTreeMap::new());
-        Net { now: 0, cfg, cores, queue: BTreeMap::new(), seq: 0, to_coalition: Vec::new(), commits: BTreeMap::new(), coalition_votes: false, offset: 0, persisted, stored }
+        let delays = BTreeMap::new();
+        Net { now: 0, cfg, cores, queue: BTreeMap::new(), seq: 0, to_coalition: Vec::new(), commits: BTreeMap::new(), coalition_votes: false, offset: 0, persisted, stored, delays }
     }
 
     /// Replica `id` crashes: what it held in memory only is gone, messages to it are lost.
@@ -106,7 +110,9 @@ impl Net {
             }
             for to in targets {
                 if HONEST.contains(&to) {
-                    let at = self.now + DELTA;
+                    let delay = self.delays.get(&(id, to)).copied().unwrap_or(DELTA);
+                    assert!(delay <= DELTA, "synchrony: every honest message within Δ");
+                    let at = self.now + delay;
                     self.push(at, id, to, message.clone());
                 } else {
                     self.to_coalition.push((id, message.clone()));

@@ -187,7 +187,9 @@ pub enum Message {
     /// the leader before this replica blames it for the request (S10).
     Relay(Vec<u8>),
     /// "I restarted in this view: tell me what you know of yours" (S13).
-    Recover(View),
+    /// S13: a restarted replica asks; the number names this start of it (its first input's
+    /// time), so that every start is answered.
+    Recover(u64),
     Recovered(Box<Recovered>),
 }
 
@@ -202,6 +204,8 @@ pub struct Recovered {
     /// The sender's `high_qc`: a replica that was down while a view committed and ended
     /// learns a QC that extends what was committed, as its peers hold (S13).
     pub high_qc: QuorumCert,
+    /// The ask's number (`Message::Recover`): the asker counts only answers to this start.
+    pub start: u64,
 }
 
 impl Message {

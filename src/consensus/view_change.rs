@@ -10,9 +10,12 @@ impl Core {
     pub(super) fn on_tick(&mut self, now: u64) {
         let delta = self.cfg.delta_ms;
         let status_wait = if self.cfg.planted.no_status_wait { 0 } else { 2 * delta };
+        // A recovering replica reports nothing yet (S13): its STATUS must carry what the
+        // answers teach it.
         if let Some(e) = &self.entering
             && !e.status_sent
             && now >= e.since_ms + status_wait
+            && !self.recovering()
         {
             self.send_status(now);
         }

@@ -152,11 +152,12 @@ fn message_out(m: &qop::Message) -> pb::PeerMessage {
         qop::Message::Block(b) => Kind::Block(block_out(b)),
         qop::Message::FetchState(h) => Kind::FetchState(*h),
         qop::Message::Relay(request) => Kind::Relay(request.clone()),
-        qop::Message::Recover(view) => Kind::Recover(*view),
+        qop::Message::Recover(start) => Kind::Recover(*start),
         qop::Message::Recovered(r) => Kind::Recovered(pb::Recovered {
             blame_cert: r.blame_cert.as_ref().map(bc_out),
             proposals: r.proposals.iter().map(proposal_out).collect(),
             high_qc: Some(qc_out(&r.high_qc)),
+            start: r.start,
         }),
         qop::Message::State(t) => Kind::State(pb::StateTransfer {
             cert: Some(state_cert_out(&t.cert)),
@@ -294,11 +295,12 @@ fn message_in(m: pb::PeerMessage) -> Result<qop::Message> {
         Kind::Block(b) => qop::Message::Block(Box::new(block_in(b)?)),
         Kind::FetchState(h) => qop::Message::FetchState(h),
         Kind::Relay(request) => qop::Message::Relay(request),
-        Kind::Recover(view) => qop::Message::Recover(view),
+        Kind::Recover(start) => qop::Message::Recover(start),
         Kind::Recovered(r) => qop::Message::Recovered(Box::new(qop::Recovered {
             blame_cert: r.blame_cert.map(bc_in).transpose()?,
             proposals: r.proposals.into_iter().map(proposal_in).collect::<Result<_>>()?,
             high_qc: qc_in(need("recovered high_qc", r.high_qc)?)?,
+            start: r.start,
         })),
         Kind::State(t) => qop::Message::State(Box::new(qop::StateTransfer {
             cert: state_cert_in(need("state cert", t.cert)?)?,

@@ -17,7 +17,7 @@ fn every_kind() -> Vec<qop::Message> {
     let bc = qop::BlameCert { view: 4, blames: vec![(1, vec![3; 16])] };
     let recovered = |blame_cert: Option<qop::BlameCert>, proposals: Vec<qop::Proposal>| {
         let high_qc = proposals.first().map_or(QuorumCert::genesis(), |p| p.block.parent_qc.clone());
-        qop::Message::Recovered(Box::new(qop::Recovered { blame_cert, proposals, high_qc }))
+        qop::Message::Recovered(Box::new(qop::Recovered { blame_cert, proposals, high_qc, start: 1_800_000_000_123 }))
     };
     let status = qop::Status { view: 5, high_qc: QuorumCert::genesis(), voter: 1, signature: vec![4], blame_cert: bc.clone() };
     let j = qop::Justification { blame_cert: bc.clone(), statuses: vec![status.clone()] };
