@@ -72,6 +72,9 @@ fn up_creates_starts_shows_and_stops_a_cluster() {
         let waiting = expected.iter().find(|e| !seen.iter().any(|l| l == *e)).unwrap();
         wait_for(&lines, &mut seen, waiting);
     }
+    // Replicas still starting are not called down (a stranger's try read "down (connection
+    // refused)" for the first second).
+    assert!(seen.iter().all(|l| !l.contains(": down")), "{seen:?}");
     // A second `up` in the folder says so before starting anything.
     let again = Command::new(bin()).args(["up", "--dir"]).arg(&data).output().unwrap();
     let said = String::from_utf8_lossy(&again.stderr);

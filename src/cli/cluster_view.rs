@@ -26,6 +26,8 @@ pub struct ClusterView {
     /// Replicas whose committed block or state digest differs from the most common one at
     /// the same height.
     pub differs: BTreeSet<String>,
+    /// Replicas `up` started moments ago: not answering yet is "starting", not "down".
+    pub starting: BTreeSet<String>,
 }
 
 /// The `quorum`-th highest of `values`.
@@ -75,7 +77,7 @@ impl ClusterView {
         let leader = view.and_then(|v| up.iter().find(|s| s.view == v).map(|s| s.leader.clone()));
         let mut differs = minority(up.iter().map(|s| (s.replica.as_str(), s.height, s.committed_hash.as_slice())));
         differs.extend(minority(up.iter().map(|s| (s.replica.as_str(), s.state_height, s.state_digest.as_slice()))));
-        ClusterView { rows, quorum, view, height, leader, differs }
+        ClusterView { rows, quorum, view, height, leader, differs, starting: BTreeSet::new() }
     }
 
     pub fn up(&self) -> usize {
@@ -104,6 +106,7 @@ impl ClusterView {
     pub fn line(&self, id: &str) -> String {
         let Some((_, _, status)) = self.rows.iter().find(|(i, _, _)| i == id) else { return format!("{id}: not in the config") };
         match status {
+            Err(_) if self.starting.contains(id) => format!("{id}: starting"),
             Err(e) => format!("{id}: {}", crate::client::shown(&e.to_string())),
             Ok(s) => {
                 let mut line = format!("{id}: up, {}", self.role(s));
@@ -312,6 +315,9 @@ mod tests {
         let fresh = view(vec![("A", Ok(status("A", 0, 0, 0, 0)))]);
         assert!(fresh.json()["replicas"][0]["last_commit_age_ms"].is_null(), "nothing committed: no age");
         assert_eq!(v.line("A"), "A: up, behind");
+        let mut starting = v;
+        starting.starting.insert("E".into());
+        assert_eq!(starting.line("E"), "E: starting", "just started by up, not answering yet");
         // What `up` prints when the same cluster is looked at again: only what changed.
         let all_up = |views: [u64; 5]| view(["A", "B", "C", "D", "E"].iter().zip(views).map(|(id, v)| (*id, Ok(status(id, v, 52, 2, 7)))).collect());
         let before = all_up([2; 5]);

@@ -25,6 +25,8 @@ pub struct UpArgs {
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Least time between two progress lines (height and counts) while the cluster works.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How long a replica `up` (re)started may not answer before it is shown as down.
+const STARTING_GRACE: Duration = Duration::from_secs(10);
 /// Longest pause before restarting a replica that exited.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// What a replica's log says when it cannot start for a reason a restart will not fix.
@@ -196,7 +198,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
                 }
             }
         }
-        let view = ClusterView::new(super::cluster_view::rows(&config, client.status().await), config.quorum());
+        let mut view = ClusterView::new(super::cluster_view::rows(&config, client.status().await), config.quorum());
+        // A replica started moments ago that does not answer yet is starting, not down.
+        let now = tokio::time::Instant::now();
+        let young = |s: &&Supervised| s.child.is_some() && now.duration_since(s.started) < STARTING_GRACE;
+        view.starting = children.iter().filter(young).map(|s| s.id.clone()).collect();
         for line in view.changes(shown.as_ref()) {
             println!("{line}");
         }
