@@ -71,6 +71,9 @@ pub struct Faults {
     /// Byzantine runs with f liars: an honest replica that crashes and restarts during the
     /// safety phase (down from the first time to the second), the case S13 is for.
     pub honest_restart: Option<(ReplicaId, u64, u64)>,
+    /// Half of those: the same replica crashes again while its first recovery's answers are
+    /// on their way, and is back within 2Δ of its first start (a helper's attack on S13).
+    pub honest_restart_again: Option<(u64, u64)>,
     /// Chance that a crash lands between two actions of one batch.
     pub crash_mid_batch_pct: u64,
     pub byzantine: Vec<(ReplicaId, Behaviour)>,
@@ -104,6 +107,7 @@ impl Faults {
             partitions: 0,
             crashes: 0,
             honest_restart: None,
+            honest_restart_again: None,
             crash_mid_batch_pct: 0,
             byzantine: Vec::new(),
             slow_honest_links: false,
@@ -178,6 +182,7 @@ impl Faults {
             partitions: 0,
             crashes: 0,
             honest_restart: None,
+            honest_restart_again: None,
             crash_mid_batch_pct: 0,
             byzantine: Vec::new(),
             slow_honest_links: false,
@@ -230,6 +235,10 @@ impl Faults {
         let down = super::T0_MS + rng.below(span_ms.clamp(1, 15 * self.delta_ms));
         let up = down + self.delta_ms + rng.below(9 * self.delta_ms);
         self.honest_restart = Some((id, down, up));
+        if rng.chance(1, 2) {
+            let again = up + self.delta_ms / 4 + rng.below(self.delta_ms);
+            self.honest_restart_again = Some((again, again + 10 + rng.below(self.delta_ms / 2)));
+        }
     }
 
     pub fn is_byzantine(&self, id: ReplicaId) -> Option<Behaviour> {
@@ -241,7 +250,7 @@ impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} honest_restart={:?} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={} stale_qc_schedule={:?} damage={}%",
+            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} honest_restart={:?}{} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={} stale_qc_schedule={:?} damage={}%",
             self.mode,
             self.n,
             self.delta_ms,
@@ -251,6 +260,7 @@ impl fmt::Display for Faults {
             self.partitions,
             self.crashes,
             self.honest_restart,
+            self.honest_restart_again.map_or(String::new(), |(down, up)| format!(" and again {down}..{up}")),
             self.crash_mid_batch_pct,
             self.byzantine,
             self.slow_honest_links,

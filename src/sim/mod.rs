@@ -104,6 +104,10 @@ pub fn build(seed: u64, options: &SimOptions) -> World {
     if let Some((id, down, up)) = faults.honest_restart {
         world.at(down, Event::Crash(id));
         world.at(up, Event::Restart(id));
+        if let Some((down, up)) = faults.honest_restart_again {
+            world.at(down, Event::Crash(id));
+            world.at(up, Event::Restart(id));
+        }
     }
     world.at(T0_MS + span, Event::Liveness);
     world

@@ -37,6 +37,8 @@
 //!   connections drop and come back) is shown, in a view the coalition leads, a first
 //!   block of its own, conflicting with the chain its peers were shown, with the
 //!   members' votes; the chain grows on the QCs its vote makes (finding 6, S13);
+//! - **empty recoveries**: a restarted honest replica's RECOVER is answered at once with
+//!   nothing, so the members' two answers are in before any honest one;
 //! - **wrong contents** (`wrong.rs`): a FETCH for an honest block answered first with other
 //!   contents under its name; a genuine state certificate (an honest replica's state
 //!   CHECKPOINT and the members') sent with an image it does not certify.
@@ -313,6 +315,13 @@ impl Coalition {
                 return (false, out);
             }
             Message::Fetch(hash) => self.wrong_block(to, from, hash, &mut out),
+            // A restarted honest replica asks: the member answers at once, with nothing,
+            // so that two answers (q − 1) are in before any honest one (S13).
+            Message::Recover(start) if !self.member(from) => {
+                let nothing = consensus::Recovered { blame_cert: None, proposals: Vec::new(), high_qc: QuorumCert::genesis(), start: *start };
+                out.push(Crafted { from: to, to: from, message: Message::Recovered(Box::new(nothing)), delay_ms: 1 });
+                return (false, out);
+            }
             Message::Checkpoint(c) => self.wrong_image(c, &mut out),
             _ => {}
         }
