@@ -80,7 +80,8 @@ impl Core {
             return;
         }
         let mine = self.checkpoints_by_signer.entry(c.voter).or_default();
-        if let Some(oldest) = super::bounds::keep_highest(mine, (c.height, c.hash), CHECKPOINTS_PER_SIGNER) {
+        let max = if self.cfg.planted.unbounded_pools { usize::MAX } else { CHECKPOINTS_PER_SIGNER };
+        if let Some(oldest) = super::bounds::keep_highest(mine, (c.height, c.hash), max) {
             if let Some(signers) = self.checkpoints.get_mut(&oldest) {
                 signers.remove(&c.voter);
                 if signers.is_empty() {

@@ -47,6 +47,25 @@ impl Core {
         &self.high_qc
     }
 
+    /// Signed votes and CHECKPOINTs pooled above the committed height, when one signer has
+    /// more than its bound (finding 2 of the second review): what the simulator checks while
+    /// the coalition floods junk. `None` within the bounds.
+    pub fn pools_over_bounds(&self) -> Option<String> {
+        let mut votes = std::collections::BTreeMap::<ReplicaId, usize>::new();
+        for (voter, _) in self.vote_pool.values().flatten() {
+            *votes.entry(*voter).or_default() += 1;
+        }
+        let mut checkpoints = std::collections::BTreeMap::<ReplicaId, usize>::new();
+        for voter in self.checkpoints.values().flatten() {
+            *checkpoints.entry(*voter).or_default() += 1;
+        }
+        let (vote_max, checkpoint_max) = (super::steady::VOTES_PER_SIGNER, super::checkpoints::CHECKPOINTS_PER_SIGNER);
+        let most = |counts: &std::collections::BTreeMap<ReplicaId, usize>| counts.iter().max_by_key(|(_, c)| **c).map(|(who, c)| (*who, *c));
+        let (votes, checkpoints) = (most(&votes).unwrap_or((0, 0)), most(&checkpoints).unwrap_or((0, 0)));
+        (votes.1 > vote_max || checkpoints.1 > checkpoint_max)
+            .then(|| format!("{} pooled votes of {} and {} CHECKPOINTs of {} (bounds {vote_max} and {checkpoint_max} a signer)", votes.1, votes.0, checkpoints.1, checkpoints.0))
+    }
+
     /// One line of state for traces.
     pub fn describe(&self) -> String {
         format!(

@@ -123,6 +123,9 @@ pub struct Planted {
     /// S13 answers each asker at most once per 2Δ whatever its start (the first version,
     /// broken by a helper with a replica restarted twice within 2Δ).
     pub recovery_once_per_asker: bool,
+    /// Pooled votes and CHECKPOINTs above the committed height are kept without the
+    /// per-signer bounds (the second review's finding 2 put back).
+    pub unbounded_pools: bool,
     /// S5a: a conflict found by walking down the view's chain (the two blocks at different
     /// heights) is not taken as equivocation; only one at the tip's own height is (the
     /// second review's seeded-search plant 1).

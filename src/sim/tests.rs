@@ -120,6 +120,14 @@ fn negative_control_a_state_image_not_checked_against_its_certificate_is_found_b
 }
 
 #[test]
+fn negative_control_pools_without_per_signer_bounds_are_found_by_the_junk_flood() {
+    // Finding 2 of the second review put back: the coalition's signed junk (votes and
+    // CHECKPOINTs for made-up blocks above the committed height) grows an honest replica's
+    // pools past a signer's bound. First caught at seed 2 (639 of 2,000 coalition seeds).
+    control(coalition(Planted { unbounded_pools: true, ..Planted::default() }), 20);
+}
+
+#[test]
 fn negative_control_proposals_not_forwarded() {
     control(coalition(Planted { no_forward: true, ..Planted::default() }), 100);
 }

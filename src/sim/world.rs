@@ -249,6 +249,7 @@ impl World {
             Event::Tick(id) => {
                 if self.nodes[id as usize].is_up() {
                     self.input(id, Input::Tick);
+                    self.check_pools(id);
                     let extra = self.byzantine_on_tick(id);
                     self.perform(id, extra);
                     self.coalition_tick(id);
@@ -275,6 +276,17 @@ impl World {
                     }
                 }
             }
+        }
+    }
+
+    /// Finding 2 of the second review: an honest replica's pools of signed votes and
+    /// CHECKPOINTs stay within their per-signer bounds, whatever junk the coalition sends.
+    fn check_pools(&mut self, id: ReplicaId) {
+        if self.faults.is_byzantine(id).is_some() || self.checker.violations.iter().any(|v| v.starts_with("memory")) {
+            return;
+        }
+        if let Some(over) = self.nodes[id as usize].core.as_ref().and_then(|c| c.pools_over_bounds()) {
+            self.checker.violations.push(format!("memory: replica {id} holds {over}"));
         }
     }
 

@@ -41,7 +41,8 @@
 //!   nothing, so the members' two answers are in before any honest one;
 //! - **wrong contents** (`wrong.rs`): a FETCH for an honest block answered first with other
 //!   contents under its name; a genuine state certificate (an honest replica's state
-//!   CHECKPOINT and the members') sent with an image it does not certify.
+//!   CHECKPOINT and the members') sent with an image it does not certify; signed junk
+//!   (votes and CHECKPOINTs for made-up blocks above the committed height).
 //! The honest links take exactly Δ when the seed says so (`slow_honest_links`).
 
 mod forge;
@@ -130,6 +131,8 @@ pub struct Coalition {
     /// Honest signers of a state CHECKPOINT per height, and the heights sent a wrong image.
     state_signers: BTreeMap<Height, BTreeSet<ReplicaId>>,
     imaged: BTreeSet<Height>,
+    /// Rounds of signed junk sent (`wrong.rs`).
+    junk_rounds: u64,
 }
 
 impl Coalition {
@@ -165,6 +168,7 @@ impl Coalition {
             shown_restarted: BTreeSet::new(),
             state_signers: BTreeMap::new(),
             imaged: BTreeSet::new(),
+            junk_rounds: 0,
         }
     }
 
@@ -385,6 +389,7 @@ impl Coalition {
             }
         }
         self.forged_statuses(view, &mut out);
+        self.junk(view, committed, &mut out);
         let victim = self.honest[rng.below(self.honest.len() as u64) as usize];
         let me = self.members[0];
         if self.plan.far_future && rng.chance(1, 4) {

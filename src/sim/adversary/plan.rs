@@ -48,6 +48,8 @@ pub struct Plan {
     pub wrong_blocks: bool,
     /// Genuine state certificates sent with a wrong image (`wrong.rs`).
     pub wrong_images: bool,
+    /// Signed junk: votes and CHECKPOINTs for made-up blocks above the committed height.
+    pub junk_flood: bool,
 }
 
 impl Plan {
@@ -84,6 +86,7 @@ impl Plan {
             forged_qcs: false,
             wrong_blocks: false,
             wrong_images: false,
+            junk_flood: false,
         };
         // A third of the plans, chosen by the step delay's residue rather than by a new draw:
         // every seed's other moves stay what they were when the controls' seed counts were
@@ -92,6 +95,7 @@ impl Plan {
         // Half of the plans each, chosen the same way.
         plan.wrong_blocks = plan.shadow_delay_ms % 2 == 0;
         plan.wrong_images = plan.step_delay_ms % 2 == 1;
+        plan.junk_flood = plan.shadow_delay_ms % 3 == 2;
         // A quarter of the plans follow a recipe: the moves of one attack, made coherent.
         match rng.below(8) {
             0 => plan.commit_first(delta_ms, rng),

@@ -1,12 +1,17 @@
 //! Wrong contents under right names: a FETCH for an honest block answered with other
 //! contents under the block's hash, and a genuine state certificate sent with an image it
-//! does not certify. Honest replicas must check what they receive against the name they
+//! does not certify; and signed junk (votes and CHECKPOINTs for made-up blocks). Honest replicas must check what they receive against the name they
 //! asked for (S9) and the certificate (S11); these moves are how the seeded search finds a
 //! replica that does not (the `unchecked_fetched_block` and `unchecked_image` plants).
 //! Neither draws from the seed's generator, so the seeds' other moves stay as they were.
 
 use super::{Coalition, Crafted};
-use crate::consensus::{self, Block, Checkpoint, Crypto, Hash, Message, ReplicaId, SimCrypto, StateCert, StateTransfer};
+use crate::consensus::{self, Block, Checkpoint, Crypto, Hash, Height, Message, ReplicaId, SimCrypto, StateCert, StateTransfer, View, Vote};
+
+/// Rounds of junk (one a tick of the first member) and votes per member and round: in all,
+/// more than a signer's bound of pooled votes (1,024) and CHECKPOINTs (16).
+const JUNK_ROUNDS: u64 = 40;
+const JUNK_VOTES: u64 = 32;
 
 impl Coalition {
     /// An honest replica asked a member for an honest block the coalition has seen: the
@@ -63,4 +68,43 @@ impl Coalition {
             out.push(Crafted { from: self.members[0], to: *to, message, delay_ms: 1 });
         }
     }
+
+    /// Junk flood (finding 2 of the second review): each member signs votes and a
+    /// CHECKPOINT for made-up blocks at heights above the committed one and sends them to
+    /// every honest replica, a round a tick. An honest replica pools them (the heights may
+    /// yet come) within its per-signer bounds; the simulator checks the bounds.
+    pub(super) fn junk(&mut self, view: View, committed: Height, out: &mut Vec<Crafted>) {
+        if !self.plan.junk_flood || self.junk_rounds >= JUNK_ROUNDS {
+            return;
+        }
+        let round = self.junk_rounds;
+        self.junk_rounds += 1;
+        for m in self.members.clone() {
+            let crypto = SimCrypto { me: m };
+            for k in 0..JUNK_VOTES {
+                let height = committed + 20 + round * JUNK_VOTES + k;
+                let hash = junk_hash(m, height);
+                let signature = crypto.sign(&consensus::signed::vote(view, height, &hash));
+                let vote = Vote { view, height, hash, voter: m, signature };
+                for to in self.honest.clone() {
+                    out.push(Crafted { from: m, to, message: Message::Vote(vote.clone()), delay_ms: 1 + k % 4 });
+                }
+            }
+            let height = committed + 20 + round;
+            let hash = junk_hash(m, height);
+            let signature = crypto.sign(&consensus::signed::checkpoint(height, &hash, None));
+            let checkpoint = Checkpoint { height, hash, state: None, voter: m, signature };
+            for to in self.honest.clone() {
+                out.push(Crafted { from: m, to, message: Message::Checkpoint(checkpoint.clone()), delay_ms: 1 });
+            }
+        }
+    }
+}
+
+/// A made-up block name, the same for a member and height every time.
+fn junk_hash(member: ReplicaId, height: Height) -> Hash {
+    let mut bytes = b"junk".to_vec();
+    bytes.push(member);
+    bytes.extend(height.to_be_bytes());
+    consensus::digest(&bytes)
 }
