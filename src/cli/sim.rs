@@ -36,7 +36,7 @@ pub struct SimArgs {
     /// certificate2, high-qc-backwards, no-forward, client-quorum2, no-status-wait,
     /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status, no-relay,
     /// no-blame-heard, no-recovery, recovery-without-high-qc, recovery-once-per-asker,
-    /// unbounded-pools, deep-conflict-unseen,
+    /// unbounded-pools, commit-at-two-delta, deep-conflict-unseen,
     /// commit-with-unlinked, unchecked-image.
     #[arg(long)]
     plant: Option<String>,
@@ -73,6 +73,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "recovery-without-high-qc" => p.recovery_without_high_qc = true,
         "recovery-once-per-asker" => p.recovery_once_per_asker = true,
         "unbounded-pools" => p.unbounded_pools = true,
+        "commit-at-two-delta" => p.commit_at_two_delta = true,
         "deep-conflict-unseen" => p.deep_conflict_unseen = true,
         "commit-with-unlinked" => p.commit_with_unlinked = true,
         "unchecked-image" => p.unchecked_image = true,

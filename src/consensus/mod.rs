@@ -126,6 +126,9 @@ pub struct Planted {
     /// Pooled votes and CHECKPOINTs above the committed height are kept without the
     /// per-signer bounds (the second review's finding 2 put back).
     pub unbounded_pools: bool,
+    /// S4b commits at exactly vote + 2Δ instead of strictly after it (the boundary the
+    /// 100,000-seed coalition run crossed at seed 52499).
+    pub commit_at_two_delta: bool,
     /// S5a: a conflict found by walking down the view's chain (the two blocks at different
     /// heights) is not taken as equivocation; only one at the tip's own height is (the
     /// second review's seeded-search plant 1).

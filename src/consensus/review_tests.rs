@@ -97,7 +97,7 @@ fn unknown_link_story(planted: Planted) -> (Vec<String>, Vec<String>) {
     let b4 = proposal(0, qc_for(&b3.block, &[0, 1, 2]), 4, None);
     let k = kinds(&r.handle(1_100, Input::Message(3, Message::Propose(b4.clone()))));
     assert!(k.iter().any(|a| a.contains("fetch")), "the missing link is fetched: {k:?}");
-    let at_wait_end = kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick));
+    let at_wait_end = kinds(&r.handle(1_000 + 2 * DELTA + 1, Input::Tick));
     let linked = kinds(&r.handle(1_250, Input::Message(1, Message::Block(Box::new(b3.block.clone())))));
     (at_wait_end, linked)
 }
@@ -122,7 +122,7 @@ fn deep_conflict_story(planted: Planted) -> (Vec<String>, Vec<String>) {
     let z = proposal(0, qc_for(&y, &[0, 1, 3]), 10, None);
     r.handle(1_100, Input::Message(3, Message::Propose(z)));
     let linked = kinds(&r.handle(1_110, Input::Message(3, Message::Block(Box::new(y)))));
-    (linked, kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick)))
+    (linked, kinds(&r.handle(1_000 + 2 * DELTA + 1, Input::Tick)))
 }
 
 #[test]
@@ -170,7 +170,7 @@ fn s7_a_leader_that_learned_a_higher_qc_after_its_status_extends_it_and_reports_
     let mut voter = core(3, None);
     voter.handle(1_000, Input::Message(0, Message::Propose(super::tests::proposal(0, QuorumCert::genesis(), 1, None))));
     voter.handle(1_000, Input::Message(0, Message::BlameCert(blame_cert_of_view_0())));
-    voter.handle(1_000 + 2 * DELTA, Input::Tick);
+    voter.handle(1_000 + 2 * DELTA + 1, Input::Tick);
     let k = kinds(&voter.handle(1_500, Input::Message(1, Message::Propose(proposal))));
     assert!(k.contains(&"broadcast vote".to_string()), "{k:?}");
 }
@@ -212,7 +212,7 @@ fn s3_a_late_lower_qc_never_replaces_high_qc_so_the_status_reports_the_highest()
         r.handle(1_001, Input::Message(0, Message::Propose(b2))); // carries QC(b1), late
         let actions = r.handle(1_002, Input::Message(0, Message::BlameCert(blame_cert_of_view_0())));
         let _ = actions;
-        let actions = r.handle(1_002 + 2 * DELTA, Input::Tick);
+        let actions = r.handle(1_003 + 2 * DELTA, Input::Tick);
         actions.iter().find_map(|a| match a {
             Action::Send(_, Message::Status(s)) => Some(s.high_qc.height),
             _ => None,
@@ -269,7 +269,7 @@ fn s2_1_votes_below_the_view_are_also_held_in_check_by_s2_2() {
         cfg.planted = planted;
         let mut r = Core::new(cfg, 4, Box::new(SimCrypto { me: 4 }), Restored::default());
         r.handle(1_000, Input::Message(0, Message::BlameCert(blame_cert.clone())));
-        assert!(kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick)).contains(&"send status to 1".to_string()));
+        assert!(kinds(&r.handle(1_000 + 2 * DELTA + 1, Input::Tick)).contains(&"send status to 1".to_string()));
         let (first, second) = if b_first { (late_b(), c()) } else { (c(), late_b()) };
         let one = voted(&r.handle(1_300, Input::Message(first.block.proposer, Message::Propose(first))));
         let two = voted(&r.handle(1_301, Input::Message(second.block.proposer, Message::Propose(second))));

@@ -346,8 +346,8 @@ fn story_bug_2_far_future_blames_no_longer_stop_the_view_change() {
 /// to replica 2 first and to 3 and 4 60 ms later, its votes going to 2 only: 2 holds
 /// QC(B) at once, 3 and 4 only from t = 250 (B's child, forwarded by 2, carries it). At t = 210 it
 /// makes 3 and 4 leave view 0 (a twin of B, then its own blames), and as leader of view 1
-/// it proposes X over genesis on their statuses. Replica 2 commits B at 300, before their
-/// certificate reaches it. Returns the net after view 1's chain ran.
+/// it proposes X over genesis on their statuses. Replica 2 commits B at 301 (just after its
+/// 2Δ), before their certificate reaches it. Returns the net after view 1's chain ran.
 fn status_wait_story(planted: Planted) -> Net {
     let mut net = Net::new(planted);
     let b = block(0, QuorumCert::genesis(), 100, vec![b"r".to_vec()]);
@@ -363,6 +363,9 @@ fn status_wait_story(planted: Planted) -> Net {
     net.inject(150, 0, 2, propose(&b2, None));
     net.inject(150, 0, 2, vote(0, &b2));
     net.inject(150, 1, 2, vote(1, &b2));
+    // Any input just after 300 is when 2 commits B (S4b's wait is strict): the coalition's
+    // vote again, at 301.
+    net.inject(301, 0, 2, vote(0, &b2));
     // Leave now: a twin of B (an equivocation 3 and 4 blame at once), and the coalition's blames.
     let twin = block(0, QuorumCert::genesis(), 99, vec![]);
     for to in [3, 4] {

@@ -219,9 +219,9 @@ fn s2_1_no_vote_in_a_view_before_its_status_is_out() {
     let early = kinds(&r.handle(1_000, Input::Message(1, Message::Propose(first.clone()))));
     assert_eq!(r.view(), 1, "the justification's BC(0) moved it to view 1 (S8)");
     assert!(!early.contains(&"broadcast vote".to_string()), "entering, no STATUS out yet: {early:?}");
-    let waited = kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick));
+    let waited = kinds(&r.handle(1_000 + 2 * DELTA + 1, Input::Tick));
     assert!(waited.contains(&"send status to 1".to_string()), "{waited:?}");
-    let copy = kinds(&r.handle(1_000 + 2 * DELTA + 1, Input::Message(2, Message::Propose(first))));
+    let copy = kinds(&r.handle(1_000 + 2 * DELTA + 2, Input::Message(2, Message::Propose(first))));
     let voted = waited.iter().chain(&copy).any(|k| k == "broadcast vote");
     assert!(voted, "entered: the block gets its vote ({waited:?}, {copy:?})");
 }
@@ -246,7 +246,7 @@ fn the_request_pool_forgets_committed_requests_is_capped_and_takes_what_a_block_
         let vote = Vote { view: 0, height: 2, hash: b.hash, voter: v, signature: sign_as(v, &signed::vote(0, 2, &b.hash)) };
         r.handle(1_020, Input::Message(v, Message::Vote(vote)));
     }
-    assert!(kinds(&r.handle(1_000 + 2 * DELTA, Input::Tick)).contains(&"commit 1".to_string()));
+    assert!(kinds(&r.handle(1_000 + 2 * DELTA + 1, Input::Tick)).contains(&"commit 1".to_string()));
     assert_eq!(r.pending_len(), 0, "committed: out of the pool");
     r.handle(1_300, Input::Request(request));
     assert_eq!(r.pending_len(), 0, "resent after its commit: not pooled again");

@@ -12,9 +12,11 @@ impl Core {
         let status_wait = if self.cfg.planted.no_status_wait { 0 } else { 2 * delta };
         // A recovering replica reports nothing yet (S13): its STATUS must carry what the
         // answers teach it.
+        // Strictly after 2Δ, as S4b's wait: a QC that reaches this replica at exactly 2Δ must
+        // be in its STATUS.
         if let Some(e) = &self.entering
             && !e.status_sent
-            && now >= e.since_ms + status_wait
+            && (now > e.since_ms + status_wait || (status_wait == 0 && now >= e.since_ms))
             && !self.recovering()
         {
             self.send_status(now);

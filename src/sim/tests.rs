@@ -128,6 +128,19 @@ fn negative_control_pools_without_per_signer_bounds_are_found_by_the_junk_flood(
 }
 
 #[test]
+fn the_100k_runs_seed_52499_a_commit_at_exactly_two_deltas_misses_a_block_arriving_then() {
+    // The coalition showed replica 2 block B and replica 3 a conflicting X at exactly Δ
+    // after 2's vote, when B's forwarded copy reached 3 too; 3 voted for X before reading
+    // B, and X's forwarded copy reached 2 at exactly vote + 2Δ, in the same millisecond as
+    // the votes that let 2 commit B. S4b's wait is strict now; planted back, the seed
+    // breaks again.
+    let options = coalition(Planted::default());
+    assert_eq!(run(52_499, &options).violations, Vec::<String>::new());
+    let planted = coalition(Planted { commit_at_two_delta: true, ..Planted::default() });
+    assert!(run(52_499, &planted).violations.iter().any(|v| v.starts_with("safety")), "the plant must break the seed again");
+}
+
+#[test]
 fn negative_control_proposals_not_forwarded() {
     control(coalition(Planted { no_forward: true, ..Planted::default() }), 100);
 }
