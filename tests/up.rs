@@ -266,10 +266,13 @@ fn status_shows_a_replica_answering_with_another_key_or_cluster_as_wrong_identit
 #[test]
 fn several_hosts_the_readme_way_keygen_parts_init_from_and_up_starts_only_its_own() {
     let dir = TempDir::new("hosts");
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Three distinct free ports: each listener is held until all are chosen.
+    let held: Vec<std::net::TcpListener> = (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let ports: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    drop(held);
     let mut parts = Vec::new();
-    for id in ["A", "B", "C"] {
-        let address = format!("127.0.0.1:{}", free());
+    for (id, port) in ["A", "B", "C"].into_iter().zip(ports) {
+        let address = format!("127.0.0.1:{port}");
         let out = Command::new(bin()).args(["keygen", "--out"]).arg(dir.0.join(format!("{id}.key"))).args(["--id", id, "--address", &address]).output().unwrap();
         assert!(out.status.success(), "{out:?}");
         let part = dir.0.join(format!("{id}.toml"));
@@ -310,11 +313,14 @@ fn several_hosts_the_readme_way_keygen_parts_init_from_and_up_starts_only_its_ow
     for r in ["A", "C"] {
         std::fs::copy(dir.0.join(format!("{r}.key")), mixed.join(format!("{r}.key"))).unwrap();
     }
+    let held: Vec<std::net::TcpListener> = (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let mut ports = held.iter().map(|l| l.local_addr().unwrap().port());
     for r in &mut config.replicas {
         if r.id != "B" {
-            r.address = format!("127.0.0.1:{}", free());
+            r.address = format!("127.0.0.1:{}", ports.next().expect("a port for A and C"));
         }
     }
+    drop(held);
     std::fs::write(mixed.join("cluster.toml"), config.to_toml()).unwrap();
     let (mut proc, lines) = up(&mixed);
     let mut seen = Vec::new();

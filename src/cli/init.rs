@@ -37,8 +37,14 @@ pub struct InitArgs {
 
 const IDS: [&str; 9] = ["A", "B", "C", "D", "E", "F", "G", "H", "I"];
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A free port, its listener kept in `held` until every port is chosen: released at once,
+/// the OS may hand the same port out again, and two replicas would get one address (a
+/// test run met it).
+fn free_port(held: &mut Vec<std::net::TcpListener>) -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    held.push(listener);
+    Ok(port)
 }
 
 /// `quintet init`: writes the keys and `DIR/cluster.toml` (with a fresh cluster id) and
@@ -56,12 +62,13 @@ pub fn init(args: &InitArgs) -> anyhow::Result<ClusterConfig> {
     }
     std::fs::create_dir_all(&args.dir)?;
     let mut replicas = Vec::new();
+    let mut held = Vec::new();
     for (i, id) in IDS.iter().take(args.replicas).enumerate() {
         let key = crypto::generate_key();
         crypto::write_key_file(&args.dir.join(format!("{id}.key")), &key)?;
         let port = match args.base_port {
             Some(base) => base.checked_add(i as u16).ok_or_else(|| anyhow::anyhow!("port out of range"))?,
-            None if args.hosts.is_empty() => free_port()?,
+            None if args.hosts.is_empty() => free_port(&mut held)?,
             None => 7101 + i as u16,
         };
         let host = &hosts[i % hosts.len()];

@@ -337,6 +337,7 @@ fn s13_a_replica_restarted_twice_within_2_delta_is_answered_each_time() {
     assert!(net.core(3).high_qc().height >= 1, "3 learned B's chain from 2 and 4");
     assert!(!voted_for(&net, 3, x), "replica 3 voted for X, which conflicts with B");
     assert!(net.agreement_holds(), "commits at height 1: {:?}", net.committed_at(1));
+    assert_eq!(net.committed_at(1).get(&2), Some(&b));
     // The control: answered once per 2Δ whatever the start, 3 recovers on the pair's empty
     // answers, votes for X and commits it.
     let (net, b, x) = restarted_twice_story(Planted { recovery_once_per_asker: true, ..Planted::default() });

@@ -30,8 +30,11 @@ pub struct Cluster {
     _turn: std::sync::MutexGuard<'static, ()>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `n` distinct free ports: every listener is held until all are chosen, so the OS cannot
+/// hand one port out twice (it did once, and two replicas got one address).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 impl Cluster {
@@ -42,7 +45,7 @@ impl Cluster {
 
     /// As `start`, with extra environment for the replicas.
     pub fn start_with(name: &str, delta_ms: u64, env: &[(&str, &str)]) -> Cluster {
-        let addresses = IDS.iter().map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let addresses = free_ports(IDS.len()).into_iter().map(|port| format!("127.0.0.1:{port}")).collect();
         Cluster::start_placed(name, delta_ms, env, addresses, None)
     }
 
