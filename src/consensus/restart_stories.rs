@@ -39,6 +39,39 @@ fn into_view_1(planted: Planted) -> (Net, u64, Justification, Vec<u8>) {
     (net, t0, j, request)
 }
 
+/// B's chain after B (sent at t0 + 10): B1…B4 to 2 and 4, each with the pair's votes, so
+/// 2 and 4 commit B, B1, B2 and B3.
+fn grow_b_at_2_and_4(net: &mut Net, b: &Block, j: &Justification, t0: u64) {
+    let mut parent = b.clone();
+    for k in 0..5u64 {
+        let t = t0 + 11 + 10 * k;
+        for to in [2, 4] {
+            if k > 0 {
+                net.inject(t - 1, 1, to, propose(&parent, Some(j.clone())));
+            }
+            net.inject(t, 0, to, vote(0, &parent));
+            net.inject(t, 1, to, vote(1, &parent));
+        }
+        if k < 4 {
+            parent = block(1, qc(&parent, &[0, 1, 2]), t + 9, vec![]);
+        }
+    }
+}
+
+/// Leader 1 shows replica 3 alone X, a first block of view 1 over genesis, at `t1`, and
+/// then its child X1, each with the pair's votes. Returns X's hash.
+fn show_x_alone_to_3(net: &mut Net, t1: u64, j: Justification) -> Hash {
+    let x = block(1, QuorumCert::genesis(), t1, vec![b"another request".to_vec()]);
+    net.inject(t1, 1, 3, propose(&x, Some(j.clone())));
+    net.inject(t1 + 1, 0, 3, vote(0, &x));
+    net.inject(t1 + 1, 1, 3, vote(1, &x));
+    let x1 = block(1, qc(&x, &[0, 1, 3]), t1 + 10, vec![]);
+    net.inject(t1 + 10, 1, 3, propose(&x1, Some(j)));
+    net.inject(t1 + 11, 0, 3, vote(0, &x1));
+    net.inject(t1 + 11, 1, 3, vote(1, &x1));
+    x.hash
+}
+
 /// Returns the net at the end, B's and X's hashes. `down_for_b`: replica 3 is down while B
 /// is sent (it never stores B) rather than crashing after it.
 fn restart_story(planted: Planted, down_for_b: bool) -> (Net, Hash, Hash) {
@@ -58,20 +91,7 @@ fn restart_story(planted: Planted, down_for_b: bool) -> (Net, Hash, Hash) {
         net.crash(3);
     }
     // B's chain with the pair's votes: 2 and 4 commit B, B1, B2 and B3.
-    let mut parent = b.clone();
-    for k in 0..5u64 {
-        let t = t0 + 11 + 10 * k;
-        for to in [2, 4] {
-            if k > 0 {
-                net.inject(t - 1, 1, to, propose(&parent, Some(j.clone())));
-            }
-            net.inject(t, 0, to, vote(0, &parent));
-            net.inject(t, 1, to, vote(1, &parent));
-        }
-        if k < 4 {
-            parent = block(1, qc(&parent, &[0, 1, 2]), t + 9, vec![]);
-        }
-    }
+    grow_b_at_2_and_4(&mut net, &b, &j, t0);
     net.run_until(t0 + 600);
     assert!(net.committed_at(1).get(&2) == Some(&b.hash) && net.core(2).committed_height() >= 4, "2 committed B's chain");
     // Replica 3 restarts; 300 ms later the leader shows it alone X, another first block of
@@ -81,16 +101,9 @@ fn restart_story(planted: Planted, down_for_b: bool) -> (Net, Hash, Hash) {
     net.run_until(t1 - 1);
     let recovered = !net.core(3).is_recovering() && net.core(3).is_entered();
     assert!(recovered, "3 recovered and entered view 1 again before X");
-    let x = block(1, QuorumCert::genesis(), t1, vec![b"another request".to_vec()]);
-    net.inject(t1, 1, 3, propose(&x, Some(j.clone())));
-    net.inject(t1 + 1, 0, 3, vote(0, &x));
-    net.inject(t1 + 1, 1, 3, vote(1, &x));
-    let x1 = block(1, qc(&x, &[0, 1, 3]), t1 + 10, vec![]);
-    net.inject(t1 + 10, 1, 3, propose(&x1, Some(j)));
-    net.inject(t1 + 11, 0, 3, vote(0, &x1));
-    net.inject(t1 + 11, 1, 3, vote(1, &x1));
+    let x = show_x_alone_to_3(&mut net, t1, j);
     net.run_until(t1 + 2_000);
-    (net, b.hash, x.hash)
+    (net, b.hash, x)
 }
 
 fn voted_for(net: &Net, who: ReplicaId, hash: Hash) -> bool {
@@ -225,16 +238,9 @@ fn stale_lock_story(planted: Planted, back_after_view_0: bool) -> (Net, Status, 
     let bc0 = s3.blame_cert.clone();
     let lie = |who| coalition_status(who, 1, QuorumCert::genesis(), bc0.clone());
     let j = Justification { blame_cert: bc0.clone(), statuses: vec![lie(0), lie(1), s3.clone()] };
-    let x = block(1, QuorumCert::genesis(), t1, vec![b"another request".to_vec()]);
-    net.inject(t1, 1, 3, propose(&x, Some(j.clone())));
-    net.inject(t1 + 1, 0, 3, vote(0, &x));
-    net.inject(t1 + 1, 1, 3, vote(1, &x));
-    let x1 = block(1, qc(&x, &[0, 1, 3]), t1 + 10, vec![]);
-    net.inject(t1 + 10, 1, 3, propose(&x1, Some(j)));
-    net.inject(t1 + 11, 0, 3, vote(0, &x1));
-    net.inject(t1 + 11, 1, 3, vote(1, &x1));
+    let x = show_x_alone_to_3(&mut net, t1, j);
     net.run_until(t1 + 1_000);
-    (net, s3, b.hash, x.hash)
+    (net, s3, b.hash, x)
 }
 
 fn stale_lock_holds(back_after_view_0: bool) {
@@ -281,20 +287,7 @@ fn restarted_twice_story(planted: Planted) -> (Net, Hash, Hash) {
     for to in [2, 4] {
         net.inject(t0 + 10, 1, to, propose(&b, Some(j.clone())));
     }
-    let mut parent = b.clone();
-    for k in 0..5u64 {
-        let t = t0 + 11 + 10 * k;
-        for to in [2, 4] {
-            if k > 0 {
-                net.inject(t - 1, 1, to, propose(&parent, Some(j.clone())));
-            }
-            net.inject(t, 0, to, vote(0, &parent));
-            net.inject(t, 1, to, vote(1, &parent));
-        }
-        if k < 4 {
-            parent = block(1, qc(&parent, &[0, 1, 2]), t + 9, vec![]);
-        }
-    }
+    grow_b_at_2_and_4(&mut net, &b, &j, t0);
     net.run_until(t0 + 600);
     assert_eq!(net.committed_at(1).get(&2), Some(&b.hash), "2 committed B");
     net.delays.insert((3, 2), 10);
@@ -319,16 +312,9 @@ fn restarted_twice_story(planted: Planted) -> (Net, Hash, Hash) {
     let t1 = s + 500;
     net.run_until(t1 - 1);
     assert!(!net.core(3).is_recovering() && net.core(3).view() == 1, "3 recovered in view 1");
-    let x = block(1, QuorumCert::genesis(), t1, vec![b"another request".to_vec()]);
-    net.inject(t1, 1, 3, propose(&x, Some(j.clone())));
-    net.inject(t1 + 1, 0, 3, vote(0, &x));
-    net.inject(t1 + 1, 1, 3, vote(1, &x));
-    let x1 = block(1, qc(&x, &[0, 1, 3]), t1 + 10, vec![]);
-    net.inject(t1 + 10, 1, 3, propose(&x1, Some(j)));
-    net.inject(t1 + 11, 0, 3, vote(0, &x1));
-    net.inject(t1 + 11, 1, 3, vote(1, &x1));
+    let x = show_x_alone_to_3(&mut net, t1, j);
     net.run_until(t1 + 2_000);
-    (net, b.hash, x.hash)
+    (net, b.hash, x)
 }
 
 #[test]
