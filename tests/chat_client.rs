@@ -330,3 +330,33 @@ fn ctrl_c_stops_waiting_and_clears_a_half_typed_line_and_nothing_applies_twice()
     let texts: Vec<&str> = history["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["only once"], "{history}");
 }
+
+/// On a terminal, a login refused for a wrong password asks for the password again, and
+/// the next try logs in without starting the client again (the account flow).
+#[test]
+fn a_wrong_password_on_a_terminal_is_asked_again_without_a_restart() {
+    let cluster = OneReplica::start("wrong-password");
+    let dir = common::TempDir::new("wrong-password-tmux");
+    let mut alice = cluster.chat("alice", "pw");
+    assert_eq!(alice.run("create")["type"], "result");
+    drop(alice);
+    let command = format!("{} chat --config {} --user alice; echo client exited with status $?", common::bin(), cluster.client_config.display());
+    let tmux = common::tmux::Tmux::start(&dir.0, &command);
+    tmux.wait("the password prompt", |s| s.contains("password for alice:"));
+    tmux.type_text("not her password");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the prompt", |s| s.contains("alice@test-cluster"));
+    tmux.type_text("login");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the refusal and the question", |s| s.contains("wrong password for alice") && s.contains("password for alice (Enter keeps the last one)"));
+    tmux.type_text("pw");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the hint", |s| s.contains("type the command again"));
+    tmux.type_text("login");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait("the login", |s| s.contains("logged in as alice") || s.contains("logged in;"));
+    assert!(!screen.contains("client exited"), "{screen}");
+    tmux.type_text("quit");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the exit", |s| s.contains("client exited with status"));
+}

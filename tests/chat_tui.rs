@@ -157,3 +157,53 @@ fn with_no_quorum_the_full_screen_client_restores_the_terminal_and_says_why_once
     assert!(!screen.contains("conversations"), "the full screen is gone:\n{screen}");
     std::thread::sleep(Duration::from_millis(100));
 }
+
+/// `/delete` hides a message from the one who deletes it, `/logout` closes the session,
+/// and `/delete-account` asks first and then deletes (the full-screen commands).
+#[test]
+fn delete_logout_and_delete_account_in_the_full_screen_client() {
+    let cluster = OneReplica::start("tui-commands");
+    let dir = common::TempDir::new("tui-commands-socket");
+    let tmux = tui(&cluster, &dir, "alice");
+    tmux.wait("the offer to create the account", |s| s.contains("create it? [y/N]"));
+    tmux.type_text("y");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the full screen", |s| s.contains("conversations") && s.contains("alice@test-cluster"));
+    let mut bob = cluster.chat("bob", "pw");
+    assert_eq!(bob.run("create")["type"], "result");
+    let id = bob.run("send alice delete me")["id"].as_u64().expect("an id");
+    assert_eq!(bob.run("send alice keep me")["type"], "result");
+    tmux.wait("bob's messages", |s| list_row(s, "bob").is_some());
+    tmux.keys(&["Down"]);
+    tmux.wait("bob's conversation", |s| s.contains("bob: delete me") && s.contains("bob: keep me"));
+    tmux.type_text(&format!("/delete {id}"));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait("the deletion", |s| s.contains("deleted 1 message(s)"));
+    assert!(!screen.contains("bob: delete me") && screen.contains("bob: keep me"), "{screen}");
+    let bobs = bob.run("history alice");
+    assert_eq!(bobs["messages"].as_array().map(|m| m.len()), Some(2), "bob still has both: {bobs}");
+    assert_eq!(bob.run("who")["names"], serde_json::json!(["alice", "bob"]));
+    tmux.type_text("/logout");
+    tmux.keys(&["Enter"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while bob.run("who")["names"] != serde_json::json!(["bob"]) {
+        assert!(std::time::Instant::now() < deadline, "alice is still online after /logout");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(tmux);
+
+    // Again, and delete the account: a question first, then gone.
+    let tmux = tui(&cluster, &dir, "alice");
+    tmux.wait("the full screen", |s| s.contains("conversations") && s.contains("alice@test-cluster"));
+    tmux.type_text("/delete-account");
+    tmux.keys(&["Enter"]);
+    tmux.wait("the question", |s| s.contains("for good? type /delete-account yes"));
+    assert_eq!(bob.run("list alice")["names"], serde_json::json!(["alice"]), "asked, not deleted yet");
+    tmux.type_text("/delete-account yes");
+    tmux.keys(&["Enter"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while bob.run("list alice")["names"] != serde_json::json!([]) {
+        assert!(std::time::Instant::now() < deadline, "alice's account is still there");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
