@@ -34,7 +34,7 @@ pub struct SimArgs {
     /// cross-view, vote-before-persist, unchecked-state, first-statuses, same-height-equivocation,
     /// blame-prune-incoming, first-block-any-qc, keep-commit-timer, duplicate-votes,
     /// certificate2, high-qc-backwards, no-forward, client-quorum2, no-status-wait,
-    /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status, no-relay,
+    /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status, no-relay, no-relay-nudge,
     /// no-blame-heard, no-recovery, recovery-without-high-qc, recovery-once-per-asker,
     /// unbounded-pools, commit-at-two-delta, deep-conflict-unseen,
     /// commit-with-unlinked, unchecked-image.
@@ -68,6 +68,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "votes-to-leader" => p.votes_to_leader = true,
         "unchecked-status" => p.unchecked_status = true,
         "no-relay" => p.no_relay = true,
+        "no-relay-nudge" => p.no_relay_nudge = true,
         "no-blame-heard" => p.no_blame_heard = true,
         "no-recovery" => p.no_recovery = true,
         "recovery-without-high-qc" => p.recovery_without_high_qc = true,

@@ -109,6 +109,10 @@ pub struct Planted {
     /// Requests are never relayed to the leader before a blame (S10): a request sent to
     /// non-leaders only ends the view (the second review's finding 1 put back).
     pub no_relay: bool,
+    /// A leader that gets a relay of a request it committed already does not nudge (S10):
+    /// a restarted replica behind the others, whose missing blocks no certificate proves
+    /// (Byzantine replicas withhold their CHECKPOINTs), follows only once it blames.
+    pub no_relay_nudge: bool,
     /// Another replica's blame of the view is not taken as a reason to watch the leader
     /// (S5's blame heard): a view whose leader crashed, where one replica waits and the
     /// others wait for nothing, is never left (found by a five-process test, 2026-12-07).

@@ -347,3 +347,29 @@ fn relays_to_a_non_leader_are_not_pooled_so_a_byzantine_pair_cannot_start_its_ti
     eprintln!("1,200 relayed to replica 1 by the pair: view {}", five.highest_view());
     assert_eq!(five.highest_view(), 0, "the honest leader 0 lost its view");
 }
+
+/// A replica behind (after a restart, say) relays a request the leader committed already:
+/// the leader nudges (proposes blocks in its view) at once, so the relayer gets a 2-chain
+/// to follow through, before its timer would make it blame an honest leader. Measured on
+/// the leader's committed height 10Δ after the relay; planted away (`no_relay_nudge`),
+/// nothing new commits.
+fn after_a_stale_relay(planted: Planted) -> (Height, Height) {
+    let mut five = Five::new(&[], planted);
+    let request = b"committed before the relay".to_vec();
+    for to in 0..5 {
+        five.at(1, Event::Request(to, request.clone()));
+    }
+    five.run_until(20 * DELTA);
+    let before = five.cores[&0].committed_height();
+    five.at(20 * DELTA + 1, Event::Message(3, 0, Message::Relay(request)));
+    five.run_until(30 * DELTA);
+    (before, five.cores[&0].committed_height())
+}
+
+#[test]
+fn s10_a_relay_of_a_committed_request_makes_the_leader_nudge() {
+    let (before, after) = after_a_stale_relay(Planted::default());
+    assert!(before >= 1 && after > before, "the leader must propose and commit after the relay: {before} -> {after}");
+    let (before, after) = after_a_stale_relay(Planted { no_relay_nudge: true, ..Planted::default() });
+    assert_eq!(after, before, "the control commits nothing new");
+}

@@ -36,6 +36,17 @@ impl Core {
         if self.leader(self.view) != self.me || self.pending.contains_key(&digest) {
             return;
         }
+        // Committed here already: the relayer is behind, and may have no way to follow
+        // while nothing new commits (its missing blocks' CHECKPOINTs need q signers, and
+        // Byzantine replicas may withhold theirs). Blocks in this view give it a 2-chain to
+        // commit through (S5's nudge, once per relayer and view), long before its timer
+        // would make it blame an honest leader.
+        if self.recent_set.contains(&digest) {
+            if self.nudge_to.is_none() && self.nudged_by.insert(from) && !self.cfg.planted.no_relay_nudge {
+                self.nudge_to = Some(self.high_qc.height + 2);
+            }
+            return;
+        }
         // Forget the share's requests that left the pool, then count what is left.
         let pending = &self.pending;
         if let Some(mine) = self.relayed_in.get_mut(&from).filter(|mine| mine.len() >= RELAYED_PER_PEER) {

@@ -161,7 +161,15 @@ impl World {
         let Some(coalition) = self.coalition.as_mut().filter(|c| c.members[0] == id) else { return };
         let (view, committed) = self.nodes[id as usize].core.as_ref().map_or((0, 0), |c| (c.view(), c.committed_height()));
         let crafted = coalition.on_tick(view, committed, self.now, &mut self.rng);
+        let private = coalition.take_private_requests();
         self.send_crafted(crafted);
+        for request in private {
+            self.stats.byzantine_actions += 1;
+            self.checker.sent.insert(consensus::digest(&request.bytes));
+            let delay = self.delay();
+            self.note(|| format!("coalition request to {} only (in {delay} ms)", request.to));
+            self.at(self.now + delay, super::world::Event::Request { to: request.to, bytes: request.bytes });
+        }
     }
 
     /// Messages the coalition sends on its own, each after its chosen delay.

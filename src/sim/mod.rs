@@ -13,6 +13,7 @@ mod check;
 mod client;
 mod faults;
 mod fork;
+mod honest_views;
 mod network;
 mod node;
 mod restarts;

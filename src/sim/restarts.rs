@@ -8,6 +8,7 @@ impl World {
     pub(super) fn restart(&mut self, id: ReplicaId) {
         if !self.nodes[id as usize].is_up() {
             self.note(|| format!("{id} restarts"));
+            self.honest_fault(id);
             self.stats.restarts += 1;
             let cfg = self.cfg.clone();
             match self.nodes[id as usize].boot(&cfg) {
@@ -27,6 +28,7 @@ impl World {
     pub(super) fn crash(&mut self, id: ReplicaId) {
         if self.nodes[id as usize].is_up() {
             self.note(|| format!("{id} crashes"));
+            self.honest_fault(id);
             self.stats.crashes += 1;
             self.nodes[id as usize].crash();
             if self.faults.damage_pct > 0 && self.rng.chance(self.faults.damage_pct, 100) {

@@ -51,6 +51,7 @@ pub struct World {
     pub trace: Option<Vec<String>>,
     pub(super) fork: Option<super::fork::Fork>,
     pub(super) coalition: Option<super::adversary::Coalition>,
+    pub(super) honest_views: super::honest_views::HonestViews,
     /// The crash runs' hidden-QC network schedule (schedule.rs).
     pub(super) schedule: Option<super::schedule::StaleQc>,
     /// Scenario hook: messages for which this returns true are lost.
@@ -94,6 +95,7 @@ impl World {
             trace: trace.then(Vec::new),
             fork: None,
             coalition: None,
+            honest_views: Default::default(),
             schedule: None,
             drop_if: None,
             delay_if: None,
@@ -296,8 +298,10 @@ impl World {
         let actions = core.handle(now, input);
         let conflicts = core.conflicts;
         let (learned, s4_commits) = core.take_observed();
+        let view = core.view();
         self.checker.on_conflicts(id, conflicts);
         self.checker.observe(id, &actions, learned);
+        self.check_honest_view_blame(id, view, &actions);
         let actions = self.byzantine_outputs(id, actions);
         let commits: Vec<_> = actions.iter().filter_map(|a| if let Action::Commit(b) = a { Some(b.hash) } else { None }).collect();
         let performed = self.perform(id, actions);

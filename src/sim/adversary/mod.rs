@@ -43,12 +43,17 @@
 //!   contents under its name; a genuine state certificate (an honest replica's state
 //!   CHECKPOINT and the members') sent with an image it does not certify; signed junk
 //!   (votes and CHECKPOINTs for made-up blocks above the committed height).
+//! - **private requests** (`private.rs`): in an honest view, a request of its own to honest
+//!   non-leaders only, and the members' blames once its timer would have run out.
 //! The honest links take exactly Δ when the seed says so (`slow_honest_links`).
 
 mod forge;
 mod lead;
 mod plan;
+mod private;
 mod wrong;
+
+pub use private::PrivateRequest;
 
 pub use plan::Plan;
 
@@ -133,6 +138,10 @@ pub struct Coalition {
     imaged: BTreeSet<Height>,
     /// Rounds of signed junk sent (`wrong.rs`).
     junk_rounds: u64,
+    /// Honest views sent a private request; when the members blame each (`private.rs`).
+    private_sent: BTreeSet<View>,
+    private_blame_at: BTreeMap<View, u64>,
+    private_out: Vec<PrivateRequest>,
 }
 
 impl Coalition {
@@ -169,6 +178,9 @@ impl Coalition {
             state_signers: BTreeMap::new(),
             imaged: BTreeSet::new(),
             junk_rounds: 0,
+            private_sent: BTreeSet::new(),
+            private_blame_at: BTreeMap::new(),
+            private_out: Vec::new(),
         }
     }
 
@@ -390,6 +402,7 @@ impl Coalition {
         }
         self.forged_statuses(view, &mut out);
         self.junk(view, committed, &mut out);
+        self.private_requests(view, now, &mut out);
         let victim = self.honest[rng.below(self.honest.len() as u64) as usize];
         let me = self.members[0];
         if self.plan.far_future && rng.chance(1, 4) {

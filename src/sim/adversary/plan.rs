@@ -50,6 +50,8 @@ pub struct Plan {
     pub wrong_images: bool,
     /// Signed junk: votes and CHECKPOINTs for made-up blocks above the committed height.
     pub junk_flood: bool,
+    /// Requests of its own to honest non-leaders only, in honest views (`private.rs`).
+    pub private_requests: bool,
 }
 
 impl Plan {
@@ -87,6 +89,7 @@ impl Plan {
             wrong_blocks: false,
             wrong_images: false,
             junk_flood: false,
+            private_requests: false,
         };
         // A third of the plans, chosen by the step delay's residue rather than by a new draw:
         // every seed's other moves stay what they were when the controls' seed counts were
@@ -96,6 +99,7 @@ impl Plan {
         plan.wrong_blocks = plan.shadow_delay_ms % 2 == 0;
         plan.wrong_images = plan.step_delay_ms % 2 == 1;
         plan.junk_flood = plan.shadow_delay_ms % 3 == 2;
+        plan.private_requests = (plan.step_delay_ms / 2) % 3 == 1;
         // A quarter of the plans follow a recipe: the moves of one attack, made coherent.
         match rng.below(8) {
             0 => plan.commit_first(delta_ms, rng),

@@ -1,0 +1,77 @@
+//! Private requests (the second review's finding 1): in a view an honest replica leads,
+//! the coalition, as a client with accounts of its own, sends a validly signed request to
+//! honest non-leaders only (one of them, or all of them: the single-client attack needs no
+//! replica at all), never to the leader, and its members blame the view once that
+//! request's timer would have run out. Without S10's relay the honest holders blame too,
+//! and the view ends; with it, the leader orders the request and no honest replica blames.
+//! The world checks the second (`World::check_honest_view_blame`).
+
+use prost::Message as _;
+
+use super::{Coalition, Crafted};
+use crate::consensus::View;
+use crate::{pb, wire};
+
+/// The key of the coalition's accounts (the simulator's request signatures are keyed
+/// hashes of it).
+const KEY: [u8; 32] = [0xC0; 32];
+
+/// A request the coalition sends as a client: to one replica, now.
+pub struct PrivateRequest {
+    pub to: crate::consensus::ReplicaId,
+    pub bytes: Vec<u8>,
+}
+
+impl Coalition {
+    /// Once per honest view, Δ after it was first seen: a request (a new account of the
+    /// coalition's) to honest non-leaders only; its members' blames follow one request
+    /// timeout (12Δ at the base) plus Δ later.
+    pub(super) fn private_requests(&mut self, view: View, now: u64, out: &mut Vec<Crafted>) {
+        if !self.plan.private_requests || self.leads(view) {
+            return;
+        }
+        let since = self.view_seen[&view];
+        if now >= since + self.delta_ms && self.private_sent.insert(view) {
+            let leader = self.leader(view);
+            let holders: Vec<_> = self.honest.iter().copied().filter(|h| *h != leader).collect();
+            // One holder in odd views, every honest non-leader in even ones.
+            let chosen = if view % 2 == 1 { vec![holders[(view as usize / 2) % holders.len()]] } else { holders };
+            let bytes = self.private_request(view);
+            for to in chosen {
+                self.private_out.push(PrivateRequest { to, bytes: bytes.clone() });
+            }
+            self.private_blame_at.insert(view, now + 13 * self.delta_ms);
+        }
+        if let Some(at) = self.private_blame_at.get(&view).copied()
+            && now >= at
+        {
+            self.private_blame_at.remove(&view);
+            let entered_by = view.checked_sub(1).and_then(|w| self.certificates.get(&w).cloned());
+            for to in self.honest.clone() {
+                for m in self.members.clone() {
+                    out.push(Crafted { from: m, to, message: Self::blame(m, view, entered_by.clone()), delay_ms: 1 });
+                }
+            }
+        }
+    }
+
+    /// A new account of the coalition's, created in `view`'s name.
+    fn private_request(&self, view: View) -> Vec<u8> {
+        let op = crate::chat::Op::CreateAccount { public_key: KEY };
+        let body = pb::RequestBody {
+            cluster: crate::sim::node::CLUSTER.into(),
+            user: format!("zc{view}"),
+            session: 1,
+            seq: 1,
+            op: Some(wire::encode_op(&op)),
+        }
+        .encode_to_vec();
+        let signature = crate::execute::SimRequests::sign(&KEY, &body);
+        pb::SignedRequest { body, signature }.encode_to_vec()
+    }
+
+    /// The requests the coalition sent as a client since the last call.
+    pub fn take_private_requests(&mut self) -> Vec<PrivateRequest> {
+        std::mem::take(&mut self.private_out)
+    }
+}
