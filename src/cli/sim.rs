@@ -37,7 +37,7 @@ pub struct SimArgs {
     /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status, no-relay, no-relay-nudge,
     /// no-blame-heard, no-recovery, recovery-without-high-qc, recovery-once-per-asker,
     /// unbounded-pools, commit-at-two-delta, deep-conflict-unseen,
-    /// commit-with-unlinked, unchecked-image.
+    /// commit-with-unlinked, unchecked-image, late-image-unseen.
     #[arg(long)]
     plant: Option<String>,
 }
@@ -69,6 +69,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "unchecked-status" => p.unchecked_status = true,
         "no-relay" => p.no_relay = true,
         "no-relay-nudge" => p.no_relay_nudge = true,
+        "late-image-unseen" => p.late_image_unseen = true,
         "no-blame-heard" => p.no_blame_heard = true,
         "no-recovery" => p.no_recovery = true,
         "recovery-without-high-qc" => p.recovery_without_high_qc = true,

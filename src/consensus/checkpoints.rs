@@ -53,6 +53,8 @@ impl Core {
                 if (stable.hash, stable.state) == (hash, state) {
                     self.own_states.insert(height, (hash, state));
                     self.last_state_checkpoint = Some(self.own_checkpoint(height, hash, Some(state)));
+                } else if self.cfg.planted.late_image_unseen {
+                    return;
                 }
                 self.out.push(Action::Stable(stable));
             }

@@ -32,6 +32,11 @@ impl Core {
         self.committed_height
     }
 
+    /// The height of this replica's stable checkpoint (S11), if it has one.
+    pub fn stable_height(&self) -> Option<Height> {
+        self.stable.as_ref().map(|s| s.height)
+    }
+
     /// Whether a request with this digest was committed recently (the core drops it if it
     /// comes again: the driver must answer it itself).
     pub fn committed_recently(&self, digest: &Digest32) -> bool {

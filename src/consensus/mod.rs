@@ -142,6 +142,9 @@ pub struct Planted {
     /// S11: a state transfer's image is installed without checking that it hashes to the
     /// certified state (the certificate and block are still checked; plant 4).
     pub unchecked_image: bool,
+    /// S11: an own image that lands after a stable certificate of its height and differs
+    /// from it is dropped silently (the second review's finding 4 put back).
+    pub late_image_unseen: bool,
 }
 
 #[derive(Clone, Debug)]

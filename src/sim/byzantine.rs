@@ -181,4 +181,15 @@ impl World {
             self.at(self.now + c.delay_ms, super::world::Event::Deliver { from: c.from, to: c.to, bytes: bytes.into() });
         }
     }
+
+    /// Finding 2 of the second review: an honest replica's pools of signed votes and
+    /// CHECKPOINTs stay within their per-signer bounds, whatever junk the coalition sends.
+    pub(super) fn check_pools(&mut self, id: ReplicaId) {
+        if self.faults.is_byzantine(id).is_some() || self.checker.violations.iter().any(|v| v.starts_with("memory")) {
+            return;
+        }
+        if let Some(over) = self.nodes[id as usize].core.as_ref().and_then(|c| c.pools_over_bounds()) {
+            self.checker.violations.push(format!("memory: replica {id} holds {over}"));
+        }
+    }
 }

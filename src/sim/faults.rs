@@ -90,6 +90,12 @@ pub struct Faults {
     /// Chance (%) that a crash also damages one byte of one file of the replica's disk,
     /// which it must repair when it starts again (storage/replica_store/open.rs).
     pub damage_pct: u64,
+    /// A replica's own state image lands up to this long after its block commits (the
+    /// replica writes it on another thread), so stable certificates may come first.
+    pub late_images_ms: u64,
+    /// Crash runs: this replica's state diverges once it has executed this height (a
+    /// non-deterministic execution or a disk that lies); S11 must stop it (`images.rs`).
+    pub diverge: Option<(ReplicaId, u64)>,
 }
 
 impl Faults {
@@ -116,6 +122,8 @@ impl Faults {
             checkpoint_every: 16,
             stale_qc_schedule: None,
             damage_pct: 0,
+            late_images_ms: 0,
+            diverge: None,
         };
         match mode {
             Mode::Crash => {
@@ -191,6 +199,8 @@ impl Faults {
             checkpoint_every: 16,
             stale_qc_schedule: None,
             damage_pct: 0,
+            late_images_ms: 0,
+            diverge: None,
         }
     }
 
@@ -241,6 +251,19 @@ impl Faults {
         }
     }
 
+    /// Half the runs write state images late; a quarter of the crash runs make one
+    /// replica's state diverge. Drawn from their own generator, so the other faults of a
+    /// seed stay what they were.
+    pub fn draw_images(&mut self, seed: u64) {
+        let mut rng = Rng::new(seed ^ 0x1a7e_1a6e_5d17_0000);
+        if rng.chance(1, 2) {
+            self.late_images_ms = 1 + rng.below(4 * self.delta_ms);
+        }
+        if self.mode == Mode::Crash && rng.chance(1, 4) {
+            self.diverge = Some((rng.below(self.n as u64) as ReplicaId, 1 + rng.below(2 * self.checkpoint_every)));
+        }
+    }
+
     pub fn is_byzantine(&self, id: ReplicaId) -> Option<Behaviour> {
         self.byzantine.iter().find(|(b, _)| *b == id).map(|(_, behaviour)| *behaviour)
     }
@@ -250,7 +273,7 @@ impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} honest_restart={:?}{} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={} stale_qc_schedule={:?} damage={}%",
+            "mode={:?} n={} delta={}ms delay_max={}ms loss={}% dup={}% partitions={} crashes={} honest_restart={:?}{} crash_mid_batch={}% byzantine={:?} slow_honest_links={} clients={}x{} checkpoint_every={} stale_qc_schedule={:?} damage={}% late_images={}ms diverge={:?}",
             self.mode,
             self.n,
             self.delta_ms,
@@ -268,7 +291,9 @@ impl fmt::Display for Faults {
             self.ops_per_client,
             self.checkpoint_every,
             self.stale_qc_schedule,
-            self.damage_pct
+            self.damage_pct,
+            self.late_images_ms,
+            self.diverge
         )
     }
 }

@@ -19,7 +19,7 @@ use crate::consensus::{Action, BlameReason, Message, ReplicaId, View};
 pub struct HonestViews {
     /// When the first honest replica entered each view.
     entered: BTreeMap<View, u64>,
-    /// The last crash or restart of an honest replica.
+    /// The last crash or restart of an honest replica, or partition or heal.
     last_fault_ms: Option<u64>,
     /// Views already reported, and each replica's first blame of a view (a blame is
     /// resent every 4Δ; only the first one is judged).
@@ -33,6 +33,11 @@ impl World {
         if self.faults.is_byzantine(id).is_none() {
             self.honest_views.last_fault_ms = Some(self.now);
         }
+    }
+
+    /// A partition began or healed now: the links were not synchronous.
+    pub(super) fn network_fault(&mut self) {
+        self.honest_views.last_fault_ms = Some(self.now);
     }
 
     /// What honest replica `id` sent after one input, while in `view`.

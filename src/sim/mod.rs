@@ -14,6 +14,7 @@ mod client;
 mod faults;
 mod fork;
 mod honest_views;
+mod images;
 mod network;
 mod node;
 mod restarts;
@@ -85,6 +86,7 @@ pub fn build(seed: u64, options: &SimOptions) -> World {
     }
     faults.draw_damage(seed);
     faults.draw_honest_restart(seed, options.safety_ms);
+    faults.draw_images(seed);
     let mut world = World::new(seed, faults.clone(), options.planted, options.trace);
     let span = options.safety_ms.max(1);
     for _ in 0..faults.partitions {
@@ -233,7 +235,11 @@ impl std::fmt::Display for Summary {
         )?;
         writeln!(f, "byzantine replicas by behaviour: {:?}", self.behaviours)?;
         writeln!(f, "work: {} client operations accepted, {} view changes, {} messages, {} events", self.ops, self.view_changes, s.messages, s.events)?;
-        writeln!(f, "checkpoints: {} state images taken, {} state transfers installed", s.images, s.state_transfers)?;
+        writeln!(
+            f,
+            "checkpoints: {} state images taken, {} state transfers installed, {} replicas stopped on a diverged state",
+            s.images, s.state_transfers, s.diverged_stops
+        )?;
         writeln!(f, "disks: {} damaged at a crash, {} starts that repaired damage", s.damaged, s.repaired)?;
         let kinds = [("crash runs once healed", &self.latency[0]), ("byzantine runs", &self.latency[1])];
         for (name, h) in kinds {

@@ -28,6 +28,9 @@ pub enum Effect {
     Installed(u64),
     /// Feed this back into the core (a snapshot's hash).
     Input(Input),
+    /// A state image was written (`Node::pending_image`); the world places it, now or
+    /// later (`images.rs`).
+    ImageWritten,
 }
 
 pub use crate::execute::Executed;
@@ -48,6 +51,15 @@ pub struct Node {
     last_committed: Option<Block>,
     /// Planted bug: execute requests without checking their signatures.
     pub unchecked_requests: bool,
+    /// The state image written and not yet in place (one at a time, as the replica's
+    /// image thread), the stable certificates' states this node's core handed to its
+    /// store by height, and the divergence fault (`images.rs`).
+    pub pending_image: Option<crate::storage::WrittenImage>,
+    pub stable_seen: std::collections::BTreeMap<u64, crate::consensus::Digest32>,
+    pub diverge_from: Option<u64>,
+    pub diverged: bool,
+    /// Stopped for good (its state diverged): never restarted.
+    pub halted: bool,
 }
 
 /// Decodes a client request (its signature is checked at execution, `crate::execute`).
@@ -69,6 +81,11 @@ impl Node {
             heard: Vec::new(),
             last_committed: None,
             unchecked_requests: false,
+            pending_image: None,
+            stable_seen: Default::default(),
+            diverge_from: None,
+            diverged: false,
+            halted: false,
         }
     }
 
@@ -110,6 +127,7 @@ impl Node {
     pub fn crash(&mut self) {
         self.core = None;
         self.store = None;
+        self.pending_image = None;
         self.fs.crash();
     }
 
@@ -147,10 +165,17 @@ impl Node {
             Action::TakeSnapshot { height, hash } => {
                 let last = self.last_committed.as_ref().filter(|b| b.height == height && b.hash == hash);
                 let block = last.expect("TakeSnapshot follows the Commit of its block");
-                let state = store.take_image(block, &self.chat)?;
-                vec![Effect::Input(Input::Snapshot { height, hash, state })]
+                // One image at a time, as the replica: a checkpoint reached while one is
+                // being written gets none.
+                if self.pending_image.is_some() {
+                    return Ok(vec![]);
+                }
+                let writer = store.begin_image(block)?;
+                self.pending_image = Some(writer.write(&self.chat)?);
+                vec![Effect::ImageWritten]
             }
             Action::Stable(cert) => {
+                self.stable_seen.insert(cert.height, cert.state);
                 store.stable(&cert)?;
                 vec![]
             }
@@ -160,6 +185,8 @@ impl Node {
             }
             Action::InstallState(t) => {
                 self.chat = store.install(&t)?;
+                self.diverge_from = None;
+                self.diverged = false;
                 self.last_committed = Some(t.block.clone());
                 vec![Effect::Installed(t.cert.height)]
             }
@@ -168,7 +195,21 @@ impl Node {
 
     /// Executes one committed block on the chat state (the replicas' own code).
     pub fn execute(&mut self, block: &Block) -> Vec<Executed> {
-        crate::execute::execute_committed(&mut self.chat, block, CLUSTER, &crate::execute::SimRequests, self.unchecked_requests)
+        let executed = crate::execute::execute_committed(&mut self.chat, block, CLUSTER, &crate::execute::SimRequests, self.unchecked_requests);
+        // Again when a restart replays the blocks after an image taken before it diverged.
+        if self.diverge_from.is_some_and(|h| block.height >= h) && self.chat.account(super::images::DIVERGED).is_none() {
+            self.diverged = true;
+            super::images::diverge(&mut self.chat);
+        }
+        executed
+    }
+
+    /// Places the written image (`ImageWritten`); returns the core's input for it.
+    pub fn place_image(&mut self) -> Result<Option<Input>, StorageError> {
+        let (Some(store), Some(written)) = (self.store.as_mut(), self.pending_image.take()) else { return Ok(None) };
+        let (height, hash, state) = (written.block.height, written.block.hash, written.digest);
+        store.place_image(written)?;
+        Ok(Some(Input::Snapshot { height, hash, state }))
     }
 
     /// The reply already given to a request (its body's SHA-256 is `body`), if it was

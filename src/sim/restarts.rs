@@ -6,7 +6,7 @@ use crate::consensus::ReplicaId;
 
 impl World {
     pub(super) fn restart(&mut self, id: ReplicaId) {
-        if !self.nodes[id as usize].is_up() {
+        if !self.nodes[id as usize].is_up() && !self.nodes[id as usize].halted {
             self.note(|| format!("{id} restarts"));
             self.honest_fault(id);
             self.stats.restarts += 1;
@@ -44,7 +44,7 @@ impl World {
     /// A storage error in the simulator is a bug (or a replica whose state diverged): it is
     /// reported, and the replica stops as a real one would.
     pub(super) fn storage_failed(&mut self, id: ReplicaId, e: crate::storage::StorageError) {
-        if self.faults.is_byzantine(id).is_none() {
+        if self.faults.is_byzantine(id).is_none() && !self.diverged_stop(id, &e) {
             self.checker.violations.push(format!("storage: replica {id}: {e}"));
         }
         self.nodes[id as usize].crash();

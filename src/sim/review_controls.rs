@@ -73,3 +73,15 @@ fn byzantine_seeds_616_and_655_a_replica_behind_follows_by_its_relay() {
         assert!(run(seed, &without).violations.iter().any(|v| v.contains("blamed view")), "seed {seed} must break without the nudge");
     }
 }
+
+#[test]
+fn negative_control_a_late_diverged_image_unseen_is_found_by_late_images() {
+    // Finding 4 of the second review put back: a replica's own image that lands after the
+    // stable certificate of its height, naming another state, is dropped silently. Found
+    // by late images (up to 4Δ after the commit, half the runs) with a replica whose state
+    // diverged (a quarter of the crash runs): first at seed 27 (35 of 2,000 crash seeds;
+    // none without the plant, where 255 diverged replicas stopped).
+    let options = planted(Mode::Crash, false, Planted { late_image_unseen: true, ..Planted::default() });
+    let found = (0..60).find(|seed| run(*seed, &options).violations.iter().any(|v| v.starts_with("divergence")));
+    assert!(found.is_some(), "a diverged replica must be seen running on");
+}

@@ -18,6 +18,8 @@ pub struct Stats {
     /// Crashes that also damaged a byte of the replica's disk, and starts that repaired it.
     pub damaged: u64,
     pub repaired: u64,
+    /// Replicas whose diverged state S11 found out, and which stopped (`images.rs`).
+    pub diverged_stops: u64,
 }
 
 impl Stats {
@@ -38,6 +40,7 @@ impl Stats {
             state_transfers,
             damaged,
             repaired,
+            diverged_stops,
         } = other;
         self.events += events;
         self.messages += messages;
@@ -53,5 +56,6 @@ impl Stats {
         self.state_transfers += state_transfers;
         self.damaged += damaged;
         self.repaired += repaired;
+        self.diverged_stops += diverged_stops;
     }
 }

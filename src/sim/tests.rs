@@ -394,7 +394,15 @@ fn never_shared_qc_story(planted: Planted) -> World {
             assert_eq!(core.high_qc().height, 0, "planted: replica {id} never saw the votes for height 1: {:?}", (core.high_qc().view, core.high_qc().height, &core.high_qc().votes.iter().map(|v| v.0).collect::<Vec<_>>()));
         }
     }
-    run_to_completion(&mut w, 60_000);
+    if planted.votes_to_leader {
+        // Votes to the leader only slow every view: honest views end on timers, which the
+        // liveness check reports; only safety is asked of the plant here.
+        let end = w.now + 60_000;
+        w.run_until(end, |w| w.clients.iter().all(|c| c.done()));
+        assert!(w.checker.violations.iter().all(|v| v.starts_with("liveness")), "{:?}", w.checker.violations);
+    } else {
+        run_to_completion(&mut w, 60_000);
+    }
     w
 }
 

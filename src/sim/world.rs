@@ -30,6 +30,8 @@ pub enum Event {
     Heal,
     /// Start of the liveness phase: heal, restart every crashed replica, synchrony.
     Liveness,
+    /// A replica's state image lands (`images.rs`).
+    PlaceImage(ReplicaId),
 }
 
 pub struct World {
@@ -71,6 +73,7 @@ impl World {
         let nodes = (0..faults.n as ReplicaId)
             .map(|id| {
                 let mut node = Node::new(id, faults.is_byzantine(id));
+                node.diverge_from = faults.diverge.filter(|(who, _)| *who == id).map(|(_, h)| h);
                 node.unchecked_requests = planted.unchecked_requests;
                 node
             })
@@ -265,8 +268,13 @@ impl World {
                 self.note(|| format!("partition {groups:?}"));
                 self.stats.partitions += 1;
                 self.partition = Some(groups);
+                self.network_fault();
             }
-            Event::Heal => self.partition = None,
+            Event::Heal => {
+                self.partition = None;
+                self.network_fault();
+            }
+            Event::PlaceImage(id) => self.place_image(id),
             Event::Liveness => {
                 self.note(|| "liveness phase: heal, restart, synchrony".into());
                 self.partition = None;
@@ -281,18 +289,7 @@ impl World {
         }
     }
 
-    /// Finding 2 of the second review: an honest replica's pools of signed votes and
-    /// CHECKPOINTs stay within their per-signer bounds, whatever junk the coalition sends.
-    fn check_pools(&mut self, id: ReplicaId) {
-        if self.faults.is_byzantine(id).is_some() || self.checker.violations.iter().any(|v| v.starts_with("memory")) {
-            return;
-        }
-        if let Some(over) = self.nodes[id as usize].core.as_ref().and_then(|c| c.pools_over_bounds()) {
-            self.checker.violations.push(format!("memory: replica {id} holds {over}"));
-        }
-    }
-
-    fn input(&mut self, id: ReplicaId, input: Input) {
+    pub(super) fn input(&mut self, id: ReplicaId, input: Input) {
         let now = self.now;
         let Some(core) = self.nodes[id as usize].core.as_mut() else { return };
         let actions = core.handle(now, input);
@@ -380,10 +377,8 @@ impl World {
                 self.stats.state_transfers += 1;
                 self.checker.on_install(id, height, &self.nodes[id as usize].chat);
             }
-            Effect::Input(input) => {
-                self.stats.images += 1;
-                self.input(id, input)
-            }
+            Effect::Input(input) => self.input(id, input),
+            Effect::ImageWritten => self.image_written(id),
         }
     }
 
