@@ -27,6 +27,7 @@
 //!   replies. Its voting rule, [`client::Tally`], is pure.
 //! - [`cli`]: the `quintet` subcommands.
 
+pub mod byzantine;
 pub mod chat;
 pub mod cli;
 pub mod client;

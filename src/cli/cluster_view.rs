@@ -61,6 +61,12 @@ pub fn rows(config: &crate::config::ClusterConfig, statuses: Vec<(String, Result
         .collect()
 }
 
+/// The modes a replica says it misbehaves in on purpose (`replica --byzantine`), shown
+/// safely; none for an honest one (a liar may of course not say).
+fn byzantine(s: &pb::StatusReply) -> Option<String> {
+    (!s.byzantine.is_empty()).then(|| s.byzantine.iter().map(|m| crate::client::shown(m)).collect::<Vec<_>>().join(","))
+}
+
 fn short(bytes: &[u8]) -> String {
     encode_hex(&bytes[..bytes.len().min(4)])
 }
@@ -110,6 +116,9 @@ impl ClusterView {
             Err(e) => format!("{id}: {}", crate::client::shown(&e.to_string())),
             Ok(s) => {
                 let mut line = format!("{id}: up, {}", self.role(s));
+                if let Some(modes) = byzantine(s) {
+                    line.push_str(&format!(", BYZANTINE on purpose ({modes})"));
+                }
                 if self.differs.contains(id) {
                     line.push_str(", its state DIFFERS from the others' at the same height");
                 }
@@ -190,7 +199,10 @@ impl ClusterView {
                         address.clone(),
                         if s.pid == 0 { "-".into() } else { s.pid.to_string() },
                         crate::client::shown(&s.version),
-                        self.role(s).into(),
+                        match byzantine(s) {
+                            Some(modes) => format!("{} BYZANTINE:{modes}", self.role(s)),
+                            None => self.role(s).into(),
+                        },
                         s.view.to_string(),
                         s.height.to_string(),
                         self.behind(s).to_string(),
@@ -249,6 +261,7 @@ impl ClusterView {
                     // None before this replica committed anything since it started.
                     "last_commit_age_ms": (s.height > 0).then_some(s.last_commit_age_ms),
                     "uptime_ms": s.uptime_ms,
+                    "byzantine": s.byzantine.iter().map(|m| crate::client::shown(m)).collect::<Vec<_>>(),
                 }),
                 Err(e) => json!({
                     "replica": id,
@@ -291,6 +304,20 @@ mod tests {
 
     fn view(rows: Vec<(&str, Result<pb::StatusReply, StatusError>)>) -> ClusterView {
         ClusterView::new(rows.into_iter().map(|(id, s)| (id.to_string(), format!("10.0.0.1:{id}"), s)).collect(), 3)
+    }
+
+    #[test]
+    fn a_replica_byzantine_on_purpose_is_marked_on_every_view() {
+        let mut d = status("D", 2, 52, 2, 7);
+        d.byzantine = vec!["lie".into(), "censor=alice+bob".into()];
+        let v = view(vec![("C", Ok(status("C", 2, 52, 2, 7))), ("D", Ok(d))]);
+        assert_eq!(v.line("D"), "D: up, follower, BYZANTINE on purpose (lie,censor=alice+bob)");
+        assert!(!v.line("C").contains("BYZANTINE"), "{}", v.line("C"));
+        let table = v.table().join("\n");
+        assert!(table.lines().any(|l| l.starts_with('D') && l.contains("follower BYZANTINE:lie,censor=alice+bob")), "{table}");
+        assert!(!table.lines().any(|l| l.starts_with('C') && l.contains("BYZANTINE")), "{table}");
+        assert_eq!(v.json()["replicas"][1]["byzantine"], serde_json::json!(["lie", "censor=alice+bob"]));
+        assert_eq!(v.json()["replicas"][0]["byzantine"], serde_json::json!([]));
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub enum Command {
         /// Listen on this address instead of the config's (port 0: any free port)
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Misbehave on purpose, for demos and tests (comma-separated): lie, forge,
+        /// equivocate, mute, censor[=alice+bob], replay, garbage. The replica says so in its
+        /// log and its status; the cluster must keep working with two such replicas
+        #[arg(long, value_name = "MODES", value_parser = crate::byzantine::Modes::parse)]
+        byzantine: Option<crate::byzantine::Modes>,
     },
     /// Write a new replica key file and print its `public_key` and `certificate` lines for
     /// cluster.toml (with --id and --address: its whole `[[replica]]` part, for `init --from`).
@@ -104,8 +109,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Init(args) => init::init(&args).map(|_| Exit::Ok),
-        Command::Replica { config, id, data, key, listen } => {
-            crate::replica::run(crate::replica::ReplicaOptions { config, id, data, key, listen }).await?;
+        Command::Replica { config, id, data, key, listen, byzantine } => {
+            crate::replica::run(crate::replica::ReplicaOptions { config, id, data, key, listen, byzantine }).await?;
             Ok(Exit::Ok)
         }
         Command::Keygen { out, show, id, address } => {

@@ -19,6 +19,16 @@ use crate::config::ClusterConfig;
 pub struct UpArgs {
     #[command(flatten)]
     pub cluster: InitArgs,
+    /// Start replica ID misbehaving on purpose, for demos and tests (repeatable):
+    /// --byzantine D=lie,equivocate --byzantine E=forge. Modes: lie, forge, equivocate,
+    /// mute, censor[=alice+bob], replay, garbage
+    #[arg(long = "byzantine", value_name = "ID=MODES", value_parser = parse_byzantine)]
+    pub byzantine: Vec<(String, crate::byzantine::Modes)>,
+}
+
+fn parse_byzantine(text: &str) -> Result<(String, crate::byzantine::Modes), String> {
+    let (id, modes) = text.split_once('=').ok_or_else(|| format!("{text:?} is not ID=MODES (for example D=lie,forge)"))?;
+    Ok((id.trim().to_string(), crate::byzantine::Modes::parse(modes)?))
 }
 
 /// How long replicas get to stop after SIGTERM before they are killed.
@@ -66,7 +76,7 @@ fn log_tail(dir: &Path, id: &str, lines: usize) -> Vec<String> {
     chosen[chosen.len().saturating_sub(lines)..].iter().map(|l| l.to_string()).collect()
 }
 
-fn spawn(exe: &Path, config_path: &Path, dir: &Path, id: &str) -> anyhow::Result<Child> {
+fn spawn(exe: &Path, config_path: &Path, dir: &Path, id: &str, byzantine: Option<&crate::byzantine::Modes>) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{id}.log")))?;
     let mut command = Command::new(exe);
     // SAFETY: prctl only sets a flag of the new process; nothing is allocated between fork
@@ -82,6 +92,7 @@ fn spawn(exe: &Path, config_path: &Path, dir: &Path, id: &str) -> anyhow::Result
         .args(["replica", "--config"])
         .arg(config_path)
         .args(["--id", id])
+        .args(byzantine.map(|m| format!("--byzantine={}", m.names().join(","))))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -125,6 +136,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     // and restarts then start the program now at that path (the running one's own file,
     // `/proc/self/exe`, is gone).
     let exe = std::env::current_exe()?;
+    for (id, modes) in &args.byzantine {
+        anyhow::ensure!(config.replica(id).is_some(), "--byzantine {id}=…: there is no replica {id} in {}", config_path.display());
+        println!("replica {id} misbehaves on purpose: {}", modes.names().join(","));
+    }
+    let f = (config.replicas.len() - 1) / 2;
+    if args.byzantine.len() > f {
+        println!("{} Byzantine replicas is more than the {f} the cluster tolerates: what it promises no longer holds", args.byzantine.len());
+    }
+    let byzantine_of = |id: &str| args.byzantine.iter().find(|(b, _)| b == id).map(|(_, m)| m);
     let mut children = Vec::new();
     // Only this host's replicas: an address no socket here can bind is another host's.
     let (here, elsewhere): (Vec<_>, Vec<_>) = config.replicas.iter().partition(|r| std::net::TcpListener::bind((r.socket_addr().ip(), 0)).is_ok());
@@ -134,7 +154,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
         println!("replicas {} have addresses on other hosts: start each on its own host (quintet up there, or quintet replica --config cluster.toml --id ID)", ids.join(", "));
     }
     for r in here {
-        let child = spawn(&exe, &config_path, &dir, &r.id)?;
+        let child = spawn(&exe, &config_path, &dir, &r.id, byzantine_of(&r.id))?;
         children.push(Supervised { id: r.id.clone(), child: Some(child), started: tokio::time::Instant::now(), restarts: 0, restart_at: None });
         println!("started replica {} on {} (log: {})", r.id, r.address, dir.join(format!("{}.log", r.id)).display());
     }
@@ -183,7 +203,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
             if s.child.is_none() && s.restart_at.is_some_and(|t| now >= t) {
                 s.restart_at = None;
                 s.started = now;
-                match spawn(&exe, &config_path, &dir, &s.id) {
+                match spawn(&exe, &config_path, &dir, &s.id, byzantine_of(&s.id)) {
                     Ok(child) => {
                         s.child = Some(child);
                         println!("{}: restarted", s.id);

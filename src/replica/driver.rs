@@ -123,6 +123,8 @@ pub struct Driver {
     pub jobs: mpsc::WeakSender<Job>,
     /// Height of the image being written by the worker, if one is.
     pub image_in_flight: Option<u64>,
+    /// Misbehaviour on purpose (`--byzantine`), if any.
+    pub byzantine: Option<super::byzantine::Byzantine>,
 }
 
 pub fn now_ms() -> u64 {
@@ -206,6 +208,7 @@ impl Driver {
             described_at: Instant::now(),
             jobs: jobs.downgrade(),
             image_in_flight: None,
+            byzantine: None,
         };
         driver.keys.fill(&driver.chat);
         let status = driver.status();
@@ -281,20 +284,25 @@ impl Driver {
             self.store.sync()?;
             // Handled and durable: what a peer's frame waited, from its sender's queue to here.
             self.delays.record(&sent_at);
-            for (to, message) in out.messages {
-                match to {
-                    Some(to) => self.peers.send(to, &message),
-                    None => self.peers.broadcast(&message),
-                }
-            }
+            self.send_out(out.messages);
             // Signed by the gRPC task that waits for it, off this thread: a flood of
             // requests refused here (replays, rates, a busy pool) costs this loop no
             // signatures.
             for (reply, body) in out.replies {
+                let body = match self.byzantine.as_mut() {
+                    Some(b) => b.reply(body),
+                    None => body,
+                };
                 let _ = reply.send(body);
             }
             for (height, message) in out.deliveries {
-                self.hub.deliver(&self.id, &self.key, height, &message);
+                let deliveries = match self.byzantine.as_mut() {
+                    Some(b) => b.deliveries(height, message),
+                    None => vec![(height, message)],
+                };
+                for (height, message) in deliveries {
+                    self.hub.deliver(&self.id, &self.key, height, &message);
+                }
             }
             for (height, user, session, reason) in out.closed {
                 self.hub.session_closed(&self.id, &self.key, height, &user, session, reason);
@@ -310,6 +318,28 @@ impl Driver {
         }
         tracing::info!(height = self.core.committed_height(), "replica stopped");
         Ok(())
+    }
+
+    /// Sends a durable batch's peer messages (rewritten first by `--byzantine`).
+    fn send_out(&mut self, messages: Vec<(Option<ReplicaId>, Message)>) {
+        let Some(byzantine) = self.byzantine.as_mut() else {
+            for (to, message) in messages {
+                match to {
+                    Some(to) => self.peers.send(to, &message),
+                    None => self.peers.broadcast(&message),
+                }
+            }
+            return;
+        };
+        for (to, outgoing) in byzantine.to_peers(messages) {
+            match outgoing {
+                super::byzantine::Outgoing::Message(message) => match to {
+                    Some(to) => self.peers.send(to, &message),
+                    None => self.peers.broadcast(&message),
+                },
+                super::byzantine::Outgoing::Garbage(bytes) => self.peers.send_bytes(to, bytes),
+            }
+        }
     }
 
     /// Carries out the core's actions in order (sends wait in the outbox for the fsync).

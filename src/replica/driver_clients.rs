@@ -63,6 +63,9 @@ impl Driver {
                 waiting.2.remove(0);
             }
             waiting.2.push(reply);
+            if !self.admits(&request.user) {
+                return;
+            }
             return actions.extend(self.core.handle(now, Input::Request(bytes)));
         }
         if let Some(cached) = self.chat.cached_reply(&request.user, request.session, request.seq, &body_digest) {
@@ -107,7 +110,15 @@ impl Driver {
         }
         let waiting = self.waiting.entry(digest).or_insert_with(|| (body_digest, Instant::now(), Vec::new()));
         waiting.2.push(reply);
-        actions.extend(self.core.handle(now, Input::Request(bytes)));
+        if self.admits(&request.user) {
+            actions.extend(self.core.handle(now, Input::Request(bytes)));
+        }
+    }
+
+    /// Whether this user's requests reach the core (a censor, `--byzantine censor`, leaves
+    /// some out: as leader it never orders them, and it relays none).
+    pub(super) fn admits(&self, user: &str) -> bool {
+        self.byzantine.as_ref().is_none_or(|b| b.admits(user))
     }
 
     /// A request a peer relayed to this replica as leader (S10) goes to the core only if it
@@ -125,7 +136,7 @@ impl Driver {
         checks.spend(1);
         let Ok(signed) = pb::SignedRequest::decode(bytes) else { return false };
         let Ok((header, request)) = wire::decode_request(&signed.body) else { return false };
-        header.cluster == self.cluster && self.keys.check(&signed, &request) != super::super::keys::Signed::Forged
+        self.admits(&request.user) && header.cluster == self.cluster && self.keys.check(&signed, &request) != super::super::keys::Signed::Forged
     }
 
     /// This replica's answer to the request whose body hashes to `body_digest`.

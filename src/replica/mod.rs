@@ -8,6 +8,7 @@
 //! SIGTERM. A restarted replica rejoins and catches up by itself (fetched blocks with
 //! their QCs, or a certified state transfer).
 
+mod byzantine;
 mod challenges;
 mod delay;
 mod driver;
@@ -48,6 +49,8 @@ pub struct ReplicaOptions {
     pub key: Option<PathBuf>,
     /// Listen here instead of the config's address (port 0 picks a free port).
     pub listen: Option<std::net::SocketAddr>,
+    /// Misbehave on purpose (`--byzantine`, `crate::byzantine`).
+    pub byzantine: Option<crate::byzantine::Modes>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,13 @@ fn lock_folder(dir: &Path) -> Result<crate::storage::pidlock::PidLock, ReplicaEr
 }
 
 pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
+    if let Some(modes) = &options.byzantine {
+        tracing::warn!(
+            "BYZANTINE: replica {} misbehaves on purpose ({}); for demos and tests only",
+            options.id,
+            modes.names().join(",")
+        );
+    }
     let config = ClusterConfig::load(&options.config)?;
     let entry = config.replica(&options.id).ok_or_else(|| {
         let ids: Vec<&str> = config.replicas.iter().map(|r| r.id.as_str()).collect();
@@ -167,7 +177,9 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let status_key = key.clone();
     let ids = config.replicas.iter().map(|r| r.id.clone()).collect();
     let peers = peers::Peers::start(me, &config.replicas, identity.as_ref(), crypto.clone());
-    let driver = driver::Driver::new(&options.id, ids, cluster, key, core, store, chat, peers, &jobs);
+    let mut driver = driver::Driver::new(&options.id, ids, cluster, key, core, store, chat, peers, &jobs);
+    driver.byzantine = options.byzantine.clone().map(|modes| byzantine::Byzantine::new(modes, me, config.replicas.len(), crypto.clone()));
+    driver.publish(); // the status says what it is from the first question on
     let status = driver.status.clone();
     let challenges = driver.challenges.clone();
     let keys = driver.keys.clone();
@@ -192,7 +204,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         })
     };
 
-    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag(), challenges, keys, id: options.id.clone(), unpaid: Default::default(), failures: Default::default(), operators: config.replicas.iter().map(|r| (r.id.clone(), r.verifying_key())).collect() };
+    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag(), challenges, keys, id: options.id.clone(), unpaid: Default::default(), failures: Default::default(), operators: config.replicas.iter().map(|r| (r.id.clone(), r.verifying_key())).collect(), byzantine: options.byzantine.clone() };
     let service = pb::replica_server::ReplicaServer::new(service)
         .max_decoding_message_size(wire::GRPC_MESSAGE_MAX);
     let peer_service = pb::peer_server::PeerServer::new(peers::PeerService {

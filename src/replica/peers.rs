@@ -87,6 +87,18 @@ impl Peers {
         }
     }
 
+    /// Bytes that are no message of ours, to one peer or all (`--byzantine garbage`).
+    pub fn send_bytes(&self, to: Option<ReplicaId>, bytes: Vec<u8>) {
+        let bytes: Arc<[u8]> = bytes.into();
+        for (i, link) in self.links.iter().enumerate() {
+            if let Some(link) = link
+                && to.is_none_or(|to| to as usize == i)
+            {
+                let _ = link.queue.try_send((unix_us(), bytes.clone()));
+            }
+        }
+    }
+
     /// Peers whose stream is open now.
     pub fn reachable(&self) -> usize {
         self.links.iter().flatten().filter(|l| l.up.load(Ordering::Relaxed)).count()

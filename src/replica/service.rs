@@ -58,6 +58,9 @@ pub struct ReplicaService {
     pub failures: std::sync::Mutex<super::failures::FailedLogins>,
     /// The replicas' ids and keys: a status question signed by one is an operator's.
     pub operators: Vec<(String, crate::crypto::VerifyingKey)>,
+    /// Misbehaviour on purpose (`--byzantine`): mute, forged and garbage replies are made
+    /// here, where replies are signed.
+    pub byzantine: Option<crate::byzantine::Modes>,
 }
 
 /// The longest status nonce accepted.
@@ -155,6 +158,26 @@ impl ReplicaService {
     }
 }
 
+impl ReplicaService {
+    /// A signed reply as `--byzantine` sends it: never (mute: the call waits until its
+    /// client gives up), with a signature that does not verify (forge), or as bytes that
+    /// do not decode (garbage).
+    async fn misbehave(&self, mut reply: pb::SignedReply) -> pb::SignedReply {
+        use crate::byzantine::Mode;
+        let Some(modes) = &self.byzantine else { return reply };
+        if modes.has(Mode::Mute) {
+            std::future::pending::<()>().await;
+        }
+        if modes.has(Mode::Forge) {
+            reply.signature = crate::byzantine::forge(&reply.signature);
+        }
+        if modes.has(Mode::Garbage) {
+            reply.body = crate::byzantine::garbage(reply.body.len() as u64);
+        }
+        reply
+    }
+}
+
 #[tonic::async_trait]
 impl Replica for ReplicaService {
     async fn submit(&self, request: Request<pb::SignedRequest>) -> Result<Response<pb::SignedReply>, Status> {
@@ -172,9 +195,9 @@ impl Replica for ReplicaService {
                 if matches!(&body.outcome, Some(pb::Outcome { kind: Some(pb::outcome::Kind::Failure(f)) }) if f.code == "rate_limited") {
                     self.charge(from);
                 }
-                Ok(Response::new(sign_reply(&self.key, &body)))
+                Ok(Response::new(self.misbehave(sign_reply(&self.key, &body)).await))
             }
-            Err(refusal) => Ok(Response::new(refusal)),
+            Err(refusal) => Ok(Response::new(self.misbehave(refusal).await)),
         }
     }
 

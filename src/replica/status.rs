@@ -57,6 +57,7 @@ impl Driver {
             pid: std::process::id(),
             last_commit_age_ms: self.last_commit.map_or(0, |t| t.elapsed().as_millis() as u64),
             state_height,
+            byzantine: self.byzantine.as_ref().map_or_else(Vec::new, |b| b.modes.names()),
             ..Default::default() // cluster and nonce: set per answer by the status call
         }
     }

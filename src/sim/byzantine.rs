@@ -3,7 +3,7 @@
 
 use super::faults::Behaviour;
 use super::world::World;
-use crate::consensus::{self, Action, Message, Proposal, ReplicaId, Vote};
+use crate::consensus::{self, Action, Message, ReplicaId, Vote};
 
 impl World {
     pub(super) fn byzantine_outputs(&mut self, id: ReplicaId, actions: Vec<Action>) -> Vec<Action> {
@@ -32,7 +32,7 @@ impl World {
                 (Behaviour::Withhold, Action::Broadcast(Message::Vote(_))) => self.stats.byzantine_actions += 1,
                 (Behaviour::Equivocate, Action::Broadcast(Message::Propose(p))) if p.block.proposer == id => {
                     self.stats.byzantine_actions += 1;
-                    let twin = self.twin(id, &p);
+                    let twin = crate::byzantine::twin(&p, &consensus::SimCrypto { me: id });
                     for to in 0..self.nodes.len() as ReplicaId {
                         if to != id {
                             let which = if (to as usize) * 2 < self.nodes.len() { p.clone() } else { twin.clone() };
@@ -49,18 +49,6 @@ impl World {
             }
         }
         out
-    }
-
-    /// A second block for the same view and height, properly signed by the leader.
-    fn twin(&mut self, id: ReplicaId, p: &Proposal) -> Proposal {
-        let mut block = p.block.clone();
-        block.requests.reverse();
-        block.requests.truncate(block.requests.len().saturating_sub(1));
-        block.time_ms += 1;
-        block.hash = block.compute_hash();
-        let crypto = consensus::SimCrypto { me: id };
-        let signature = consensus::Crypto::sign(&crypto, &consensus::signed::proposal(&block.hash, p.justification.as_ref()));
-        Proposal { block, signature, justification: p.justification.clone() }
     }
 
     pub(super) fn byzantine_on_receive(&mut self, id: ReplicaId, message: &Message) -> Vec<Action> {

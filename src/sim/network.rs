@@ -13,7 +13,7 @@ impl World {
         let coalition_lies = self.coalition.as_ref().is_some_and(|c| c.member(from) && c.plan.lie);
         if self.nodes[from as usize].behaviour == Some(Behaviour::Lie) || coalition_lies {
             self.stats.byzantine_actions += 1;
-            outcome = crate::wire::failure("lie", "made up by a Byzantine replica");
+            outcome = crate::byzantine::lie(&outcome);
         }
         let delay = self.delay();
         self.at(self.now + delay, Event::Reply { client, from, digest, height, outcome });

@@ -26,6 +26,10 @@ pub struct Cluster {
     env: Vec<(String, String)>,
     /// Replica i runs in network namespace `{tag}-{id}` (`scripts/netns-cluster.sh`).
     netns: Option<String>,
+    /// Extra environment for the clients `chat` starts (a planted client bug).
+    pub client_env: Vec<(String, String)>,
+    /// Replica i's `--byzantine` modes, if it misbehaves on purpose.
+    byzantine: Vec<Option<String>>,
     /// Held for the cluster's life (see `ONE_AT_A_TIME`).
     _turn: std::sync::MutexGuard<'static, ()>,
 }
@@ -49,8 +53,22 @@ impl Cluster {
         Cluster::start_placed(name, delta_ms, env, addresses, None)
     }
 
+    /// Five replicas, `byzantine` ones (index, `--byzantine` modes) misbehaving on purpose.
+    pub fn start_byzantine(name: &str, delta_ms: u64, byzantine: &[(usize, &str)]) -> Cluster {
+        let addresses = free_ports(IDS.len()).into_iter().map(|port| format!("127.0.0.1:{port}")).collect();
+        let mut modes = vec![None; IDS.len()];
+        for (i, m) in byzantine {
+            modes[*i] = Some(m.to_string());
+        }
+        Cluster::start_full(name, delta_ms, &[], addresses, None, modes)
+    }
+
     /// Five replicas at the given addresses; with `netns`, each in namespace `{netns}-{id}`.
     pub fn start_placed(name: &str, delta_ms: u64, env: &[(&str, &str)], addresses: Vec<String>, netns: Option<String>) -> Cluster {
+        Cluster::start_full(name, delta_ms, env, addresses, netns, vec![None; IDS.len()])
+    }
+
+    fn start_full(name: &str, delta_ms: u64, env: &[(&str, &str)], addresses: Vec<String>, netns: Option<String>, byzantine: Vec<Option<String>>) -> Cluster {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = TempDir::new(name);
         let replicas = IDS
@@ -76,7 +94,7 @@ impl Cluster {
         std::fs::write(&path, config.to_toml()).unwrap();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut cluster =
-            Cluster { _turn: turn, dir, config: path, replicas: (0..5).map(|_| None).collect(), starts: 0, env, netns };
+            Cluster { _turn: turn, dir, config: path, replicas: (0..5).map(|_| None).collect(), starts: 0, env, netns, byzantine, client_env: Vec::new() };
         for i in 0..5 {
             cluster.start_replica(i);
         }
@@ -105,6 +123,7 @@ impl Cluster {
         let mut child = command
             .args(["replica", "--id", IDS[i], "--config"])
             .arg(&self.config)
+            .args(self.byzantine[i].iter().flat_map(|m| ["--byzantine".to_string(), m.clone()]))
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -149,7 +168,7 @@ impl Cluster {
     }
 
     pub fn chat(&self, user: &str) -> Chat {
-        Chat::start(&self.config, user, &format!("{user}-pw"), &["--timeout-ms", "20000"])
+        Chat::start_env(&self.config, user, &format!("{user}-pw"), &["--timeout-ms", "20000"], &self.client_env)
     }
 
     /// A user's unread mail, all of it, in order (for users that are not logged in

@@ -263,11 +263,17 @@ pub struct Chat {
 
 impl Chat {
     pub fn start(config: &Path, user: &str, password: &str, extra: &[&str]) -> Chat {
+        Chat::start_env(config, user, password, extra, &[])
+    }
+
+    /// As `start`, with extra environment for the client (a planted bug).
+    pub fn start_env(config: &Path, user: &str, password: &str, extra: &[&str], env: &[(String, String)]) -> Chat {
         let mut child = Command::new(bin())
             .args(["chat", "--json", "--user", user, "--config"])
             .arg(config)
             .args(extra)
             .env("QUINTET_PASSWORD", password)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -1,0 +1,249 @@
+//! Misbehaviour on purpose, for demos and tests: what a replica started with
+//! `quintet replica --byzantine MODE[,MODE...]` does wrong. Each behaviour is defined once
+//! here and driven by the replica (`replica/byzantine.rs`) and, where the simulator has the
+//! same behaviour, by the simulator (`sim/byzantine.rs`, `sim/network.rs`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::consensus::{Block, Crypto, Proposal};
+use crate::pb;
+use crate::pb::outcome::Kind;
+
+/// One way to misbehave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mode {
+    /// Signs wrong results in its client replies and false deliveries on live streams.
+    Lie,
+    /// Bad signatures on its replies, votes and proposals.
+    Forge,
+    /// As leader, different blocks to different replicas.
+    Equivocate,
+    /// Receives everything, answers nothing (peers nor clients; an operator's status call
+    /// is still answered, so `up` and `status` can show what it is).
+    Mute,
+    /// As leader, never orders some users' requests (`censor=alice+bob`; by default every
+    /// other user, by [`Modes::censors`]).
+    Censor,
+    /// Sends old peer messages, old replies and old deliveries again.
+    Replay,
+    /// Malformed bytes to peers (frames that do not decode) and clients (replies that do
+    /// not decode).
+    Garbage,
+}
+
+pub const MODES: [(&str, Mode); 7] = [
+    ("lie", Mode::Lie),
+    ("forge", Mode::Forge),
+    ("equivocate", Mode::Equivocate),
+    ("mute", Mode::Mute),
+    ("censor", Mode::Censor),
+    ("replay", Mode::Replay),
+    ("garbage", Mode::Garbage),
+];
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = MODES.iter().find(|(_, m)| m == self).map(|(n, _)| *n).expect("every mode is listed");
+        f.write_str(name)
+    }
+}
+
+/// The modes one replica runs with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Modes {
+    modes: BTreeSet<Mode>,
+    /// Users a censor never orders; empty: every other user ([`Modes::censors`]).
+    censored: Vec<String>,
+}
+
+impl Modes {
+    /// `lie,forge`, `censor=alice+bob`, …; an unknown mode is refused with the list.
+    pub fn parse(text: &str) -> Result<Modes, String> {
+        let mut modes = Modes::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, users) = match part.split_once('=') {
+                Some((name, users)) => (name, Some(users)),
+                None => (part, None),
+            };
+            let Some((_, mode)) = MODES.iter().find(|(n, _)| *n == name) else {
+                let known: Vec<&str> = MODES.iter().map(|(n, _)| *n).collect();
+                return Err(format!("unknown Byzantine mode {name:?}; the modes are {}", known.join(", ")));
+            };
+            match (mode, users) {
+                (Mode::Censor, Some(users)) => {
+                    modes.censored = users.split('+').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
+                    if modes.censored.is_empty() {
+                        return Err("censor= names no user (write censor=alice+bob, or censor for every other user)".into());
+                    }
+                }
+                (_, Some(_)) => return Err(format!("the Byzantine mode {name} takes no value")),
+                _ => {}
+            }
+            modes.modes.insert(*mode);
+        }
+        if modes.modes.is_empty() {
+            return Err("--byzantine names no mode".into());
+        }
+        Ok(modes)
+    }
+
+    pub fn has(&self, mode: Mode) -> bool {
+        self.modes.contains(&mode)
+    }
+
+    /// The modes as `--byzantine` takes them (`lie`, `censor=alice+bob`).
+    pub fn names(&self) -> Vec<String> {
+        self.modes
+            .iter()
+            .map(|m| match m {
+                Mode::Censor if !self.censored.is_empty() => format!("censor={}", self.censored.join("+")),
+                m => m.to_string(),
+            })
+            .collect()
+    }
+
+    /// Whether a censor leaves `user`'s requests out: the users named, or by default every
+    /// other user (those whose name's SHA-256 starts with an even byte).
+    pub fn censors(&self, user: &str) -> bool {
+        if !self.has(Mode::Censor) {
+            return false;
+        }
+        if self.censored.is_empty() {
+            return crate::wire::digest(user.as_bytes())[0] % 2 == 0;
+        }
+        self.censored.iter().any(|u| u == user)
+    }
+}
+
+/// A made-up result in place of `outcome`: wrong message ids, texts, unread counts, user
+/// lists; a failure where there is nothing to bend.
+pub fn lie(outcome: &pb::Outcome) -> pb::Outcome {
+    let made_up = || crate::wire::failure("lie", "made up by a Byzantine replica");
+    let Some(kind) = outcome.kind.clone() else { return made_up() };
+    let kind = match kind {
+        Kind::Sent(mut s) => {
+            s.id += 1_000;
+            Kind::Sent(s)
+        }
+        Kind::LoggedIn(mut l) => {
+            l.unread += 7;
+            Kind::LoggedIn(l)
+        }
+        Kind::Messages(mut m) => {
+            for message in &mut m.messages {
+                message.text = format!("{} (not what was sent)", message.text);
+            }
+            m.messages.push(fake_message());
+            Kind::Messages(m)
+        }
+        Kind::Accounts(mut page) => {
+            page.names.push("mallory".into());
+            page.total += 1;
+            Kind::Accounts(page)
+        }
+        Kind::Online(mut page) => {
+            page.names.push("mallory".into());
+            page.total += 1;
+            Kind::Online(page)
+        }
+        Kind::Conversation(mut c) => {
+            c.messages.push(fake_message());
+            Kind::Conversation(c)
+        }
+        Kind::MarkedRead(mut c) => {
+            c.count += 3;
+            Kind::MarkedRead(c)
+        }
+        _ => return made_up(),
+    };
+    pb::Outcome { kind: Some(kind) }
+}
+
+/// A message nobody sent.
+pub fn fake_message() -> pb::Message {
+    pb::Message { id: 999_999, from: "mallory".into(), text: "a message nobody sent".into(), ..Default::default() }
+}
+
+/// A signature that does not verify: the same bytes with the first one flipped.
+pub fn forge(signature: &[u8]) -> Vec<u8> {
+    let mut forged = signature.to_vec();
+    match forged.first_mut() {
+        Some(b) => *b ^= 0xff,
+        None => forged.push(0),
+    }
+    forged
+}
+
+/// Bytes no decoder accepts as a message of ours: a protobuf field with a length that runs
+/// past the end, then noise.
+pub fn garbage(seed: u64) -> Vec<u8> {
+    let mut bytes = vec![0x0a, 0xff, 0xff, 0x03];
+    bytes.extend((0..32).map(|i| (seed.wrapping_mul(31).wrapping_add(i * 7) % 251) as u8));
+    bytes
+}
+
+/// A second proposal for the same view and height with other contents, signed by the
+/// leader (`crypto`): what an equivocating leader sends half the replicas.
+pub fn twin(p: &Proposal, crypto: &dyn Crypto) -> Proposal {
+    let mut block: Block = p.block.clone();
+    block.requests.reverse();
+    block.requests.truncate(block.requests.len().saturating_sub(1));
+    block.time_ms += 1;
+    block.hash = block.compute_hash();
+    let signature = crypto.sign(&crate::consensus::signed::proposal(&block.hash, p.justification.as_ref()));
+    Proposal { block, signature, justification: p.justification.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_combine_and_refuse_unknown_ones() {
+        let m = Modes::parse("lie, forge").unwrap();
+        assert!(m.has(Mode::Lie) && m.has(Mode::Forge) && !m.has(Mode::Mute));
+        assert_eq!(m.names(), vec!["lie", "forge"]);
+        let e = Modes::parse("lie,lying").unwrap_err();
+        assert!(e.contains("\"lying\"") && e.contains("equivocate"), "{e}");
+        assert!(Modes::parse("").is_err());
+        assert!(Modes::parse("mute=x").is_err());
+        assert!(Modes::parse("censor=").is_err());
+    }
+
+    #[test]
+    fn a_censor_leaves_out_the_named_users_or_every_other_one() {
+        let named = Modes::parse("censor=alice+bob").unwrap();
+        assert!(named.censors("alice") && named.censors("bob") && !named.censors("carol"));
+        assert_eq!(named.names(), vec!["censor=alice+bob"]);
+        let default = Modes::parse("censor").unwrap();
+        let users: Vec<String> = (0..100).map(|i| format!("user{i}")).collect();
+        let censored = users.iter().filter(|u| default.censors(u)).count();
+        assert!((30..70).contains(&censored), "about every other user: {censored} of 100");
+        assert!(!Modes::parse("lie").unwrap().censors("alice"));
+    }
+
+    #[test]
+    fn a_lie_differs_from_the_truth() {
+        let truths = [
+            pb::Outcome { kind: Some(Kind::Sent(pb::MessageSent { id: 4 })) },
+            pb::Outcome { kind: Some(Kind::LoggedIn(pb::LoggedIn { unread: 0 })) },
+            pb::Outcome { kind: Some(Kind::Messages(pb::Messages::default())) },
+            pb::Outcome { kind: Some(Kind::Accounts(pb::AccountPage::default())) },
+            crate::wire::failure("unknown_user", "no such user"),
+        ];
+        for truth in truths {
+            assert_ne!(lie(&truth), truth);
+        }
+    }
+
+    #[test]
+    fn forged_signatures_and_garbage_are_refused() {
+        let key = crate::crypto::generate_key();
+        let signature = crate::crypto::sign(&key, crate::crypto::TAG_REPLY, b"body");
+        assert!(crate::crypto::verify(&key.verifying_key(), crate::crypto::TAG_REPLY, b"body", &signature).is_ok());
+        assert!(crate::crypto::verify(&key.verifying_key(), crate::crypto::TAG_REPLY, b"body", &forge(&signature)).is_err());
+        assert!(<pb::SignedReply as prost::Message>::decode(garbage(3).as_slice()).is_err());
+        assert!(crate::wire::peer::decode_message(&garbage(3)).is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! A replica that misbehaves on purpose (`quintet replica --byzantine MODE`), for demos and
+//! tests. The behaviours are defined in `crate::byzantine`; this is where the replica's
+//! driver applies them: to what it sends its peers, to the replies and deliveries its
+//! clients get, and to the requests it hands its core. The core itself stays honest:
+//! everything wrong happens on the way out (or, for a censor, on the way in).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::byzantine::{Mode, Modes};
+use crate::consensus::{Message, ReplicaId};
+use crate::crypto::PeerCrypto;
+use crate::pb;
+
+/// Old messages, replies and deliveries kept to send again (replay).
+const KEPT: usize = 256;
+
+pub struct Byzantine {
+    pub modes: Modes,
+    me: ReplicaId,
+    n: usize,
+    crypto: Arc<PeerCrypto>,
+    sent: VecDeque<(Option<ReplicaId>, Message)>,
+    replies: VecDeque<pb::ReplyBody>,
+    deliveries: VecDeque<(u64, crate::chat::Message)>,
+    /// Counts what went out, to pace replays and garbage without a random source.
+    count: u64,
+}
+
+/// What goes to a peer: a message, or bytes no decoder accepts.
+pub enum Outgoing {
+    Message(Message),
+    Garbage(Vec<u8>),
+}
+
+impl Byzantine {
+    pub fn new(modes: Modes, me: ReplicaId, n: usize, crypto: Arc<PeerCrypto>) -> Self {
+        Byzantine { modes, me, n, crypto, sent: VecDeque::new(), replies: VecDeque::new(), deliveries: VecDeque::new(), count: 0 }
+    }
+
+    fn has(&self, mode: Mode) -> bool {
+        self.modes.has(mode)
+    }
+
+    /// Rewrites one batch of peer messages (`None`: to every peer).
+    pub fn to_peers(&mut self, messages: Vec<(Option<ReplicaId>, Message)>) -> Vec<(Option<ReplicaId>, Outgoing)> {
+        if self.has(Mode::Mute) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (to, message) in messages {
+            self.count += 1;
+            if self.has(Mode::Replay) {
+                if self.sent.len() >= KEPT {
+                    self.sent.pop_front();
+                }
+                self.sent.push_back((to, message.clone()));
+            }
+            let message = if self.has(Mode::Forge) { forged(message) } else { message };
+            match (&message, to) {
+                (Message::Propose(p), None) if self.has(Mode::Equivocate) && p.block.proposer == self.me => {
+                    // The lower half of the others get the block, the upper half its twin.
+                    let twin = crate::byzantine::twin(p, self.crypto.as_ref());
+                    for peer in (0..self.n as ReplicaId).filter(|r| *r != self.me) {
+                        let which = if (peer as usize) * 2 < self.n { message.clone() } else { Message::Propose(twin.clone()) };
+                        out.push((Some(peer), Outgoing::Message(which)));
+                    }
+                }
+                _ => out.push((to, Outgoing::Message(message))),
+            }
+            if self.has(Mode::Garbage) && self.count % 4 == 0 {
+                out.push((None, Outgoing::Garbage(crate::byzantine::garbage(self.count))));
+            }
+            if self.has(Mode::Replay) && self.count % 8 == 0 && !self.sent.is_empty() {
+                let (to, old) = self.sent[(self.count as usize / 8) % self.sent.len()].clone();
+                out.push((to, Outgoing::Message(old)));
+            }
+        }
+        out
+    }
+
+    /// What a client is answered with in place of `body` (the service signs it).
+    pub fn reply(&mut self, body: pb::ReplyBody) -> pb::ReplyBody {
+        self.count += 1;
+        let mut out = body.clone();
+        if self.has(Mode::Lie) {
+            out.outcome = out.outcome.as_ref().map(crate::byzantine::lie);
+        }
+        if self.has(Mode::Replay) {
+            if self.replies.len() >= KEPT {
+                self.replies.pop_front();
+            }
+            self.replies.push_back(body);
+            // Every other answer is an old one (signed again: the signature is genuine,
+            // the reply is for another request or an older height).
+            if self.count % 2 == 0 {
+                out = self.replies[(self.count as usize / 2) % self.replies.len()].clone();
+            }
+        }
+        out
+    }
+
+    /// The deliveries to offer in place of one committed delivery.
+    pub fn deliveries(&mut self, height: u64, message: crate::chat::Message) -> Vec<(u64, crate::chat::Message)> {
+        self.count += 1;
+        if self.has(Mode::Mute) {
+            return Vec::new();
+        }
+        let mut out = vec![(height, message.clone())];
+        if self.has(Mode::Lie) {
+            let mut wrong = message.clone();
+            wrong.text = format!("{} (not what was sent)", wrong.text);
+            wrong.id += 1_000;
+            out = vec![(height, wrong)];
+            // And a message nobody sent, to the same user.
+            let fake = crate::byzantine::fake_message();
+            out.push((height, crate::chat::Message { id: fake.id, from: fake.from, text: fake.text, ..message.clone() }));
+        }
+        if self.has(Mode::Replay) {
+            if let Some(old) = self.deliveries.get((self.count as usize) % self.deliveries.len().max(1)).cloned() {
+                out.push(old);
+            }
+            if self.deliveries.len() >= KEPT {
+                self.deliveries.pop_front();
+            }
+            self.deliveries.push_back((height, message));
+        }
+        out
+    }
+
+    /// Whether the core gets this user's request (a censor leaves some users out).
+    pub fn admits(&self, user: &str) -> bool {
+        !self.modes.censors(user)
+    }
+}
+
+/// The message with its own signatures spoiled (votes and proposals).
+fn forged(message: Message) -> Message {
+    match message {
+        Message::Vote(mut v) => {
+            v.signature = crate::byzantine::forge(&v.signature);
+            Message::Vote(v)
+        }
+        Message::Propose(mut p) => {
+            p.signature = crate::byzantine::forge(&p.signature);
+            Message::Propose(p)
+        }
+        other => other,
+    }
+}
