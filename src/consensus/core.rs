@@ -117,6 +117,10 @@ pub struct Core {
     /// Replicas whose blame of this view set off a nudge already: each does once per view
     /// (S10 resends a blame every 4Δ; re-arming on each copy made empty blocks forever).
     pub(super) nudged_by: std::collections::BTreeSet<ReplicaId>,
+    /// Replicas whose relay of a request committed already set off a nudge (S10): each
+    /// does once per view, apart from its blame's nudge (which a relay must not use up:
+    /// the blame also starts every replica's watch for progress, S5).
+    pub(super) nudged_by_relay: std::collections::BTreeSet<ReplicaId>,
     /// S5's blame heard (a silent leader): since when another replica's blame of this view
     /// waits for a QC of the view that ranks above `high_qc` as it was then. This replica
     /// blames too if none forms within the request timeout.
@@ -214,6 +218,7 @@ impl Core {
             last_retransmit_ms: 0,
             nudge_to: None,
             nudged_by: Default::default(),
+            nudged_by_relay: Default::default(),
             silence: None,
             silence_heard: Default::default(),
             recovery: (restored.restarted && !cfg_no_recovery).then(super::recovery::Recovery::default),

@@ -113,6 +113,11 @@ pub struct Planted {
     /// a restarted replica behind the others, whose missing blocks no certificate proves
     /// (Byzantine replicas withhold their CHECKPOINTs), follows only once it blames.
     pub no_relay_nudge: bool,
+    /// The relay's nudge counts against the relayer's blame nudge (the first version of
+    /// it): a Byzantine pair relays a committed request, then blames, and the blame no
+    /// longer makes the leader nudge while every replica's watch for progress runs out
+    /// (found by the 100,000-seed coalition run, seed 27648).
+    pub relay_nudge_shares_blames: bool,
     /// Another replica's blame of the view is not taken as a reason to watch the leader
     /// (S5's blame heard): a view whose leader crashed, where one replica waits and the
     /// others wait for nothing, is never left (found by a five-process test, 2026-12-07).

@@ -42,7 +42,8 @@ impl Core {
         // commit through (S5's nudge, once per relayer and view), long before its timer
         // would make it blame an honest leader.
         if self.recent_set.contains(&digest) {
-            if self.nudge_to.is_none() && self.nudged_by.insert(from) && !self.cfg.planted.no_relay_nudge {
+            let first = if self.cfg.planted.relay_nudge_shares_blames { self.nudged_by.insert(from) } else { self.nudged_by_relay.insert(from) };
+            if self.nudge_to.is_none() && first && !self.cfg.planted.no_relay_nudge {
                 self.nudge_to = Some(self.high_qc.height + 2);
             }
             return;

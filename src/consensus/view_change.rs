@@ -255,6 +255,7 @@ impl Core {
         self.justification = None;
         self.nudge_to = None;
         self.nudged_by.clear();
+        self.nudged_by_relay.clear();
         self.silence = None;
         self.silence_heard.clear();
         self.failures = self.failures.saturating_add(1);

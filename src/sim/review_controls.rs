@@ -85,3 +85,15 @@ fn negative_control_a_late_diverged_image_unseen_is_found_by_late_images() {
     let found = (0..60).find(|seed| run(*seed, &options).violations.iter().any(|v| v.starts_with("divergence")));
     assert!(found.is_some(), "a diverged replica must be seen running on");
 }
+
+#[test]
+fn the_100k_runs_seed_27648_a_relay_nudge_must_not_use_up_a_blame_nudge() {
+    // The coalition's members relayed requests the leader had committed (their own pools
+    // held them), which spent their once-a-view nudge; their later blames of the honest
+    // view then started every replica's watch for progress without a nudge, and the view
+    // ended. Planted back, the seed breaks again.
+    let options = coalition(Planted::default());
+    assert_eq!(run(27_648, &options).violations, Vec::<String>::new());
+    let planted = coalition(Planted { relay_nudge_shares_blames: true, ..Planted::default() });
+    assert!(run(27_648, &planted).violations.iter().any(|v| v.contains("blamed view")), "the plant must break the seed again");
+}
