@@ -35,7 +35,7 @@ pub struct SimArgs {
     /// blame-prune-incoming, first-block-any-qc, keep-commit-timer, duplicate-votes,
     /// certificate2, high-qc-backwards, no-forward, client-quorum2, no-status-wait,
     /// vote-below-view, vote-per-height, unchecked-requests, votes-to-leader, unchecked-status, no-relay, no-relay-nudge,
-    /// relay-nudge-shares-blames,
+    /// relay-nudge-shares-blames, no-blame-forward,
     /// no-blame-heard, no-recovery, recovery-without-high-qc, recovery-once-per-asker,
     /// unbounded-pools, commit-at-two-delta, deep-conflict-unseen,
     /// commit-with-unlinked, unchecked-image, late-image-unseen.
@@ -71,6 +71,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "no-relay" => p.no_relay = true,
         "no-relay-nudge" => p.no_relay_nudge = true,
         "relay-nudge-shares-blames" => p.relay_nudge_shares_blames = true,
+        "no-blame-forward" => p.no_blame_forward = true,
         "late-image-unseen" => p.late_image_unseen = true,
         "no-blame-heard" => p.no_blame_heard = true,
         "no-recovery" => p.no_recovery = true,

@@ -136,8 +136,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     // and restarts then start the program now at that path (the running one's own file,
     // `/proc/self/exe`, is gone).
     let exe = std::env::current_exe()?;
-    for (id, modes) in &args.byzantine {
+    for (i, (id, modes)) in args.byzantine.iter().enumerate() {
         anyhow::ensure!(config.replica(id).is_some(), "--byzantine {id}=…: there is no replica {id} in {}", config_path.display());
+        anyhow::ensure!(args.byzantine[..i].iter().all(|(other, _)| other != id), "--byzantine names replica {id} twice: give all its modes at once ({id}=lie,forge)");
         println!("replica {id} misbehaves on purpose: {}", modes.names().join(","));
     }
     let f = (config.replicas.len() - 1) / 2;

@@ -184,7 +184,11 @@ impl QuorumClient {
             remotes.push(Remote { id: r.id.clone(), key: r.verifying_key(), rpc });
         }
         // Planted bug for the Byzantine tests' negative control: a result on one reply.
-        let quorum = if std::env::var("QUINTET_PLANTED").is_ok_and(|p| p == "client-quorum-1") { 1 } else { config.quorum() };
+        let planted = std::env::var("QUINTET_PLANTED").is_ok_and(|p| p == "client-quorum-1");
+        if planted {
+            eprintln!("PLANTED BUG (tests only, QUINTET_PLANTED=client-quorum-1): this client believes a single reply");
+        }
+        let quorum = if planted { 1 } else { config.quorum() };
         Ok(QuorumClient { remotes, quorum, cluster: config.tag(), deadline: DEADLINE_DEFAULT, operator: None, reached: Default::default() })
     }
 

@@ -307,7 +307,7 @@ impl Core {
         match message {
             Message::Propose(p) => self.on_proposal(now, from, p),
             Message::Vote(v) => self.on_vote(now, v),
-            Message::Blame(b) => self.on_blame(now, b),
+            Message::Blame(b) => self.on_blame(now, from, b),
             Message::BlameCert(bc) => self.on_blame_cert(now, bc),
             Message::Status(s) => self.on_status(now, s),
             Message::Checkpoint(c) => self.on_checkpoint(now, c),

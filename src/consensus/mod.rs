@@ -44,6 +44,7 @@ mod verify_tests;
 pub use self::core::{Action, Core, Input, Persistent, Restored};
 pub use types::*;
 pub use bounds::Window;
+pub use requests::RelayAdmission;
 pub use verify::Checker;
 
 pub type Digest32 = [u8; 32];
@@ -118,6 +119,11 @@ pub struct Planted {
     /// longer makes the leader nudge while every replica's watch for progress runs out
     /// (found by the 100,000-seed coalition run, seed 27648).
     pub relay_nudge_shares_blames: bool,
+    /// S5 as before the second review of this session: a replica that starts watching for
+    /// progress on another's blame does not pass the blame on to the leader, and the
+    /// leader nudges once per blame's voter: one Byzantine replica blames to the leader
+    /// alone first and to the others later, and an idle honest view ends.
+    pub no_blame_forward: bool,
     /// Another replica's blame of the view is not taken as a reason to watch the leader
     /// (S5's blame heard): a view whose leader crashed, where one replica waits and the
     /// others wait for nothing, is never left (found by a five-process test, 2026-12-07).

@@ -6,6 +6,14 @@ use super::Digest32;
 use super::core::{Action, Core, RELAYED_PER_PEER};
 use super::types::*;
 
+/// What a driver does with a relayed request ([`Core::admit_relay`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayAdmission {
+    Drop,
+    Committed,
+    Check,
+}
+
 impl Core {
     /// Pools a client request; true if it is pooled now (new or already).
     pub(super) fn on_request(&mut self, now: u64, bytes: Vec<u8>) -> bool {
@@ -42,8 +50,9 @@ impl Core {
         // commit through (S5's nudge, once per relayer and view), long before its timer
         // would make it blame an honest leader.
         if self.recent_set.contains(&digest) {
-            let first = if self.cfg.planted.relay_nudge_shares_blames { self.nudged_by.insert(from) } else { self.nudged_by_relay.insert(from) };
-            if self.nudge_to.is_none() && first && !self.cfg.planted.no_relay_nudge {
+            let set = if self.cfg.planted.relay_nudge_shares_blames { &mut self.nudged_by } else { &mut self.nudged_by_relay };
+            // A relayer's slot is spent only by a nudge that happens (not during another).
+            if self.nudge_to.is_none() && !self.cfg.planted.no_relay_nudge && set.insert(from) {
                 self.nudge_to = Some(self.high_qc.height + 2);
             }
             return;
@@ -67,11 +76,22 @@ impl Core {
         self.relayed_in.get(&from).is_none_or(|mine| mine.len() < RELAYED_PER_PEER || mine.iter().any(|d| !self.pending.contains_key(d)))
     }
 
-    /// Whether a request `from` relayed (S10) could be pooled now: not pooled or committed
-    /// already, and within that replica's share. The driver asks before it checks the
-    /// request's signature, so a relay that would be dropped costs no verification.
-    pub fn would_pool_relay(&self, from: ReplicaId, digest: &Digest32) -> bool {
-        self.leader(self.view) == self.me && !self.pending.contains_key(digest) && !self.recent_set.contains(digest) && self.relay_share_left(from)
+    /// What a driver does with a request `from` relayed (S10), before it checks the
+    /// request's signature (so a relay that would be dropped costs no verification): drop
+    /// it (not the leader, pooled already, or beyond that replica's share), hand it to the
+    /// core unchecked (committed already: its digest names bytes checked before they were
+    /// ordered, and the core only nudges for it), or check its signature first. Both the
+    /// replica and the simulator ask this, so the simulator takes the replica's path.
+    pub fn admit_relay(&self, from: ReplicaId, digest: &Digest32) -> RelayAdmission {
+        if self.leader(self.view) != self.me || self.pending.contains_key(digest) {
+            RelayAdmission::Drop
+        } else if self.recent_set.contains(digest) {
+            RelayAdmission::Committed
+        } else if self.relay_share_left(from) {
+            RelayAdmission::Check
+        } else {
+            RelayAdmission::Drop
+        }
     }
 
     /// When the T_req that expires first started (S10): a request's T_req runs from

@@ -152,10 +152,11 @@ impl Core {
         let blame = Blame { view: self.view, voter: self.me, reason, signature, entered_by };
         self.out.push(Action::Broadcast(Message::Blame(blame.clone())));
         self.last_blame = Some(blame.clone());
-        self.on_blame(now, blame);
+        self.on_blame(now, self.me, blame);
     }
 
-    pub(super) fn on_blame(&mut self, now: u64, blame: Blame) {
+    /// A blame `from` sent (its voter, or a replica that passes it on to its leader).
+    pub(super) fn on_blame(&mut self, now: u64, from: ReplicaId, blame: Blame) {
         if self.checker().blame(&blame).is_err() {
             return;
         }
@@ -190,11 +191,16 @@ impl Core {
             let (a, b) = (pair.0.clone(), pair.1.clone());
             self.on_equivocation(now, a, b);
         }
+        // The leader's nudge: once per replica that made it hear a blame of its view in
+        // this view (the blame's voter, or a watcher passing it on, below).
+        let old_rule = self.cfg.planted.no_blame_forward;
+        let heard_from = if old_rule { blame.voter } else { from };
         if blame.view == self.view
             && blame.voter != self.me
+            && heard_from != self.me
             && self.leader(self.view) == self.me
             && self.nudge_to.is_none()
-            && self.nudged_by.insert(blame.voter)
+            && self.nudged_by.insert(heard_from)
         {
             self.nudge_to = Some(self.high_qc.height + 2);
         }
@@ -205,6 +211,13 @@ impl Core {
             && self.silence.is_none()
         {
             self.silence = Some((now, self.high_qc.rank()));
+            // A watch starts here from what this replica holds now: the leader must hear
+            // of it now too, or a Byzantine replica could blame to the leader alone first
+            // (spending its nudge) and to the others later, when nothing new is ordered.
+            let leader = self.leader(self.view);
+            if leader != self.me && !old_rule {
+                self.out.push(Action::Send(leader, Message::Blame(blame.clone())));
+            }
         }
         let view = blame.view;
         let keep_from = if planted { view.saturating_sub(1) } else { view };

@@ -38,7 +38,7 @@ impl Byzantine {
         Byzantine { modes, me, n, crypto, sent: VecDeque::new(), replies: VecDeque::new(), deliveries: VecDeque::new(), count: 0 }
     }
 
-    fn has(&self, mode: Mode) -> bool {
+    pub fn has(&self, mode: Mode) -> bool {
         self.modes.has(mode)
     }
 
@@ -50,23 +50,26 @@ impl Byzantine {
         let mut out = Vec::new();
         for (to, message) in messages {
             self.count += 1;
-            if self.has(Mode::Replay) {
+            // State transfers are not kept: an image can be large.
+            if self.has(Mode::Replay) && !matches!(message, Message::State(_)) {
                 if self.sent.len() >= KEPT {
                     self.sent.pop_front();
                 }
                 self.sent.push_back((to, message.clone()));
             }
-            let message = if self.has(Mode::Forge) { forged(message) } else { message };
+            let forge = |m: Message| if self.has(Mode::Forge) { forged(m) } else { m };
             match (&message, to) {
                 (Message::Propose(p), None) if self.has(Mode::Equivocate) && p.block.proposer == self.me => {
-                    // The lower half of the others get the block, the upper half its twin.
-                    let twin = crate::byzantine::twin(p, self.crypto.as_ref());
+                    // The lower half of the others get the block, the upper half its twin
+                    // (made from the block as signed, then both forged if forging too).
+                    let twin = Message::Propose(crate::byzantine::twin(p, self.crypto.as_ref()));
+                    let (block, twin) = (forge(message.clone()), forge(twin));
                     for peer in (0..self.n as ReplicaId).filter(|r| *r != self.me) {
-                        let which = if (peer as usize) * 2 < self.n { message.clone() } else { Message::Propose(twin.clone()) };
+                        let which = if (peer as usize) * 2 < self.n { block.clone() } else { twin.clone() };
                         out.push((Some(peer), Outgoing::Message(which)));
                     }
                 }
-                _ => out.push((to, Outgoing::Message(message))),
+                _ => out.push((to, Outgoing::Message(forge(message)))),
             }
             if self.has(Mode::Garbage) && self.count % 4 == 0 {
                 out.push((None, Outgoing::Garbage(crate::byzantine::garbage(self.count))));

@@ -304,8 +304,11 @@ impl Driver {
                     self.hub.deliver(&self.id, &self.key, height, &message);
                 }
             }
+            let mute = self.byzantine.as_ref().is_some_and(|b| b.has(crate::byzantine::Mode::Mute));
             for (height, user, session, reason) in out.closed {
-                self.hub.session_closed(&self.id, &self.key, height, &user, session, reason);
+                if !mute {
+                    self.hub.session_closed(&self.id, &self.key, height, &user, session, reason);
+                }
                 self.hub.end_session(&user, session);
             }
             for (user, session) in out.ended {

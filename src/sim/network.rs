@@ -8,6 +8,21 @@ use crate::consensus::{Message, ReplicaId};
 use crate::pb;
 
 impl World {
+    /// A relayed request (S10) that never reaches the core: a censor ignores the censored
+    /// user's, and the replica's driver drops what the core says it would
+    /// (`Core::admit_relay`) before checking a signature.
+    pub(super) fn relay_dropped(&mut self, from: ReplicaId, to: ReplicaId, message: &Message) -> bool {
+        let Message::Relay(bytes) = message else { return false };
+        if self.nodes[to as usize].behaviour == Some(Behaviour::Censor)
+            && super::node::decode(bytes).is_some_and(|(request, _)| request.user == super::client::user_name(0))
+        {
+            self.stats.byzantine_actions += 1;
+            return true;
+        }
+        let core = self.nodes[to as usize].core.as_ref();
+        core.is_some_and(|c| c.admit_relay(from, &crate::consensus::digest(bytes)) == crate::consensus::RelayAdmission::Drop)
+    }
+
     pub(super) fn reply(&mut self, from: ReplicaId, user: &str, digest: [u8; 32], height: u64, mut outcome: pb::Outcome) {
         let Some(client) = self.clients.iter().position(|c| c.user == user) else { return };
         let coalition_lies = self.coalition.as_ref().is_some_and(|c| c.member(from) && c.plan.lie);

@@ -211,12 +211,7 @@ impl World {
                         return;
                     }
                 }
-                // A censor ignores the censored user's requests relayed to it too (S10).
-                if let Message::Relay(bytes) = &message
-                    && self.nodes[to as usize].behaviour == Some(Behaviour::Censor)
-                    && super::node::decode(bytes).is_some_and(|(request, _)| request.user == super::client::user_name(0))
-                {
-                    self.stats.byzantine_actions += 1;
+                if self.relay_dropped(from, to, &message) {
                     return;
                 }
                 let extra = self.byzantine_on_receive(to, &message);

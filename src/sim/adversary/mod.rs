@@ -141,6 +141,7 @@ pub struct Coalition {
     /// Honest views sent a private request; when the members blame each (`private.rs`).
     private_sent: BTreeSet<View>,
     private_blame_at: BTreeMap<View, u64>,
+    private_rest_at: BTreeMap<View, u64>,
     private_out: Vec<PrivateRequest>,
 }
 
@@ -180,6 +181,7 @@ impl Coalition {
             junk_rounds: 0,
             private_sent: BTreeSet::new(),
             private_blame_at: BTreeMap::new(),
+            private_rest_at: BTreeMap::new(),
             private_out: Vec::new(),
         }
     }

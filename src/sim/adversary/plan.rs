@@ -52,6 +52,9 @@ pub struct Plan {
     pub junk_flood: bool,
     /// Requests of its own to honest non-leaders only, in honest views (`private.rs`).
     pub private_requests: bool,
+    /// With private requests, the members' blames go to the leader first, to the others
+    /// 6Δ later (`private.rs`).
+    pub staggered_blames: bool,
 }
 
 impl Plan {
@@ -90,6 +93,7 @@ impl Plan {
             wrong_images: false,
             junk_flood: false,
             private_requests: false,
+            staggered_blames: false,
         };
         // A third of the plans, chosen by the step delay's residue rather than by a new draw:
         // every seed's other moves stay what they were when the controls' seed counts were
@@ -100,6 +104,7 @@ impl Plan {
         plan.wrong_images = plan.step_delay_ms % 2 == 1;
         plan.junk_flood = plan.shadow_delay_ms % 3 == 2;
         plan.private_requests = (plan.step_delay_ms / 2) % 3 == 1;
+        plan.staggered_blames = (plan.shadow_delay_ms / 2) % 2 == 1;
         // A quarter of the plans follow a recipe: the moves of one attack, made coherent.
         match rng.below(8) {
             0 => plan.commit_first(delta_ms, rng),

@@ -4,7 +4,9 @@
 //! replica at all), never to the leader, and its members blame the view once that
 //! request's timer would have run out. Without S10's relay the honest holders blame too,
 //! and the view ends; with it, the leader orders the request and no honest replica blames.
-//! The world checks the second (`World::check_honest_view_blame`).
+//! The world checks the second (`World::check_honest_view_blame`). Staggered (half of
+//! these plans): the blames go to the leader alone first and to the others 6Δ later, so
+//! the leader's nudge is spent before the others start watching for progress (S5).
 
 use prost::Message as _;
 
@@ -42,15 +44,34 @@ impl Coalition {
             }
             self.private_blame_at.insert(view, now + 13 * self.delta_ms);
         }
+        let leader = self.leader(view);
         if let Some(at) = self.private_blame_at.get(&view).copied()
             && now >= at
         {
             self.private_blame_at.remove(&view);
-            let entered_by = view.checked_sub(1).and_then(|w| self.certificates.get(&w).cloned());
-            for to in self.honest.clone() {
-                for m in self.members.clone() {
-                    out.push(Crafted { from: m, to, message: Self::blame(m, view, entered_by.clone()), delay_ms: 1 });
-                }
+            // Staggered: to the leader alone first (its nudge is spent while others wait
+            // for nothing), to the others 6Δ later, when nothing new is being ordered.
+            let first: Vec<_> = if self.plan.staggered_blames { vec![leader] } else { self.honest.clone() };
+            self.blame_honest(view, &first, out);
+            if self.plan.staggered_blames {
+                self.private_rest_at.insert(view, now + 6 * self.delta_ms);
+            }
+        }
+        if let Some(at) = self.private_rest_at.get(&view).copied()
+            && now >= at
+        {
+            self.private_rest_at.remove(&view);
+            let rest: Vec<_> = self.honest.iter().copied().filter(|h| *h != leader).collect();
+            self.blame_honest(view, &rest, out);
+        }
+    }
+
+    /// Every member's blame of `view`, to each of `to`.
+    fn blame_honest(&self, view: View, to: &[crate::consensus::ReplicaId], out: &mut Vec<Crafted>) {
+        let entered_by = view.checked_sub(1).and_then(|w| self.certificates.get(&w).cloned());
+        for &to in to {
+            for m in self.members.clone() {
+                out.push(Crafted { from: m, to, message: Self::blame(m, view, entered_by.clone()), delay_ms: 1 });
             }
         }
     }
