@@ -68,7 +68,8 @@ impl Modes {
             };
             let Some((_, mode)) = MODES.iter().find(|(n, _)| *n == name) else {
                 let known: Vec<&str> = MODES.iter().map(|(n, _)| *n).collect();
-                return Err(format!("unknown Byzantine mode {name:?}; the modes are {}", known.join(", ")));
+                let hint = if users.is_some() { " (`quintet replica --byzantine` takes the modes only, its id is --id; ID=MODES is for `quintet up`)" } else { "" };
+                return Err(format!("unknown Byzantine mode {name:?}; the modes are {}{hint}", known.join(", ")));
             };
             match (mode, users) {
                 (Mode::Censor, Some(users)) => {

@@ -95,7 +95,7 @@ fn up_creates_starts_shows_and_stops_a_cluster() {
     let mut alice = common::Chat::start(&config, "alice", "pw", &[]);
     assert_eq!(alice.run("create")["type"], "result");
     drop(alice);
-    wait_for(&lines, &mut seen, "1 accounts");
+    wait_for(&lines, &mut seen, "1 account,");
     // A replica that dies is shown with the end of its log and restarted.
     let replicas = children_of(proc.0.id());
     assert_eq!(replicas.len(), 5, "{replicas:?}");
@@ -109,7 +109,7 @@ fn up_creates_starts_shows_and_stops_a_cluster() {
     let key_before = std::fs::read(data.join("A.key")).unwrap();
     let (mut proc, lines) = up(&data);
     let mut seen = Vec::new();
-    wait_for(&lines, &mut seen, "1 accounts");
+    wait_for(&lines, &mut seen, "1 account,");
     assert!(seen.iter().all(|l| !l.contains("created")), "{seen:?}");
     assert_eq!(std::fs::read(data.join("A.key")).unwrap(), key_before);
     interrupt(&mut proc, &lines, &mut seen);
@@ -345,5 +345,21 @@ fn a_key_file_named_as_the_config_is_refused_without_showing_it() {
         let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(!out.status.success() && said.contains("not a cluster.toml"), "{command:?}: {said}");
         assert!(!said.contains(&secret[..16]), "{command:?} showed the key: {said}");
+    }
+}
+
+#[test]
+fn a_wrong_byzantine_replica_is_refused_before_anything_is_made() {
+    let dir = common::TempDir::new("up-byzantine-refused");
+    let data = dir.0.join("data");
+    for (args, says) in [
+        (vec!["--byzantine", "F=lie"], "there is no replica F"),
+        (vec!["--byzantine", "D=lie", "--byzantine", "d=forge"], "names replica D twice"),
+        (vec!["--byzantine", "D=lying"], "unknown Byzantine mode \"lying\""),
+    ] {
+        let out = Command::new(common::bin()).arg("up").arg("--dir").arg(&data).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!data.join("cluster.toml").exists(), "{args:?}: nothing made");
     }
 }

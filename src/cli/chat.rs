@@ -54,9 +54,11 @@ pub struct ChatArgs {
     /// agreement, committed height and view (needs a terminal).
     #[arg(long)]
     tui: bool,
-    /// Give up on a request after this long without a quorum (at least 1 ms).
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
-    timeout_ms: u64,
+    /// Give up on a request after this long without a quorum (at least 1 ms) [default: 80
+    /// times the cluster's Δ, at least 10 s: long enough for two misbehaving leaders in a
+    /// row to be replaced; 16 s at the default Δ]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: Option<u64>,
 }
 
 #[path = "chat_live.rs"]
@@ -383,7 +385,9 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
     let (cluster, user, kdf) = (config.cluster_id.clone(), args.user.clone(), config.kdf);
     let key = tokio::task::spawn_blocking(move || crypto::derive_user_key(&cluster, &user, &password, kdf)).await??;
     let mut client = QuorumClient::new(&config)?;
-    client.deadline = Duration::from_millis(args.timeout_ms);
+    if let Some(ms) = args.timeout_ms {
+        client.deadline = Duration::from_millis(ms);
+    }
     let terminal = std::io::stdin().is_terminal();
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && !args.json;
     let mut s = Session {

@@ -161,7 +161,10 @@ impl ClusterView {
         let height = self.height?;
         let up: Vec<&pb::StatusReply> = self.rows.iter().filter_map(|(_, _, s)| s.as_ref().ok()).collect();
         let counts = match up.iter().filter(|s| !s.counts_hidden).map(|s| (s.accounts, s.messages)).max() {
-            Some((accounts, messages)) => format!(": {accounts} accounts, {messages} messages"),
+            Some((accounts, messages)) => {
+                let plural = |n: u64, what: &str| if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") };
+                format!(": {}, {}", plural(accounts, "account"), plural(messages, "message"))
+            }
             None => String::new(),
         };
         Some(format!("height {height}{counts}"))

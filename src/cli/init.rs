@@ -37,6 +37,11 @@ pub struct InitArgs {
 
 const IDS: [&str; 9] = ["A", "B", "C", "D", "E", "F", "G", "H", "I"];
 
+/// The ids `init` gives a new cluster of `replicas` replicas.
+pub fn ids(replicas: usize) -> Vec<String> {
+    IDS.iter().take(replicas).map(|s| s.to_string()).collect()
+}
+
 /// A free port, its listener kept in `held` until every port is chosen: released at once,
 /// the OS may hand the same port out again, and two replicas would get one address (a
 /// test run met it).

@@ -26,6 +26,21 @@ pub struct UpArgs {
     pub byzantine: Vec<(String, crate::byzantine::Modes)>,
 }
 
+/// `--byzantine` against the cluster's ids (`None`: not known yet): each id once, written
+/// in any case (returned as the cluster writes it).
+fn check_byzantine(given: &[(String, crate::byzantine::Modes)], ids: Option<&[String]>, config: &Path) -> anyhow::Result<Vec<(String, crate::byzantine::Modes)>> {
+    let Some(ids) = ids else { return Ok(Vec::new()) };
+    let mut out: Vec<(String, crate::byzantine::Modes)> = Vec::new();
+    for (id, modes) in given {
+        let Some(known) = ids.iter().find(|k| k.eq_ignore_ascii_case(id)) else {
+            anyhow::bail!("--byzantine {id}=…: there is no replica {id} in {} (it has {})", config.display(), ids.join(", "));
+        };
+        anyhow::ensure!(out.iter().all(|(other, _)| other != known), "--byzantine names replica {known} twice: give all its modes at once ({known}=lie,forge)");
+        out.push((known.clone(), modes.clone()));
+    }
+    Ok(out)
+}
+
 fn parse_byzantine(text: &str) -> Result<(String, crate::byzantine::Modes), String> {
     let (id, modes) = text.split_once('=').ok_or_else(|| format!("{text:?} is not ID=MODES (for example D=lie,forge)"))?;
     Ok((id.trim().to_string(), crate::byzantine::Modes::parse(modes)?))
@@ -130,22 +145,35 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
         Err(crate::storage::pidlock::LockError::Io(e)) => return Err(e.into()),
     };
     let config_path = dir.join("cluster.toml");
-    let config = if config_path.exists() { ClusterConfig::load(&config_path)? } else { init(&args.cluster)? };
+    let existing = if config_path.exists() { Some(ClusterConfig::load(&config_path)?) } else { None };
+    // `--byzantine` is checked before a new cluster is made: a wrong id makes nothing.
+    let ids: Option<Vec<String>> = match &existing {
+        Some(config) => Some(config.replicas.iter().map(|r| r.id.clone()).collect()),
+        None if args.cluster.from.is_empty() => Some(super::init::ids(args.cluster.replicas)),
+        None => None, // the ids are in the parts; checked once they are read
+    };
+    let mut byzantine = check_byzantine(&args.byzantine, ids.as_deref(), &config_path)?;
+    let config = match existing {
+        Some(config) => config,
+        None => init(&args.cluster)?,
+    };
+    if ids.is_none() {
+        let ids: Vec<String> = config.replicas.iter().map(|r| r.id.clone()).collect();
+        byzantine = check_byzantine(&args.byzantine, Some(&ids), &config_path)?;
+    }
     make_private(&dir, &config)?;
     // The program's path, taken once: a rebuild replaces the file under a running cluster,
     // and restarts then start the program now at that path (the running one's own file,
     // `/proc/self/exe`, is gone).
     let exe = std::env::current_exe()?;
-    for (i, (id, modes)) in args.byzantine.iter().enumerate() {
-        anyhow::ensure!(config.replica(id).is_some(), "--byzantine {id}=…: there is no replica {id} in {}", config_path.display());
-        anyhow::ensure!(args.byzantine[..i].iter().all(|(other, _)| other != id), "--byzantine names replica {id} twice: give all its modes at once ({id}=lie,forge)");
+    for (id, modes) in &byzantine {
         println!("replica {id} misbehaves on purpose: {}", modes.names().join(","));
     }
     let f = (config.replicas.len() - 1) / 2;
-    if args.byzantine.len() > f {
-        println!("{} Byzantine replicas is more than the {f} the cluster tolerates: what it promises no longer holds", args.byzantine.len());
+    if byzantine.len() > f {
+        println!("{} Byzantine replicas is more than the {f} the cluster tolerates: what it promises no longer holds (for showing exactly that)", byzantine.len());
     }
-    let byzantine_of = |id: &str| args.byzantine.iter().find(|(b, _)| b == id).map(|(_, m)| m);
+    let byzantine_of = |id: &str| byzantine.iter().find(|(b, _)| b == id).map(|(_, m)| m);
     let mut children = Vec::new();
     // Only this host's replicas: an address no socket here can bind is another host's.
     let (here, elsewhere): (Vec<_>, Vec<_>) = config.replicas.iter().partition(|r| std::net::TcpListener::bind((r.socket_addr().ip(), 0)).is_ok());

@@ -27,6 +27,16 @@ use crate::pb::replica_client::ReplicaClient;
 
 /// Default time to reach a quorum before giving up.
 pub const DEADLINE_DEFAULT: Duration = Duration::from_secs(10);
+
+/// The default time to reach a quorum in a cluster with this Δ: at least
+/// `DEADLINE_DEFAULT`, and 80Δ, enough for f = 2 faulty leaders in a row to be blamed and
+/// replaced. Each such view lasts up to 1.5 request timeouts (a request waits half a
+/// timeout before it is relayed to the leader, S10, and its timer then runs from the relay),
+/// the timeout doubling from 12Δ: 18Δ + 36Δ, plus each view change's 2Δ and 4Δ waits (S6,
+/// S7) and the next leader's commit, about 4Δ: 70Δ. (At Δ = 200 ms: 16 s.)
+pub fn deadline_for(delta_ms: u64) -> Duration {
+    DEADLINE_DEFAULT.max(Duration::from_millis(80 * delta_ms))
+}
 /// Pause before resending to a replica that did not answer, or refused for now (doubled
 /// after each refusal, up to `REFUSED_PAUSE_MAX`: a busy replica is not hammered).
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
@@ -189,7 +199,7 @@ impl QuorumClient {
             eprintln!("PLANTED BUG (tests only, QUINTET_PLANTED=client-quorum-1): this client believes a single reply");
         }
         let quorum = if planted { 1 } else { config.quorum() };
-        Ok(QuorumClient { remotes, quorum, cluster: config.tag(), deadline: DEADLINE_DEFAULT, operator: None, reached: Default::default() })
+        Ok(QuorumClient { remotes, quorum, cluster: config.tag(), deadline: deadline_for(config.delta_ms), operator: None, reached: Default::default() })
     }
 
     pub fn quorum(&self) -> usize {
