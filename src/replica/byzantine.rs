@@ -137,6 +137,46 @@ impl Byzantine {
     }
 }
 
+impl super::driver::Driver {
+    /// Sends a durable batch's peer messages (rewritten first by `--byzantine`).
+    pub(super) fn send_out(&mut self, messages: Vec<(Option<ReplicaId>, Message)>) {
+        let Some(byzantine) = self.byzantine.as_mut() else {
+            for (to, message) in messages {
+                match to {
+                    Some(to) => self.peers.send(to, &message),
+                    None => self.peers.broadcast(&message),
+                }
+            }
+            return;
+        };
+        for (to, outgoing) in byzantine.to_peers(messages) {
+            match outgoing {
+                Outgoing::Message(message) => match to {
+                    Some(to) => self.peers.send(to, &message),
+                    None => self.peers.broadcast(&message),
+                },
+                Outgoing::Garbage(bytes) => self.peers.send_bytes(to, bytes),
+            }
+        }
+    }
+
+    /// A reply body as it leaves (`--byzantine` may bend it).
+    pub(super) fn reply_out(&mut self, body: pb::ReplyBody) -> pb::ReplyBody {
+        match self.byzantine.as_mut() {
+            Some(b) => b.reply(body),
+            None => body,
+        }
+    }
+
+    /// The deliveries to offer for one committed delivery (`--byzantine` may bend them).
+    pub(super) fn deliveries_out(&mut self, height: u64, message: crate::chat::Message) -> Vec<(u64, crate::chat::Message)> {
+        match self.byzantine.as_mut() {
+            Some(b) => b.deliveries(height, message),
+            None => vec![(height, message)],
+        }
+    }
+}
+
 /// The message with its own signatures spoiled (votes and proposals).
 fn forged(message: Message) -> Message {
     match message {

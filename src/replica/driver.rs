@@ -289,18 +289,10 @@ impl Driver {
             // requests refused here (replays, rates, a busy pool) costs this loop no
             // signatures.
             for (reply, body) in out.replies {
-                let body = match self.byzantine.as_mut() {
-                    Some(b) => b.reply(body),
-                    None => body,
-                };
-                let _ = reply.send(body);
+                let _ = reply.send(self.reply_out(body));
             }
             for (height, message) in out.deliveries {
-                let deliveries = match self.byzantine.as_mut() {
-                    Some(b) => b.deliveries(height, message),
-                    None => vec![(height, message)],
-                };
-                for (height, message) in deliveries {
+                for (height, message) in self.deliveries_out(height, message) {
                     self.hub.deliver(&self.id, &self.key, height, &message);
                 }
             }
@@ -321,28 +313,6 @@ impl Driver {
         }
         tracing::info!(height = self.core.committed_height(), "replica stopped");
         Ok(())
-    }
-
-    /// Sends a durable batch's peer messages (rewritten first by `--byzantine`).
-    fn send_out(&mut self, messages: Vec<(Option<ReplicaId>, Message)>) {
-        let Some(byzantine) = self.byzantine.as_mut() else {
-            for (to, message) in messages {
-                match to {
-                    Some(to) => self.peers.send(to, &message),
-                    None => self.peers.broadcast(&message),
-                }
-            }
-            return;
-        };
-        for (to, outgoing) in byzantine.to_peers(messages) {
-            match outgoing {
-                super::byzantine::Outgoing::Message(message) => match to {
-                    Some(to) => self.peers.send(to, &message),
-                    None => self.peers.broadcast(&message),
-                },
-                super::byzantine::Outgoing::Garbage(bytes) => self.peers.send_bytes(to, bytes),
-            }
-        }
     }
 
     /// Carries out the core's actions in order (sends wait in the outbox for the fsync).
