@@ -27,7 +27,9 @@ fn crash_faults_with_any_timing_are_safe_and_then_live() {
 
 #[test]
 fn byzantine_replicas_under_synchrony_are_safe_and_live() {
-    let s = sweep(0..120, &mode(Mode::Byzantine));
+    // A few hundred seeds of the simulator's Byzantine behaviours, one to f replicas each
+    // (lie and equivocate are the definitions `--byzantine` uses, `crate::byzantine`).
+    let s = sweep(0..300, &mode(Mode::Byzantine));
     assert_eq!(s.first_violation, None);
     assert!(s.behaviours.len() >= 8, "most behaviours were drawn: {:?}", s.behaviours);
     assert!(s.stats.refused > 0, "garbage bytes reached the codec");
