@@ -45,6 +45,14 @@ pub fn public_key(client: usize) -> [u8; 32] {
     [client as u8 + 1; 32]
 }
 
+/// A simulated request's bytes: `op` as `user`'s, signed with `key` (a keyed hash).
+pub fn signed_request(user: &str, session: u64, seq: u64, op: &Op, key: &[u8; 32]) -> Vec<u8> {
+    let body = pb::RequestBody { cluster: super::node::CLUSTER.into(), user: user.into(), session, seq, op: Some(wire::encode_op(op)) }
+        .encode_to_vec();
+    let signature = crate::execute::SimRequests::sign(key, &body);
+    pb::SignedRequest { body, signature }.encode_to_vec()
+}
+
 impl SimClient {
     pub fn new(id: usize, ops: usize, start_ms: u64) -> Self {
         SimClient {
@@ -74,16 +82,7 @@ impl SimClient {
                 _ => Op::ListAccounts { pattern: "*".into(), after: String::new(), limit: 10 },
             }
         };
-        let body = pb::RequestBody {
-            cluster: super::node::CLUSTER.into(),
-            user: self.user.clone(),
-            session: self.session,
-            seq: self.seq,
-            op: Some(wire::encode_op(&op)),
-        }
-        .encode_to_vec();
-        let signature = crate::execute::SimRequests::sign(&public_key(self.id), &body);
-        let bytes = pb::SignedRequest { body, signature }.encode_to_vec();
+        let bytes = signed_request(&self.user, self.session, self.seq, &op, &public_key(self.id));
         let digest = crate::consensus::digest(&bytes);
         self.current = Some(Pending { bytes, digest, tally: Tally::new(quorum, [0; 32]), submitted_ms: now });
         self.current.as_ref()

@@ -8,11 +8,8 @@
 //! these plans): the blames go to the leader alone first and to the others 6Δ later, so
 //! the leader's nudge is spent before the others start watching for progress (S5).
 
-use prost::Message as _;
-
 use super::{Coalition, Crafted};
 use crate::consensus::View;
-use crate::{pb, wire};
 
 /// The key of the coalition's accounts (the simulator's request signatures are keyed
 /// hashes of it).
@@ -79,16 +76,7 @@ impl Coalition {
     /// A new account of the coalition's, created in `view`'s name.
     fn private_request(&self, view: View) -> Vec<u8> {
         let op = crate::chat::Op::CreateAccount { public_key: KEY };
-        let body = pb::RequestBody {
-            cluster: crate::sim::node::CLUSTER.into(),
-            user: format!("zc{view}"),
-            session: 1,
-            seq: 1,
-            op: Some(wire::encode_op(&op)),
-        }
-        .encode_to_vec();
-        let signature = crate::execute::SimRequests::sign(&KEY, &body);
-        pb::SignedRequest { body, signature }.encode_to_vec()
+        crate::sim::client::signed_request(&format!("zc{view}"), 1, 1, &op, &KEY)
     }
 
     /// The requests the coalition sent as a client since the last call.
