@@ -34,6 +34,7 @@ pub mod client;
 pub mod config;
 pub mod consensus;
 pub mod crypto;
+pub mod evidence;
 pub mod execute;
 pub mod replica;
 pub mod rng;

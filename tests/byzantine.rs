@@ -26,6 +26,8 @@ struct Seen {
     /// The longest time a later send took.
     slowest_send: Duration,
     height: u64,
+    /// Checked proofs `quintet evidence` gathered: (accused, kind) pairs, each once.
+    proven: Vec<(String, String)>,
 }
 
 fn run(name: &str, byzantine: &[(usize, &str)]) -> Seen {
@@ -97,7 +99,34 @@ fn run_with(name: &str, byzantine: &[(usize, &str)], client_env: &[(&str, &str)]
     let (status, rest) = alice.finish();
     assert_eq!(status, Some(0), "{name}: {rest:?}");
     let height = honest_converged(&cluster, &honest, name);
-    Seen { acknowledged: TO_BOB + TO_ALICE, first_requests, slowest_send, height }
+    let proven = evidence(&cluster, name);
+    for (accused, kind) in &proven {
+        let i = IDS.iter().position(|id| id == accused).expect("a replica of the cluster");
+        assert!(byzantine.iter().any(|(b, _)| *b == i), "{name}: honest replica {accused} accused of {kind}: {proven:?}");
+    }
+    Seen { acknowledged: TO_BOB + TO_ALICE, first_requests, slowest_send, height, proven }
+}
+
+/// `quintet evidence --json` on the cluster (its replicas and the clients' files beside
+/// cluster.toml): whom the checked proofs accuse, of what. Its exit code says the same.
+fn evidence(cluster: &Cluster, name: &str) -> Vec<(String, String)> {
+    let out = std::process::Command::new(common::bin())
+        .args(["evidence", "--json", "--config"])
+        .arg(cluster.config())
+        .output()
+        .expect("quintet evidence runs");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: evidence --json: {e}: {out:?}"));
+    let mut proven: Vec<(String, String)> = json["proofs"]
+        .as_array()
+        .expect("proofs")
+        .iter()
+        .map(|p| (p["accused"].as_str().unwrap().to_owned(), p["kind"].as_str().unwrap().to_owned()))
+        .collect();
+    proven.sort();
+    proven.dedup();
+    assert_eq!(out.status.code(), Some(if proven.is_empty() { 0 } else { 1 }), "{name}: evidence exit code: {json}");
+    assert!(json["not_proofs"].as_array().is_some_and(|a| a.is_empty()), "{name}: every kept proof checks: {json}");
+    proven
 }
 
 /// Waits until the honest replicas report one committed (height, block) and returns the
@@ -117,15 +146,17 @@ fn honest_converged(cluster: &Cluster, honest: &[usize], name: &str) -> u64 {
     }
 }
 
-fn check(name: &str, byzantine: &[(usize, &str)]) {
+fn check(name: &str, byzantine: &[(usize, &str)]) -> Seen {
     let s = run(name, byzantine);
     println!(
-        "{name}: {} messages acknowledged and delivered once; first requests {} ms, slowest later send {} ms; honest replicas equal at height {}",
+        "{name}: {} messages acknowledged and delivered once; first requests {} ms, slowest later send {} ms; honest replicas equal at height {}; proofs against {:?}",
         s.acknowledged,
         s.first_requests.as_millis(),
         s.slowest_send.as_millis(),
-        s.height
+        s.height,
+        s.proven
     );
+    s
 }
 
 #[test]
@@ -140,7 +171,9 @@ fn negative_control_a_client_that_takes_one_reply_shows_the_liars_results() {
 
 #[test]
 fn lie_alone() {
-    check("lie", &[(3, "lie")]);
+    // Its wrong results reach the clients beside three matching true ones: proofs.
+    let seen = check("lie", &[(3, "lie")]);
+    assert_eq!(seen.proven, vec![("D".to_owned(), "wrong results".to_owned())]);
 }
 
 #[test]
@@ -150,7 +183,8 @@ fn forge_alone() {
 
 #[test]
 fn equivocate_alone() {
-    check("equivocate", &[(0, "equivocate")]);
+    let seen = check("equivocate", &[(0, "equivocate")]);
+    assert!(seen.proven.contains(&("A".to_owned(), "equivocation".to_owned())), "{:?}", seen.proven);
 }
 
 #[test]

@@ -91,6 +91,8 @@ struct Session {
     client: QuorumClient,
     /// Replica ids by index, to say who agreed.
     ids: Vec<String>,
+    /// Replicas this session has said it holds proofs against (said once each).
+    proven_told: std::collections::BTreeSet<usize>,
     cluster: String,
     user: String,
     key: SigningKey,
@@ -378,13 +380,15 @@ fn config_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
-    let config = ClusterConfig::load(&config_path(args.config)?)?;
+    let path = config_path(args.config)?;
+    let config = ClusterConfig::load(&path)?;
     anyhow::ensure!(crate::chat::valid_name(&args.user), crate::chat::ChatError::InvalidName(args.user.clone()));
     let password = password(&args.user)?;
     let weak_password = password::too_weak(&password, &args.user, &config.name);
     let (cluster, user, kdf) = (config.cluster_id.clone(), args.user.clone(), config.kdf);
     let key = tokio::task::spawn_blocking(move || crypto::derive_user_key(&cluster, &user, &password, kdf)).await??;
     let mut client = QuorumClient::new(&config)?;
+    client.keep_evidence(crate::evidence::client_file(&path, &args.user));
     if let Some(ms) = args.timeout_ms {
         client.deadline = Duration::from_millis(ms);
     }
@@ -392,6 +396,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && !args.json;
     let mut s = Session {
         ids: client.ids(),
+        proven_told: Default::default(),
         client,
         cluster: config.tag(),
         user: args.user.clone(),

@@ -82,6 +82,19 @@ impl Session {
             // Refused by every replica that answered, as things stand: not applied now.
             value["settled"] = false.into();
         }
+        if !agreed.proven.is_empty() {
+            let proven: Vec<&str> = agreed.proven.iter().filter_map(|i| self.ids.get(*i).map(String::as_str)).collect();
+            // Said once per replica and session; the JSON says it every time.
+            let new: Vec<&str> = agreed.proven.iter().filter(|i| self.proven_told.insert(**i)).filter_map(|i| self.ids.get(*i).map(String::as_str)).collect();
+            if !new.is_empty() {
+                let file = self.client.evidence_file().map_or_else(String::new, |f| format!(" in {}", f.display()));
+                eprintln!(
+                    "quintet chat: warning: replica {} signed a result that contradicts three matching ones: it is lying; proofs are kept{file} (`quintet evidence` checks them)",
+                    new.join(", ")
+                );
+            }
+            value["proven"] = proven.into();
+        }
         self.show_lines(lines, value, &agreed.agreement, &agreed.outcome);
     }
 

@@ -28,6 +28,9 @@ pub struct ClusterView {
     pub differs: BTreeSet<String>,
     /// Replicas `up` started moments ago: not answering yet is "starting", not "down".
     pub starting: BTreeSet<String>,
+    /// Checked proofs against each replica ("2 proofs (wrong results)"), from
+    /// `quintet evidence`'s gathering.
+    pub proofs: BTreeMap<String, String>,
 }
 
 /// The `quorum`-th highest of `values`.
@@ -83,7 +86,7 @@ impl ClusterView {
         let leader = view.and_then(|v| up.iter().find(|s| s.view == v).map(|s| s.leader.clone()));
         let mut differs = minority(up.iter().map(|s| (s.replica.as_str(), s.height, s.committed_hash.as_slice())));
         differs.extend(minority(up.iter().map(|s| (s.replica.as_str(), s.state_height, s.state_digest.as_slice()))));
-        ClusterView { rows, quorum, view, height, leader, differs, starting: BTreeSet::new() }
+        ClusterView { rows, quorum, view, height, leader, differs, starting: BTreeSet::new(), proofs: BTreeMap::new() }
     }
 
     pub fn up(&self) -> usize {
@@ -121,6 +124,9 @@ impl ClusterView {
                 }
                 if self.differs.contains(id) {
                     line.push_str(", its state DIFFERS from the others' at the same height");
+                }
+                if let Some(proofs) = self.proofs.get(id) {
+                    line.push_str(&format!(", {proofs} against it"));
                 }
                 line
             }
@@ -186,13 +192,16 @@ impl ClusterView {
     /// `quintet status`: a table, then the summary.
     pub fn table(&self) -> Vec<String> {
         let mut rows = vec![[
-            "REPLICA", "ADDRESS", "PID", "VERSION", "ROLE", "VIEW", "HEIGHT", "BEHIND", "BLOCK", "STATE@IMAGE", "PEERS", "LAST COMMIT", "UP", "ACCOUNTS", "MESSAGES",
+            "REPLICA", "ADDRESS", "PID", "VERSION", "ROLE", "VIEW", "HEIGHT", "BEHIND", "BLOCK", "STATE@IMAGE", "PEERS", "LAST COMMIT", "UP", "ACCOUNTS", "MESSAGES", "PROOFS",
         ]
         .map(String::from)
         .to_vec()];
         for (id, address, status) in &self.rows {
             match status {
-                Err(e) => rows.push(vec![id.clone(), address.clone(), crate::client::shown(&e.to_string())]),
+                Err(e) => {
+                    let proofs = self.proofs.get(id).map_or_else(String::new, |p| format!("; {p} against it"));
+                    rows.push(vec![id.clone(), address.clone(), format!("{}{proofs}", crate::client::shown(&e.to_string()))])
+                }
                 Ok(s) => {
                     let state = format!("{}@{}{}", short(&s.state_digest), s.state_height, if self.differs.contains(id) { " DIFFERS" } else { "" });
                     let commit = if s.height == 0 { "-".to_string() } else { format!("{} ago", seconds(s.last_commit_age_ms)) };
@@ -216,6 +225,7 @@ impl ClusterView {
                         seconds(s.uptime_ms),
                         accounts,
                         messages,
+                        self.proofs.get(id).cloned().unwrap_or_else(|| "-".into()),
                     ]);
                 }
             }
@@ -265,6 +275,7 @@ impl ClusterView {
                     "last_commit_age_ms": (s.height > 0).then_some(s.last_commit_age_ms),
                     "uptime_ms": s.uptime_ms,
                     "byzantine": s.byzantine.iter().map(|m| crate::client::shown(m)).collect::<Vec<_>>(),
+                    "proofs": self.proofs.get(id),
                 }),
                 Err(e) => json!({
                     "replica": id,
@@ -272,6 +283,7 @@ impl ClusterView {
                     "up": false,
                     "wrong_identity": matches!(e, StatusError::WrongIdentity(_)),
                     "error": e.to_string(),
+                    "proofs": self.proofs.get(id),
                 }),
             })
             .collect();

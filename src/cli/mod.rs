@@ -4,6 +4,7 @@ mod chat;
 mod cluster_view;
 mod commands;
 mod editor;
+mod evidence;
 mod init;
 mod render;
 mod sim;
@@ -83,6 +84,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Gather the proofs of misbehaviour the replicas and this host's clients kept, check
+    /// each against cluster.toml's keys, and show whom they accuse. Exits 0 when none was
+    /// found, 1 when checked proofs were found, 2 when fewer than a quorum answered.
+    Evidence {
+        /// The cluster's cluster.toml (the clients' proofs files are beside it)
+        #[arg(long, default_value = "quintet-data/cluster.toml")]
+        config: PathBuf,
+        /// One JSON object for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// How the user started this program, for hints: `cargo run --release --` under cargo
@@ -139,7 +151,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let mut client = crate::client::QuorumClient::new(&config)?;
             // Beside a replica key (an operator's host), the counters are shown too.
             client.operator = config.operator_key(&config_path);
-            let view = cluster_view::ClusterView::new(cluster_view::rows(&config, client.status().await), config.quorum());
+            let (statuses, gathered) = tokio::join!(client.status(), evidence::gather(&config, &config_path, &client));
+            let mut view = cluster_view::ClusterView::new(cluster_view::rows(&config, statuses), config.quorum());
+            view.proofs = evidence::per_replica(&gathered);
             if json {
                 println!("{}", view.json());
             } else {
@@ -148,6 +162,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 }
             }
             Ok(if view.available() { Exit::Ok } else { Exit::Failed(2) })
+        }
+        Command::Evidence { config, json } => {
+            let config_path = config;
+            let config = ClusterConfig::load(&config_path)?;
+            let client = crate::client::QuorumClient::new(&config)?;
+            let gathered = evidence::gather(&config, &config_path, &client).await;
+            if json {
+                println!("{}", gathered.json());
+            } else {
+                for line in gathered.table() {
+                    println!("{line}");
+                }
+            }
+            Ok(match gathered.exit_code() {
+                0 => Exit::Ok,
+                code => Exit::Failed(code),
+            })
         }
     }
 }

@@ -82,6 +82,7 @@ pub fn planted(name: &str) -> anyhow::Result<Planted> {
         "deep-conflict-unseen" => p.deep_conflict_unseen = true,
         "commit-with-unlinked" => p.commit_with_unlinked = true,
         "unchecked-image" => p.unchecked_image = true,
+        "votes-any-height" => p.votes_any_height = true,
         other => anyhow::bail!("unknown planted bug {other:?}: `quintet sim --help` lists them"),
     }
     Ok(p)

@@ -247,7 +247,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
                 }
             }
         }
-        let mut view = ClusterView::new(super::cluster_view::rows(&config, client.status().await), config.quorum());
+        let (statuses, evidence) = tokio::join!(client.status(), super::evidence::gather(&config, &config_path, &client));
+        let mut view = ClusterView::new(super::cluster_view::rows(&config, statuses), config.quorum());
+        view.proofs = super::evidence::per_replica(&evidence);
         // A replica started moments ago that does not answer yet is starting, not down.
         let now = tokio::time::Instant::now();
         let young = |s: &&Supervised| s.child.is_some() && now.duration_since(s.started) < STARTING_GRACE;

@@ -118,6 +118,10 @@ pub struct QuorumClient {
     /// Some replica answered this client once: a later moment when every replica refuses
     /// the connection is a restart of them all, worth waiting through until the deadline.
     reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The cluster's keys, to check proofs against replicas before keeping them, and the
+    /// file that keeps them (`keep_evidence`).
+    keys: std::sync::Arc<crate::evidence::Keys>,
+    evidence: Option<std::path::PathBuf>,
 }
 
 /// What happened with one replica during one request, for the error report.
@@ -199,11 +203,51 @@ impl QuorumClient {
             eprintln!("PLANTED BUG (tests only, QUINTET_PLANTED=client-quorum-1): this client believes a single reply");
         }
         let quorum = if planted { 1 } else { config.quorum() };
-        Ok(QuorumClient { remotes, quorum, cluster: config.tag(), deadline: deadline_for(config.delta_ms), operator: None, reached: Default::default() })
+        Ok(QuorumClient {
+            remotes,
+            quorum,
+            cluster: config.tag(),
+            deadline: deadline_for(config.delta_ms),
+            operator: None,
+            reached: Default::default(),
+            keys: std::sync::Arc::new(crate::evidence::Keys::new(config)),
+            evidence: None,
+        })
     }
 
     pub fn quorum(&self) -> usize {
         self.quorum
+    }
+
+    /// Keeps the proofs this client comes upon in `file` (`crate::evidence::client_file`).
+    pub fn keep_evidence(&mut self, file: std::path::PathBuf) {
+        self.evidence = Some(file);
+    }
+
+    /// Where this client keeps proofs, if it does.
+    pub fn evidence_file(&self) -> Option<&std::path::Path> {
+        self.evidence.as_deref()
+    }
+
+    /// Checks and keeps the proofs this result gives against replicas that contradicted
+    /// it; returns whom they accuse. A proof that does not check (a planted client quorum
+    /// of one) is not kept.
+    fn keep_proofs(&self, tally: &Tally, agreed: &Agreed) -> Vec<usize> {
+        let mut proven = Vec::new();
+        for (index, proof) in tally.contradictions(agreed) {
+            let Ok(accusation) = crate::evidence::check(&proof, &self.keys) else { continue };
+            if accusation.replica != index {
+                continue;
+            }
+            proven.push(index);
+            if let Some(file) = &self.evidence {
+                let (mut store, _) = crate::evidence::Store::open(file, &self.keys);
+                if let Err(e) = store.keep(proof, accusation) {
+                    eprintln!("warning: cannot keep a proof against replica {} in {}: {e}", self.remotes[index].id, file.display());
+                }
+            }
+        }
+        proven
     }
 
     pub fn replica_ids(&self) -> Vec<String> {
@@ -327,6 +371,7 @@ impl QuorumClient {
         }
         a.agreed.sort_unstable();
         a.differed.sort_unstable();
+        agreed.proven = self.keep_proofs(&tally, &agreed);
         agreed
     }
 

@@ -64,6 +64,9 @@ impl Replica for Scripted {
             Answer::Reply(..) => Err(Status::unimplemented("scripted")),
         }
     }
+    async fn evidence(&self, _: Request<pb::EvidenceRequest>) -> Result<Response<pb::EvidenceReply>, Status> {
+        Err(Status::unimplemented("scripted"))
+    }
 }
 
 fn refusal(code: &str) -> pb::Outcome {

@@ -64,6 +64,30 @@ impl QuorumClient {
     }
 }
 
+impl QuorumClient {
+    /// Every replica's evidence answer (unsigned: each proof checks on its own), or why it
+    /// could not be had, asked at once, in the config's order.
+    pub async fn evidence(&self) -> Vec<(String, Result<pb::EvidenceReply, String>)> {
+        let mut asks = tokio::task::JoinSet::new();
+        for (i, remote) in self.remotes.iter().enumerate() {
+            let limit = crate::evidence::FILE_BYTES_MAX + (1 << 20);
+            let (mut rpc, id) = (remote.rpc.clone().max_decoding_message_size(limit), remote.id.clone());
+            asks.spawn(async move {
+                let asked = tokio::time::timeout(Duration::from_secs(2), rpc.evidence(pb::EvidenceRequest {})).await;
+                let result = match asked {
+                    Ok(Ok(reply)) => Ok(reply.into_inner()),
+                    Ok(Err(status)) => Err(failure(&status)),
+                    Err(_) => Err("timed out".to_owned()),
+                };
+                (i, id, result)
+            });
+        }
+        let mut out: Vec<_> = asks.join_all().await;
+        out.sort_by_key(|(i, _, _)| *i);
+        out.into_iter().map(|(_, id, result)| (id, result)).collect()
+    }
+}
+
 /// Why a replica's status is not shown as up.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StatusError {

@@ -35,6 +35,9 @@ pub struct Agreed {
     /// (`Tally::refused`): the request was not applied then, but could still be, so the
     /// client's next request reuses its number (at most one of the two can apply).
     pub settled: bool,
+    /// Replicas whose signed answer contradicts this result at its height: proofs against
+    /// them were kept (`crate::evidence`).
+    pub proven: Vec<usize>,
 }
 
 /// Height-0 answers that say only "not now" (the client keeps asking until its deadline);
@@ -78,12 +81,14 @@ pub struct Tally {
     votes: BTreeMap<usize, (u64, Vec<u8>)>,
     /// replica index -> its latest height-0 refusal (canonical bytes): not a vote.
     refusals: BTreeMap<usize, Vec<u8>>,
+    /// replica index -> the signed reply behind its vote (what a proof carries).
+    signed: BTreeMap<usize, pb::SignedReply>,
 }
 
 impl Tally {
     pub fn new(quorum: usize, request_digest: [u8; 32]) -> Self {
         assert!(quorum >= 1);
-        Tally { quorum, request_digest, votes: BTreeMap::new(), refusals: BTreeMap::new() }
+        Tally { quorum, request_digest, votes: BTreeMap::new(), refusals: BTreeMap::new(), signed: BTreeMap::new() }
     }
 
     /// Counts one signed reply from replica `index` (whose id and key the caller knows).
@@ -105,7 +110,31 @@ impl Tally {
         if body.request_digest != self.request_digest {
             return Err(Rejected::OtherRequest);
         }
-        self.add_vote(index, body.height, body.outcome.unwrap_or_default())
+        let counted = self.add_vote(index, body.height, body.outcome.unwrap_or_default());
+        if self.votes.contains_key(&index) {
+            self.signed.insert(index, reply.clone());
+        }
+        counted
+    }
+
+    /// Proofs against the replicas whose signed answer contradicts `agreed` at its height,
+    /// each with the signed replies of the replicas that agreed (NOTEBOOK, "Evidence").
+    /// None for a height-0 answer: a replica's refusal of the moment proves nothing.
+    pub fn contradictions(&self, agreed: &Agreed) -> Vec<(usize, pb::Proof)> {
+        let result = (agreed.height, agreed.outcome.encode_to_vec());
+        let others: Vec<pb::SignedReply> = self.votes.iter().filter(|(_, v)| **v == result).filter_map(|(i, _)| self.signed.get(i).cloned()).collect();
+        if agreed.height == 0 || others.len() < self.quorum {
+            return Vec::new();
+        }
+        self.votes
+            .iter()
+            .filter(|(_, (height, outcome))| *height == result.0 && *outcome != result.1)
+            .filter_map(|(index, _)| {
+                let accused = Some(self.signed.get(index)?.clone());
+                let conflict = pb::ReplyConflict { accused, others: others.clone() };
+                Some((*index, pb::Proof { kind: Some(pb::proof::Kind::WrongResult(conflict)) }))
+            })
+            .collect()
     }
 
     /// The rule itself, for a reply already authenticated as replica `index`'s answer to
@@ -124,7 +153,7 @@ impl Tally {
         let replicas: Vec<usize> = self.votes.iter().filter(|(_, v)| **v == vote).map(|(i, _)| *i).collect();
         let differed = self.votes.iter().filter(|(_, v)| **v != vote).map(|(i, _)| *i).collect();
         let agreement = Agreement { agreed: replicas, differed };
-        Ok((agreement.agreed.len() >= self.quorum).then_some(Agreed { height, outcome, agreement, settled: true }))
+        Ok((agreement.agreed.len() >= self.quorum).then_some(Agreed { height, outcome, agreement, settled: true, proven: Vec::new() }))
     }
 
     /// Whether replica `index`'s latest answer is a refusal.
@@ -161,7 +190,7 @@ impl Tally {
         }
         let agreed = self.refusals.iter().filter(|(_, r)| *r == common).map(|(i, _)| *i).collect();
         let differed = self.refusals.iter().filter(|(_, r)| *r != common).map(|(i, _)| *i).chain(self.votes.keys().copied()).collect();
-        Some(Agreed { height: 0, outcome, agreement: Agreement { agreed, differed }, settled: false })
+        Some(Agreed { height: 0, outcome, agreement: Agreement { agreed, differed }, settled: false, proven: Vec::new() })
     }
 
     /// The other replicas whose result is the same as replica `index`'s, and those whose

@@ -211,3 +211,46 @@ fn one_replicas_forged_deliveries_take_bounded_memory_and_push_out_no_genuine_me
     let shown = tally.add(2, &ids[2], &vk(2), &message_copy(&keys[2], &ids[2], 7, 3, "genuine"));
     assert!(matches!(shown, Some(Live::Message(3, m, _)) if m.id == 7));
 }
+
+#[test]
+fn a_reply_that_contradicts_the_agreed_result_at_its_height_becomes_a_proof() {
+    let (keys, ids) = (keys(), ids());
+    let mut tally = Tally::new(3, DIGEST);
+    let vk = |i: usize| keys[i].verifying_key();
+    // D lies first (another message id at the same height), E answers at another height.
+    assert_eq!(tally.add(3, &ids[3], &vk(3), &reply(&keys[3], &ids[3], DIGEST, 9, 666)), Ok(None));
+    assert_eq!(tally.add(4, &ids[4], &vk(4), &reply(&keys[4], &ids[4], DIGEST, 8, 666)), Ok(None));
+    for i in 0..2 {
+        assert_eq!(tally.add(i, &ids[i], &vk(i), &reply(&keys[i], &ids[i], DIGEST, 9, 4)), Ok(None));
+    }
+    let agreed = tally.add(2, &ids[2], &vk(2), &reply(&keys[2], &ids[2], DIGEST, 9, 4)).unwrap().expect("quorum");
+    let proofs = tally.contradictions(&agreed);
+    assert_eq!(proofs.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![3], "D only: E's answer is at another height");
+    let mut config_keys = crate::config::ClusterConfig {
+        name: "t".into(),
+        cluster_id: "c".into(),
+        delta_ms: 200,
+        kdf: Default::default(),
+        checkpoint_every: 100,
+        presence_ms: 60_000,
+        replicas: Vec::new(),
+    };
+    config_keys.replicas = keys
+        .iter()
+        .zip(&ids)
+        .map(|(k, id)| crate::config::ReplicaEntry {
+            id: id.clone(),
+            address: "127.0.0.1:1".into(),
+            public_key: crate::crypto::encode_hex(k.verifying_key().as_bytes()),
+            certificate: String::new(),
+        })
+        .collect();
+    let check_keys = crate::evidence::Keys::new(&config_keys);
+    assert_eq!(crate::evidence::check(&proofs[0].1, &check_keys).map(|a| a.replica), Ok(3));
+    // A client that believed one reply (the planted bug) holds no proof that checks.
+    let mut gullible = Tally::new(1, DIGEST);
+    let agreed = gullible.add(3, &ids[3], &vk(3), &reply(&keys[3], &ids[3], DIGEST, 9, 666)).unwrap().expect("one is enough for it");
+    gullible.add(0, &ids[0], &vk(0), &reply(&keys[0], &ids[0], DIGEST, 9, 4)).ok();
+    let proofs = gullible.contradictions(&agreed);
+    assert!(proofs.iter().all(|(_, p)| crate::evidence::check(p, &check_keys).is_err()), "an honest replica is not accused");
+}

@@ -36,6 +36,8 @@ pub struct Core {
     pub(super) blocks: BTreeMap<Hash, Block>,
     pub(super) qcs: BTreeMap<Hash, QuorumCert>,
     pub(super) vote_pool: BTreeMap<(View, Height, Hash), Vec<(ReplicaId, Vec<u8>)>>,
+    /// Messages per link whose signatures did not verify (`unverifiable_from`).
+    pub(super) unverifiable: BTreeMap<ReplicaId, u64>,
     /// Each signer's entries in `vote_pool` by (view, height): at most `VOTES_PER_SIGNER`.
     pub(super) votes_by_signer: BTreeMap<ReplicaId, BTreeSet<(View, Height, Hash)>>,
     /// vote_time(B) for blocks voted since this start (S4b).
@@ -171,6 +173,7 @@ impl Core {
             blocks: BTreeMap::new(),
             qcs: BTreeMap::new(),
             vote_pool: BTreeMap::new(),
+            unverifiable: BTreeMap::new(),
             votes_by_signer: BTreeMap::new(),
             vote_time: BTreeMap::new(),
             candidates: BTreeSet::new(),
@@ -306,7 +309,11 @@ impl Core {
         }
         match message {
             Message::Propose(p) => self.on_proposal(now, from, p),
-            Message::Vote(v) => self.on_vote(now, v),
+            Message::Vote(v) => {
+                if !self.on_vote(now, v) {
+                    self.unverifiable_from(from);
+                }
+            }
             Message::Blame(b) => self.on_blame(now, from, b),
             Message::BlameCert(bc) => self.on_blame_cert(now, bc),
             Message::Status(s) => self.on_status(now, s),
@@ -321,6 +328,17 @@ impl Core {
         }
     }
 
+    /// A message on `from`'s link whose signatures did not verify: not a proof (anyone can
+    /// send one), only counted.
+    pub(super) fn unverifiable_from(&mut self, from: ReplicaId) {
+        *self.unverifiable.entry(from).or_insert(0) += 1;
+    }
+
+    /// Messages per link whose signatures did not verify, since this start.
+    pub fn unverifiable(&self) -> &BTreeMap<ReplicaId, u64> {
+        &self.unverifiable
+    }
+
     pub(super) fn checker(&self) -> Checker<'_> {
         Checker {
             n: self.cfg.n,
@@ -328,6 +346,7 @@ impl Core {
             quorum: self.cfg.quorum(),
             certificate_size: self.cfg.certificate_size(),
             repeats_count: self.cfg.planted.duplicate_votes,
+            votes_any_height: self.cfg.planted.votes_any_height,
             crypto: self.crypto.as_ref(),
         }
     }

@@ -38,6 +38,9 @@ pub enum Action {
     /// Replace the chat state with this certified image; its block is the new committed tip
     /// (the next `Commit` extends it). Checked here: certificate, block, image hash.
     InstallState(Box<StateTransfer>),
+    /// A proof of misbehaviour this replica came upon, checked (`Checker::evidence`): keep
+    /// it. Nothing else waits on it.
+    Evidence(super::Evidence),
 }
 
 /// What must survive a crash (NOTEBOOK "Persistent state").

@@ -10,6 +10,7 @@ mod bounds;
 mod chain;
 mod checkpoints;
 mod core;
+mod evidence;
 mod fetch;
 mod inspect;
 mod interface;
@@ -44,6 +45,7 @@ mod verify_tests;
 pub use self::core::{Action, Core, Input, Persistent, Restored};
 pub use types::*;
 pub use bounds::Window;
+pub use evidence::Evidence;
 pub use requests::RelayAdmission;
 pub use verify::Checker;
 
@@ -156,6 +158,9 @@ pub struct Planted {
     /// S11: an own image that lands after a stable certificate of its height and differs
     /// from it is dropped silently (the second review's finding 4 put back).
     pub late_image_unseen: bool,
+    /// Evidence: an honest replica's votes at two heights of one view (its one chain) are
+    /// taken as a double vote, so honest replicas are accused.
+    pub votes_any_height: bool,
 }
 
 #[derive(Clone, Debug)]

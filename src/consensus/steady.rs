@@ -21,7 +21,8 @@ impl Core {
     /// then vote if the voting rule allows.
     pub(super) fn on_proposal(&mut self, now: u64, from: ReplicaId, p: Proposal) {
         if !self.valid_proposal(&p) {
-            return;
+            // Honest replicas forward only proposals that verify: this link sent it.
+            return self.unverifiable_from(from);
         }
         let (hash, view, height) = (p.block.hash, p.block.view, p.block.height);
         if view > self.view
@@ -199,17 +200,21 @@ impl Core {
         Proposal { block, signature, justification }
     }
 
-    /// S3: count a vote; q of them form a QC.
-    pub(super) fn on_vote(&mut self, now: u64, vote: Vote) {
-        if vote.height <= self.committed_height || self.checker().vote(&vote).is_err() {
-            return;
+    /// S3: count a vote; q of them form a QC. False when its signature does not verify.
+    pub(super) fn on_vote(&mut self, now: u64, vote: Vote) -> bool {
+        if vote.height <= self.committed_height {
+            return true;
+        }
+        if self.checker().vote(&vote).is_err() {
+            return false;
         }
         let key = (vote.view, vote.height, vote.hash);
         if !self.cfg.planted.duplicate_votes && self.vote_pool.get(&key).is_some_and(|pool| pool.iter().any(|(who, _)| *who == vote.voter)) {
-            return;
+            return true;
         }
+        self.double_votes(&vote);
         if !self.room_for_vote(&vote) {
-            return;
+            return true;
         }
         let pool = self.vote_pool.entry(key).or_default();
         pool.push((vote.voter, vote.signature));
@@ -217,6 +222,30 @@ impl Core {
             let votes = pool.clone();
             let qc = QuorumCert { view: vote.view, height: vote.height, hash: vote.hash, votes };
             self.learn_qc(now, qc);
+        }
+        true
+    }
+
+    /// Evidence: `vote` (verified) and a pooled vote of its signer for another block of its
+    /// view. Only votes still pooled are compared (above the committed height, at most
+    /// `VOTES_PER_SIGNER` a signer), so finding one costs no more than pooling.
+    fn double_votes(&mut self, vote: &Vote) {
+        let Some(mine) = self.votes_by_signer.get(&vote.voter) else { return };
+        let (low, high) = match self.cfg.planted.votes_any_height {
+            false => (vote.height, vote.height),
+            true => (0, Height::MAX),
+        };
+        let others: Vec<(View, Height, Hash)> =
+            mine.range((vote.view, low, [0; 32])..=(vote.view, high, [0xff; 32])).filter(|(_, _, hash)| *hash != vote.hash).copied().collect();
+        for (view, height, hash) in others {
+            let Some(signature) = self.vote_pool.get(&(view, height, hash)).and_then(|pool| pool.iter().find(|(who, _)| *who == vote.voter)) else {
+                continue;
+            };
+            let earlier = Vote { view, height, hash, voter: vote.voter, signature: signature.1.clone() };
+            let proof = super::Evidence::DoubleVote(Box::new((earlier, vote.clone())));
+            if self.checker().evidence(&proof).is_ok() {
+                self.out.push(Action::Evidence(proof));
+            }
         }
     }
 

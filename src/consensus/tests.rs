@@ -58,6 +58,7 @@ pub(super) fn kinds(actions: &[Action]) -> Vec<String> {
             Action::Stable(c) => format!("stable {}", c.height),
             Action::SendState(to, c) => format!("send state {} to {to}", c.height),
             Action::InstallState(t) => format!("install {}", t.cert.height),
+            Action::Evidence(e) => format!("evidence {} against {}", e.kind(), e.accused()),
         })
         .collect()
 }

@@ -16,6 +16,8 @@ pub struct Checker<'a> {
     pub certificate_size: usize,
     /// Planted bug: a repeated signer counts again.
     pub repeats_count: bool,
+    /// Planted bug: two votes of one view at different heights count as a double vote.
+    pub votes_any_height: bool,
     pub crypto: &'a dyn Crypto,
 }
 

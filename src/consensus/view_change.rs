@@ -239,7 +239,11 @@ impl Core {
     /// S5: two conflicting proposals from one view's leader: stop voting and committing in
     /// that view, and blame it with the proof.
     pub(super) fn on_equivocation(&mut self, now: u64, a: Proposal, b: Proposal) {
-        if a.block.view != self.view || self.checker().equivocation(&a, &b).is_err() {
+        if self.checker().equivocation(&a, &b).is_err() {
+            return;
+        }
+        self.out.push(Action::Evidence(super::Evidence::Equivocation(Box::new((a.clone(), b.clone())))));
+        if a.block.view != self.view {
             return;
         }
         self.equivocation = Some(self.view);

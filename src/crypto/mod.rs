@@ -10,7 +10,7 @@ pub mod tls;
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use hex::{decode_hex, encode_hex};
 pub use kdf::{KdfParams, derive_user_key};
-pub use peer::{PeerCrypto, TAG_PEER};
+pub use peer::{PeerCrypto, PeerKeys, TAG_PEER};
 
 use ed25519_dalek::{Signature, Signer};
 

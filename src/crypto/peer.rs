@@ -18,13 +18,18 @@ pub struct PeerCrypto {
     domain: Vec<u8>,
 }
 
+/// `TAG_PEER`, the cluster id and a zero byte: the domain of every protocol signature.
+fn domain(cluster_id: &str) -> Vec<u8> {
+    let mut domain = TAG_PEER.to_vec();
+    domain.extend_from_slice(cluster_id.as_bytes());
+    domain.push(0);
+    domain
+}
+
 impl PeerCrypto {
     /// `peers[i]` is replica i's public key; `cluster_id` the config's.
     pub fn new(key: SigningKey, peers: Vec<VerifyingKey>, cluster_id: &str) -> Self {
-        let mut domain = TAG_PEER.to_vec();
-        domain.extend_from_slice(cluster_id.as_bytes());
-        domain.push(0);
-        PeerCrypto { key, peers, domain }
+        PeerCrypto { key, peers, domain: domain(cluster_id) }
     }
 
     /// Signs a peer frame (see `replica::peers`) under the same cluster domain.
@@ -44,6 +49,30 @@ impl PeerCrypto {
 impl Crypto for PeerCrypto {
     fn sign(&self, bytes: &[u8]) -> Vec<u8> {
         sign(&self.key, &self.domain, bytes)
+    }
+
+    fn verify(&self, signer: ReplicaId, bytes: &[u8], signature: &[u8]) -> bool {
+        self.peers.get(signer as usize).is_some_and(|key| verify(key, &self.domain, bytes, signature).is_ok())
+    }
+}
+
+/// The replicas' public keys alone: checks protocol signatures (proofs of misbehaviour,
+/// `crate::evidence`) for anyone holding cluster.toml. It has no key to sign with: what it
+/// "signs" is empty, which no check accepts.
+pub struct PeerKeys {
+    peers: Vec<VerifyingKey>,
+    domain: Vec<u8>,
+}
+
+impl PeerKeys {
+    pub fn new(peers: Vec<VerifyingKey>, cluster_id: &str) -> Self {
+        PeerKeys { peers, domain: domain(cluster_id) }
+    }
+}
+
+impl Crypto for PeerKeys {
+    fn sign(&self, _bytes: &[u8]) -> Vec<u8> {
+        Vec::new()
     }
 
     fn verify(&self, signer: ReplicaId, bytes: &[u8], signature: &[u8]) -> bool {

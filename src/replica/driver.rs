@@ -125,6 +125,11 @@ pub struct Driver {
     pub image_in_flight: Option<u64>,
     /// Misbehaviour on purpose (`--byzantine`), if any.
     pub byzantine: Option<super::byzantine::Byzantine>,
+    /// Proofs of misbehaviour this replica came upon (`evidence.pb` in its folder).
+    pub evidence: crate::evidence::Store,
+    /// What the evidence call answers: the proofs, and the per-link counts of messages
+    /// that did not verify (published when either changes).
+    pub evidence_out: std::sync::Arc<std::sync::Mutex<pb::EvidenceReply>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -209,6 +214,8 @@ impl Driver {
             jobs: jobs.downgrade(),
             image_in_flight: None,
             byzantine: None,
+            evidence: Default::default(),
+            evidence_out: Default::default(),
         };
         driver.keys.fill(&driver.chat);
         let status = driver.status();
@@ -340,6 +347,7 @@ impl Driver {
                     let transfer = self.store.image(&cert)?;
                     out.messages.push((Some(to), Message::State(Box::new(transfer))));
                 }
+                Action::Evidence(e) => self.found(e),
                 Action::InstallState(t) => {
                     let presence_ms = self.chat.presence_ms();
                     self.chat = self.store.install(&t)?;
@@ -351,6 +359,31 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Keeps a proof the core came upon (checked there), and says so.
+    fn found(&mut self, e: crate::consensus::Evidence) {
+        let accusation = crate::evidence::Accusation { replica: e.accused() as usize, kind: crate::evidence::Kind::of_evidence(&e) };
+        match self.evidence.keep(crate::wire::peer::evidence_out(&e), accusation) {
+            Ok(true) => {
+                let accused = self.ids.get(accusation.replica).cloned().unwrap_or_default();
+                tracing::warn!(replica = %accused, kind = accusation.kind.label(), "kept a proof of misbehaviour (`quintet evidence` shows it)");
+                self.publish_evidence();
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!("cannot keep a proof of misbehaviour: {err}"),
+        }
+    }
+
+    /// The evidence call's answer, anew.
+    pub fn publish_evidence(&mut self) {
+        let reply = pb::EvidenceReply { replica: self.id.clone(), proofs: self.evidence.proofs().cloned().collect(), unverifiable: self.unverifiable_counts() };
+        *self.evidence_out.lock().unwrap_or_else(|e| e.into_inner()) = reply;
+    }
+
+    pub(super) fn unverifiable_counts(&self) -> Vec<pb::LinkCount> {
+        let peer = |id: &crate::consensus::ReplicaId| self.ids.get(*id as usize).cloned().unwrap_or_default();
+        self.core.unverifiable().iter().map(|(id, count)| pb::LinkCount { peer: peer(id), count: *count }).collect()
     }
 
     /// S11 off the ordering path: the chain moves to a new segment here, a copy of the

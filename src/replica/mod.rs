@@ -179,8 +179,18 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let peers = peers::Peers::start(me, &config.replicas, identity.as_ref(), crypto.clone());
     let mut driver = driver::Driver::new(&options.id, ids, cluster, key, core, store, chat, peers, &jobs);
     driver.byzantine = options.byzantine.clone().map(|modes| byzantine::Byzantine::new(modes, me, config.replicas.len(), crypto.clone()));
+    let (evidence, warning) = crate::evidence::Store::open(&data.join("evidence.pb"), &crate::evidence::Keys::new(&config));
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    if !evidence.is_empty() {
+        tracing::warn!(proofs = evidence.len(), "holds proofs of misbehaviour from before (`quintet evidence` shows them)");
+    }
+    driver.evidence = evidence;
+    driver.publish_evidence();
     driver.publish(); // the status says what it is from the first question on
     let status = driver.status.clone();
+    let evidence = driver.evidence_out.clone();
     let challenges = driver.challenges.clone();
     let keys = driver.keys.clone();
     let driver_thread = std::thread::Builder::new()
@@ -204,7 +214,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         })
     };
 
-    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag(), challenges, keys, id: options.id.clone(), unpaid: Default::default(), failures: Default::default(), operators: config.replicas.iter().map(|r| (r.id.clone(), r.verifying_key())).collect(), byzantine: options.byzantine.clone() };
+    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag(), challenges, keys, id: options.id.clone(), unpaid: Default::default(), failures: Default::default(), operators: config.replicas.iter().map(|r| (r.id.clone(), r.verifying_key())).collect(), byzantine: options.byzantine.clone(), evidence };
     let service = pb::replica_server::ReplicaServer::new(service)
         .max_decoding_message_size(wire::GRPC_MESSAGE_MAX);
     let peer_service = pb::peer_server::PeerServer::new(peers::PeerService {

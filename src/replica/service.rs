@@ -61,6 +61,8 @@ pub struct ReplicaService {
     /// Misbehaviour on purpose (`--byzantine`): mute, forged and garbage replies are made
     /// here, where replies are signed.
     pub byzantine: Option<crate::byzantine::Modes>,
+    /// Published by the driver loop: the proofs this replica holds.
+    pub evidence: std::sync::Arc<std::sync::Mutex<pb::EvidenceReply>>,
 }
 
 /// The longest status nonce accepted.
@@ -235,5 +237,11 @@ impl Replica for ReplicaService {
         let body = prost::Message::encode_to_vec(&status);
         let signature = crate::crypto::sign(&self.key, crate::crypto::TAG_STATUS, &body);
         Ok(Response::new(pb::SignedStatus { body, signature }))
+    }
+
+    /// Unsigned: every proof checks on its own, and the per-link counts are only claims.
+    async fn evidence(&self, request: Request<pb::EvidenceRequest>) -> Result<Response<pb::EvidenceReply>, Status> {
+        self.charge(self.admit(&request)?);
+        Ok(Response::new(self.evidence.lock().unwrap_or_else(|e| e.into_inner()).clone()))
     }
 }

@@ -24,6 +24,13 @@ impl Driver {
         }
         let status = self.status();
         let view = status.view;
+        let unverifiable = self.unverifiable_counts();
+        {
+            let mut published = self.evidence_out.lock().unwrap_or_else(|e| e.into_inner());
+            if published.unverifiable != unverifiable {
+                published.unverifiable = unverifiable;
+            }
+        }
         let before = std::mem::replace(&mut *self.status.lock().unwrap_or_else(|e| e.into_inner()), status).view;
         if view != before {
             tracing::info!(view, leader = %self.ids[self.core.leader(view) as usize], height = self.core.committed_height(), "entered a new view");

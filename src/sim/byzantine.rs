@@ -26,7 +26,8 @@ impl World {
                     | Action::Commit(_)
                     | Action::TakeSnapshot { .. }
                     | Action::Stable(_)
-                    | Action::InstallState(_)),
+                    | Action::InstallState(_)
+                    | Action::Evidence(_)),
                 ) => out.push(a),
                 (Behaviour::Mute, _) => self.stats.byzantine_actions += 1,
                 (Behaviour::Withhold, Action::Broadcast(Message::Vote(_))) => self.stats.byzantine_actions += 1,

@@ -10,6 +10,7 @@
 //!   as a forking QC exists, not later as "no progress". (Ancestors committed through a
 //!   later anchor carry no such promise: a Byzantine leader's view may certify two chains,
 //!   and the next views pick one.) Checked when the QC is learned and again at the end.
+//! - Whenever a core reports a proof of misbehaviour: it accuses a Byzantine replica.
 //! - At the end: no request took effect that no client sent (a Byzantine leader cannot
 //!   order "send as alice" in alice's name).
 //! - After every state transfer: the installed chat state equals the state the one committed
@@ -40,6 +41,8 @@ pub struct Checker {
     /// Planted bug: the reference replay executes unchecked requests, as the replicas do.
     pub unchecked_requests: bool,
     pub violations: Vec<String>,
+    /// Proofs cores found against Byzantine replicas.
+    pub proofs: u64,
 }
 
 fn short(hash: &Hash) -> String {
@@ -57,6 +60,7 @@ impl Checker {
             sent: BTreeSet::new(),
             unchecked_requests,
             violations: Vec::new(),
+            proofs: 0,
         }
     }
 
@@ -67,10 +71,21 @@ impl Checker {
             match action {
                 Action::StoreBlock(b) | Action::Commit(b) => self.on_block(b),
                 Action::InstallState(t) => self.on_block(&t.block),
+                Action::Evidence(e) => self.on_evidence(id, e),
                 _ => {}
             }
         }
         self.on_qcs(id, learned);
+    }
+
+    /// A proof a core found (checked there): it must accuse a Byzantine replica.
+    fn on_evidence(&mut self, id: ReplicaId, e: &crate::consensus::Evidence) {
+        let accused = e.accused();
+        if self.honest.get(accused as usize).copied().unwrap_or(false) {
+            self.violations.push(format!("evidence: replica {id} holds a proof ({}) against honest replica {accused}", e.kind()));
+        } else {
+            self.proofs += 1;
+        }
     }
 
     /// Replica `id`'s S4 commits (anchors) that took effect.

@@ -183,6 +183,8 @@ impl Node {
                 let transfer = store.image(&cert)?;
                 vec![Effect::Send(to, Message::State(Box::new(transfer)))]
             }
+            // Checked by the simulator's checker (`observe`), kept nowhere here.
+            Action::Evidence(_) => vec![],
             Action::InstallState(t) => {
                 self.chat = store.install(&t)?;
                 self.diverge_from = None;

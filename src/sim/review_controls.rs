@@ -109,3 +109,15 @@ fn negative_control_blames_to_the_leader_first_are_found_by_staggered_blames() {
     let found = first_honest_view_blamed(&coalition(Planted { no_blame_forward: true, ..Planted::default() }), 100);
     assert!(found.is_some(), "staggered blames must end an idle honest view under the old rule");
 }
+
+#[test]
+fn negative_control_votes_at_two_heights_taken_as_a_double_vote_accuse_honest_replicas() {
+    // Evidence (NOTEBOOK, "Evidence"): an honest replica's votes of a view form one chain,
+    // so a checker that took any two of its votes of a view for a double vote would accuse
+    // it. The simulator's check that every proof accuses a Byzantine replica catches it at
+    // the first seed of a crash run (every one of 100 seeds); the Byzantine sweep without
+    // it finds thousands of proofs, all against Byzantine replicas (`tests.rs`).
+    let options = SimOptions { mode: Some(Mode::Crash), planted: Planted { votes_any_height: true, ..Planted::default() }, ..SimOptions::default() };
+    let (seed, violation) = first_unsafe(&options, 5).expect("honest replicas accused");
+    assert!(violation.starts_with("evidence:"), "seed {seed}: {violation}");
+}

@@ -20,6 +20,8 @@ pub struct Stats {
     pub repaired: u64,
     /// Replicas whose diverged state S11 found out, and which stopped (`images.rs`).
     pub diverged_stops: u64,
+    /// Proofs of misbehaviour cores found (every one against a Byzantine replica).
+    pub proofs: u64,
 }
 
 impl Stats {
@@ -41,6 +43,7 @@ impl Stats {
             damaged,
             repaired,
             diverged_stops,
+            proofs,
         } = other;
         self.events += events;
         self.messages += messages;
@@ -57,5 +60,6 @@ impl Stats {
         self.damaged += damaged;
         self.repaired += repaired;
         self.diverged_stops += diverged_stops;
+        self.proofs += proofs;
     }
 }

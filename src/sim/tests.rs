@@ -34,6 +34,9 @@ fn byzantine_replicas_under_synchrony_are_safe_and_live() {
     assert!(s.behaviours.len() >= 8, "most behaviours were drawn: {:?}", s.behaviours);
     assert!(s.stats.refused > 0, "garbage bytes reached the codec");
     assert!(s.stats.images > 100 && s.stats.state_transfers > 0, "state checkpoints and transfers happened");
+    // Equivocating leaders and double voters leave proofs, every one against a Byzantine
+    // replica (a proof against an honest one is a violation, `check.rs`).
+    assert!(s.stats.proofs > 100, "proofs found: {}", s.stats.proofs);
 }
 
 #[test]

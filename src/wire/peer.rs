@@ -104,6 +104,10 @@ fn justification_out(j: &qop::Justification) -> pb::Justification {
     pb::Justification { blame_cert: Some(bc_out(&j.blame_cert)), statuses: j.statuses.iter().map(status_out).collect() }
 }
 
+fn vote_out(v: &qop::Vote) -> pb::Vote {
+    pb::Vote { view: v.view, height: v.height, hash: v.hash.to_vec(), voter: v.voter as u32, signature: v.signature.clone() }
+}
+
 fn proposal_out(p: &qop::Proposal) -> pb::Proposal {
     pb::Proposal {
         block: Some(block_out(&p.block)),
@@ -120,13 +124,7 @@ fn message_out(m: &qop::Message) -> pb::PeerMessage {
     use pb::peer_message::Kind;
     let kind = match m {
         qop::Message::Propose(p) => Kind::Propose(proposal_out(p)),
-        qop::Message::Vote(v) => Kind::Vote(pb::Vote {
-            view: v.view,
-            height: v.height,
-            hash: v.hash.to_vec(),
-            voter: v.voter as u32,
-            signature: v.signature.clone(),
-        }),
+        qop::Message::Vote(v) => Kind::Vote(vote_out(v)),
         qop::Message::Blame(b) => Kind::Blame(pb::Blame {
             view: b.view,
             voter: b.voter as u32,
@@ -166,6 +164,34 @@ fn message_out(m: &qop::Message) -> pb::PeerMessage {
         }),
     };
     pb::PeerMessage { kind: Some(kind) }
+}
+
+/// A proof the core found, for the wire and the evidence files.
+pub fn evidence_out(e: &qop::Evidence) -> pb::Proof {
+    use pb::proof::Kind;
+    let kind = match e {
+        qop::Evidence::Equivocation(pair) => {
+            Kind::Equivocation(pb::Equivocation { first: Some(proposal_out(&pair.0)), second: Some(proposal_out(&pair.1)) })
+        }
+        qop::Evidence::DoubleVote(pair) => Kind::DoubleVote(pb::VotePair { first: Some(vote_out(&pair.0)), second: Some(vote_out(&pair.1)) }),
+    };
+    pb::Proof { kind: Some(kind) }
+}
+
+/// The protocol's proofs back from the wire; `Ok(None)` for a proof of another kind (a
+/// client reply's, checked in `crate::evidence`).
+pub fn evidence_in(p: pb::Proof) -> Result<Option<qop::Evidence>> {
+    use pb::proof::Kind;
+    Ok(Some(match need("proof kind", p.kind)? {
+        Kind::Equivocation(e) => qop::Evidence::Equivocation(Box::new((
+            proposal_in(need("equivocation first", e.first)?)?,
+            proposal_in(need("equivocation second", e.second)?)?,
+        ))),
+        Kind::DoubleVote(v) => {
+            qop::Evidence::DoubleVote(Box::new((vote_in(need("first vote", v.first)?)?, vote_in(need("second vote", v.second)?)?)))
+        }
+        Kind::WrongResult(_) => return Ok(None),
+    }))
 }
 
 pub fn encode_message(m: &qop::Message) -> Vec<u8> {
@@ -241,6 +267,10 @@ fn justification_in(j: pb::Justification) -> Result<qop::Justification> {
     })
 }
 
+fn vote_in(v: pb::Vote) -> Result<qop::Vote> {
+    Ok(qop::Vote { view: v.view, height: v.height, hash: hash("vote hash", &v.hash)?, voter: id(v.voter)?, signature: v.signature })
+}
+
 fn proposal_in(p: pb::Proposal) -> Result<qop::Proposal> {
     Ok(qop::Proposal {
         block: block_in(need("proposal block", p.block)?)?,
@@ -262,13 +292,7 @@ fn message_in(m: pb::PeerMessage) -> Result<qop::Message> {
     use pb::peer_message::Kind;
     Ok(match need("message kind", m.kind)? {
         Kind::Propose(p) => qop::Message::Propose(proposal_in(p)?),
-        Kind::Vote(v) => qop::Message::Vote(qop::Vote {
-            view: v.view,
-            height: v.height,
-            hash: hash("vote hash", &v.hash)?,
-            voter: id(v.voter)?,
-            signature: v.signature,
-        }),
+        Kind::Vote(v) => qop::Message::Vote(vote_in(v)?),
         Kind::Blame(b) => qop::Message::Blame(qop::Blame {
             view: b.view,
             voter: id(b.voter)?,
