@@ -107,26 +107,8 @@ fn run_with(name: &str, byzantine: &[(usize, &str)], client_env: &[(&str, &str)]
     Seen { acknowledged: TO_BOB + TO_ALICE, first_requests, slowest_send, height, proven }
 }
 
-/// `quintet evidence --json` on the cluster (its replicas and the clients' files beside
-/// cluster.toml): whom the checked proofs accuse, of what. Its exit code says the same.
 fn evidence(cluster: &Cluster, name: &str) -> Vec<(String, String)> {
-    let out = std::process::Command::new(common::bin())
-        .args(["evidence", "--json", "--config"])
-        .arg(cluster.config())
-        .output()
-        .expect("quintet evidence runs");
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: evidence --json: {e}: {out:?}"));
-    let mut proven: Vec<(String, String)> = json["proofs"]
-        .as_array()
-        .expect("proofs")
-        .iter()
-        .map(|p| (p["accused"].as_str().unwrap().to_owned(), p["kind"].as_str().unwrap().to_owned()))
-        .collect();
-    proven.sort();
-    proven.dedup();
-    assert_eq!(out.status.code(), Some(if proven.is_empty() { 0 } else { 1 }), "{name}: evidence exit code: {json}");
-    assert!(json["not_proofs"].as_array().is_some_and(|a| a.is_empty()), "{name}: every kept proof checks: {json}");
-    proven
+    common::evidence(cluster.config()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// Waits until the honest replicas report one committed (height, block) and returns the

@@ -3,6 +3,13 @@
 //! two faulty at once. The run ends with a power cut (all five SIGKILLed at one instant,
 //! then restarted, while the clients go on), and a checker goes over everything the clients
 //! saw. `QUINTET_NEMESIS_SEED` and `QUINTET_NEMESIS_SECS` replay or lengthen a run.
+//!
+//! A second run has two Byzantine replicas (`--byzantine`: lying to clients, equivocating
+//! as leader, replaying, forging, sending garbage) while the nemesis kills, pauses and
+//! restarts the honest ones, one at a time: three faults at those moments, beyond what the
+//! cluster promises to serve through (clients wait for the honest one to come back), but
+//! never beyond what it keeps safe (NOTEBOOK, S13: R2 with honest restarts). Nothing
+//! acknowledged may be lost, no wrong result shown, and the honest replicas converge.
 
 mod common;
 
@@ -207,7 +214,16 @@ fn check(all: &[Seen]) -> Vec<String> {
 /// Runs the nemesis for `secs`; returns the violations (empty when the run was clean) and a
 /// summary line.
 fn nemesis(seed: u64, secs: u64, env: &[(&str, &str)]) -> (Vec<String>, String) {
-    let mut cluster = Cluster::start_with("nemesis", 20, env);
+    nemesis_with(seed, secs, env, &[])
+}
+
+/// The nemesis with `byzantine` replicas (index, modes): it then only ever makes one
+/// honest replica faulty at a time.
+fn nemesis_with(seed: u64, secs: u64, env: &[(&str, &str)], byzantine: &[(usize, &str)]) -> (Vec<String>, String) {
+    let mut cluster = Cluster::start_byzantine_with("nemesis", 20, env, byzantine);
+    let honest: Vec<usize> = (0..5).filter(|i| byzantine.iter().all(|(b, _)| b != i)).collect();
+    let most_faulty = if byzantine.is_empty() { 2 } else { 1 };
+    let mut proofs = String::new();
     let users: Vec<String> = (0..CLIENTS).map(|u| format!("n{u}")).collect();
     for user in &users {
         let mut c = cluster.chat(user);
@@ -231,9 +247,9 @@ fn nemesis(seed: u64, secs: u64, env: &[(&str, &str)]) -> (Vec<String>, String) 
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(300 + rng.below(1_700)));
         let faulty = killed.len() + paused.len();
-        let live: Vec<usize> = (0..5).filter(|i| !killed.contains(i) && !paused.contains(i)).collect();
+        let live: Vec<usize> = honest.iter().copied().filter(|i| !killed.contains(i) && !paused.contains(i)).collect();
         let roll = rng.below(100);
-        if faulty > 0 && (faulty == 2 || roll < 35) {
+        if faulty > 0 && (faulty == most_faulty || roll < 35) {
             let all: Vec<usize> = killed.iter().chain(&paused).copied().collect();
             let i = all[rng.below(all.len() as u64) as usize];
             if paused.remove(&i) {
@@ -289,9 +305,22 @@ fn nemesis(seed: u64, secs: u64, env: &[(&str, &str)]) -> (Vec<String>, String) 
     // With never more than two replicas faulty, every command gets an agreed answer.
     bad.extend(seen.iter().flat_map(|s| s.failed.iter().map(move |f| format!("{}: no agreed answer: {f}", s.user))));
     if bad.is_empty() && cluster.replicas.iter().all(|r| r.is_some()) {
-        let converged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cluster.wait_converged(Duration::from_secs(60))));
-        if converged.is_err() {
-            bad.push(format!("the five did not converge: {:?}", cluster.digests()));
+        if byzantine.is_empty() {
+            let converged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cluster.wait_converged(Duration::from_secs(60))));
+            if converged.is_err() {
+                bad.push(format!("the five did not converge: {:?}", cluster.digests()));
+            }
+        } else {
+            bad.extend(honest_converged(&cluster, &honest));
+            // Proofs, if any, accuse only the Byzantine replicas.
+            match common::evidence(cluster.config()) {
+                Err(e) => bad.push(e),
+                Ok(proven) => {
+                    proofs = proven.iter().map(|(who, kind)| format!("{who}: {kind}")).collect::<Vec<_>>().join(", ");
+                    let framed = proven.iter().filter(|(who, _)| honest.iter().any(|i| IDS[*i] == who.as_str()));
+                    bad.extend(framed.map(|(who, kind)| format!("honest replica {who} accused of {kind}")));
+                }
+            }
         }
     }
     let acked: usize = seen.iter().map(|s| s.acked.len()).sum();
@@ -302,7 +331,7 @@ fn nemesis(seed: u64, secs: u64, env: &[(&str, &str)]) -> (Vec<String>, String) 
         actions.len(),
         actions.iter().filter(|a| a.starts_with("kill")).count(),
         actions.iter().filter(|a| a.starts_with("pause")).count(),
-    );
+    ) + &if proofs.is_empty() { String::new() } else { format!("; proofs against {proofs}") };
     if !bad.is_empty() {
         eprintln!("nemesis actions: {actions:?}");
         for s in &seen {
@@ -310,6 +339,24 @@ fn nemesis(seed: u64, secs: u64, env: &[(&str, &str)]) -> (Vec<String>, String) 
         }
     }
     (bad, summary)
+}
+
+/// Waits (60 s at most) until the honest replicas report one committed (height, block).
+fn honest_converged(cluster: &Cluster, honest: &[usize]) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let digests = cluster.digests();
+        let mine: Vec<_> = honest.iter().map(|i| digests[*i].clone()).collect();
+        if let Some(Some(first)) = mine.first()
+            && mine.iter().all(|d| d.as_ref() == Some(first))
+        {
+            return None;
+        }
+        if Instant::now() >= deadline {
+            return Some(format!("the honest replicas did not converge: {digests:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn seed_and_secs(default_secs: u64) -> (u64, u64) {
@@ -325,6 +372,15 @@ fn nemesis_kills_pauses_and_a_power_cut_lose_nothing_acknowledged() {
     let (seed, secs) = seed_and_secs(75);
     println!("nemesis seed {seed} (QUINTET_NEMESIS_SEED={seed} replays its choices)");
     let (bad, summary) = nemesis(seed, secs, &[]);
+    println!("{summary}");
+    assert!(bad.is_empty(), "{summary}\n{}", bad.join("\n"));
+}
+
+#[test]
+fn nemesis_with_two_byzantine_replicas_kills_pauses_and_restarts_the_honest_ones() {
+    let (seed, secs) = seed_and_secs(40);
+    println!("byzantine nemesis seed {seed} (QUINTET_NEMESIS_SEED={seed} replays its choices)");
+    let (bad, summary) = nemesis_with(seed, secs, &[], &[(3, "lie,equivocate,replay"), (4, "lie,forge,garbage")]);
     println!("{summary}");
     assert!(bad.is_empty(), "{summary}\n{}", bad.join("\n"));
 }

@@ -63,6 +63,16 @@ impl Cluster {
         Cluster::start_full(name, delta_ms, &[], addresses, None, modes)
     }
 
+    /// As `start_byzantine`, with extra environment for the replicas.
+    pub fn start_byzantine_with(name: &str, delta_ms: u64, env: &[(&str, &str)], byzantine: &[(usize, &str)]) -> Cluster {
+        let addresses = free_ports(IDS.len()).into_iter().map(|port| format!("127.0.0.1:{port}")).collect();
+        let mut modes = vec![None; IDS.len()];
+        for (i, m) in byzantine {
+            modes[*i] = Some(m.to_string());
+        }
+        Cluster::start_full(name, delta_ms, env, addresses, None, modes)
+    }
+
     /// Five replicas at the given addresses; with `netns`, each in namespace `{netns}-{id}`.
     pub fn start_placed(name: &str, delta_ms: u64, env: &[(&str, &str)], addresses: Vec<String>, netns: Option<String>) -> Cluster {
         Cluster::start_full(name, delta_ms, env, addresses, netns, vec![None; IDS.len()])

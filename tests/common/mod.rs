@@ -328,3 +328,26 @@ impl Chat {
         (status.code(), rest)
     }
 }
+
+/// `quintet evidence --json` on a cluster (its replicas and the clients' files beside
+/// `config`): whom the checked proofs accuse, of what, each (accused, kind) once. An error
+/// when its exit code does not say the same, or a kept entry is not a proof.
+pub fn evidence(config: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    let out = std::process::Command::new(bin()).args(["evidence", "--json", "--config"]).arg(config).output().map_err(|e| e.to_string())?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("evidence --json: {e}: {out:?}"))?;
+    let mut proven: Vec<(String, String)> = json["proofs"]
+        .as_array()
+        .ok_or(format!("no proofs array: {json}"))?
+        .iter()
+        .map(|p| (p["accused"].as_str().unwrap_or("?").to_owned(), p["kind"].as_str().unwrap_or("?").to_owned()))
+        .collect();
+    proven.sort();
+    proven.dedup();
+    if out.status.code() != Some(if proven.is_empty() { 0 } else { 1 }) {
+        return Err(format!("evidence exit code {:?}: {json}", out.status.code()));
+    }
+    if !json["not_proofs"].as_array().is_some_and(|a| a.is_empty()) {
+        return Err(format!("a kept entry does not check: {json}"));
+    }
+    Ok(proven)
+}
