@@ -184,12 +184,22 @@ pub fn garbage(seed: u64) -> Vec<u8> {
     bytes
 }
 
-/// A second proposal for the same view and height with other contents, signed by the
-/// leader (`crypto`): what an equivocating leader sends half the replicas.
+/// What an equivocating leader sends half the replicas in place of its proposal `p`,
+/// signed by it (`crypto`). For a view's first block over a QC above genesis, another
+/// first block of the view at another height: one over the genesis QC (honest replicas do
+/// not vote for it, S2.4, but the pair is an equivocation, S5a). For any other block, a
+/// block at the same height with other contents.
 pub fn twin(p: &Proposal, crypto: &dyn Crypto) -> Proposal {
     let mut block: Block = p.block.clone();
-    block.requests.reverse();
-    block.requests.truncate(block.requests.len().saturating_sub(1));
+    let first = block.parent_qc.view < block.view;
+    if first && !block.parent_qc.is_genesis() {
+        block.parent_qc = crate::consensus::QuorumCert::genesis();
+        block.parent = crate::consensus::GENESIS;
+        block.height = 1;
+    } else {
+        block.requests.reverse();
+        block.requests.truncate(block.requests.len().saturating_sub(1));
+    }
     block.time_ms += 1;
     block.hash = block.compute_hash();
     let signature = crypto.sign(&crate::consensus::signed::proposal(&block.hash, p.justification.as_ref()));
@@ -246,5 +256,44 @@ mod tests {
         assert!(crate::crypto::verify(&key.verifying_key(), crate::crypto::TAG_REPLY, b"body", &forge(&signature)).is_err());
         assert!(<pb::SignedReply as prost::Message>::decode(garbage(3).as_slice()).is_err());
         assert!(crate::wire::peer::decode_message(&garbage(3)).is_err());
+    }
+
+    /// Replica `leader`'s proposal of a block of `view` at `height` over a QC (signed by
+    /// replicas 0..3) of a block of `qc_view` at `height - 1`.
+    fn proposal(leader: u8, view: u64, qc_view: u64, height: u64) -> Proposal {
+        use crate::consensus::{Crypto, QuorumCert, SimCrypto, signed};
+        let parent_qc = if height == 1 {
+            QuorumCert::genesis()
+        } else {
+            let hash = [height as u8; 32];
+            let votes = (0..3u8).map(|v| (v, SimCrypto { me: v }.sign(&signed::vote(qc_view, height - 1, &hash)))).collect();
+            QuorumCert { view: qc_view, height: height - 1, hash, votes }
+        };
+        let mut block = Block { view, height, parent: parent_qc.hash, parent_qc, proposer: leader, time_ms: 5, requests: vec![b"r1".to_vec(), b"r2".to_vec()], hash: [0; 32] };
+        block.hash = block.compute_hash();
+        let signature = SimCrypto { me: leader }.sign(&signed::proposal(&block.hash, None));
+        Proposal { block, signature, justification: None }
+    }
+
+    #[test]
+    fn an_equivocating_leaders_twin_is_at_another_height_for_a_first_block_and_at_the_same_one_otherwise() {
+        use crate::consensus::{Checker, SimCrypto};
+        let crypto = SimCrypto { me: 4 };
+        let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, votes_any_height: false, crypto: &crypto };
+        // View 0's leader is replica 0: a block over a view-0 QC gets a same-height twin.
+        let p = proposal(0, 0, 0, 4);
+        let t = twin(&p, &SimCrypto { me: 0 });
+        assert_eq!((t.block.height, t.block.view), (4, 0));
+        assert_ne!(t.block.hash, p.block.hash);
+        assert_eq!(checker.equivocation(&p, &t), Ok(()));
+        // View 0's first block (over genesis) too: there is no lower QC to start from.
+        let p = proposal(0, 0, 0, 1);
+        assert_eq!(twin(&p, &SimCrypto { me: 0 }).block.height, 1);
+        // View 6's leader (replica 1) over a view-5 QC at height 7: its twin is another
+        // first block of view 6, at height 1 over genesis.
+        let p = proposal(1, 6, 5, 8);
+        let t = twin(&p, &SimCrypto { me: 1 });
+        assert_eq!((t.block.height, t.block.view, t.block.parent_qc.is_genesis()), (1, 6, true));
+        assert_eq!(checker.equivocation(&p, &t), Ok(()), "two first blocks of one view at two heights");
     }
 }

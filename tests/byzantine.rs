@@ -28,6 +28,8 @@ struct Seen {
     height: u64,
     /// Checked proofs `quintet evidence` gathered: (accused, kind) pairs, each once.
     proven: Vec<(String, String)>,
+    /// What each proof shows (`quintet evidence --json`'s "detail").
+    details: Vec<String>,
 }
 
 fn run(name: &str, byzantine: &[(usize, &str)]) -> Seen {
@@ -99,16 +101,13 @@ fn run_with(name: &str, byzantine: &[(usize, &str)], client_env: &[(&str, &str)]
     let (status, rest) = alice.finish();
     assert_eq!(status, Some(0), "{name}: {rest:?}");
     let height = honest_converged(&cluster, &honest, name);
-    let proven = evidence(&cluster, name);
+    let mut details = Vec::new();
+    let proven = common::evidence_with_details(cluster.config(), &mut details).unwrap_or_else(|e| panic!("{name}: {e}"));
     for (accused, kind) in &proven {
         let i = IDS.iter().position(|id| id == accused).expect("a replica of the cluster");
         assert!(byzantine.iter().any(|(b, _)| *b == i), "{name}: honest replica {accused} accused of {kind}: {proven:?}");
     }
-    Seen { acknowledged: TO_BOB + TO_ALICE, first_requests, slowest_send, height, proven }
-}
-
-fn evidence(cluster: &Cluster, name: &str) -> Vec<(String, String)> {
-    common::evidence(cluster.config()).unwrap_or_else(|e| panic!("{name}: {e}"))
+    Seen { acknowledged: TO_BOB + TO_ALICE, first_requests, slowest_send, height, proven, details }
 }
 
 /// Waits until the honest replicas report one committed (height, block) and returns the
@@ -204,6 +203,18 @@ fn forge_and_censor() {
 }
 
 #[test]
+fn censor_then_equivocate_at_two_heights() {
+    // A (view 0) holds alice's account back until it is blamed; B then leads view 1 and
+    // equivocates with its first block: the twin is another first block of view 1 at
+    // another height (over genesis), which honest replicas do not vote for and prove.
+    let seen = check("censor+equivocate", &[(0, "censor=alice"), (1, "equivocate")]);
+    assert!(seen.proven.contains(&("B".to_owned(), "equivocation".to_owned())), "{:?}", seen.proven);
+    let heights = |d: &str| d.strip_prefix("view 1: blocks at heights ").and_then(|h| h.split_once(" and ")).map(|(a, b)| (a.to_owned(), b.to_owned()));
+    let two_heights = seen.details.iter().filter_map(|d| heights(d)).any(|(a, b)| a != b);
+    assert!(two_heights, "a proof of two first blocks at two heights: {:?}", seen.details);
+}
+
+#[test]
 fn mute_and_replay() {
     check("mute+replay", &[(0, "mute"), (4, "replay")]);
 }
@@ -245,4 +256,31 @@ fn two_liars_and_a_crashed_replica_give_no_result_and_a_clear_stop() {
     // honest pair's.
     assert!(message.contains("D: answered (the same as E), unlike A, B"), "{message}");
     assert_ne!(status.code(), Some(0), "a non-zero exit");
+}
+
+#[test]
+fn three_liars_are_believed_and_the_honest_answers_against_them_are_flagged() {
+    // Beyond the promise, recorded (NOTEBOOK, "What three colluders can do"): C, D and E
+    // sign the same wrong results, and three matching signed replies are all a client can
+    // ask for. It shows their lie; what it can still see is that A and B signed another
+    // answer, and it says so: they are named as differing, and the proofs it keeps now
+    // accuse them (with three liars, a proof is only as good as its three signatures).
+    let cluster = Cluster::start_byzantine("three-liars", DELTA_MS, &[(2, "lie"), (3, "lie"), (4, "lie")]);
+    let mut alice = cluster.chat("alice");
+    let created = alice.run("create");
+    assert_eq!(created["code"], "lie", "the liars' made-up refusal is what is shown: {created}");
+    let login = alice.run("login");
+    assert_eq!(login["unread"].as_u64(), Some(7), "the liars' unread count (the truth is 0): {login}");
+    let (status, _) = alice.finish();
+    assert_ne!(status, Some(0));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let proven = common::evidence(cluster.config()).expect("evidence");
+        let accused: Vec<&str> = proven.iter().map(|(who, _)| who.as_str()).collect();
+        if accused == ["A", "B"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the honest answers against the shown results are kept as proofs: {proven:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -460,6 +460,8 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
     // Live messages shown are marked read in batches, between commands.
     let mut mark = tokio::time::interval(live::MARK_EVERY);
     let mut heartbeat = tokio::time::interval(s.heartbeat_every / 4);
+    // Answers that differ from a result already shown come in after it.
+    let mut late = tokio::time::interval(live::MARK_EVERY);
     let result: Result<(), ClientError> = async {
         loop {
             tokio::select! {
@@ -486,6 +488,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
                 Some(live) = next_delivery(&mut s.deliveries) => s.live(live).await?,
                 _ = mark.tick(), if !s.unmarked.is_empty() => s.mark_shown().await?,
                 _ = heartbeat.tick(), if s.logged_in => s.keep_alive().await,
+                _ = late.tick() => s.tell_late(),
                 _ = interrupt.recv() => break,
             }
         }
@@ -496,5 +499,6 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Exit> {
         Ok(())
     }
     .await;
+    s.tell_late();
     Ok(s.finish(result))
 }

@@ -75,8 +75,26 @@ impl Session {
         (value["agreed"], value["differed"], value["silent"]) = (yes.into(), no.into(), silent.into());
     }
 
+    /// Says which replicas' signed answers, heard after a result was shown, differ from it
+    /// (on stderr: the result stands; with at most two faulty replicas it is right).
+    pub(super) fn tell_late(&mut self) {
+        for late in self.client.take_late() {
+            let index = self.ids.iter().position(|id| *id == late.replica);
+            // Once per replica and session, as for the proofs found with the result.
+            if index.is_some_and(|i| !self.proven_told.insert(i)) {
+                continue;
+            }
+            let kept = if late.proven { "; a proof against it is kept (`quintet evidence`)" } else { "" };
+            eprintln!(
+                "quintet chat: warning: replica {} signed another answer than the result shown at height {} (three replicas agreed on that result: either {} lies, or more than two replicas do){kept}",
+                late.replica, late.height, late.replica
+            );
+        }
+    }
+
     /// Prints an agreed outcome, with who agreed (always in JSON, with `--verbose` as text).
     pub(super) fn show(&mut self, command: &str, agreed: &Agreed) {
+        self.tell_late();
         let (lines, mut value) = render::outcome(command, &self.user, agreed.height, &agreed.outcome);
         if !agreed.settled {
             // Refused by every replica that answered, as things stand: not applied now.
@@ -89,7 +107,7 @@ impl Session {
             if !new.is_empty() {
                 let file = self.client.evidence_file().map_or_else(String::new, |f| format!(" in {}", f.display()));
                 eprintln!(
-                    "quintet chat: warning: replica {} signed a result that contradicts three matching ones: it is lying; proofs are kept{file} (`quintet evidence` checks them)",
+                    "quintet chat: warning: replica {} signed another result than the three matching ones shown: with at most two faulty replicas it lies; proofs are kept{file} (`quintet evidence` checks them)",
                     new.join(", ")
                 );
             }

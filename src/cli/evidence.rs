@@ -15,7 +15,7 @@ use crate::evidence::{self, Accusation, Keys, Kind};
 #[derive(Default)]
 pub struct Gathered {
     ids: Vec<String>,
-    proofs: BTreeMap<[u8; 32], (Accusation, BTreeSet<String>)>,
+    proofs: BTreeMap<[u8; 32], (Accusation, BTreeSet<String>, String)>,
     /// Entries that did not check, by holder, with the first reason.
     invalid: BTreeMap<String, (usize, String)>,
     /// (reporting replica, peer, count): messages on that link that did not verify.
@@ -29,7 +29,7 @@ pub struct Gathered {
 impl Gathered {
     /// Checked proofs per accused replica id and kind.
     pub fn counts(&self) -> BTreeMap<String, BTreeMap<Kind, usize>> {
-        evidence::tally(self.proofs.values().map(|(a, _)| a))
+        evidence::tally(self.proofs.values().map(|(a, _, _)| a))
             .into_iter()
             .map(|(replica, kinds)| (self.ids.get(replica).cloned().unwrap_or_else(|| replica.to_string()), kinds))
             .collect()
@@ -54,7 +54,8 @@ impl Gathered {
     fn add(&mut self, keys: &Keys, holder: &str, proof: &crate::pb::Proof) {
         match evidence::check(proof, keys) {
             Ok(accusation) => {
-                self.proofs.entry(evidence::identity(proof)).or_insert_with(|| (accusation, BTreeSet::new())).1.insert(holder.to_owned());
+                let entry = self.proofs.entry(evidence::identity(proof)).or_insert_with(|| (accusation, BTreeSet::new(), evidence::describe(proof)));
+                entry.1.insert(holder.to_owned());
             }
             Err(why) => {
                 let entry = self.invalid.entry(holder.to_owned()).or_insert((0, why));
@@ -66,7 +67,7 @@ impl Gathered {
     pub fn table(&self) -> Vec<String> {
         let mut lines = Vec::new();
         let mut by: BTreeMap<(String, Kind), (usize, BTreeSet<String>)> = BTreeMap::new();
-        for (accusation, holders) in self.proofs.values() {
+        for (accusation, holders, _) in self.proofs.values() {
             let id = self.ids.get(accusation.replica).cloned().unwrap_or_default();
             let entry = by.entry((id, accusation.kind)).or_default();
             entry.0 += 1;
@@ -111,7 +112,7 @@ impl Gathered {
         let proofs: Vec<Value> = self
             .proofs
             .values()
-            .map(|(a, holders)| json!({"accused": self.ids.get(a.replica), "kind": a.kind.label(), "held_by": holders}))
+            .map(|(a, holders, detail)| json!({"accused": self.ids.get(a.replica), "kind": a.kind.label(), "detail": detail, "held_by": holders}))
             .collect();
         let invalid: Vec<Value> = self.invalid.iter().map(|(holder, (count, why))| json!({"holder": holder, "entries": count, "first_reason": why})).collect();
         let unverifiable: Vec<Value> =

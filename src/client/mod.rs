@@ -122,6 +122,42 @@ pub struct QuorumClient {
     /// file that keeps them (`keep_evidence`).
     keys: std::sync::Arc<crate::evidence::Keys>,
     evidence: Option<std::path::PathBuf>,
+    /// Signed answers that differed from a result already shown, heard after it (`take_late`).
+    late: std::sync::Arc<std::sync::Mutex<Vec<Late>>>,
+}
+
+/// A replica's signed answer that differs from the result shown for a request, heard
+/// after the result was decided (the client keeps listening for the replies in flight).
+/// With at most two faulty replicas the result shown is right and this replica lies;
+/// with three or more, either side may.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Late {
+    pub replica: String,
+    /// The height of the result shown.
+    pub height: u64,
+    /// A proof against it was checked and kept (same height, `crate::evidence`).
+    pub proven: bool,
+}
+
+/// Checks and keeps (in `file`, if any) the proofs `agreed` gives against replicas whose
+/// counted answer contradicted it; returns whom they accuse. A proof that does not check
+/// (a planted client quorum of one) is not kept.
+fn keep_proofs(keys: &crate::evidence::Keys, file: Option<&std::path::Path>, tally: &Tally, agreed: &Agreed) -> Vec<usize> {
+    let mut proven = Vec::new();
+    for (index, proof) in tally.contradictions(agreed) {
+        let Ok(accusation) = crate::evidence::check(&proof, keys) else { continue };
+        if accusation.replica != index {
+            continue;
+        }
+        proven.push(index);
+        if let Some(file) = file {
+            let (mut store, _) = crate::evidence::Store::open(file, keys);
+            if let Err(e) = store.keep(proof, accusation) {
+                eprintln!("warning: cannot keep a proof against replica {} in {}: {e}", keys.id(index), file.display());
+            }
+        }
+    }
+    proven
 }
 
 /// What happened with one replica during one request, for the error report.
@@ -212,6 +248,7 @@ impl QuorumClient {
             reached: Default::default(),
             keys: std::sync::Arc::new(crate::evidence::Keys::new(config)),
             evidence: None,
+            late: Default::default(),
         })
     }
 
@@ -229,25 +266,13 @@ impl QuorumClient {
         self.evidence.as_deref()
     }
 
-    /// Checks and keeps the proofs this result gives against replicas that contradicted
-    /// it; returns whom they accuse. A proof that does not check (a planted client quorum
-    /// of one) is not kept.
+    /// Signed answers that differed from results already shown, heard since the last call.
+    pub fn take_late(&self) -> Vec<Late> {
+        std::mem::take(&mut *self.late.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     fn keep_proofs(&self, tally: &Tally, agreed: &Agreed) -> Vec<usize> {
-        let mut proven = Vec::new();
-        for (index, proof) in tally.contradictions(agreed) {
-            let Ok(accusation) = crate::evidence::check(&proof, &self.keys) else { continue };
-            if accusation.replica != index {
-                continue;
-            }
-            proven.push(index);
-            if let Some(file) = &self.evidence {
-                let (mut store, _) = crate::evidence::Store::open(file, &self.keys);
-                if let Err(e) = store.keep(proof, accusation) {
-                    eprintln!("warning: cannot keep a proof against replica {} in {}: {e}", self.remotes[index].id, file.display());
-                }
-            }
-        }
-        proven
+        keep_proofs(&self.keys, self.evidence.as_deref(), tally, agreed)
     }
 
     pub fn replica_ids(&self) -> Vec<String> {
@@ -267,14 +292,17 @@ impl QuorumClient {
         let mut tally = Tally::new(self.quorum, crate::wire::digest(&request.body));
         let (tx, mut rx) = mpsc::channel(self.remotes.len() * 4);
         let mut tasks = tokio::task::JoinSet::new();
+        // Set once the result is decided: the calls in flight are still heard (to flag an
+        // answer that differs from it), but nobody is asked again.
+        let decided = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         for (index, remote) in self.remotes.iter().enumerate() {
-            let (mut rpc, request, tx) = (remote.rpc.clone(), request.clone(), tx.clone());
+            let (mut rpc, request, tx, decided) = (remote.rpc.clone(), request.clone(), tx.clone(), decided.clone());
             tasks.spawn(async move {
                 let mut pause = RETRY_PAUSE;
                 loop {
                     let result = rpc.submit(request.clone()).await;
                     let refused = result.as_ref().is_ok_and(|r| tally::is_refusal(r.get_ref()));
-                    let again = refused || result.is_err();
+                    let again = (refused || result.is_err()) && !decided.load(std::sync::atomic::Ordering::Relaxed);
                     if tx.send(Event::Answer(index, result)).await.is_err() || !again {
                         return;
                     }
@@ -310,7 +338,7 @@ impl QuorumClient {
             match result {
                 Err(status) => heard[index] = Heard::Failed(failure(&status)),
                 Ok(reply) => match tally.add(index, &remote.id, &remote.key, &reply.into_inner()) {
-                    Ok(Some(agreed)) => return Ok(self.settle(agreed, tally, rx, &heard).await),
+                    Ok(Some(agreed)) => return Ok(self.settle(agreed, tally, rx, &heard, (tasks, decided, deadline)).await),
                     Ok(None) if tally.refused_by(index) => heard[index] = Heard::Refused(tally.refusal_text(index).unwrap_or_default()),
                     Ok(None) => heard[index] = Heard::Voted,
                     Err(Rejected::Duplicate) => {}
@@ -328,7 +356,7 @@ impl QuorumClient {
                 continue;
             }
             if let Some(refused) = tally.refused() {
-                return Ok(self.settle(refused, tally, rx, &heard).await);
+                return Ok(self.settle(refused, tally, rx, &heard, (tasks, decided, deadline)).await);
             }
             if tally.hopeless(self.remotes.len()) && heard.iter().all(|h| matches!(h, Heard::Voted | Heard::Rejected(_))) {
                 break;
@@ -343,14 +371,17 @@ impl QuorumClient {
     }
 
     /// The result is decided; the replies that come within `AGREEMENT_GRACE` only say who
-    /// else agreed or differed (a reply refused as unverifiable counts as differing).
+    /// else agreed or differed (a reply refused as unverifiable counts as differing). The
+    /// calls still in flight then are heard until the deadline, off this call (`listen_on`).
     async fn settle(
         &self,
         mut agreed: Agreed,
         mut tally: Tally,
         mut rx: mpsc::Receiver<Event>,
         heard: &[Heard],
+        (tasks, decided, deadline): (tokio::task::JoinSet<()>, std::sync::Arc<std::sync::atomic::AtomicBool>, Instant),
     ) -> Agreed {
+        decided.store(true, std::sync::atomic::Ordering::Relaxed);
         let a = &mut agreed.agreement;
         for (index, h) in heard.iter().enumerate() {
             if matches!(h, Heard::Rejected(_)) && !a.differed.contains(&index) {
@@ -371,8 +402,38 @@ impl QuorumClient {
         }
         a.agreed.sort_unstable();
         a.differed.sort_unstable();
+        let answered = a.agreed.len() + a.differed.len();
         agreed.proven = self.keep_proofs(&tally, &agreed);
+        if answered < self.remotes.len() && agreed.settled {
+            self.listen_on(agreed.clone(), tally, rx, tasks, deadline);
+        }
         agreed
+    }
+
+    /// After a result was shown: the replies still in flight, until the deadline. One that
+    /// verifies and differs from the result is noted (`take_late`), with a proof kept when
+    /// it is at the same height. With three or more liars agreeing, this is all a client
+    /// can still see: the honest replicas' answers contradicting what it showed.
+    fn listen_on(&self, agreed: Agreed, mut tally: Tally, mut rx: mpsc::Receiver<Event>, tasks: tokio::task::JoinSet<()>, deadline: Instant) {
+        let remotes: Vec<(String, VerifyingKey)> = self.remotes.iter().map(|r| (r.id.clone(), r.key)).collect();
+        let (keys, file, late) = (self.keys.clone(), self.evidence.clone(), self.late.clone());
+        let vote = (agreed.height, prost::Message::encode_to_vec(&agreed.outcome));
+        tokio::spawn(async move {
+            let _tasks = tasks;
+            while let Ok(Some(event)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                let Event::Answer(index, Ok(reply)) = event else { continue };
+                let (id, key) = &remotes[index];
+                if tally.add(index, id, key, &reply.into_inner()).is_err() || tally.refused_by(index) {
+                    continue;
+                }
+                let Some(said) = tally.vote_of(index) else { continue };
+                if said == vote {
+                    continue;
+                }
+                let proven = keep_proofs(&keys, file.as_deref(), &tally, &agreed).contains(&index);
+                late.lock().unwrap_or_else(|e| e.into_inner()).push(Late { replica: id.clone(), height: agreed.height, proven });
+            }
+        });
     }
 
     /// Replica ids by index (for showing who agreed).

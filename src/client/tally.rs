@@ -156,6 +156,11 @@ impl Tally {
         Ok((agreement.agreed.len() >= self.quorum).then_some(Agreed { height, outcome, agreement, settled: true, proven: Vec::new() }))
     }
 
+    /// Replica `index`'s counted answer: its height and canonical outcome bytes.
+    pub fn vote_of(&self, index: usize) -> Option<(u64, Vec<u8>)> {
+        self.votes.get(&index).cloned()
+    }
+
     /// Whether replica `index`'s latest answer is a refusal.
     pub fn refused_by(&self, index: usize) -> bool {
         self.refusals.contains_key(&index)

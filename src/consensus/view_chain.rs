@@ -12,7 +12,8 @@
 //! - unknown (a link is missing): fetched (S9); until it is linked the replica neither votes
 //!   (S2.1) nor commits (S4b) in v — an unlinked block counts as conflicting until it is not.
 //!
-//! Blocks at or below the committed height are not tracked: one that does not lie on the
+//! Blocks at or below the committed height are not linked (only a second first block of
+//! the view is looked for among them): one that does not lie on the
 //! committed chain can never be voted for (S2) and conflicts with a committed block, which
 //! no QC can (the safety argument), so it cannot stand in the way of a later commit.
 
@@ -59,10 +60,9 @@ impl Core {
         if self.cfg.planted.same_height_equivocation || b.view != self.view || self.equivocation == Some(self.view) {
             return;
         }
-        if b.height <= self.committed_height {
-            return;
-        }
-        // Two different first blocks are a proof by themselves.
+        // Two different first blocks are a proof by themselves, at any heights: also when
+        // one lies at or below the committed height (an equivocating leader's first block
+        // over an older QC, `crate::byzantine::twin`), which is otherwise not tracked.
         if Self::is_first_block(b) {
             match &self.view_first {
                 Some(first) if first.block.hash != b.hash => {
@@ -73,6 +73,9 @@ impl Core {
                 Some(_) => {}
                 None => self.view_first = Some(p.clone()),
             }
+        }
+        if b.height <= self.committed_height {
+            return;
         }
         self.link_view_block(now, b.hash);
     }

@@ -169,6 +169,26 @@ fn encoded<T: prost::Message>(part: &Option<T>) -> Vec<u8> {
     part.as_ref().map(T::encode_to_vec).unwrap_or_default()
 }
 
+/// What a proof shows, in a few words ("view 1: blocks at heights 9 and 1").
+pub fn describe(proof: &pb::Proof) -> String {
+    let block = |p: &Option<pb::Proposal>| p.as_ref().and_then(|p| p.block.as_ref()).map_or((0, 0), |b| (b.view, b.height));
+    match &proof.kind {
+        Some(pb::proof::Kind::Equivocation(e)) => {
+            let ((view, a), (_, b)) = (block(&e.first), block(&e.second));
+            format!("view {view}: blocks at heights {a} and {b}")
+        }
+        Some(pb::proof::Kind::DoubleVote(v)) => {
+            let (view, height) = v.first.as_ref().map_or((0, 0), |v| (v.view, v.height));
+            format!("view {view}: two blocks at height {height}")
+        }
+        Some(pb::proof::Kind::WrongResult(w)) => {
+            let height = w.accused.as_ref().and_then(|r| pb::ReplyBody::decode(r.body.as_slice()).ok()).map_or(0, |b| b.height);
+            format!("height {height}: against {} matching replies", w.others.len())
+        }
+        None => String::new(),
+    }
+}
+
 /// One proof's identity: the same conflict told in either order is one proof.
 pub fn identity(proof: &pb::Proof) -> [u8; 32] {
     let mut parts: Vec<Vec<u8>> = match &proof.kind {

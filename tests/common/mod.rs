@@ -333,6 +333,12 @@ impl Chat {
 /// `config`): whom the checked proofs accuse, of what, each (accused, kind) once. An error
 /// when its exit code does not say the same, or a kept entry is not a proof.
 pub fn evidence(config: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    evidence_with_details(config, &mut Vec::new())
+}
+
+/// As `evidence`, and each proof's detail ("view 1: blocks at heights 9 and 1") into
+/// `details`.
+pub fn evidence_with_details(config: &std::path::Path, details: &mut Vec<String>) -> Result<Vec<(String, String)>, String> {
     let out = std::process::Command::new(bin()).args(["evidence", "--json", "--config"]).arg(config).output().map_err(|e| e.to_string())?;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("evidence --json: {e}: {out:?}"))?;
     let mut proven: Vec<(String, String)> = json["proofs"]
@@ -341,6 +347,7 @@ pub fn evidence(config: &std::path::Path) -> Result<Vec<(String, String)>, Strin
         .iter()
         .map(|p| (p["accused"].as_str().unwrap_or("?").to_owned(), p["kind"].as_str().unwrap_or("?").to_owned()))
         .collect();
+    details.extend(json["proofs"].as_array().into_iter().flatten().map(|p| p["detail"].as_str().unwrap_or("").to_owned()));
     proven.sort();
     proven.dedup();
     if out.status.code() != Some(if proven.is_empty() { 0 } else { 1 }) {
