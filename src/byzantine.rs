@@ -30,9 +30,14 @@ pub enum Mode {
     /// Malformed bytes to peers (frames that do not decode) and clients (replies that do
     /// not decode).
     Garbage,
+    /// Colludes with a partner (`fork=B`, both started so) to make honest replicas commit
+    /// different blocks: as leader, one block to one side of the honest replicas and its
+    /// twin to the other ([`fork_side`]); both colluders vote for each block on its side
+    /// only, and neither forwards, blames or proves the other's equivocation.
+    Fork,
 }
 
-pub const MODES: [(&str, Mode); 7] = [
+pub const MODES: [(&str, Mode); 8] = [
     ("lie", Mode::Lie),
     ("forge", Mode::Forge),
     ("equivocate", Mode::Equivocate),
@@ -40,6 +45,7 @@ pub const MODES: [(&str, Mode); 7] = [
     ("censor", Mode::Censor),
     ("replay", Mode::Replay),
     ("garbage", Mode::Garbage),
+    ("fork", Mode::Fork),
 ];
 
 impl fmt::Display for Mode {
@@ -55,6 +61,8 @@ pub struct Modes {
     modes: BTreeSet<Mode>,
     /// Users a censor never orders; empty: every other user ([`Modes::censors`]).
     censored: Vec<String>,
+    /// The replica a `fork` colludes with.
+    pub partner: Option<String>,
 }
 
 impl Modes {
@@ -78,6 +86,8 @@ impl Modes {
                         return Err("censor= names no user (write censor=alice+bob, or censor for every other user)".into());
                     }
                 }
+                (Mode::Fork, Some(partner)) if !partner.trim().is_empty() => modes.partner = Some(partner.trim().to_owned()),
+                (Mode::Fork, _) => return Err("fork needs its partner: fork=B (and B started with fork=this replica)".into()),
                 (_, Some(_)) => return Err(format!("the Byzantine mode {name} takes no value")),
                 _ => {}
             }
@@ -99,6 +109,7 @@ impl Modes {
             .iter()
             .map(|m| match m {
                 Mode::Censor if !self.censored.is_empty() => format!("censor={}", self.censored.join("+")),
+                Mode::Fork => format!("fork={}", self.partner.as_deref().unwrap_or("?")),
                 m => m.to_string(),
             })
             .collect()
@@ -115,6 +126,22 @@ impl Modes {
         }
         self.censored.iter().any(|u| u == user)
     }
+}
+
+/// Which side of the honest replicas a forking leader shows `block` to: 0 or 1, by the
+/// parity of its time. A block and its [`twin`] (one millisecond later) fall on different
+/// sides, so both colluders know where each goes without telling each other.
+pub fn fork_side(block: &Block) -> usize {
+    (block.time_ms % 2) as usize
+}
+
+/// The honest replicas of each side of a fork, for `n` replicas and the two colluders:
+/// the first honest replica on side 0, the others on side 1 (with five replicas one QC
+/// then needs both colluders' votes on side 0, and side 1 has one to spare).
+pub fn fork_sides(n: usize, colluders: [crate::consensus::ReplicaId; 2]) -> [Vec<crate::consensus::ReplicaId>; 2] {
+    let honest: Vec<crate::consensus::ReplicaId> = (0..n as crate::consensus::ReplicaId).filter(|r| !colluders.contains(r)).collect();
+    let (first, rest) = honest.split_at(honest.len().min(1));
+    [first.to_vec(), rest.to_vec()]
 }
 
 /// A made-up result in place of `outcome`: wrong message ids, texts, unread counts, user
@@ -220,6 +247,9 @@ mod tests {
         assert!(Modes::parse("").is_err());
         assert!(Modes::parse("mute=x").is_err());
         assert!(Modes::parse("censor=").is_err());
+        let fork = Modes::parse("fork=B").unwrap();
+        assert_eq!((fork.partner.as_deref(), fork.names()), (Some("B"), vec!["fork=B".to_string()]));
+        assert!(Modes::parse("fork").unwrap_err().contains("partner"));
     }
 
     #[test]

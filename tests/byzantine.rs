@@ -215,6 +215,16 @@ fn censor_then_equivocate_at_two_heights() {
 }
 
 #[test]
+fn fork_and_fork() {
+    // A (view 0) and B (view 1) collude: each, as leader, shows one block to C and its twin
+    // to D and E, both vote for each block on its side only, and neither forwards, blames
+    // or proves the other's equivocation. The honest replicas forward what they get, see
+    // both blocks within Δ, and commit neither; each leader is replaced in turn.
+    let seen = check("fork+fork", &[(0, "fork=B"), (1, "fork=A")]);
+    assert!(seen.proven.contains(&("A".to_owned(), "equivocation".to_owned())), "{:?}", seen.proven);
+}
+
+#[test]
 fn mute_and_replay() {
     check("mute+replay", &[(0, "mute"), (4, "replay")]);
 }

@@ -356,6 +356,9 @@ fn a_wrong_byzantine_replica_is_refused_before_anything_is_made() {
         (vec!["--byzantine", "F=lie"], "there is no replica F"),
         (vec!["--byzantine", "D=lie", "--byzantine", "d=forge"], "names replica D twice"),
         (vec!["--byzantine", "D=lying"], "unknown Byzantine mode \"lying\""),
+        (vec!["--byzantine", "D=fork=F"], "the partner must be another replica"),
+        (vec!["--byzantine", "D=fork=d"], "the partner must be another replica"),
+        (vec!["--byzantine", "D=fork"], "fork needs its partner"),
     ] {
         let out = Command::new(common::bin()).arg("up").arg("--dir").arg(&data).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -49,7 +49,8 @@ pub enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
         /// Misbehave on purpose, for demos and tests (comma-separated): lie, forge,
-        /// equivocate, mute, censor[=alice+bob], replay, garbage. The replica says so in its
+        /// equivocate, mute, censor[=alice+bob], replay, garbage, fork=PARTNER (colludes with
+        /// the replica PARTNER, itself started with fork=this one). The replica says so in its
         /// log and its status; the cluster must keep working with two such replicas
         #[arg(long, value_name = "MODES", value_parser = crate::byzantine::Modes::parse)]
         byzantine: Option<crate::byzantine::Modes>,

@@ -21,7 +21,8 @@ pub struct UpArgs {
     pub cluster: InitArgs,
     /// Start replica ID misbehaving on purpose, for demos and tests (repeatable):
     /// --byzantine D=lie,equivocate --byzantine E=forge. Modes: lie, forge, equivocate,
-    /// mute, censor[=alice+bob], replay, garbage
+    /// mute, censor[=alice+bob], replay, garbage, fork=PARTNER (two replicas that collude:
+    /// --byzantine A=fork=B --byzantine B=fork=A)
     #[arg(long = "byzantine", value_name = "ID=MODES", value_parser = parse_byzantine)]
     pub byzantine: Vec<(String, crate::byzantine::Modes)>,
 }
@@ -36,7 +37,22 @@ fn check_byzantine(given: &[(String, crate::byzantine::Modes)], ids: Option<&[St
             anyhow::bail!("--byzantine {id}=…: there is no replica {id} in {} (it has {})", config.display(), ids.join(", "));
         };
         anyhow::ensure!(out.iter().all(|(other, _)| other != known), "--byzantine names replica {known} twice: give all its modes at once ({known}=lie,forge)");
-        out.push((known.clone(), modes.clone()));
+        let mut modes = modes.clone();
+        if let Some(partner) = modes.partner.clone() {
+            let found = ids.iter().find(|k| k.eq_ignore_ascii_case(&partner) && *k != known);
+            let Some(found) = found else {
+                anyhow::bail!("--byzantine {known}=fork={partner}: the partner must be another replica of {} (it has {})", config.display(), ids.join(", "));
+            };
+            modes.partner = Some(found.clone());
+        }
+        out.push((known.clone(), modes));
+    }
+    for (id, modes) in &out {
+        let Some(partner) = &modes.partner else { continue };
+        let back = out.iter().any(|(other, m)| other == partner && m.partner.as_deref() == Some(id.as_str()));
+        if !back {
+            eprintln!("warning: {id} forks with {partner}, but {partner} does not collude back (add --byzantine {partner}=fork={id})");
+        }
     }
     Ok(out)
 }

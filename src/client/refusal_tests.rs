@@ -47,7 +47,7 @@ impl Replica for Scripted {
             Answer::Fail(text) => return Err(Status::unavailable(text)),
         };
         tokio::time::sleep(after).await;
-        let reply = pb::ReplyBody { replica: self.id.clone(), request_digest: wire::digest(&body).to_vec(), height, outcome: Some(outcome) };
+        let reply = pb::ReplyBody { replica: self.id.clone(), request_digest: wire::digest(&body).to_vec(), height, outcome: Some(outcome), ..Default::default() };
         let reply = prost::Message::encode_to_vec(&reply);
         Ok(Response::new(pb::SignedReply { signature: sign(&self.key, TAG_REPLY, &reply), body: reply }))
     }

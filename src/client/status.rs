@@ -73,12 +73,22 @@ impl QuorumClient {
             let limit = crate::evidence::FILE_BYTES_MAX + (1 << 20);
             let (mut rpc, id) = (remote.rpc.clone().max_decoding_message_size(limit), remote.id.clone());
             asks.spawn(async move {
-                let asked = tokio::time::timeout(Duration::from_secs(2), rpc.evidence(pb::EvidenceRequest {})).await;
-                let result = match asked {
-                    Ok(Ok(reply)) => Ok(reply.into_inner()),
-                    Ok(Err(status)) => Err(failure(&status)),
-                    Err(_) => Err("timed out".to_owned()),
-                };
+                // A replica answers the call a few times a second at most (others may be
+                // asking too, `up` for one): asked again after a moment.
+                let mut result = Err("not asked".to_owned());
+                for _ in 0..4 {
+                    let asked = tokio::time::timeout(Duration::from_secs(2), rpc.evidence(pb::EvidenceRequest {})).await;
+                    result = match asked {
+                        Ok(Ok(reply)) => Ok(reply.into_inner()),
+                        Ok(Err(status)) if status.code() == tonic::Code::ResourceExhausted => {
+                            tokio::time::sleep(Duration::from_millis(150)).await;
+                            continue;
+                        }
+                        Ok(Err(status)) => Err(failure(&status)),
+                        Err(_) => Err("timed out".to_owned()),
+                    };
+                    break;
+                }
                 (i, id, result)
             });
         }

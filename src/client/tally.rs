@@ -120,18 +120,33 @@ impl Tally {
     /// Proofs against the replicas whose signed answer contradicts `agreed` at its height,
     /// each with the signed replies of the replicas that agreed (NOTEBOOK, "Evidence").
     /// None for a height-0 answer: a replica's refusal of the moment proves nothing.
+    /// Only answers of the execution itself count (`ReplyBody::executed`), all naming the
+    /// same ordered request bytes: an answer from what a replica kept may say less.
     pub fn contradictions(&self, agreed: &Agreed) -> Vec<(usize, pb::Proof)> {
         let result = (agreed.height, agreed.outcome.encode_to_vec());
-        let others: Vec<pb::SignedReply> = self.votes.iter().filter(|(_, v)| **v == result).filter_map(|(i, _)| self.signed.get(i).cloned()).collect();
-        if agreed.height == 0 || others.len() < self.quorum {
+        // The executed answers, with the ordered bytes they name.
+        let executed = |index: &usize| {
+            let reply = self.signed.get(index)?;
+            let body = pb::ReplyBody::decode(reply.body.as_slice()).ok()?;
+            body.executed.then_some((reply.clone(), body.ordered))
+        };
+        let mut groups: BTreeMap<Vec<u8>, Vec<pb::SignedReply>> = BTreeMap::new();
+        for (index, _) in self.votes.iter().filter(|(_, v)| **v == result) {
+            if let Some((reply, ordered)) = executed(index) {
+                groups.entry(ordered).or_default().push(reply);
+            }
+        }
+        let Some((ordered, others)) = groups.into_iter().find(|(_, replies)| replies.len() >= self.quorum) else { return Vec::new() };
+        if agreed.height == 0 {
             return Vec::new();
         }
         self.votes
             .iter()
             .filter(|(_, (height, outcome))| *height == result.0 && *outcome != result.1)
             .filter_map(|(index, _)| {
-                let accused = Some(self.signed.get(index)?.clone());
-                let conflict = pb::ReplyConflict { accused, others: others.clone() };
+                let (accused, said) = executed(index)?;
+                (said == ordered).then_some(())?;
+                let conflict = pb::ReplyConflict { accused: Some(accused), others: others.clone() };
                 Some((*index, pb::Proof { kind: Some(pb::proof::Kind::WrongResult(conflict)) }))
             })
             .collect()

@@ -19,7 +19,7 @@ const DIGEST: [u8; 32] = [7; 32];
 fn reply(key: &SigningKey, replica: &str, digest: [u8; 32], height: u64, sent_id: u64) -> pb::SignedReply {
     let outcome = wire::encode_outcome(&crate::chat::Outcome::Sent { id: sent_id });
     let body =
-        pb::ReplyBody { replica: replica.into(), request_digest: digest.to_vec(), height, outcome: Some(outcome) }
+        pb::ReplyBody { replica: replica.into(), request_digest: digest.to_vec(), height, outcome: Some(outcome), executed: true, ordered: vec![9; 32] }
             .encode_to_vec();
     pb::SignedReply { signature: sign(key, TAG_REPLY, &body), body }
 }

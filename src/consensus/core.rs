@@ -38,6 +38,11 @@ pub struct Core {
     pub(super) vote_pool: BTreeMap<(View, Height, Hash), Vec<(ReplicaId, Vec<u8>)>>,
     /// Messages per link whose signatures did not verify (`unverifiable_from`).
     pub(super) unverifiable: BTreeMap<ReplicaId, u64>,
+    /// Evidence already reported: views whose leader was proven to equivocate, and
+    /// (voter, view, height) proven double votes. One proof each is enough; more would
+    /// only let a Byzantine replica make this one check and report the same thing again.
+    pub(super) proven_views: BTreeSet<View>,
+    pub(super) proven_votes: BTreeSet<(ReplicaId, View, Height)>,
     /// Each signer's entries in `vote_pool` by (view, height): at most `VOTES_PER_SIGNER`.
     pub(super) votes_by_signer: BTreeMap<ReplicaId, BTreeSet<(View, Height, Hash)>>,
     /// vote_time(B) for blocks voted since this start (S4b).
@@ -57,6 +62,8 @@ pub struct Core {
     /// block, and view blocks whose link to that chain is not known yet.
     pub(super) view_tip: Option<Hash>,
     pub(super) view_first: Option<Proposal>,
+    /// A first block of the view at or below the committed height (evidence only).
+    pub(super) view_first_low: Option<Proposal>,
     pub(super) view_unlinked: BTreeSet<Hash>,
     /// True until the first input after `new`: timers restored from disk restart then
     /// (a restart does not know when it received the certificate that entered its view).
@@ -174,6 +181,8 @@ impl Core {
             qcs: BTreeMap::new(),
             vote_pool: BTreeMap::new(),
             unverifiable: BTreeMap::new(),
+            proven_views: BTreeSet::new(),
+            proven_votes: BTreeSet::new(),
             votes_by_signer: BTreeMap::new(),
             vote_time: BTreeMap::new(),
             candidates: BTreeSet::new(),
@@ -182,6 +191,7 @@ impl Core {
             equivocation: None,
             view_tip: None,
             view_first: None,
+            view_first_low: None,
             view_unlinked: BTreeSet::new(),
             fresh_start: true,
             blames: BTreeMap::new(),
@@ -332,6 +342,12 @@ impl Core {
     /// send one), only counted.
     pub(super) fn unverifiable_from(&mut self, from: ReplicaId) {
         *self.unverifiable.entry(from).or_insert(0) += 1;
+    }
+
+    /// Whether a proof of view `view`'s equivocation would tell this replica anything:
+    /// S5 has not stopped the current view for it, or no proof of it was reported yet.
+    pub(super) fn equivocation_news(&self, view: View) -> bool {
+        (view == self.view && self.equivocation != Some(view)) || !self.proven_views.contains(&view)
     }
 
     /// Messages per link whose signatures did not verify, since this start.

@@ -32,8 +32,10 @@ impl Core {
         }
         let conflicting = match self.seen.get(&(view, height)) {
             Some(other) if other.block.hash != hash => {
-                let other = other.clone();
-                self.on_equivocation(now, other, p.clone());
+                if self.equivocation_news(view) {
+                    let other = other.clone();
+                    self.on_equivocation(now, other, p.clone());
+                }
                 true
             }
             Some(_) => false,
@@ -230,6 +232,10 @@ impl Core {
     /// view. Only votes still pooled are compared (above the committed height, at most
     /// `VOTES_PER_SIGNER` a signer), so finding one costs no more than pooling.
     fn double_votes(&mut self, vote: &Vote) {
+        let key = (vote.voter, vote.view, vote.height);
+        if self.proven_votes.contains(&key) {
+            return;
+        }
         let Some(mine) = self.votes_by_signer.get(&vote.voter) else { return };
         let (low, high) = match self.cfg.planted.votes_any_height {
             false => (vote.height, vote.height),
@@ -237,15 +243,18 @@ impl Core {
         };
         let others: Vec<(View, Height, Hash)> =
             mine.range((vote.view, low, [0; 32])..=(vote.view, high, [0xff; 32])).filter(|(_, _, hash)| *hash != vote.hash).copied().collect();
-        for (view, height, hash) in others {
-            let Some(signature) = self.vote_pool.get(&(view, height, hash)).and_then(|pool| pool.iter().find(|(who, _)| *who == vote.voter)) else {
-                continue;
-            };
-            let earlier = Vote { view, height, hash, voter: vote.voter, signature: signature.1.clone() };
-            let proof = super::Evidence::DoubleVote(Box::new((earlier, vote.clone())));
-            if self.checker().evidence(&proof).is_ok() {
-                self.out.push(Action::Evidence(proof));
-            }
+        // The first pooled vote for another block is enough (both were verified when they
+        // came; the check below only confirms the pair is a proof).
+        let earlier = others.into_iter().find_map(|(view, height, hash)| {
+            let pool = self.vote_pool.get(&(view, height, hash))?;
+            let (_, signature) = pool.iter().find(|(who, _)| *who == vote.voter)?;
+            Some(Vote { view, height, hash, voter: vote.voter, signature: signature.clone() })
+        });
+        let Some(earlier) = earlier else { return };
+        let proof = super::Evidence::DoubleVote(Box::new((earlier, vote.clone())));
+        if self.checker().evidence(&proof).is_ok() {
+            self.out.push(Action::Evidence(proof));
+            self.proven_votes.insert(key);
         }
     }
 
@@ -403,6 +412,7 @@ impl Core {
         self.votes.retain(|b| b.height > h);
         self.proposals.retain(|b| b.height > h);
         self.vote_pool.retain(|(_, height, _), _| *height > h);
+        self.proven_votes.retain(|(_, _, height)| *height > h);
         for mine in self.votes_by_signer.values_mut() {
             mine.retain(|(_, height, _)| *height > h);
         }

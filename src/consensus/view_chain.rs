@@ -51,6 +51,7 @@ impl Core {
     pub(super) fn reset_view_chain(&mut self) {
         self.view_tip = None;
         self.view_first = None;
+        self.view_first_low = None;
         self.view_unlinked.clear();
     }
 
@@ -60,9 +61,11 @@ impl Core {
         if self.cfg.planted.same_height_equivocation || b.view != self.view || self.equivocation == Some(self.view) {
             return;
         }
-        // Two different first blocks are a proof by themselves, at any heights: also when
-        // one lies at or below the committed height (an equivocating leader's first block
-        // over an older QC, `crate::byzantine::twin`), which is otherwise not tracked.
+        if b.height <= self.committed_height {
+            self.low_first_block(p);
+            return;
+        }
+        // Two different first blocks are a proof by themselves.
         if Self::is_first_block(b) {
             match &self.view_first {
                 Some(first) if first.block.hash != b.hash => {
@@ -71,13 +74,33 @@ impl Core {
                     return;
                 }
                 Some(_) => {}
-                None => self.view_first = Some(p.clone()),
+                None => {
+                    self.view_first = Some(p.clone());
+                    if let Some(low) = self.view_first_low.clone() {
+                        self.report_equivocation(low, p.clone());
+                    }
+                }
             }
         }
-        if b.height <= self.committed_height {
+        self.link_view_block(now, b.hash);
+    }
+
+    /// Evidence only: a first block of the view at or below the committed height (an
+    /// equivocating leader's first block over an older QC, `crate::byzantine::twin`) and
+    /// another first block of the view make a proof. Nothing else changes: such a block
+    /// can never be voted for, so the view goes on as S5a says.
+    fn low_first_block(&mut self, p: &Proposal) {
+        if !Self::is_first_block(&p.block) {
             return;
         }
-        self.link_view_block(now, b.hash);
+        match (&self.view_first, &self.view_first_low) {
+            (Some(first), _) if first.block.hash != p.block.hash => {
+                let first = first.clone();
+                self.report_equivocation(first, p.clone());
+            }
+            (None, None) => self.view_first_low = Some(p.clone()),
+            _ => {}
+        }
     }
 
     /// Links one view block to the view's chain, or records why it cannot be yet.

@@ -4,6 +4,9 @@
 use super::core::{Action, Core, Entering};
 use super::types::*;
 
+
+/// Views whose equivocation this replica remembers having reported.
+const PROVEN_VIEWS_MAX: usize = 64;
 impl Core {
     /// Runs on every input: status after the 2Δ wait (S6), the new leader's wait (S7),
     /// proposing (S1), time-based commits (S4b), timers (S5/S10), fetch retries (S9).
@@ -239,16 +242,36 @@ impl Core {
     /// S5: two conflicting proposals from one view's leader: stop voting and committing in
     /// that view, and blame it with the proof.
     pub(super) fn on_equivocation(&mut self, now: u64, a: Proposal, b: Proposal) {
-        if self.checker().equivocation(&a, &b).is_err() {
+        let view = a.block.view;
+        if !self.equivocation_news(view) || self.checker().equivocation(&a, &b).is_err() {
             return;
         }
-        self.out.push(Action::Evidence(super::Evidence::Equivocation(Box::new((a.clone(), b.clone())))));
-        if a.block.view != self.view {
+        if !self.proven_views.contains(&view) {
+            self.report(a.clone(), b.clone());
+        }
+        if view != self.view || self.equivocation == Some(view) {
             return;
         }
         self.equivocation = Some(self.view);
         self.equivocation_proof = Some((a.clone(), b.clone()));
         self.blame(now, BlameReason::Equivocation(Box::new((a, b))));
+    }
+
+    /// Evidence: a pair already checked as an equivocation, reported once per view.
+    fn report(&mut self, a: Proposal, b: Proposal) {
+        self.proven_views.insert(a.block.view);
+        while self.proven_views.len() > PROVEN_VIEWS_MAX {
+            self.proven_views.pop_first();
+        }
+        self.out.push(Action::Evidence(super::Evidence::Equivocation(Box::new((a, b)))));
+    }
+
+    /// Evidence only (no blame, nothing stops): reports the pair if it proves an
+    /// equivocation not reported yet.
+    pub(super) fn report_equivocation(&mut self, a: Proposal, b: Proposal) {
+        if !self.proven_views.contains(&a.block.view) && self.checker().equivocation(&a, &b).is_ok() {
+            self.report(a, b);
+        }
     }
 
     /// S6 (and S8): on the first BC(w) with w ≥ the current view, move to view w + 1.

@@ -25,8 +25,12 @@ use crate::pb;
 /// Proofs kept per accused replica and kind: one is enough to convince anyone, a few show
 /// it was not a one-off; more would only let a liar fill the disk.
 pub const PER_ACCUSED_KIND: usize = 4;
-/// Bytes of one proof: two full blocks (1 MiB of requests each) with their certificates.
-pub const PROOF_BYTES_MAX: usize = 5 << 20;
+/// Bytes of one proof: two proposals as large as a peer message may be (an equivocating
+/// leader's blocks can be, though no honest replica votes for a block over 1 MiB).
+pub const PROOF_BYTES_MAX: usize = 2 * crate::wire::peer::MESSAGE_MAX + (1 << 20);
+/// Bytes of the proofs against one replica: two faulty replicas' proofs both fit in a file,
+/// so one cannot crowd the other's out.
+pub const ACCUSED_BYTES_MAX: usize = 10 << 20;
 /// Bytes of every proof in one file.
 pub const FILE_BYTES_MAX: usize = 24 << 20;
 
@@ -129,19 +133,38 @@ fn canonical(outcome: &Option<pb::Outcome>) -> Vec<u8> {
     outcome.clone().unwrap_or_default().encode_to_vec()
 }
 
-fn wrong_result(conflict: &pb::ReplyConflict, keys: &Keys) -> Result<Accusation, String> {
-    let accused = conflict.accused.as_ref().ok_or("no accused reply")?;
-    let (who, body) = keys.reply(accused)?;
+/// Whether `body` can be part of a wrong-result proof: the answer of the execution itself
+/// (a resend's answer from what was kept may say less: a result too large to keep, a
+/// mailbox read again), at a non-zero height, of a result that depends on the committed
+/// history alone (who is online and until when depend on each replica's `presence_ms`).
+fn comparable(body: &pb::ReplyBody) -> Result<(), String> {
     if body.height == 0 {
         return Err("a height-0 answer is a replica's answer of the moment, never a proof".into());
     }
+    if !body.executed || body.ordered.len() != 32 {
+        return Err("an answer from what a replica kept, not of the execution itself".into());
+    }
+    match body.outcome.as_ref().and_then(|o| o.kind.as_ref()) {
+        Some(pb::outcome::Kind::Alive(_) | pb::outcome::Kind::Online(_)) => Err("presence answers depend on each replica's settings".into()),
+        _ => Ok(()),
+    }
+}
+
+fn wrong_result(conflict: &pb::ReplyConflict, keys: &Keys) -> Result<Accusation, String> {
+    if conflict.others.len() > keys.ids.len() {
+        return Err(format!("{} other replies; a cluster of {} has fewer", conflict.others.len(), keys.ids.len()));
+    }
+    let accused = conflict.accused.as_ref().ok_or("no accused reply")?;
+    let (who, body) = keys.reply(accused)?;
+    comparable(&body)?;
     let said = canonical(&body.outcome);
     let mut own_other = false;
     let mut result: Option<Vec<u8>> = None;
     let mut signers = BTreeSet::new();
     for other in &conflict.others {
         let (index, b) = keys.reply(other)?;
-        if b.request_digest != body.request_digest || b.height != body.height {
+        comparable(&b)?;
+        if b.request_digest != body.request_digest || b.height != body.height || b.ordered != body.ordered {
             return Err("a reply for another request or height".into());
         }
         let outcome = canonical(&b.outcome);
@@ -264,10 +287,20 @@ impl Store {
         Ok(true)
     }
 
+    /// Whether a proof of this accusation could still be kept (before making one).
+    pub fn has_room(&self, accusation: Accusation) -> bool {
+        self.proofs.iter().filter(|(a, _)| *a == accusation).count() < PER_ACCUSED_KIND
+    }
+
     fn admit(&mut self, proof: pb::Proof, accusation: Accusation) -> bool {
         let size = proof.encoded_len();
-        let same = self.proofs.iter().filter(|(a, _)| *a == accusation).count();
-        if same >= PER_ACCUSED_KIND || self.bytes + size > FILE_BYTES_MAX || !self.identities.insert(identity(&proof)) {
+        let against: usize = self.proofs.iter().filter(|(a, _)| a.replica == accusation.replica).map(|(_, p)| p.encoded_len()).sum();
+        if !self.has_room(accusation)
+            || size > PROOF_BYTES_MAX
+            || against + size > ACCUSED_BYTES_MAX
+            || self.bytes + size > FILE_BYTES_MAX
+            || !self.identities.insert(identity(&proof))
+        {
             return false;
         }
         self.bytes += size;
@@ -278,7 +311,8 @@ impl Store {
     fn write(&self) -> std::io::Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
         let file = pb::EvidenceFile { proofs: self.proofs.iter().map(|(_, p)| p.clone()).collect() };
-        let partial = path.with_extension("pb.partial");
+        // One partial file per process: two clients of one user may write at once.
+        let partial = path.with_extension(format!("pb.{}.partial", std::process::id()));
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;

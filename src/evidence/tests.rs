@@ -79,11 +79,23 @@ fn double_vote(a: Vote, b: Vote) -> pb::Proof {
     protocol_proof(consensus::Evidence::DoubleVote(Box::new((a, b))))
 }
 
-/// Replica `i`'s signed reply to request `digest` at `height`: "sent, id `sent`".
+/// Replica `i`'s signed answer of the execution of request `digest` at `height`: "sent,
+/// id `sent`".
 fn reply(i: usize, digest: [u8; 32], height: u64, sent: u64) -> pb::SignedReply {
     let outcome = crate::wire::encode_outcome(&crate::chat::Outcome::Sent { id: sent });
-    let body = pb::ReplyBody { replica: ids()[i].clone(), request_digest: digest.to_vec(), height, outcome: Some(outcome) }.encode_to_vec();
+    signed_reply(i, pb::ReplyBody { replica: ids()[i].clone(), request_digest: digest.to_vec(), height, outcome: Some(outcome), executed: true, ordered: vec![9; 32] })
+}
+
+fn signed_reply(i: usize, body: pb::ReplyBody) -> pb::SignedReply {
+    let body = body.encode_to_vec();
     pb::SignedReply { signature: sign(&signing_keys()[i], TAG_REPLY, &body), body }
+}
+
+/// `reply` with its body changed by `change`.
+fn reply_with(i: usize, height: u64, sent: u64, change: impl Fn(&mut pb::ReplyBody)) -> pb::SignedReply {
+    let mut body = pb::ReplyBody::decode(reply(i, REQUEST, height, sent).body.as_slice()).unwrap();
+    change(&mut body);
+    signed_reply(i, body)
 }
 
 fn wrong_result(accused: pb::SignedReply, others: Vec<pb::SignedReply>) -> pb::Proof {
@@ -198,4 +210,31 @@ fn a_store_keeps_each_proof_once_bounded_per_accused_and_survives_a_restart() {
     assert_eq!(damaged.len(), 0);
     assert!(warning.is_some_and(|w| w.contains("does not decode")));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn only_answers_of_the_execution_itself_make_a_wrong_result_proof() {
+    // Found by review: answers from what a replica kept may say less than the execution
+    // did (a result too large to keep, a mailbox read again after a deletion), a request
+    // body can be ordered twice under other signatures, and presence answers depend on
+    // each replica's settings. None of those may accuse anyone.
+    let keys = Keys::new(&config());
+    let truth: Vec<_> = (0..3).map(|i| reply(i, REQUEST, 9, 4)).collect();
+    assert!(check(&wrong_result(reply(3, REQUEST, 9, 1_004), truth.clone()), &keys).is_ok(), "the control");
+    // A resend's answer from the cache (not `executed`), against the executed ones.
+    let cached = reply_with(3, 9, 1_004, |b| b.executed = false);
+    assert!(check(&wrong_result(cached.clone(), truth.clone()), &keys).is_err());
+    // Nor against the same replica's own executed answer.
+    assert!(check(&wrong_result(cached, vec![reply(3, REQUEST, 9, 4)]), &keys).is_err());
+    // The same body ordered under other signed bytes (another `ordered`) is another request.
+    let other_bytes = reply_with(3, 9, 1_004, |b| b.ordered = vec![8; 32]);
+    assert!(check(&wrong_result(other_bytes, truth.clone()), &keys).is_err());
+    // Presence answers.
+    let alive = |i: usize, until_ms: u64| {
+        reply_with(i, 9, 0, |b| b.outcome = Some(pb::Outcome { kind: Some(pb::outcome::Kind::Alive(pb::Alive { until_ms })) }))
+    };
+    assert!(check(&wrong_result(alive(3, 60_000), (0..3).map(|i| alive(i, 90_000)).collect()), &keys).is_err());
+    // More "others" than the cluster has replicas is refused before any is verified.
+    let many: Vec<_> = (0..6).map(|i| reply(i % 3, REQUEST, 9, 4)).collect();
+    assert!(check(&wrong_result(reply(3, REQUEST, 9, 1_004), many), &keys).unwrap_err().contains("fewer"));
 }

@@ -4,11 +4,11 @@
 //! clients get, and to the requests it hands its core. The core itself stays honest:
 //! everything wrong happens on the way out (or, for a censor, on the way in).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::byzantine::{Mode, Modes};
-use crate::consensus::{Message, ReplicaId};
+use crate::consensus::{Block, Crypto, Hash, Message, ReplicaId, Vote, signed};
 use crate::crypto::PeerCrypto;
 use crate::pb;
 
@@ -25,7 +25,15 @@ pub struct Byzantine {
     deliveries: VecDeque<(u64, crate::chat::Message)>,
     /// Counts what went out, to pace replays and garbage without a random source.
     count: u64,
+    /// `fork`: the partner, each side's honest replicas, and the blocks of the fork this
+    /// replica voted for already (oldest first out).
+    partner: Option<ReplicaId>,
+    sides: [Vec<ReplicaId>; 2],
+    forked: (HashSet<Hash>, VecDeque<Hash>),
 }
+
+/// Fork blocks remembered (a few views' worth).
+const FORKED_KEPT: usize = 1024;
 
 /// What goes to a peer: a message, or bytes no decoder accepts.
 pub enum Outgoing {
@@ -34,8 +42,79 @@ pub enum Outgoing {
 }
 
 impl Byzantine {
-    pub fn new(modes: Modes, me: ReplicaId, n: usize, crypto: Arc<PeerCrypto>) -> Self {
-        Byzantine { modes, me, n, crypto, sent: VecDeque::new(), replies: VecDeque::new(), deliveries: VecDeque::new(), count: 0 }
+    /// `partner`: the `fork` partner's index (checked by the caller).
+    pub fn new(modes: Modes, me: ReplicaId, n: usize, crypto: Arc<PeerCrypto>, partner: Option<ReplicaId>) -> Self {
+        let sides = partner.map_or_else(Default::default, |partner| crate::byzantine::fork_sides(n, [me, partner]));
+        Byzantine {
+            modes,
+            me,
+            n,
+            crypto,
+            sent: VecDeque::new(),
+            replies: VecDeque::new(),
+            deliveries: VecDeque::new(),
+            count: 0,
+            partner,
+            sides,
+            forked: Default::default(),
+        }
+    }
+
+    /// `fork`: what this replica's core sends that would help the honest replicas see the
+    /// fork, or that the fork sends otherwise: its own proposals (split by side), its
+    /// forwards of the partner's, its votes for fork blocks (sent on their side only) and
+    /// its blames of the partner's views (a proof of the partner's equivocation included).
+    fn fork_filter(&mut self, message: &Message, to: Option<ReplicaId>, out: &mut Vec<(Option<ReplicaId>, Outgoing)>) -> bool {
+        let Some(partner) = self.partner else { return false };
+        match message {
+            Message::Propose(p) if p.block.proposer == self.me && to.is_none() => {
+                let twin = crate::byzantine::twin(p, self.crypto.as_ref());
+                for proposal in [p.clone(), twin] {
+                    self.fork_out(&proposal.block, Some(Message::Propose(proposal.clone())), out);
+                }
+                true
+            }
+            Message::Propose(p) => p.block.proposer == partner,
+            Message::Vote(v) => self.forked.0.contains(&v.hash),
+            Message::Blame(b) => (b.view % self.n as u64) as ReplicaId == partner,
+            _ => false,
+        }
+    }
+
+    /// `fork`: `block` (and `proposal`, when this replica made it) to its side's honest
+    /// replicas and the partner, with this replica's vote for it, once.
+    fn fork_out(&mut self, block: &Block, proposal: Option<Message>, out: &mut Vec<(Option<ReplicaId>, Outgoing)>) {
+        let Some(partner) = self.partner else { return };
+        let to: Vec<ReplicaId> = self.sides[crate::byzantine::fork_side(block)].iter().copied().chain([partner]).collect();
+        if let Some(proposal) = proposal {
+            out.extend(to.iter().map(|r| (Some(*r), Outgoing::Message(proposal.clone()))));
+        }
+        if !self.forked.0.insert(block.hash) {
+            return;
+        }
+        self.forked.1.push_back(block.hash);
+        if self.forked.1.len() > FORKED_KEPT
+            && let Some(old) = self.forked.1.pop_front()
+        {
+            self.forked.0.remove(&old);
+        }
+        let signature = self.crypto.sign(&signed::vote(block.view, block.height, &block.hash));
+        let vote = Message::Vote(Vote { view: block.view, height: block.height, hash: block.hash, voter: self.me, signature });
+        out.extend(to.iter().map(|r| (Some(*r), Outgoing::Message(vote.clone()))));
+    }
+
+    /// `fork`: a message from a peer, before the core sees it. Each of the partner's
+    /// proposals gets this replica's vote on its side (the core would see the second of a
+    /// pair as an equivocation and vote for neither after it).
+    pub fn from_peer(&mut self, from: ReplicaId, message: &Message) -> Vec<(Option<ReplicaId>, Outgoing)> {
+        let mut out = Vec::new();
+        if let Message::Propose(p) = message
+            && Some(from) == self.partner
+            && p.block.proposer == from
+        {
+            self.fork_out(&p.block, None, &mut out);
+        }
+        out
     }
 
     pub fn has(&self, mode: Mode) -> bool {
@@ -56,6 +135,9 @@ impl Byzantine {
                     self.sent.pop_front();
                 }
                 self.sent.push_back((to, message.clone()));
+            }
+            if self.fork_filter(&message, to, &mut out) {
+                continue;
             }
             let forge = |m: Message| if self.has(Mode::Forge) { forged(m) } else { m };
             match (&message, to) {
@@ -149,7 +231,12 @@ impl super::driver::Driver {
             }
             return;
         };
-        for (to, outgoing) in byzantine.to_peers(messages) {
+        let outgoing = byzantine.to_peers(messages);
+        self.send_outgoing(outgoing);
+    }
+
+    fn send_outgoing(&mut self, outgoing: Vec<(Option<ReplicaId>, Outgoing)>) {
+        for (to, outgoing) in outgoing {
             match outgoing {
                 Outgoing::Message(message) => match to {
                     Some(to) => self.peers.send(to, &message),
@@ -158,6 +245,16 @@ impl super::driver::Driver {
                 Outgoing::Garbage(bytes) => self.peers.send_bytes(to, bytes),
             }
         }
+    }
+
+    /// A peer's message on its way to the core (`fork` answers some at once).
+    pub(super) fn from_peer(&mut self, from: ReplicaId, message: &Message) {
+        let Some(byzantine) = self.byzantine.as_mut() else { return };
+        if byzantine.partner.is_none() {
+            return;
+        }
+        let outgoing = byzantine.from_peer(from, message);
+        self.send_outgoing(outgoing);
     }
 
     /// A reply body as it leaves (`--byzantine` may bend it).

@@ -256,6 +256,7 @@ impl Driver {
                             {
                                 continue;
                             }
+                            self.from_peer(from, &m);
                             actions.extend(self.core.handle(now, Input::Message(from, m)));
                         }
                     }
@@ -364,6 +365,9 @@ impl Driver {
     /// Keeps a proof the core came upon (checked there), and says so.
     fn found(&mut self, e: crate::consensus::Evidence) {
         let accusation = crate::evidence::Accusation { replica: e.accused() as usize, kind: crate::evidence::Kind::of_evidence(&e) };
+        if !self.evidence.has_room(accusation) {
+            return;
+        }
         match self.evidence.keep(crate::wire::peer::evidence_out(&e), accusation) {
             Ok(true) => {
                 let accused = self.ids.get(accusation.replica).cloned().unwrap_or_default();

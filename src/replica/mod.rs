@@ -96,6 +96,14 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         let ids: Vec<&str> = config.replicas.iter().map(|r| r.id.as_str()).collect();
         ReplicaError::Setup(format!("replica {:?} is not in {} (it has {})", options.id, options.config.display(), ids.join(", ")))
     })?;
+    // `fork=B`: B must be another replica of this cluster.
+    let partner = match options.byzantine.as_ref().and_then(|m| m.partner.as_ref()) {
+        None => None,
+        Some(partner) => match config.replicas.iter().position(|r| r.id == *partner) {
+            Some(p) if *partner != options.id => Some(p as ReplicaId),
+            _ => return Err(ReplicaError::Setup(format!("--byzantine fork={partner}: the partner must be another replica of {}", options.config.display()))),
+        },
+    };
     let base = folder_of(&options.config);
     let key_path = options.key.clone().unwrap_or_else(|| base.join(format!("{}.key", options.id)));
     crate::storage::modes::check_private(&key_path, "the key file").map_err(ReplicaError::Setup)?;
@@ -178,7 +186,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     let ids = config.replicas.iter().map(|r| r.id.clone()).collect();
     let peers = peers::Peers::start(me, &config.replicas, identity.as_ref(), crypto.clone());
     let mut driver = driver::Driver::new(&options.id, ids, cluster, key, core, store, chat, peers, &jobs);
-    driver.byzantine = options.byzantine.clone().map(|modes| byzantine::Byzantine::new(modes, me, config.replicas.len(), crypto.clone()));
+    driver.byzantine = options.byzantine.clone().map(|modes| byzantine::Byzantine::new(modes, me, config.replicas.len(), crypto.clone(), partner));
     let (evidence, warning) = crate::evidence::Store::open(&data.join("evidence.pb"), &crate::evidence::Keys::new(&config));
     if let Some(warning) = warning {
         tracing::warn!("{warning}");
@@ -214,7 +222,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
         })
     };
 
-    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag(), challenges, keys, id: options.id.clone(), unpaid: Default::default(), failures: Default::default(), operators: config.replicas.iter().map(|r| (r.id.clone(), r.verifying_key())).collect(), byzantine: options.byzantine.clone(), evidence };
+    let service = service::ReplicaService { jobs: jobs.clone(), status, started, key: status_key, cluster: config.tag(), challenges, keys, id: options.id.clone(), unpaid: Default::default(), failures: Default::default(), operators: config.replicas.iter().map(|r| (r.id.clone(), r.verifying_key())).collect(), byzantine: options.byzantine.clone(), evidence, evidence_at: Default::default() };
     let service = pb::replica_server::ReplicaServer::new(service)
         .max_decoding_message_size(wire::GRPC_MESSAGE_MAX);
     let peer_service = pb::peer_server::PeerServer::new(peers::PeerService {

@@ -28,7 +28,7 @@ pub struct Checked {
 
 /// This replica's reply body for the request whose body hashes to `body_digest`.
 pub fn reply_body(replica: &str, body_digest: &[u8; 32], height: u64, outcome: pb::Outcome) -> pb::ReplyBody {
-    pb::ReplyBody { replica: replica.to_owned(), request_digest: body_digest.to_vec(), height, outcome: Some(outcome) }
+    pb::ReplyBody { replica: replica.to_owned(), request_digest: body_digest.to_vec(), height, outcome: Some(outcome), ..Default::default() }
 }
 
 pub fn sign_reply(key: &SigningKey, body: &pb::ReplyBody) -> pb::SignedReply {
@@ -63,7 +63,14 @@ pub struct ReplicaService {
     pub byzantine: Option<crate::byzantine::Modes>,
     /// Published by the driver loop: the proofs this replica holds.
     pub evidence: std::sync::Arc<std::sync::Mutex<pb::EvidenceReply>>,
+    /// When the evidence call was last answered: it may be large (`FILE_BYTES_MAX`), so
+    /// it is answered at most every `EVIDENCE_EVERY`, whoever asks.
+    pub evidence_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// Least time between two answers of the evidence call (`quintet evidence`, `status` and
+/// `up` ask about once a second).
+const EVIDENCE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The longest status nonce accepted.
 const NONCE_MAX: usize = 32;
@@ -242,6 +249,13 @@ impl Replica for ReplicaService {
     /// Unsigned: every proof checks on its own, and the per-link counts are only claims.
     async fn evidence(&self, request: Request<pb::EvidenceRequest>) -> Result<Response<pb::EvidenceReply>, Status> {
         self.charge(self.admit(&request)?);
+        {
+            let mut at = self.evidence_at.lock().unwrap_or_else(|e| e.into_inner());
+            if at.is_some_and(|t| t.elapsed() < EVIDENCE_EVERY) {
+                return Err(Status::resource_exhausted("the evidence call is answered ten times a second at most; try again"));
+            }
+            *at = Some(std::time::Instant::now());
+        }
         Ok(Response::new(self.evidence.lock().unwrap_or_else(|e| e.into_inner()).clone()))
     }
 }
