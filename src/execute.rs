@@ -68,6 +68,9 @@ pub struct Executed {
     /// False when the request was refused here and changed nothing (not signed by the
     /// user, another cluster, unknown account).
     pub applied: bool,
+    /// The outcome was made by this execution, at `height` (not the reply kept from an
+    /// earlier one, as for a request ordered twice): only such an answer is `executed`.
+    pub fresh: bool,
 }
 
 /// Where and how a block executes.
@@ -110,6 +113,7 @@ pub fn execute_block(state: &mut ChatState, block: &BlockContext, requests: &[Ve
             deliveries: Vec::new(),
             closed: Vec::new(),
             applied: false,
+            fresh: true,
         };
         if !block.unchecked {
             if header.cluster != block.cluster {
@@ -144,6 +148,7 @@ pub fn execute_block(state: &mut ChatState, block: &BlockContext, requests: &[Ve
             outcome: wire::encode_outcome(&applied.reply.outcome),
             deliveries: applied.deliveries,
             applied: true,
+            fresh: !applied.cached,
         });
     }
     out
@@ -194,6 +199,19 @@ mod tests {
         unchecked.unchecked = true;
         execute_block(&mut state, &unchecked, &[forged]);
         assert!(state.account("alice").is_none());
+    }
+
+    #[test]
+    fn a_request_ordered_again_is_answered_from_what_was_kept_and_says_so() {
+        // Evidence compares only answers made by the execution itself (`fresh`): a second
+        // ordering answers with the reply kept from the first, at the first's height.
+        let alice = [1; 32];
+        let mut state = ChatState::new();
+        let create = signed("alice", 1, Op::CreateAccount { public_key: alice }, &alice, "c");
+        let first = execute_block(&mut state, &at(1), std::slice::from_ref(&create));
+        assert!(first[0].fresh && first[0].height == 1);
+        let again = execute_block(&mut state, &at(2), &[create]);
+        assert_eq!((again[0].fresh, again[0].height, &again[0].outcome), (false, 1, &first[0].outcome));
     }
 
     #[test]

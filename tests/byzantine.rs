@@ -261,7 +261,7 @@ fn two_liars_and_a_crashed_replica_give_no_result_and_a_clear_stop() {
     let stops: Vec<&Value> = seen.iter().filter(|v| v["type"] == "fatal").collect();
     assert_eq!(stops.len(), 1, "one clear line: {seen:?}");
     let message = stops[0]["message"].as_str().unwrap();
-    assert!(message.starts_with("no quorum: 4 of 5 replicas answered, 3 needed"), "{message}");
+    assert!(message.starts_with("no quorum: 4 of 5 replicas answered, 3 alike needed"), "{message}");
     // It names who agreed with whom: the liars' matching answer is flagged against the
     // honest pair's.
     assert!(message.contains("D: answered (the same as E), unlike A, B"), "{message}");

@@ -128,7 +128,7 @@ fn without_a_quorum_the_client_stops_with_a_clear_message_and_status_2() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "waited {:?}", started.elapsed());
     let fatal = lines.iter().find(|v| v["type"] == "fatal").expect("a fatal line");
     let message = fatal["message"].as_str().unwrap();
-    assert!(message.starts_with("no quorum: 0 of 1 replicas answered, 1 needed"), "{message}");
+    assert!(message.starts_with("no quorum: 0 of 1 replicas answered, 1 alike needed"), "{message}");
     assert!(message.contains("A: down (connection refused)") && message.contains("ask the operator"), "{message}");
 }
 

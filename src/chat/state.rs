@@ -107,6 +107,9 @@ pub struct Applied {
     /// the open-session limit closes the oldest; deleting the account closes them all):
     /// their clients are told on their live streams at once.
     pub closed: Vec<u64>,
+    /// The reply is the one kept from an earlier execution of this request (ordered twice),
+    /// not made by this one.
+    pub cached: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -245,7 +248,7 @@ impl ChatState {
         self.sessions.expire_idle(self.time_ms, SESSION_IDLE_MAX_MS);
         if let Some(reply) = self.cached_reply(&request.user, request.session, request.seq, body) {
             // Ordered twice (a resend raced its original): same answer, applied once.
-            return Applied { reply, deliveries: Vec::new(), closed: Vec::new() };
+            return Applied { reply, deliveries: Vec::new(), closed: Vec::new(), cached: true };
         }
 
         let (mut deliveries, mut closed) = (Vec::new(), Vec::new());
@@ -261,7 +264,7 @@ impl ChatState {
         // The requester's own session gets the reply, not a notice.
         closed.retain(|s| *s != request.session);
         debug_assert_eq!(self.message_count, self.accounts.values().map(|a| a.mailbox.len() as u64).sum::<u64>());
-        Applied { reply, deliveries, closed }
+        Applied { reply, deliveries, closed, cached: false }
     }
 
     /// The session rules: a request runs only in an open session of its account, with a

@@ -85,9 +85,10 @@ impl Session {
                 continue;
             }
             let kept = if late.proven { "; a proof against it is kept (`quintet evidence`)" } else { "" };
+            let f = self.ids.len().saturating_sub(1) / 2;
             eprintln!(
-                "quintet chat: warning: replica {} signed another answer than the result shown at height {} (three replicas agreed on that result: either {} lies, or more than two replicas do){kept}",
-                late.replica, late.height, late.replica
+                "quintet chat: warning: replica {} signed another answer than the result shown at height {} ({} replicas signed that result alike: either {} lies, or more than {f} replicas do){kept}",
+                late.replica, late.height, self.client.quorum(), late.replica
             );
         }
     }
@@ -106,9 +107,14 @@ impl Session {
             let new: Vec<&str> = agreed.proven.iter().filter(|i| self.proven_told.insert(**i)).filter_map(|i| self.ids.get(*i).map(String::as_str)).collect();
             if !new.is_empty() {
                 let file = self.client.evidence_file().map_or_else(String::new, |f| format!(" in {}", f.display()));
+                let (who, they) = match new.as_slice() {
+                    [one] => (format!("replica {one} signed another result"), format!("{one} lies")),
+                    many => (format!("replicas {} signed other results", many.join(" and ")), "they lie".to_owned()),
+                };
                 eprintln!(
-                    "quintet chat: warning: replica {} signed another result than the three matching ones shown: with at most two faulty replicas it lies; proofs are kept{file} (`quintet evidence` checks them)",
-                    new.join(", ")
+                    "quintet chat: warning: {who} than the one shown (signed alike by at least {} replicas): with at most {} faulty replicas, {they}; proofs are kept{file} (`quintet evidence` checks them)",
+                    self.client.quorum(),
+                    self.ids.len().saturating_sub(1) / 2
                 );
             }
             value["proven"] = proven.into();

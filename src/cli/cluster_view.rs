@@ -28,9 +28,8 @@ pub struct ClusterView {
     pub differs: BTreeSet<String>,
     /// Replicas `up` started moments ago: not answering yet is "starting", not "down".
     pub starting: BTreeSet<String>,
-    /// Checked proofs against each replica ("2 proofs (wrong results)"), from
-    /// `quintet evidence`'s gathering.
-    pub proofs: BTreeMap<String, String>,
+    /// Checked proofs against each replica, by kind, from `quintet evidence`'s gathering.
+    pub proofs: BTreeMap<String, BTreeMap<crate::evidence::Kind, usize>>,
 }
 
 /// The `quorum`-th highest of `values`.
@@ -126,7 +125,7 @@ impl ClusterView {
                     line.push_str(", its state DIFFERS from the others' at the same height");
                 }
                 if let Some(proofs) = self.proofs.get(id) {
-                    line.push_str(&format!(", {proofs} against it"));
+                    line.push_str(&format!(", {} against it", super::evidence::proofs_text(proofs)));
                 }
                 line
             }
@@ -199,7 +198,7 @@ impl ClusterView {
         for (id, address, status) in &self.rows {
             match status {
                 Err(e) => {
-                    let proofs = self.proofs.get(id).map_or_else(String::new, |p| format!("; {p} against it"));
+                    let proofs = self.proofs.get(id).map_or_else(String::new, |p| format!("; {} against it", super::evidence::proofs_text(p)));
                     rows.push(vec![id.clone(), address.clone(), format!("{}{proofs}", crate::client::shown(&e.to_string()))])
                 }
                 Ok(s) => {
@@ -225,7 +224,7 @@ impl ClusterView {
                         seconds(s.uptime_ms),
                         accounts,
                         messages,
-                        self.proofs.get(id).cloned().unwrap_or_else(|| "-".into()),
+                        self.proofs.get(id).map_or_else(|| "-".into(), super::evidence::proofs_text),
                     ]);
                 }
             }
@@ -244,6 +243,12 @@ impl ClusterView {
         }
         lines.push(self.summary());
         lines
+    }
+
+    /// Checked proofs against replica `id` by kind ({} when none).
+    fn proofs_json(&self, id: &str) -> Value {
+        let kinds = self.proofs.get(id).cloned().unwrap_or_default();
+        Value::Object(kinds.into_iter().map(|(k, n)| (k.label().to_owned(), n.into())).collect())
     }
 
     /// `status --json`: a row per replica and what a quorum reports.
@@ -275,7 +280,7 @@ impl ClusterView {
                     "last_commit_age_ms": (s.height > 0).then_some(s.last_commit_age_ms),
                     "uptime_ms": s.uptime_ms,
                     "byzantine": s.byzantine.iter().map(|m| crate::client::shown(m)).collect::<Vec<_>>(),
-                    "proofs": self.proofs.get(id),
+                    "proofs": self.proofs_json(id),
                 }),
                 Err(e) => json!({
                     "replica": id,
@@ -283,7 +288,7 @@ impl ClusterView {
                     "up": false,
                     "wrong_identity": matches!(e, StatusError::WrongIdentity(_)),
                     "error": e.to_string(),
-                    "proofs": self.proofs.get(id),
+                    "proofs": self.proofs_json(id),
                 }),
             })
             .collect();

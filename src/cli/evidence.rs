@@ -64,6 +64,17 @@ impl Gathered {
         }
     }
 
+    /// A store's proofs (checked again), and the entries it refused when it was opened.
+    fn add_store(&mut self, keys: &Keys, holder: &str, store: &evidence::Store) {
+        if let (count @ 1.., why) = &store.rejected {
+            let entry = self.invalid.entry(holder.to_owned()).or_insert((0, why.clone().unwrap_or_default()));
+            entry.0 += count;
+        }
+        for proof in store.proofs() {
+            self.add(keys, holder, proof);
+        }
+    }
+
     pub fn table(&self) -> Vec<String> {
         let mut lines = Vec::new();
         let mut by: BTreeMap<(String, Kind), (usize, BTreeSet<String>)> = BTreeMap::new();
@@ -85,13 +96,14 @@ impl Gathered {
             }
         }
         for (holder, (count, why)) in &self.invalid {
-            lines.push(format!("{holder}: {count} entries are not proofs (the first: {why})"));
+            let entries = if *count == 1 { "1 entry is not a proof".to_owned() } else { format!("{count} entries are not proofs") };
+            lines.push(format!("{holder}: {entries} (the first: {why}); not counted"));
         }
         for (reporter, peer, count) in &self.unverifiable {
             lines.push(format!("{reporter} says {count} messages from {peer} did not verify (a claim, not a proof: anyone can send such bytes)"));
         }
         for (id, why) in &self.silent {
-            lines.push(format!("{id}: not asked ({why})"));
+            lines.push(format!("{id}: no answer ({why})"));
         }
         lines.push(self.summary());
         lines
@@ -150,6 +162,16 @@ pub async fn gather(config: &ClusterConfig, config_path: &Path, client: &crate::
         }
     }
     let folder = config_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // A replica that did not answer may have left its proofs in its folder (the default
+    // place beside cluster.toml, on the operator's host): read them there.
+    let silent: Vec<String> = g.silent.iter().map(|(id, _)| id.clone()).collect();
+    for id in silent {
+        let file = folder.join(&id).join("evidence.pb");
+        if file.exists() {
+            let (store, _) = evidence::Store::open(&file, &keys);
+            g.add_store(&keys, &format!("replica {id}'s folder"), &store);
+        }
+    }
     let mut files: Vec<_> = std::fs::read_dir(folder)
         .map(|entries| {
             entries
@@ -162,25 +184,20 @@ pub async fn gather(config: &ClusterConfig, config_path: &Path, client: &crate::
     files.sort();
     for file in files {
         let holder = format!("client file {}", file.file_name().and_then(|n| n.to_str()).unwrap_or_default());
-        let (store, warning) = evidence::Store::open(&file, &keys);
-        if let Some(warning) = warning {
-            g.invalid.entry(holder.clone()).or_insert((0, warning)).0 += 1;
-        }
-        for proof in store.proofs() {
-            g.add(&keys, &holder, proof);
-        }
+        let (store, _) = evidence::Store::open(&file, &keys);
+        g.add_store(&keys, &holder, &store);
     }
     g
 }
 
-/// Per replica id, "N proofs (kinds)" for `status` and `up`.
-pub fn per_replica(g: &Gathered) -> BTreeMap<String, String> {
+/// Per replica id, its checked proofs by kind, for `status` and `up`.
+pub fn per_replica(g: &Gathered) -> BTreeMap<String, BTreeMap<Kind, usize>> {
     g.counts()
-        .into_iter()
-        .map(|(id, kinds)| {
-            let total: usize = kinds.values().sum();
-            let labels: Vec<&str> = kinds.keys().map(|k| k.label()).collect();
-            (id, format!("{total} proof{} ({})", if total == 1 { "" } else { "s" }, labels.join(", ")))
-        })
-        .collect()
+}
+
+/// "N proofs (kinds)".
+pub fn proofs_text(kinds: &BTreeMap<Kind, usize>) -> String {
+    let total: usize = kinds.values().sum();
+    let labels: Vec<&str> = kinds.keys().map(|k| k.label()).collect();
+    format!("{total} proof{} ({})", if total == 1 { "" } else { "s" }, labels.join(", "))
 }

@@ -85,9 +85,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Gather the proofs of misbehaviour the replicas and this host's clients kept, check
-    /// each against cluster.toml's keys, and show whom they accuse. Exits 0 when none was
-    /// found, 1 when checked proofs were found, 2 when fewer than a quorum answered.
+    /// Gather the proofs of misbehaviour the replicas and this host's clients kept (asking
+    /// each replica, and reading the replicas' folders and the clients' files beside
+    /// cluster.toml), check each against cluster.toml's keys, and show whom they accuse.
+    /// Exits 0 when none was found, 1 when checked proofs were found, 2 when fewer than a
+    /// quorum answered (and none was found), 3 when cluster.toml cannot be read.
     Evidence {
         /// The cluster's cluster.toml (the clients' proofs files are beside it)
         #[arg(long, default_value = "quintet-data/cluster.toml")]
@@ -166,7 +168,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
         Command::Evidence { config, json } => {
             let config_path = config;
-            let config = ClusterConfig::load(&config_path)?;
+            // Exit 1 says "proofs found": a config that cannot be read says 3.
+            let config = match ClusterConfig::load(&config_path) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("quintet: {e}");
+                    return Ok(Exit::Failed(3));
+                }
+            };
             let client = crate::client::QuorumClient::new(&config)?;
             let gathered = evidence::gather(&config, &config_path, &client).await;
             if json {

@@ -59,6 +59,9 @@ fn check_byzantine(given: &[(String, crate::byzantine::Modes)], ids: Option<&[St
 
 fn parse_byzantine(text: &str) -> Result<(String, crate::byzantine::Modes), String> {
     let (id, modes) = text.split_once('=').ok_or_else(|| format!("{text:?} is not ID=MODES (for example D=lie,forge)"))?;
+    if id.trim().is_empty() {
+        return Err(format!("{text:?} names no replica: ID=MODES (for example D=lie,forge)"));
+    }
     Ok((id.trim().to_string(), crate::byzantine::Modes::parse(modes)?))
 }
 

@@ -46,13 +46,15 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// After a quorum, how long the other replicas' replies are still awaited, only to show
 /// which replicas agreed (they execute the same block at about the same moment).
 const AGREEMENT_GRACE: Duration = Duration::from_millis(25);
+/// Late contradictions kept until the session says them (`take_late`).
+const LATE_MAX: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// One wording, everywhere: how many answered, how many were needed, what each replica
     /// did, and what to do.
     #[error(
-        "no quorum: {answered} of {total} replicas answered, {needed} needed (waited {:.1} s): {report}; \
+        "no quorum: {answered} of {total} replicas answered, {needed} alike needed (waited {:.1} s): {report}; \
          nothing was confirmed, but a request that reached a replica may still be applied once enough are back: \
          check with history or read before sending it again, or ask the operator to check the replicas (quintet status)",
         *.waited_ms as f64 / 1000.0
@@ -307,6 +309,9 @@ impl QuorumClient {
                         return;
                     }
                     tokio::time::sleep(pause).await;
+                    if decided.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
                     if refused {
                         pause = (pause * 2).min(REFUSED_PAUSE_MAX);
                     }
@@ -430,8 +435,14 @@ impl QuorumClient {
                 if said == vote {
                     continue;
                 }
-                let proven = keep_proofs(&keys, file.as_deref(), &tally, &agreed).contains(&index);
-                late.lock().unwrap_or_else(|e| e.into_inner()).push(Late { replica: id.clone(), height: agreed.height, proven });
+                // Only an answer of the execution itself, for the same slot, says the replica
+                // lied (one from what it kept may say less): that is a proof.
+                if keep_proofs(&keys, file.as_deref(), &tally, &agreed).contains(&index) {
+                    let mut late = late.lock().unwrap_or_else(|e| e.into_inner());
+                    if late.len() < LATE_MAX {
+                        late.push(Late { replica: id.clone(), height: agreed.height, proven: true });
+                    }
+                }
             }
         });
     }

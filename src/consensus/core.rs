@@ -344,10 +344,10 @@ impl Core {
         *self.unverifiable.entry(from).or_insert(0) += 1;
     }
 
-    /// Whether a proof of view `view`'s equivocation would tell this replica anything:
-    /// S5 has not stopped the current view for it, or no proof of it was reported yet.
+    /// Whether a pair of view `view`'s proposals must be looked at: one of the current view
+    /// (S5 acts on each, as it always did), or a proof of that view not reported yet.
     pub(super) fn equivocation_news(&self, view: View) -> bool {
-        (view == self.view && self.equivocation != Some(view)) || !self.proven_views.contains(&view)
+        view == self.view || !self.proven_views.contains(&view)
     }
 
     /// Messages per link whose signatures did not verify, since this start.

@@ -16,6 +16,9 @@ const ANCESTOR_WALK: usize = 64;
 /// Pooled votes kept per signer (`room_for_vote`).
 pub(super) const VOTES_PER_SIGNER: usize = 1_024;
 
+
+/// Double votes this replica reports per voter (above the committed height).
+const PROVEN_VOTES_PER_VOTER: usize = 4;
 impl Core {
     /// S2: validate, detect equivocation, forward on first receipt, learn the parent QC,
     /// then vote if the voting rule allows.
@@ -233,7 +236,10 @@ impl Core {
     /// `VOTES_PER_SIGNER` a signer), so finding one costs no more than pooling.
     fn double_votes(&mut self, vote: &Vote) {
         let key = (vote.voter, vote.view, vote.height);
-        if self.proven_votes.contains(&key) {
+        // One proof per (voter, view, height), and a few per voter are plenty: past that a
+        // Byzantine voter's pairs cost nothing (no checks, no memory).
+        let of_voter = self.proven_votes.range((vote.voter, 0, 0)..=(vote.voter, View::MAX, Height::MAX)).count();
+        if self.proven_votes.contains(&key) || of_voter >= PROVEN_VOTES_PER_VOTER {
             return;
         }
         let Some(mine) = self.votes_by_signer.get(&vote.voter) else { return };

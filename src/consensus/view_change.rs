@@ -249,7 +249,7 @@ impl Core {
         if !self.proven_views.contains(&view) {
             self.report(a.clone(), b.clone());
         }
-        if view != self.view || self.equivocation == Some(view) {
+        if view != self.view {
             return;
         }
         self.equivocation = Some(self.view);

@@ -198,7 +198,7 @@ pub fn describe(proof: &pb::Proof) -> String {
     match &proof.kind {
         Some(pb::proof::Kind::Equivocation(e)) => {
             let ((view, a), (_, b)) = (block(&e.first), block(&e.second));
-            format!("view {view}: blocks at heights {a} and {b}")
+            if a == b { format!("view {view}: two blocks at height {a}") } else { format!("view {view}: blocks at heights {a} and {b}") }
         }
         Some(pb::proof::Kind::DoubleVote(v)) => {
             let (view, height) = v.first.as_ref().map_or((0, 0), |v| (v.view, v.height));
@@ -241,6 +241,9 @@ pub fn identity(proof: &pb::Proof) -> [u8; 32] {
 /// replica's `evidence.pb`, a client's `evidence-USER.pb`), rewritten whole on each new one.
 #[derive(Default)]
 pub struct Store {
+    /// Entries of the file that did not check as proofs when it was opened (they are not
+    /// counted; the file is left as it is until a new proof is kept), with the first reason.
+    pub rejected: (usize, Option<String>),
     path: Option<PathBuf>,
     proofs: Vec<(Accusation, pb::Proof)>,
     identities: BTreeSet<[u8; 32]>,
@@ -264,16 +267,19 @@ impl Store {
             Ok(file) => file,
             Err(e) => return (store, Some(format!("{} does not decode ({e}); starting with no proofs", path.display()))),
         };
-        let mut dropped = 0;
+        let total = file.proofs.len();
         for proof in file.proofs {
             match check(&proof, keys) {
                 Ok(accusation) => {
                     store.admit(proof, accusation);
                 }
-                Err(_) => dropped += 1,
+                Err(why) => {
+                    store.rejected.0 += 1;
+                    store.rejected.1.get_or_insert(why);
+                }
             }
         }
-        let warning = (dropped > 0).then(|| format!("{}: {dropped} entries no longer check as proofs; dropped", path.display()));
+        let warning = (store.rejected.0 > 0).then(|| format!("{}: {} of its {total} entries are not proofs here (not counted)", path.display(), store.rejected.0));
         (store, warning)
     }
 

@@ -108,6 +108,9 @@ impl Byzantine {
     /// pair as an equivocation and vote for neither after it).
     pub fn from_peer(&mut self, from: ReplicaId, message: &Message) -> Vec<(Option<ReplicaId>, Outgoing)> {
         let mut out = Vec::new();
+        if self.has(Mode::Mute) {
+            return out;
+        }
         if let Message::Propose(p) = message
             && Some(from) == self.partner
             && p.block.proposer == from
@@ -119,6 +122,11 @@ impl Byzantine {
 
     pub fn has(&self, mode: Mode) -> bool {
         self.modes.has(mode)
+    }
+
+    /// The `fork` partner's index, if any.
+    pub fn partner(&self) -> Option<ReplicaId> {
+        self.partner
     }
 
     /// Rewrites one batch of peer messages (`None`: to every peer).

@@ -365,7 +365,10 @@ impl Driver {
     /// Keeps a proof the core came upon (checked there), and says so.
     fn found(&mut self, e: crate::consensus::Evidence) {
         let accusation = crate::evidence::Accusation { replica: e.accused() as usize, kind: crate::evidence::Kind::of_evidence(&e) };
-        if !self.evidence.has_room(accusation) {
+        // Nobody keeps a proof against itself; a `fork` colluder none against its partner.
+        let me = self.ids.iter().position(|id| *id == self.id);
+        let partner = self.byzantine.as_ref().and_then(|b| b.partner()).map(|p| p as usize);
+        if Some(accusation.replica) == me || Some(accusation.replica) == partner || !self.evidence.has_room(accusation) {
             return;
         }
         match self.evidence.keep(crate::wire::peer::evidence_out(&e), accusation) {

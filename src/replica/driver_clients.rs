@@ -41,7 +41,7 @@ impl Driver {
             }
             if let Some((body_digest, _, waiters)) = self.waiting.remove(&e.digest) {
                 // The answer of the execution itself (`executed`): what evidence compares.
-                let body = pb::ReplyBody { executed: true, ordered: e.digest.to_vec(), ..self.reply_body(&body_digest, e.height, e.outcome.clone()) };
+                let body = pb::ReplyBody { executed: e.fresh, ordered: e.digest.to_vec(), ..self.reply_body(&body_digest, e.height, e.outcome.clone()) };
                 for reply in waiters {
                     out.replies.push((reply, body.clone()));
                 }
