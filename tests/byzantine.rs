@@ -30,6 +30,8 @@ struct Seen {
     proven: Vec<(String, String)>,
     /// What each proof shows (`quintet evidence --json`'s "detail").
     details: Vec<String>,
+    /// (reported by, peer, count): messages on a link that did not verify.
+    unverifiable: Vec<(String, String, u64)>,
 }
 
 fn run(name: &str, byzantine: &[(usize, &str)]) -> Seen {
@@ -103,11 +105,12 @@ fn run_with(name: &str, byzantine: &[(usize, &str)], client_env: &[(&str, &str)]
     let height = honest_converged(&cluster, &honest, name);
     let mut details = Vec::new();
     let proven = common::evidence_with_details(cluster.config(), &mut details).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let unverifiable = common::unverifiable(cluster.config());
     for (accused, kind) in &proven {
         let i = IDS.iter().position(|id| id == accused).expect("a replica of the cluster");
         assert!(byzantine.iter().any(|(b, _)| *b == i), "{name}: honest replica {accused} accused of {kind}: {proven:?}");
     }
-    Seen { acknowledged: TO_BOB + TO_ALICE, first_requests, slowest_send, height, proven, details }
+    Seen { acknowledged: TO_BOB + TO_ALICE, first_requests, slowest_send, height, proven, details, unverifiable }
 }
 
 /// Waits until the honest replicas report one committed (height, block) and returns the
@@ -159,7 +162,12 @@ fn lie_alone() {
 
 #[test]
 fn forge_alone() {
-    check("forge", &[(0, "forge")]);
+    // Forged signatures are no proof (anyone can make them): nothing accuses A, but the
+    // honest replicas count what did not verify on A's link.
+    let seen = check("forge", &[(0, "forge")]);
+    assert!(seen.proven.is_empty(), "{:?}", seen.proven);
+    let claims: Vec<String> = seen.unverifiable.iter().filter(|(_, peer, n)| peer == "A" && *n > 0).map(|(by, _, _)| by.clone()).collect();
+    assert!(claims.len() >= 3, "the honest replicas say A's messages did not verify: {:?}", seen.unverifiable);
 }
 
 #[test]

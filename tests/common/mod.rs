@@ -358,3 +358,15 @@ pub fn evidence_with_details(config: &std::path::Path, details: &mut Vec<String>
     }
     Ok(proven)
 }
+
+/// `quintet evidence --json`'s per-link claims: (reported by, peer, count).
+pub fn unverifiable(config: &std::path::Path) -> Vec<(String, String, u64)> {
+    let out = std::process::Command::new(bin()).args(["evidence", "--json", "--config"]).arg(config).output().expect("quintet evidence runs");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    json["unverifiable"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| (c["reported_by"].as_str().unwrap_or("").to_owned(), c["peer"].as_str().unwrap_or("").to_owned(), c["count"].as_u64().unwrap_or(0)))
+        .collect()
+}
