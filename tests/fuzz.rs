@@ -203,7 +203,7 @@ fn every_outside_decoder_survives_mutated_and_random_bytes_within_a_linear_alloc
     // reach the decoder).
     let replica = SigningKey::from_bytes(&[4; 32]);
     let key = replica.verifying_key();
-    let reply = pb::ReplyBody { replica: "A".into(), request_digest: vec![0; 32], height: 9, outcome: Some(wire::failure("x", "y")) };
+    let reply = pb::ReplyBody { replica: "A".into(), request_digest: vec![0; 32], height: 9, outcome: Some(wire::failure("x", "y")), ..Default::default() };
     fuzz("reply", &[reply.encode_to_vec()], &mut rng, iters, &mut |b| {
         let signed = pb::SignedReply { body: b.to_vec(), signature: crypto::sign(&replica, TAG_REPLY, b) };
         let _ = Tally::new(3, [0; 32]).add(0, "A", &key, &signed);
