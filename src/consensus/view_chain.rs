@@ -182,9 +182,36 @@ impl Core {
         match proof {
             Some((a, b)) => self.on_equivocation(now, a, b),
             None => {
+                self.report_chain_equivocation(hash);
                 self.equivocation = Some(view);
                 self.blame(now, BlameReason::Timeout);
             }
+        }
+    }
+
+    /// Evidence only: the view's tip and `hash` conflict, but no two proposals show it by
+    /// themselves; the view's blocks between them (from the higher one down to the lower
+    /// one's height) make the proof (`Checker::chain_equivocation`).
+    fn report_chain_equivocation(&mut self, hash: Hash) {
+        let view = self.view;
+        let reference = self.view_reference();
+        if self.proven_views.contains(&view) || reference == hash {
+            return;
+        }
+        let proposal = |h: &Hash| self.seen.values().find(|p| p.block.view == view && p.block.hash == *h).cloned();
+        let (Some(x), Some(y)) = (proposal(&hash), proposal(&reference)) else { return };
+        let (low, high) = if x.block.height <= y.block.height { (x, y) } else { (y, x) };
+        let mut between = Vec::new();
+        let mut parent = high.block.parent;
+        while let Some(b) = self.blocks.get(&parent) {
+            if b.view != view || b.height <= low.block.height || between.len() >= super::evidence::BETWEEN_MAX {
+                break;
+            }
+            between.push(b.clone());
+            parent = b.parent;
+        }
+        if self.checker().chain_equivocation(&low, &high, &between).is_ok() {
+            self.report_proof(super::Evidence::ChainEquivocation(Box::new((low, high, between))));
         }
     }
 }

@@ -259,11 +259,21 @@ impl Core {
 
     /// Evidence: a pair already checked as an equivocation, reported once per view.
     fn report(&mut self, a: Proposal, b: Proposal) {
-        self.proven_views.insert(a.block.view);
+        self.report_proof(super::Evidence::Equivocation(Box::new((a, b))));
+    }
+
+    /// Evidence: a checked proof of a view's equivocation, reported once per view.
+    pub(super) fn report_proof(&mut self, proof: super::Evidence) {
+        let view = match &proof {
+            super::Evidence::Equivocation(pair) => pair.0.block.view,
+            super::Evidence::ChainEquivocation(p) => p.0.block.view,
+            super::Evidence::DoubleVote(pair) => pair.0.view,
+        };
+        self.proven_views.insert(view);
         while self.proven_views.len() > PROVEN_VIEWS_MAX {
             self.proven_views.pop_first();
         }
-        self.out.push(Action::Evidence(super::Evidence::Equivocation(Box::new((a, b)))));
+        self.out.push(Action::Evidence(proof));
     }
 
     /// Evidence only (no blame, nothing stops): reports the pair if it proves an

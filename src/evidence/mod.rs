@@ -52,7 +52,7 @@ impl Kind {
 
     pub fn of_evidence(e: &consensus::Evidence) -> Kind {
         match e {
-            consensus::Evidence::Equivocation(_) => Kind::Equivocation,
+            consensus::Evidence::Equivocation(_) | consensus::Evidence::ChainEquivocation(_) => Kind::Equivocation,
             consensus::Evidence::DoubleVote(_) => Kind::DoubleVote,
         }
     }
@@ -198,7 +198,8 @@ pub fn describe(proof: &pb::Proof) -> String {
     match &proof.kind {
         Some(pb::proof::Kind::Equivocation(e)) => {
             let ((view, a), (_, b)) = (block(&e.first), block(&e.second));
-            if a == b { format!("view {view}: two blocks at height {a}") } else { format!("view {view}: blocks at heights {a} and {b}") }
+            let through = if e.between.is_empty() { String::new() } else { format!(" (through {} blocks between)", e.between.len()) };
+            if a == b { format!("view {view}: two blocks at height {a}{through}") } else { format!("view {view}: blocks at heights {a} and {b}{through}") }
         }
         Some(pb::proof::Kind::DoubleVote(v)) => {
             let (view, height) = v.first.as_ref().map_or((0, 0), |v| (v.view, v.height));
@@ -215,7 +216,12 @@ pub fn describe(proof: &pb::Proof) -> String {
 /// One proof's identity: the same conflict told in either order is one proof.
 pub fn identity(proof: &pb::Proof) -> [u8; 32] {
     let mut parts: Vec<Vec<u8>> = match &proof.kind {
-        Some(pb::proof::Kind::Equivocation(e)) => vec![encoded(&e.first), encoded(&e.second)],
+        Some(pb::proof::Kind::Equivocation(e)) => {
+            let mut parts = vec![encoded(&e.first), encoded(&e.second)];
+            parts.sort();
+            parts.extend(e.between.iter().map(|b| b.encode_to_vec()));
+            return digest_of(parts);
+        }
         Some(pb::proof::Kind::DoubleVote(v)) => vec![encoded(&v.first), encoded(&v.second)],
         Some(pb::proof::Kind::WrongResult(w)) => {
             let mut others: Vec<Vec<u8>> = w.others.iter().map(|o| o.encode_to_vec()).collect();
@@ -229,6 +235,10 @@ pub fn identity(proof: &pb::Proof) -> [u8; 32] {
     if !matches!(proof.kind, Some(pb::proof::Kind::WrongResult(_))) {
         parts.sort();
     }
+    digest_of(parts)
+}
+
+fn digest_of(parts: Vec<Vec<u8>>) -> [u8; 32] {
     let mut all = Vec::new();
     for p in parts {
         all.extend((p.len() as u64).to_le_bytes());

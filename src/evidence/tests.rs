@@ -238,3 +238,52 @@ fn only_answers_of_the_execution_itself_make_a_wrong_result_proof() {
     let many: Vec<_> = (0..6).map(|i| reply(i % 3, REQUEST, 9, 4)).collect();
     assert!(check(&wrong_result(reply(3, REQUEST, 9, 1_004), many), &keys).unwrap_err().contains("fewer"));
 }
+
+/// Replicas `voters`' QC for `block`.
+fn qc_for(block: &Block, voters: &[usize]) -> QuorumCert {
+    let votes = voters.iter().map(|v| (*v as u8, peer(*v).sign(&signed::vote(block.view, block.height, &block.hash)))).collect();
+    QuorumCert { view: block.view, height: block.height, hash: block.hash, votes }
+}
+
+/// Leader 0's view-0 block over `parent` (its QC from `voters`), at `time_ms`.
+fn child(parent: &Block, time_ms: u64) -> Block {
+    let parent_qc = qc_for(parent, &[0, 1, 2]);
+    let mut block = Block { view: 0, height: parent.height + 1, parent: parent.hash, parent_qc, proposer: 0, time_ms, requests: vec![], hash: [0; 32] };
+    block.hash = block.compute_hash();
+    block
+}
+
+fn signed_by_leader(block: Block) -> Proposal {
+    let signature = peer(0).sign(&signed::proposal(&block.hash, None));
+    Proposal { block, signature, justification: None }
+}
+
+#[test]
+fn a_conflict_deep_in_a_views_chain_is_proven_with_the_blocks_between() {
+    // View 0: A1, then A2 over it; the leader also grew Y2 (another block at height 2, over
+    // A1), Y3 over Y2 and B4 over Y3. A2 and B4 alone show nothing (heights 2 and 4, B4's
+    // parent is Y3); with Y3 between them, B4's chain has a view-0 QC at height 2 for Y2,
+    // not A2: the leader signed two blocks at height 2.
+    let keys = Keys::new(&config());
+    let a1 = proposal(0, 0, 1_000).block;
+    let a2 = child(&a1, 1_001);
+    let y2 = child(&a1, 1_002);
+    let y3 = child(&y2, 1_003);
+    let b4 = child(&y3, 1_004);
+    let (pa2, pb4) = (signed_by_leader(a2.clone()), signed_by_leader(b4));
+    assert!(check(&equivocation(pa2.clone(), pb4.clone()), &keys).is_err(), "the pair alone shows nothing");
+    let chain = |between: Vec<Block>| protocol_proof(consensus::Evidence::ChainEquivocation(Box::new((pa2.clone(), pb4.clone(), between))));
+    assert_eq!(check(&chain(vec![y3.clone()]), &keys), Ok(Accusation { replica: 0, kind: Kind::Equivocation }));
+    assert!(describe(&chain(vec![y3.clone()])).contains("through 1 blocks between"));
+    // Without the block between, or with a block that is not the one B4's QC names.
+    assert!(check(&chain(vec![]), &keys).is_err());
+    assert!(check(&chain(vec![a2.clone()]), &keys).is_err());
+    let mut tampered = y3.clone();
+    tampered.time_ms += 1;
+    assert!(check(&chain(vec![tampered]), &keys).is_err(), "its hash no longer matches");
+    // One honest chain A1, A2, A3, A4: the blocks between show it extends A2.
+    let a3 = child(&a2, 1_005);
+    let a4 = signed_by_leader(child(&a3, 1_006));
+    let honest = protocol_proof(consensus::Evidence::ChainEquivocation(Box::new((pa2, a4, vec![a3]))));
+    assert!(check(&honest, &keys).is_err(), "one chain is no equivocation");
+}

@@ -41,8 +41,10 @@ pub struct Checker {
     /// Planted bug: the reference replay executes unchecked requests, as the replicas do.
     pub unchecked_requests: bool,
     pub violations: Vec<String>,
-    /// Proofs cores found against Byzantine replicas.
+    /// Proofs cores found against Byzantine replicas, and how many of them needed the
+    /// view's blocks between the two proposals.
     pub proofs: u64,
+    pub chain_proofs: u64,
 }
 
 fn short(hash: &Hash) -> String {
@@ -61,6 +63,7 @@ impl Checker {
             unchecked_requests,
             violations: Vec::new(),
             proofs: 0,
+            chain_proofs: 0,
         }
     }
 
@@ -85,6 +88,7 @@ impl Checker {
             self.violations.push(format!("evidence: replica {id} holds a proof ({}) against honest replica {accused}", e.kind()));
         } else {
             self.proofs += 1;
+            self.chain_proofs += u64::from(matches!(e, crate::consensus::Evidence::ChainEquivocation(_)));
         }
     }
 

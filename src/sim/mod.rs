@@ -234,7 +234,7 @@ impl std::fmt::Display for Summary {
             s.dropped, s.duplicated, s.crashes, s.mid_batch_crashes, s.restarts, s.partitions, s.byzantine_actions, s.refused
         )?;
         writeln!(f, "byzantine replicas by behaviour: {:?}", self.behaviours)?;
-        writeln!(f, "evidence: {} proofs found by cores, every one against a Byzantine replica", s.proofs)?;
+        writeln!(f, "evidence: {} proofs found by cores ({} through the blocks between two proposals), every one against a Byzantine replica", s.proofs, s.chain_proofs)?;
         writeln!(f, "work: {} client operations accepted, {} view changes, {} messages, {} events", self.ops, self.view_changes, s.messages, s.events)?;
         writeln!(
             f,

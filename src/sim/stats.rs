@@ -20,8 +20,10 @@ pub struct Stats {
     pub repaired: u64,
     /// Replicas whose diverged state S11 found out, and which stopped (`images.rs`).
     pub diverged_stops: u64,
-    /// Proofs of misbehaviour cores found (every one against a Byzantine replica).
+    /// Proofs of misbehaviour cores found (every one against a Byzantine replica), and
+    /// those of them that carry the view's blocks between two proposals.
     pub proofs: u64,
+    pub chain_proofs: u64,
 }
 
 impl Stats {
@@ -44,6 +46,7 @@ impl Stats {
             repaired,
             diverged_stops,
             proofs,
+            chain_proofs,
         } = other;
         self.events += events;
         self.messages += messages;
@@ -61,5 +64,6 @@ impl Stats {
         self.repaired += repaired;
         self.diverged_stops += diverged_stops;
         self.proofs += proofs;
+        self.chain_proofs += chain_proofs;
     }
 }

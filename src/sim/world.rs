@@ -293,7 +293,7 @@ impl World {
         let view = core.view();
         self.checker.on_conflicts(id, conflicts);
         self.checker.observe(id, &actions, learned);
-        self.stats.proofs = self.checker.proofs;
+        (self.stats.proofs, self.stats.chain_proofs) = (self.checker.proofs, self.checker.chain_proofs);
         self.check_honest_view_blame(id, view, &actions);
         let actions = self.byzantine_outputs(id, actions);
         let commits: Vec<_> = actions.iter().filter_map(|a| if let Action::Commit(b) = a { Some(b.hash) } else { None }).collect();

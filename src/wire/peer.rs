@@ -133,7 +133,7 @@ fn message_out(m: &qop::Message) -> pb::PeerMessage {
             equivocation: match &b.reason {
                 qop::BlameReason::Timeout => None,
                 qop::BlameReason::Equivocation(pair) => {
-                    Some(pb::Equivocation { first: Some(proposal_out(&pair.0)), second: Some(proposal_out(&pair.1)) })
+                    Some(pb::Equivocation { first: Some(proposal_out(&pair.0)), second: Some(proposal_out(&pair.1)), between: Vec::new() })
                 }
             },
         }),
@@ -171,8 +171,13 @@ pub fn evidence_out(e: &qop::Evidence) -> pb::Proof {
     use pb::proof::Kind;
     let kind = match e {
         qop::Evidence::Equivocation(pair) => {
-            Kind::Equivocation(pb::Equivocation { first: Some(proposal_out(&pair.0)), second: Some(proposal_out(&pair.1)) })
+            Kind::Equivocation(pb::Equivocation { first: Some(proposal_out(&pair.0)), second: Some(proposal_out(&pair.1)), between: Vec::new() })
         }
+        qop::Evidence::ChainEquivocation(proof) => Kind::Equivocation(pb::Equivocation {
+            first: Some(proposal_out(&proof.0)),
+            second: Some(proposal_out(&proof.1)),
+            between: proof.2.iter().map(block_out).collect(),
+        }),
         qop::Evidence::DoubleVote(pair) => Kind::DoubleVote(pb::VotePair { first: Some(vote_out(&pair.0)), second: Some(vote_out(&pair.1)) }),
     };
     pb::Proof { kind: Some(kind) }
@@ -183,9 +188,14 @@ pub fn evidence_out(e: &qop::Evidence) -> pb::Proof {
 pub fn evidence_in(p: pb::Proof) -> Result<Option<qop::Evidence>> {
     use pb::proof::Kind;
     Ok(Some(match need("proof kind", p.kind)? {
-        Kind::Equivocation(e) => qop::Evidence::Equivocation(Box::new((
+        Kind::Equivocation(e) if e.between.is_empty() => qop::Evidence::Equivocation(Box::new((
             proposal_in(need("equivocation first", e.first)?)?,
             proposal_in(need("equivocation second", e.second)?)?,
+        ))),
+        Kind::Equivocation(e) => qop::Evidence::ChainEquivocation(Box::new((
+            proposal_in(need("equivocation first", e.first)?)?,
+            proposal_in(need("equivocation second", e.second)?)?,
+            e.between.into_iter().map(block_in).collect::<Result<_>>()?,
         ))),
         Kind::DoubleVote(v) => {
             qop::Evidence::DoubleVote(Box::new((vote_in(need("first vote", v.first)?)?, vote_in(need("second vote", v.second)?)?)))
