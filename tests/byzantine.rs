@@ -272,7 +272,7 @@ fn two_liars_and_a_crashed_replica_give_no_result_and_a_clear_stop() {
     assert!(message.starts_with("no quorum: 4 of 5 replicas answered, 3 alike needed"), "{message}");
     // It names who agreed with whom: the liars' matching answer is flagged against the
     // honest pair's.
-    assert!(message.contains("D: answered (the same as E), unlike A, B"), "{message}");
+    assert!(message.contains("D: answered at height ") && message.contains("(the same as E), unlike A, B"), "{message}");
     assert_ne!(status.code(), Some(0), "a non-zero exit");
 }
 

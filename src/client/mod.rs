@@ -465,7 +465,7 @@ impl QuorumClient {
                 Heard::Failed(e) => format!("{}: unreachable ({e})", r.id),
                 Heard::Rejected(why) => format!("{}: its reply did not count ({why})", r.id),
                 Heard::Refused(why) => format!("{}: refused for now ({why})", r.id),
-                Heard::Voted => format!("{}: answered{}", r.id, self.alike(index, tally)),
+                Heard::Voted => format!("{}: answered {}{}", r.id, tally.said(index).unwrap_or_default(), self.alike(index, tally)),
             })
             .collect();
         parts.join("; ")

@@ -222,6 +222,19 @@ impl Tally {
         (alike.into_iter().map(|(i, _)| *i).collect(), unlike.into_iter().map(|(i, _)| *i).collect())
     }
 
+    /// Replica `index`'s counted answer in a few words: its height and what it says
+    /// ("at height 57: sent", "at height 0: replayed"), for the no-quorum report.
+    pub fn said(&self, index: usize) -> Option<String> {
+        let (height, outcome) = self.votes.get(&index)?;
+        let outcome = pb::Outcome::decode(outcome.as_slice()).ok()?;
+        let what = match &outcome.kind {
+            Some(pb::outcome::Kind::Failure(f)) => super::shown(&format!("{} ({})", f.code, f.message.chars().take(100).collect::<String>())),
+            Some(kind) => format!("{kind:?}").split('(').next().unwrap_or_default().to_lowercase(),
+            None => "nothing".into(),
+        };
+        Some(format!("at height {height}: {what}"))
+    }
+
     /// True when no result can reach the quorum any more with `total` replicas.
     pub fn hopeless(&self, total: usize) -> bool {
         let missing = total - self.votes.len();

@@ -90,6 +90,15 @@ impl Driver {
             return out.replies.push((reply, self.reply_body(&body_digest, *height, outcome.clone())));
         }
         if self.core.committed_recently(&digest) {
+            // Committed by the core earlier in this batch but not executed yet (the batch's
+            // actions run after all its jobs): its execution answers it, as for any waiter.
+            // Answering `replayed` here instead made one honest replica differ from the
+            // others, which two liars turn into no quorum (the Byzantine nemesis).
+            if self.core.committed_height() > self.store.committed_height() {
+                let waiting = self.waiting.entry(digest).or_insert_with(|| (body_digest, Instant::now(), Vec::new()));
+                waiting.2.push(reply);
+                return;
+            }
             let message = "this request was ordered already; its answer is no longer kept here (history and read show what it did)";
             return out.replies.push((reply, self.refusal(&body_digest, "replayed", message.into())));
         }
