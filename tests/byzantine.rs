@@ -102,32 +102,13 @@ fn run_with(name: &str, byzantine: &[(usize, &str)], client_env: &[(&str, &str)]
     assert_eq!(status, Some(0), "{name}: {rest:?}");
     let (status, rest) = alice.finish();
     assert_eq!(status, Some(0), "{name}: {rest:?}");
-    let height = honest_converged(&cluster, &honest, name);
-    let mut details = Vec::new();
-    let proven = common::evidence_with_details(cluster.config(), &mut details).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let unverifiable = common::unverifiable(cluster.config());
+    let height = cluster.honest_converged(&honest, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let common::Evidence { proven, details, unverifiable } = common::evidence(cluster.config()).unwrap_or_else(|e| panic!("{name}: {e}"));
     for (accused, kind) in &proven {
         let i = IDS.iter().position(|id| id == accused).expect("a replica of the cluster");
         assert!(byzantine.iter().any(|(b, _)| *b == i), "{name}: honest replica {accused} accused of {kind}: {proven:?}");
     }
     Seen { acknowledged: TO_BOB + TO_ALICE, first_requests, slowest_send, height, proven, details, unverifiable }
-}
-
-/// Waits until the honest replicas report one committed (height, block) and returns the
-/// height (`digests` also checks equal state digests at equal image heights).
-fn honest_converged(cluster: &Cluster, honest: &[usize], name: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let digests = cluster.digests();
-        let mine: Vec<_> = honest.iter().map(|i| digests[*i].clone()).collect();
-        if let Some(Some(first)) = mine.first()
-            && mine.iter().all(|d| d.as_ref() == Some(first))
-        {
-            return first.0;
-        }
-        assert!(Instant::now() < deadline, "{name}: the honest replicas did not converge: {digests:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn check(name: &str, byzantine: &[(usize, &str)]) -> Seen {
@@ -293,7 +274,7 @@ fn three_liars_are_believed_and_the_honest_answers_against_them_are_flagged() {
     assert_ne!(status, Some(0));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let proven = common::evidence(cluster.config()).expect("evidence");
+        let proven = common::evidence(cluster.config()).expect("evidence").proven;
         let accused: Vec<&str> = proven.iter().map(|(who, _)| who.as_str()).collect();
         if accused == ["A", "B"] {
             break;

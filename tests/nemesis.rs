@@ -311,11 +311,11 @@ fn nemesis_with(seed: u64, secs: u64, env: &[(&str, &str)], byzantine: &[(usize,
                 bad.push(format!("the five did not converge: {:?}", cluster.digests()));
             }
         } else {
-            bad.extend(honest_converged(&cluster, &honest));
+            bad.extend(cluster.honest_converged(&honest, Duration::from_secs(60)).err());
             // Proofs, if any, accuse only the Byzantine replicas.
             match common::evidence(cluster.config()) {
                 Err(e) => bad.push(e),
-                Ok(proven) => {
+                Ok(common::Evidence { proven, .. }) => {
                     proofs = proven.iter().map(|(who, kind)| format!("{who}: {kind}")).collect::<Vec<_>>().join(", ");
                     let framed = proven.iter().filter(|(who, _)| honest.iter().any(|i| IDS[*i] == who.as_str()));
                     bad.extend(framed.map(|(who, kind)| format!("honest replica {who} accused of {kind}")));
@@ -339,24 +339,6 @@ fn nemesis_with(seed: u64, secs: u64, env: &[(&str, &str)], byzantine: &[(usize,
         }
     }
     (bad, summary)
-}
-
-/// Waits (60 s at most) until the honest replicas report one committed (height, block).
-fn honest_converged(cluster: &Cluster, honest: &[usize]) -> Option<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let digests = cluster.digests();
-        let mine: Vec<_> = honest.iter().map(|i| digests[*i].clone()).collect();
-        if let Some(Some(first)) = mine.first()
-            && mine.iter().all(|d| d.as_ref() == Some(first))
-        {
-            return None;
-        }
-        if Instant::now() >= deadline {
-            return Some(format!("the honest replicas did not converge: {digests:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn seed_and_secs(default_secs: u64) -> (u64, u64) {

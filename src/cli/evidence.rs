@@ -51,12 +51,12 @@ impl Gathered {
         }
     }
 
-    fn add(&mut self, keys: &Keys, holder: &str, proof: &crate::pb::Proof) {
-        match evidence::check(proof, keys) {
-            Ok(accusation) => {
-                let entry = self.proofs.entry(evidence::identity(proof)).or_insert_with(|| (accusation, BTreeSet::new(), evidence::describe(proof)));
-                entry.1.insert(holder.to_owned());
-            }
+    /// A proof a replica answered with: checked here (`checks` remembers the verdicts,
+    /// so `up`, which gathers every round, checks each proof once).
+    fn add(&mut self, keys: &Keys, checks: &mut Checks, holder: &str, proof: &crate::pb::Proof) {
+        let identity = evidence::identity(proof);
+        match checks.0.entry(identity).or_insert_with(|| evidence::check(proof, keys)).clone() {
+            Ok(accusation) => self.add_checked(identity, accusation, holder, proof),
             Err(why) => {
                 let entry = self.invalid.entry(holder.to_owned()).or_insert((0, why));
                 entry.0 += 1;
@@ -64,14 +64,19 @@ impl Gathered {
         }
     }
 
-    /// A store's proofs (checked again), and the entries it refused when it was opened.
-    fn add_store(&mut self, keys: &Keys, holder: &str, store: &evidence::Store) {
+    fn add_checked(&mut self, identity: [u8; 32], accusation: Accusation, holder: &str, proof: &crate::pb::Proof) {
+        let entry = self.proofs.entry(identity).or_insert_with(|| (accusation, BTreeSet::new(), evidence::describe(proof)));
+        entry.1.insert(holder.to_owned());
+    }
+
+    /// A store's proofs (checked when it was opened), and the entries it refused then.
+    fn add_store(&mut self, holder: &str, store: &evidence::Store) {
         if let (count @ 1.., why) = &store.rejected {
             let entry = self.invalid.entry(holder.to_owned()).or_insert((0, why.clone().unwrap_or_default()));
             entry.0 += count;
         }
-        for proof in store.proofs() {
-            self.add(keys, holder, proof);
+        for (accusation, proof) in store.accusations() {
+            self.add_checked(evidence::identity(proof), *accusation, holder, proof);
         }
     }
 
@@ -142,8 +147,19 @@ impl Gathered {
     }
 }
 
+/// Verdicts on proofs already checked, by identity (bounded: a replica answers at most a
+/// store's worth, `crate::evidence::FILE_BYTES_MAX`, each round).
+#[derive(Default)]
+pub struct Checks(BTreeMap<[u8; 32], Result<Accusation, String>>);
+
+/// Checks remembered at most; past that they are forgotten and made again.
+const CHECKS_MAX: usize = 4096;
+
 /// Asks every replica and reads every client's file beside `config_path`.
-pub async fn gather(config: &ClusterConfig, config_path: &Path, client: &crate::client::QuorumClient) -> Gathered {
+pub async fn gather(config: &ClusterConfig, config_path: &Path, client: &crate::client::QuorumClient, checks: &mut Checks) -> Gathered {
+    if checks.0.len() > CHECKS_MAX {
+        checks.0.clear();
+    }
     let keys = Keys::new(config);
     let mut g = Gathered { ids: config.replicas.iter().map(|r| r.id.clone()).collect(), quorum: config.quorum(), ..Gathered::default() };
     for (id, reply) in client.evidence().await {
@@ -152,7 +168,7 @@ pub async fn gather(config: &ClusterConfig, config_path: &Path, client: &crate::
                 g.answered += 1;
                 let holder = format!("replica {id}");
                 for proof in &reply.proofs {
-                    g.add(&keys, &holder, proof);
+                    g.add(&keys, checks, &holder, proof);
                 }
                 for link in reply.unverifiable {
                     g.unverifiable.push((id.clone(), crate::client::shown(&link.peer), link.count));
@@ -169,7 +185,7 @@ pub async fn gather(config: &ClusterConfig, config_path: &Path, client: &crate::
         let file = folder.join(&id).join("evidence.pb");
         if file.exists() {
             let (store, _) = evidence::Store::open(&file, &keys);
-            g.add_store(&keys, &format!("replica {id}'s folder"), &store);
+            g.add_store(&format!("replica {id}'s folder"), &store);
         }
     }
     let mut files: Vec<_> = std::fs::read_dir(folder)
@@ -185,7 +201,7 @@ pub async fn gather(config: &ClusterConfig, config_path: &Path, client: &crate::
     for file in files {
         let holder = format!("client file {}", file.file_name().and_then(|n| n.to_str()).unwrap_or_default());
         let (store, _) = evidence::Store::open(&file, &keys);
-        g.add_store(&keys, &holder, &store);
+        g.add_store(&holder, &store);
     }
     g
 }

@@ -154,7 +154,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let mut client = crate::client::QuorumClient::new(&config)?;
             // Beside a replica key (an operator's host), the counters are shown too.
             client.operator = config.operator_key(&config_path);
-            let (statuses, gathered) = tokio::join!(client.status(), evidence::gather(&config, &config_path, &client));
+            let mut checks = evidence::Checks::default();
+            let (statuses, gathered) = tokio::join!(client.status(), evidence::gather(&config, &config_path, &client, &mut checks));
             let mut view = cluster_view::ClusterView::new(cluster_view::rows(&config, statuses), config.quorum());
             view.proofs = evidence::per_replica(&gathered);
             if json {
@@ -177,7 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 }
             };
             let client = crate::client::QuorumClient::new(&config)?;
-            let gathered = evidence::gather(&config, &config_path, &client).await;
+            let gathered = evidence::gather(&config, &config_path, &client, &mut Default::default()).await;
             if json {
                 println!("{}", gathered.json());
             } else {

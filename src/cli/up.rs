@@ -216,6 +216,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     // line, at most every `PROGRESS_EVERY`.
     let mut shown: Option<ClusterView> = None;
     let mut progress: (Option<String>, Option<tokio::time::Instant>) = (None, None);
+    // Proofs checked in earlier rounds are not checked again.
+    let mut checks = super::evidence::Checks::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // One listener for the whole run: a Ctrl-C that lands while the status poll runs is kept
     // for the next turn (a listener made anew each turn would miss it).
@@ -266,7 +268,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
                 }
             }
         }
-        let (statuses, evidence) = tokio::join!(client.status(), super::evidence::gather(&config, &config_path, &client));
+        let (statuses, evidence) = tokio::join!(client.status(), super::evidence::gather(&config, &config_path, &client, &mut checks));
         let mut view = ClusterView::new(super::cluster_view::rows(&config, statuses), config.quorum());
         view.proofs = super::evidence::per_replica(&evidence);
         // A replica started moments ago that does not answer yet is starting, not down.

@@ -259,6 +259,25 @@ impl Cluster {
         IDS.iter().position(|id| id == top).filter(|i| self.replicas[*i].is_some())
     }
 
+    /// Waits (at most `within`) until the `honest` replicas report one committed (height,
+    /// block); returns the height, or why not.
+    pub fn honest_converged(&self, honest: &[usize], within: Duration) -> Result<u64, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let digests = self.digests();
+            let mine: Vec<_> = honest.iter().map(|i| digests[*i].clone()).collect();
+            if let Some(Some(first)) = mine.first()
+                && mine.iter().all(|d| d.as_ref() == Some(first))
+            {
+                return Ok(first.0);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the honest replicas did not converge: {digests:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until every running replica reports the same height and committed block.
     pub fn wait_converged(&self, within: Duration) -> (u64, Vec<u8>) {
         let deadline = Instant::now() + within;

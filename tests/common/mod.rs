@@ -329,25 +329,26 @@ impl Chat {
     }
 }
 
-/// `quintet evidence --json` on a cluster (its replicas and the clients' files beside
-/// `config`): whom the checked proofs accuse, of what, each (accused, kind) once. An error
-/// when its exit code does not say the same, or a kept entry is not a proof.
-pub fn evidence(config: &std::path::Path) -> Result<Vec<(String, String)>, String> {
-    evidence_with_details(config, &mut Vec::new())
+/// What `quintet evidence --json` found on a cluster (its replicas and the clients' files
+/// beside cluster.toml).
+#[derive(Default)]
+pub struct Evidence {
+    /// Whom the checked proofs accuse, of what, each (accused, kind) once.
+    pub proven: Vec<(String, String)>,
+    /// What each proof shows ("view 1: blocks at heights 9 and 1").
+    pub details: Vec<String>,
+    /// (reported by, peer, count): messages on a link that did not verify.
+    pub unverifiable: Vec<(String, String, u64)>,
 }
 
-/// As `evidence`, and each proof's detail ("view 1: blocks at heights 9 and 1") into
-/// `details`.
-pub fn evidence_with_details(config: &std::path::Path, details: &mut Vec<String>) -> Result<Vec<(String, String)>, String> {
+/// Runs `quintet evidence --json` once. An error when its exit code does not say what it
+/// found, or a kept entry is not a proof.
+pub fn evidence(config: &std::path::Path) -> Result<Evidence, String> {
     let out = std::process::Command::new(bin()).args(["evidence", "--json", "--config"]).arg(config).output().map_err(|e| e.to_string())?;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("evidence --json: {e}: {out:?}"))?;
-    let mut proven: Vec<(String, String)> = json["proofs"]
-        .as_array()
-        .ok_or(format!("no proofs array: {json}"))?
-        .iter()
-        .map(|p| (p["accused"].as_str().unwrap_or("?").to_owned(), p["kind"].as_str().unwrap_or("?").to_owned()))
-        .collect();
-    details.extend(json["proofs"].as_array().into_iter().flatten().map(|p| p["detail"].as_str().unwrap_or("").to_owned()));
+    let proofs = json["proofs"].as_array().ok_or(format!("no proofs array: {json}"))?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+    let mut proven: Vec<(String, String)> = proofs.iter().map(|p| (text(&p["accused"]), text(&p["kind"]))).collect();
     proven.sort();
     proven.dedup();
     if out.status.code() != Some(if proven.is_empty() { 0 } else { 1 }) {
@@ -356,17 +357,12 @@ pub fn evidence_with_details(config: &std::path::Path, details: &mut Vec<String>
     if !json["not_proofs"].as_array().is_some_and(|a| a.is_empty()) {
         return Err(format!("a kept entry does not check: {json}"));
     }
-    Ok(proven)
-}
-
-/// `quintet evidence --json`'s per-link claims: (reported by, peer, count).
-pub fn unverifiable(config: &std::path::Path) -> Vec<(String, String, u64)> {
-    let out = std::process::Command::new(bin()).args(["evidence", "--json", "--config"]).arg(config).output().expect("quintet evidence runs");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    json["unverifiable"]
+    let details = proofs.iter().map(|p| text(&p["detail"])).collect();
+    let unverifiable = json["unverifiable"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| (c["reported_by"].as_str().unwrap_or("").to_owned(), c["peer"].as_str().unwrap_or("").to_owned(), c["count"].as_u64().unwrap_or(0)))
-        .collect()
+        .map(|c| (text(&c["reported_by"]), text(&c["peer"]), c["count"].as_u64().unwrap_or(0)))
+        .collect();
+    Ok(Evidence { proven, details, unverifiable })
 }
