@@ -366,3 +366,18 @@ fn a_wrong_byzantine_replica_is_refused_before_anything_is_made() {
         assert!(!data.join("cluster.toml").exists(), "{args:?}: nothing made");
     }
 }
+
+#[test]
+fn evidence_says_by_its_exit_code_when_it_could_not_ask_or_read() {
+    // 3: no cluster.toml; 2: nobody answered (nothing runs at the addresses) and no proof.
+    let dir = common::TempDir::new("evidence-exits");
+    let missing = Command::new(common::bin()).args(["evidence", "--config"]).arg(dir.0.join("none.toml")).output().unwrap();
+    assert_eq!(missing.status.code(), Some(3), "{missing:?}");
+    let data = dir.0.join("data");
+    let made = Command::new(common::bin()).args(["init", "--dir"]).arg(&data).output().unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let out = Command::new(common::bin()).args(["evidence", "--config"]).arg(data.join("cluster.toml")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("no proof of misbehaviour found (0 of 5 replicas answered; fewer than the 3 needed"), "{text}");
+}

@@ -327,6 +327,23 @@ mod tests {
     }
 
     #[test]
+    fn proofs_against_a_replica_are_counted_on_every_view() {
+        use crate::evidence::Kind;
+        let mut v = view(vec![("A", Ok(status("A", 0, 5, 1, 1))), ("D", Ok(status("D", 0, 5, 1, 1))), ("E", Err(StatusError::Down("connection refused".into())))]);
+        v.proofs.insert("D".into(), [(Kind::WrongResult, 12), (Kind::Equivocation, 2)].into());
+        v.proofs.insert("E".into(), [(Kind::DoubleVote, 1)].into());
+        assert!(v.line("D").ends_with(", 14 proofs (wrong results, equivocation) against it"), "{}", v.line("D"));
+        assert!(!v.line("A").contains("proof"));
+        let table = v.table().join("\n");
+        assert!(table.contains("PROOFS") && table.contains("14 proofs (wrong results, equivocation)"), "{table}");
+        assert!(table.contains("down (connection refused); 1 proof (double votes) against it"), "{table}");
+        let json = v.json();
+        assert_eq!(json["replicas"][1]["proofs"], serde_json::json!({"wrong results": 12, "equivocation": 2}));
+        assert_eq!(json["replicas"][0]["proofs"], serde_json::json!({}));
+        assert_eq!(json["replicas"][2]["proofs"], serde_json::json!({"double votes": 1}));
+    }
+
+    #[test]
     fn a_replica_byzantine_on_purpose_is_marked_on_every_view() {
         let mut d = status("D", 2, 52, 2, 7);
         d.byzantine = vec!["lie".into(), "censor=alice+bob".into()];
