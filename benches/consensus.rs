@@ -77,7 +77,7 @@ fn perform(me: usize, actions: Vec<Action>, bus: &mut Bus) -> usize {
             Action::TakeSnapshot { height, hash } => {
                 bus.feedback.push((me, Input::Snapshot { height, hash, state: digest(&hash) }));
             }
-            Action::Stable(_) | Action::SendState(..) | Action::InstallState(_) | Action::Evidence(_) => {}
+            Action::Stable(_) | Action::SendState(..) | Action::InstallState(_) | Action::Evidence(_) | Action::KeepProof(_) => {}
         }
     }
     committed

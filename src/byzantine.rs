@@ -309,7 +309,7 @@ mod tests {
     fn an_equivocating_leaders_twin_is_at_another_height_for_a_first_block_and_at_the_same_one_otherwise() {
         use crate::consensus::{Checker, SimCrypto};
         let crypto = SimCrypto { me: 4 };
-        let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, votes_any_height: false, crypto: &crypto };
+        let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, votes_any_height: false, base: (0, crate::consensus::GENESIS), crypto: &crypto };
         // View 0's leader is replica 0: a block over a view-0 QC gets a same-height twin.
         let p = proposal(0, 0, 0, 4);
         let t = twin(&p, &SimCrypto { me: 0 });

@@ -54,8 +54,26 @@ pub struct ClusterConfig {
     /// send a heartbeat every third of it. Every replica must have the same value.
     #[serde(default = "presence_default")]
     pub presence_ms: u64,
+    /// Set by `quintet recover` (`reset.sh`) when it re-seeds the replicas: where the
+    /// cluster's history starts again. Absent on a cluster never reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<Reset>,
     #[serde(rename = "replica")]
     pub replicas: Vec<ReplicaEntry>,
+}
+
+/// A reset epoch (`quintet recover`): the number of resets that re-seeded this cluster, and
+/// the committed block every replica starts again from. The epoch is part of every replica
+/// signature's domain, so nothing signed before the reset verifies after it; the user-key
+/// salt does not include it, so accounts keep their keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reset {
+    pub epoch: u64,
+    /// The height of the block the history starts again from (its state image).
+    pub height: u64,
+    /// That block's hash, 64 hex digits.
+    pub hash: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +121,14 @@ impl ReplicaEntry {
     }
 }
 
+/// The signature domain's name for a cluster id in a reset epoch (epoch 0: the id alone).
+pub fn signing_id(cluster_id: &str, epoch: u64) -> String {
+    match epoch {
+        0 => cluster_id.to_string(),
+        epoch => format!("{cluster_id}@{epoch}"),
+    }
+}
+
 /// A TOML parse error as " at line N: what is wrong", without the parser's quote of the
 /// line: the file named by mistake may be a key file.
 pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
@@ -147,6 +173,12 @@ impl ClusterConfig {
         }
         if self.kdf.memory_kib < 8 || self.kdf.iterations < 1 {
             return bad("kdf needs memory_kib >= 8 and iterations >= 1".into());
+        }
+        if let Some(reset) = &self.reset
+            && (reset.epoch == 0
+                || decode_hex(&reset.hash).is_none_or(|h| h.len() != 32 || (reset.height == 0) != h.iter().all(|b| *b == 0)))
+        {
+            return bad("[reset] needs epoch >= 1 and the 64-hex-digit hash of the block at its height (`reset.sh` writes it)".into());
         }
         let n = self.replicas.len();
         if n == 0 || n.is_multiple_of(2) || n > 9 {
@@ -198,8 +230,35 @@ impl ClusterConfig {
 
     /// What a request's `cluster` field must say: the name and the random id, so a request
     /// made for another cluster of the same name is refused.
+    /// After a reset, the epoch too: an old client's requests are refused with a line that
+    /// says the cluster was reset (`replica::service`).
     pub fn tag(&self) -> String {
-        format!("{}#{}", self.name, self.cluster_id)
+        match self.epoch() {
+            0 => format!("{}#{}", self.name, self.cluster_id),
+            epoch => format!("{}#{}@{epoch}", self.name, self.cluster_id),
+        }
+    }
+
+    /// The reset epoch (0 for a cluster never reset).
+    pub fn epoch(&self) -> u64 {
+        self.reset.as_ref().map_or(0, |r| r.epoch)
+    }
+
+    /// What every replica signature's domain names: the cluster id, and the reset epoch
+    /// after a reset.
+    pub fn signing_id(&self) -> String {
+        signing_id(&self.cluster_id, self.epoch())
+    }
+
+    /// The committed block the ordering protocol starts from: genesis, or the reset's block.
+    pub fn base(&self) -> (u64, [u8; 32]) {
+        match &self.reset {
+            None => (0, [0; 32]),
+            Some(r) => {
+                let hash = decode_hex(&r.hash).and_then(|h| h.try_into().ok()).expect("checked by ClusterConfig::validate");
+                (r.height, hash)
+            }
+        }
     }
 
     /// A fresh random cluster id.
@@ -242,7 +301,7 @@ mod tests {
                 ReplicaEntry::for_key(&id, &format!("127.0.0.1:{}", 7101 + i), &SigningKey::from_bytes(&[i as u8 + 1; 32]))
             })
             .collect();
-        ClusterConfig { name: "test".into(), cluster_id: "00112233445566778899aabbccddeeff".into(), delta_ms: 200, kdf: KdfParams::default(), checkpoint_every: 1_000, presence_ms: crate::chat::PRESENCE_MS_DEFAULT, replicas }
+        ClusterConfig { name: "test".into(), cluster_id: "00112233445566778899aabbccddeeff".into(), delta_ms: 200, kdf: KdfParams::default(), checkpoint_every: 1_000, presence_ms: crate::chat::PRESENCE_MS_DEFAULT, reset: None, replicas }
     }
 
     #[test]

@@ -25,6 +25,8 @@
 //!   delivery.
 //! - [`client`]: the quorum client: send to every replica, accept `quorum` matching signed
 //!   replies. Its voting rule, [`client::Tally`], is pure.
+//! - [`recover`]: recovery of a stopped cluster after more than two faults (`quintet
+//!   recover`, run by `reset.sh`).
 //! - [`cli`]: the `quintet` subcommands.
 
 pub mod byzantine;
@@ -36,6 +38,7 @@ pub mod consensus;
 pub mod crypto;
 pub mod evidence;
 pub mod execute;
+pub mod recover;
 pub mod replica;
 pub mod rng;
 pub mod sim;

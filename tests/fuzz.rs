@@ -282,6 +282,7 @@ fn every_outside_decoder_survives_mutated_and_random_bytes_within_a_linear_alloc
         kdf: quintet::crypto::KdfParams { memory_kib: 64, iterations: 1 },
         checkpoint_every: 1_000,
         presence_ms: quintet::chat::PRESENCE_MS_DEFAULT,
+        reset: None,
         replicas: ["A", "B", "C", "D", "E"]
             .iter()
             .enumerate()

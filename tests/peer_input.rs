@@ -24,7 +24,7 @@ fn frame(crypto: &PeerCrypto, from: u32, to: u32, messages: Vec<Vec<u8>>) -> pb:
 
 /// A frame of any batch bytes, signed.
 fn signed(crypto: &PeerCrypto, from: u32, to: u32, batch: Vec<u8>) -> pb::PeerFrame {
-    let mut f = pb::PeerFrame { from, to, batch, signature: Vec::new(), sent_at_us: 0 };
+    let mut f = pb::PeerFrame { from, to, batch, signature: Vec::new(), sent_at_us: 0, version: 1 };
     f.signature = crypto.sign_frame(&peer::frame_signed_bytes(&f));
     f
 }
@@ -95,6 +95,25 @@ fn garbage_and_forged_frames_on_a_peer_link_are_refused_and_ordering_goes_on() {
         forged.signature[0] ^= 1;
         let refused = offer(&link, vec![forged]).await;
         assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+        // A newer release's frame: refused with what to do; the previous release's (no
+        // version) is read.
+        let mut newer = frame(&as_a, 0, 2, vec![vote.clone()]);
+        newer.version = quintet::wire::peer::PEER_VERSION + 1;
+        let refused = offer(&link, vec![newer]).await;
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+        assert!(refused.message().contains("run one release of quintet on every replica"), "{refused:?}");
+        let mut older = frame(&as_a, 0, 2, vec![]);
+        older.version = 0;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(older).await.unwrap();
+        let mut client = quintet::pb::peer_client::PeerClient::new(link.connect().await.unwrap());
+        let call = tokio::spawn(async move { client.stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if call.is_finished() {
+            panic!("a frame of the previous release (no version) must be read, not refused: {:?}", call.await);
+        }
+        drop(tx);
+        call.abort();
         let refused = offer(&link, vec![frame(&other_cluster, 0, 2, vec![vote.clone()])]).await;
         assert_eq!(refused.code(), tonic::Code::Unauthenticated, "another cluster's signature: {refused:?}");
         let refused = offer(&link, vec![frame(&as_a, 0, 2, vec![vec![0xff; 64]])]).await;

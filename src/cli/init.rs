@@ -124,6 +124,7 @@ fn written(path: &std::path::Path, name: &str, args: &InitArgs, replicas: Vec<Re
         kdf: KdfParams::default(),
         checkpoint_every: crate::config::CHECKPOINT_EVERY_DEFAULT,
         presence_ms: crate::chat::PRESENCE_MS_DEFAULT,
+        reset: None,
         replicas,
     };
     config.validate()?;

@@ -5,7 +5,9 @@ mod cluster_view;
 mod commands;
 mod editor;
 mod evidence;
+mod follow;
 mod init;
+mod recover;
 mod render;
 mod sim;
 mod up;
@@ -98,6 +100,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Recover a stopped cluster after more than two faults (what `reset.sh` runs): read
+    /// every replica's folder, keep the longest history that signed CHECKPOINTs prove, back
+    /// every folder up, and re-seed the replicas from it in a new reset epoch. Exits 0 when
+    /// done or when nothing needed doing, 1 when refused (a replica is running), 2 when no
+    /// history is proven or two proven histories conflict (choose with --keep).
+    Recover(recover::RecoverArgs),
+    /// Follow one replica (the demo's replica panes): a plain line whenever its role,
+    /// view, leader, the peers it hears or the proofs against it change, and its height
+    /// every few seconds while it commits
+    Follow(follow::FollowArgs),
 }
 
 /// How the user started this program, for hints: `cargo run --release --` under cargo
@@ -167,6 +179,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
             Ok(if view.available() { Exit::Ok } else { Exit::Failed(2) })
         }
+        Command::Recover(args) => recover::run(args),
+        Command::Follow(args) => follow::run(args).await,
         Command::Evidence { config, json } => {
             let config_path = config;
             // Exit 1 says "proofs found": a config that cannot be read says 3.

@@ -105,6 +105,7 @@ async fn cluster(scripts: Vec<Script>, deadline: Duration) -> (QuorumClient, Vec
         kdf: Default::default(),
         checkpoint_every: 1_000,
         presence_ms: crate::chat::PRESENCE_MS_DEFAULT,
+        reset: None,
         replicas: entries,
     };
     let mut client = QuorumClient::new(&config).unwrap();

@@ -233,6 +233,7 @@ fn a_reply_that_contradicts_the_agreed_result_at_its_height_becomes_a_proof() {
         kdf: Default::default(),
         checkpoint_every: 100,
         presence_ms: 60_000,
+        reset: None,
         replicas: Vec::new(),
     };
     config_keys.replicas = keys

@@ -35,7 +35,35 @@ impl Core {
     pub(super) fn after_commit(&mut self) {
         let checkpoint = self.own_checkpoint(self.committed_height, self.committed_hash, None);
         self.last_checkpoint = Some(checkpoint.clone());
-        self.out.push(Action::Broadcast(Message::Checkpoint(checkpoint)));
+        self.out.push(Action::Broadcast(Message::Checkpoint(checkpoint.clone())));
+        let reached: Vec<ReplicaId> = self.proofs_held.iter().filter(|(_, c)| c.height <= self.committed_height).map(|(w, _)| *w).collect();
+        for signer in reached {
+            if let Some(held) = self.proofs_held.remove(&signer) {
+                self.keep_proof(held);
+            }
+        }
+        self.keep_proof(checkpoint);
+    }
+
+    /// Proofs of commit for `quintet recover`: each signer's newest verified CHECKPOINT is
+    /// kept on disk once this replica has committed that far (`Action::KeepProof`); a newer
+    /// one above the committed height waits in `proofs_held` (one per signer) until then.
+    /// At most one record per signer and commit of this replica's: a signer sending junk
+    /// replaces only its own entry, and cannot make this replica write more than an honest
+    /// signer does.
+    fn keep_proof(&mut self, c: Checkpoint) {
+        let kept = self.proofs_kept.get(&c.voter).copied();
+        if kept.is_some_and(|(height, _)| c.height <= height) {
+            return;
+        }
+        if c.height > self.committed_height || kept.is_some_and(|(_, at)| at == self.committed_height) {
+            if self.proofs_held.get(&c.voter).is_none_or(|held| held.height < c.height) {
+                self.proofs_held.insert(c.voter, c);
+            }
+            return;
+        }
+        self.proofs_kept.insert(c.voter, (c.height, self.committed_height));
+        self.out.push(Action::KeepProof(c));
     }
 
     /// S11: the driver executed the chain through `height` (a `TakeSnapshot` height), kept a
@@ -78,6 +106,7 @@ impl Core {
         if let Some(state) = c.state {
             self.count_state_vote(&c, state);
         }
+        self.keep_proof(c.clone());
         if c.height <= self.committed_height {
             return;
         }

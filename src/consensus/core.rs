@@ -98,6 +98,12 @@ pub struct Core {
     pub(super) checkpoints: BTreeMap<(Height, Hash), BTreeSet<ReplicaId>>,
     /// Each signer's entries in `checkpoints`: at most `CHECKPOINTS_PER_SIGNER`, its newest.
     pub(super) checkpoints_by_signer: BTreeMap<ReplicaId, BTreeSet<(Height, Hash)>>,
+    /// Per signer, the height of the newest CHECKPOINT handed to the driver to keep as a
+    /// proof of commit, and a newer one held until this replica commits that far
+    /// (`keep_proof`).
+    /// (its height, this replica's committed height when it was kept)
+    pub(super) proofs_kept: BTreeMap<ReplicaId, (Height, Height)>,
+    pub(super) proofs_held: BTreeMap<ReplicaId, Checkpoint>,
     /// Blocks proved committed by a checkpoint certificate, waiting for their blocks.
     pub(super) certified_commits: BTreeSet<(Height, Hash)>,
     pub(super) recent: VecDeque<Digest32>,
@@ -168,13 +174,14 @@ impl Core {
     pub fn new(cfg: Config, me: ReplicaId, crypto: Box<dyn super::Crypto>, restored: Restored) -> Self {
         assert!(cfg.n % 2 == 1 && (me as usize) < cfg.n, "n must be odd and the id below n");
         let cfg_no_recovery = cfg.planted.no_recovery;
+        let base = cfg.base;
         let mut core = Core {
             cfg,
             me,
             crypto,
             view: 0,
             votes: Vec::new(),
-            high_qc: QuorumCert::genesis(),
+            high_qc: QuorumCert::base(base),
             proposals: Vec::new(),
             reported: None,
             blocks: BTreeMap::new(),
@@ -211,6 +218,8 @@ impl Core {
             relayed_in: BTreeMap::new(),
             checkpoints: BTreeMap::new(),
             checkpoints_by_signer: BTreeMap::new(),
+            proofs_kept: BTreeMap::new(),
+            proofs_held: BTreeMap::new(),
             certified_commits: BTreeSet::new(),
             recent: VecDeque::new(),
             recent_set: BTreeSet::new(),
@@ -363,6 +372,7 @@ impl Core {
             certificate_size: self.cfg.certificate_size(),
             repeats_count: self.cfg.planted.duplicate_votes,
             votes_any_height: self.cfg.planted.votes_any_height,
+            base: self.cfg.base,
             crypto: self.crypto.as_ref(),
         }
     }

@@ -41,6 +41,11 @@ pub enum Action {
     /// A proof of misbehaviour this replica came upon, checked (`Checker::evidence`): keep
     /// it. Nothing else waits on it.
     Evidence(super::Evidence),
+    /// A signed CHECKPOINT at or below this replica's committed height (its own or
+    /// another's), the signer's newest so far: keep it where `quintet recover` reads it.
+    /// Q of them that cover a block prove it committed when the cluster is down (S11).
+    /// Nothing waits on it.
+    KeepProof(Checkpoint),
 }
 
 /// What must survive a crash (NOTEBOOK "Persistent state").

@@ -26,6 +26,8 @@ mod view_change;
 #[cfg(test)]
 mod checkpoint_tests;
 #[cfg(test)]
+mod proof_tests;
+#[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]
 mod relay_stories;
@@ -183,6 +185,10 @@ pub struct Config {
     /// the longest view timeout.
     pub clock_skew_ms: u64,
     pub planted: Planted,
+    /// The committed block the chain starts from: genesis, or after a reset (`quintet
+    /// recover`) the block every replica was re-seeded at. Its QC is the one with no votes
+    /// (`QuorumCert::base`), valid only for this block.
+    pub base: (Height, Hash),
     /// Keep a list of every QC this replica learns and every block it commits by S4, for
     /// the simulator's safety checker ([`Core::take_observed`]); off in the product.
     pub record_qcs: bool,
@@ -201,6 +207,7 @@ impl Config {
             checkpoint_every: 1_000,
             clock_skew_ms: 2_000,
             planted: Planted::default(),
+            base: (0, GENESIS),
             record_qcs: false,
         }
     }

@@ -32,7 +32,7 @@ fn view1(parent_qc: QuorumCert, tag: u64) -> Proposal {
 #[test]
 fn s5a_which_pairs_of_blocks_prove_an_equivocation() {
     let crypto = SimCrypto { me: 4 };
-    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, votes_any_height: false, crypto: &crypto };
+    let checker = Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, votes_any_height: false, base: (0, crate::consensus::GENESIS), crypto: &crypto };
     let g = proposal(0, QuorumCert::genesis(), 1, None).block; // a view-0 block at height 1
     let first_low = view1(QuorumCert::genesis(), 10); // first block of view 1 at height 1
     let first_high = view1(qc_for(&g, &[0, 2, 3]), 11); // another first block, at height 2

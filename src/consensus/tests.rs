@@ -59,6 +59,7 @@ pub(super) fn kinds(actions: &[Action]) -> Vec<String> {
             Action::SendState(to, c) => format!("send state {} to {to}", c.height),
             Action::InstallState(t) => format!("install {}", t.cert.height),
             Action::Evidence(e) => format!("evidence {} against {}", e.kind(), e.accused()),
+            Action::KeepProof(c) => format!("keep proof {} of {}", c.height, c.voter),
         })
         .collect()
 }

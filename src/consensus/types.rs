@@ -73,15 +73,23 @@ pub struct QuorumCert {
 
 impl QuorumCert {
     pub fn genesis() -> Self {
-        QuorumCert { view: 0, height: 0, hash: GENESIS, votes: Vec::new() }
+        QuorumCert::base((0, GENESIS))
+    }
+
+    /// The QC of the block the chain starts from (genesis, or a reset's block): no votes,
+    /// view 0. `Checker::qc` accepts it only for the configured base.
+    pub fn base((height, hash): (Height, Hash)) -> Self {
+        QuorumCert { view: 0, height, hash, votes: Vec::new() }
     }
 
     pub fn rank(&self) -> Rank {
         (self.view, self.height)
     }
 
+    /// Whether this is the QC of the chain's start (no votes, view 0): genesis, or after a
+    /// reset the reset's block. Only the configured base passes `Checker::qc`.
     pub fn is_genesis(&self) -> bool {
-        self.height == 0 && self.hash == GENESIS
+        self.votes.is_empty() && self.view == 0
     }
 }
 

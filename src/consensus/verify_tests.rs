@@ -7,7 +7,7 @@ use super::*;
 
 /// The checker of a replica of five, with the usual sizes.
 fn checker_of_five(crypto: &SimCrypto) -> Checker<'_> {
-    Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, votes_any_height: false, crypto }
+    Checker { n: 5, qc_size: 3, quorum: 3, certificate_size: 3, repeats_count: false, votes_any_height: false, base: (0, crate::consensus::GENESIS), crypto }
 }
 
 /// Mutation survivors in `verify.rs` (2026-11-22): each check of a status's certificate

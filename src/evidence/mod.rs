@@ -80,6 +80,7 @@ pub struct Keys {
     keys: Vec<VerifyingKey>,
     peer: PeerKeys,
     quorum: usize,
+    base: (crate::consensus::Height, crate::consensus::Hash),
 }
 
 impl Keys {
@@ -87,9 +88,10 @@ impl Keys {
         let keys: Vec<VerifyingKey> = config.replicas.iter().map(|r| r.verifying_key()).collect();
         Keys {
             ids: config.replicas.iter().map(|r| r.id.clone()).collect(),
-            peer: PeerKeys::new(keys.clone(), &config.cluster_id),
+            peer: PeerKeys::new(keys.clone(), &config.signing_id()),
             keys,
             quorum: config.quorum(),
+            base: config.base(),
         }
     }
 
@@ -99,7 +101,7 @@ impl Keys {
 
     fn checker(&self) -> Checker<'_> {
         let q = self.quorum;
-        Checker { n: self.ids.len(), qc_size: q, quorum: q, certificate_size: q, repeats_count: false, votes_any_height: false, crypto: &self.peer }
+        Checker { n: self.ids.len(), qc_size: q, quorum: q, certificate_size: q, repeats_count: false, votes_any_height: false, base: self.base, crypto: &self.peer }
     }
 
     /// A signed reply's signer (by the replica it names) and body, if its signature verifies.

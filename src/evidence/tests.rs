@@ -37,6 +37,7 @@ fn config() -> ClusterConfig {
         kdf: Default::default(),
         checkpoint_every: 100,
         presence_ms: 60_000,
+        reset: None,
         replicas,
     }
 }

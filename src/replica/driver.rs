@@ -349,6 +349,7 @@ impl Driver {
                     out.messages.push((Some(to), Message::State(Box::new(transfer))));
                 }
                 Action::Evidence(e) => self.found(e),
+                Action::KeepProof(c) => self.store.keep_proof(&c)?,
                 Action::InstallState(t) => {
                     let presence_ms = self.chat.presence_ms();
                     self.chat = self.store.install(&t)?;

@@ -143,7 +143,20 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     }
     // Damage is repaired from the other replicas; a replica alone has none to ask.
     let on_damage = if config.replicas.len() > 1 { OnDamage::Repair } else { OnDamage::Refuse };
-    let (store, opened) = ReplicaStore::open(Arc::new(RealFs), &data, on_damage)?;
+    crate::storage::version::check_and_mark(&data).map_err(ReplicaError::Setup)?;
+    let (mut store, opened) = ReplicaStore::open(Arc::new(RealFs), &data, on_damage)?;
+    store.set_epoch(config.epoch());
+    let (base_height, _) = config.base();
+    if store.committed_height() < base_height {
+        return Err(ReplicaError::Setup(format!(
+            "{} holds the history up to height {}, but this cluster was reset at height {base_height} (reset epoch {}): \
+             stop every replica and run `./reset.sh --config {}` to re-seed it",
+            data.display(),
+            store.committed_height(),
+            config.epoch(),
+            options.config.display()
+        )));
+    }
     for repair in &opened.repairs {
         tracing::warn!("repaired: {repair}");
     }
@@ -156,9 +169,10 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     }
     // One set of keys for the core's signatures and the peer frames.
     let keys = config.replicas.iter().map(|r| r.verifying_key()).collect();
-    let crypto = Arc::new(PeerCrypto::new(key.clone(), keys, &config.cluster_id));
+    let crypto = Arc::new(PeerCrypto::new(key.clone(), keys, &config.signing_id()));
     let mut cfg = consensus::Config::new(config.replicas.len(), config.delta_ms);
     cfg.checkpoint_every = config.checkpoint_every;
+    cfg.base = config.base();
     let core = consensus::Core::new(cfg, me, Box::new(crypto.clone()), opened.restored);
     tracing::info!(
         committed = core.committed_height(),

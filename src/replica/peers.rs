@@ -19,7 +19,7 @@ use crate::consensus::{Message, ReplicaId};
 use crate::crypto::tls::TlsIdentity;
 use crate::crypto::PeerCrypto;
 use crate::pb;
-use crate::wire::peer::{BATCH_MAX, FRAME_MESSAGES_MAX, MESSAGE_MAX, Reassembly, decode_batch, decode_message, encode_batch, encode_message, frame_signed_bytes, parts};
+use crate::wire::peer::{BATCH_MAX, PEER_VERSION, FRAME_MESSAGES_MAX, MESSAGE_MAX, Reassembly, decode_batch, decode_message, encode_batch, encode_message, frame_signed_bytes, parts};
 
 /// Encoded messages waiting for one peer (beyond: dropped).
 pub const PEER_QUEUE: usize = 4096;
@@ -149,7 +149,7 @@ async fn link(me: ReplicaId, to: ReplicaId, endpoint: Endpoint, crypto: Arc<Peer
                     Box::new(std::iter::once(encode_batch(messages)))
                 };
                 for batch in batches {
-                    let mut frame = pb::PeerFrame { from: me as u32, to: to as u32, batch, signature: Vec::new(), sent_at_us };
+                    let mut frame = pb::PeerFrame { from: me as u32, to: to as u32, batch, signature: Vec::new(), sent_at_us, version: PEER_VERSION };
                     frame.signature = crypto.sign_frame(&frame_signed_bytes(&frame));
                     if call.is_finished() || frames.send(frame).await.is_err() {
                         break 'stream;
@@ -220,6 +220,13 @@ impl PeerService {
         }
         if link_of.is_some_and(|replica| replica as usize != from) {
             return Err(Status::permission_denied(format!("a frame from {} on the link of {}", frame.from, link_of.unwrap_or_default())));
+        }
+        if frame.version > PEER_VERSION {
+            return Err(Status::failed_precondition(format!(
+                "replica {from} speaks peer protocol version {}; this replica reads versions up to {PEER_VERSION}: run one release \
+                 of quintet on every replica",
+                frame.version
+            )));
         }
         if !self.crypto.verify_frame(from as ReplicaId, &frame_signed_bytes(frame), &frame.signature) {
             return Err(Status::unauthenticated("peer frame signature does not verify"));

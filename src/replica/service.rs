@@ -114,8 +114,7 @@ impl ReplicaService {
         let refuse = |code: &str, message: String| sign_reply(&self.key, &reply_body(&self.id, &body_digest, 0, wire::failure(code, message)));
         let (header, request) = wire::decode_request(&signed.body).map_err(|e| refuse(e.code(), e.to_string()))?;
         if header.cluster != self.cluster {
-            let message = format!("request is for cluster {}, this is {}", chat::quote(&header.cluster), chat::quote(&self.cluster));
-            return Err(refuse("wrong_cluster", message));
+            return Err(refuse("wrong_cluster", wrong_cluster(&header.cluster, &self.cluster)));
         }
         let now = self.started.elapsed().as_millis() as u64;
         let failures = || self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -259,3 +258,41 @@ impl Replica for ReplicaService {
         Ok(Response::new(self.evidence.lock().unwrap_or_else(|e| e.into_inner()).clone()))
     }
 }
+
+/// The refusal of a request made for another cluster tag. The same cluster in another reset
+/// epoch (`name#id@epoch`, `config::ClusterConfig::tag`) is told what to do.
+pub fn wrong_cluster(theirs: &str, ours: &str) -> String {
+    let split = |tag: &str| match tag.rsplit_once('@') {
+        Some((cluster, epoch)) if epoch.parse::<u64>().is_ok() => (cluster.to_string(), epoch.parse::<u64>().unwrap_or(0)),
+        _ => (tag.to_string(), 0),
+    };
+    let ((their_cluster, their_epoch), (our_cluster, our_epoch)) = (split(theirs), split(ours));
+    if their_cluster != our_cluster {
+        return format!("request is for cluster {}, this is {}", chat::quote(theirs), chat::quote(ours));
+    }
+    if their_epoch < our_epoch {
+        format!(
+            "this cluster was reset (reset epoch {our_epoch}) after your cluster.toml was written (epoch {their_epoch}): \
+             get the new cluster.toml from the cluster's operator (reset.sh wrote it) and start again"
+        )
+    } else {
+        format!(
+            "your cluster.toml is from reset epoch {their_epoch}, but this replica runs epoch {our_epoch}: the operator \
+             must restart it with the new cluster.toml"
+        )
+    }
+}
+
+#[cfg(test)]
+mod wrong_cluster_tests {
+    #[test]
+    fn an_old_client_is_told_the_cluster_was_reset_and_a_new_one_that_the_replica_is_old() {
+        let old = super::wrong_cluster("q#0011", "q#0011@2");
+        assert!(old.contains("was reset (reset epoch 2)") && old.contains("new cluster.toml"), "{old}");
+        let new = super::wrong_cluster("q#0011@3", "q#0011@2");
+        assert!(new.contains("restart it with the new cluster.toml"), "{new}");
+        let other = super::wrong_cluster("p#0022", "q#0011@2");
+        assert!(other.starts_with("request is for cluster"), "{other}");
+    }
+}
+

@@ -27,7 +27,8 @@ impl World {
                     | Action::TakeSnapshot { .. }
                     | Action::Stable(_)
                     | Action::InstallState(_)
-                    | Action::Evidence(_)),
+                    | Action::Evidence(_)
+                    | Action::KeepProof(_)),
                 ) => out.push(a),
                 (Behaviour::Mute, _) => self.stats.byzantine_actions += 1,
                 (Behaviour::Withhold, Action::Broadcast(Message::Vote(_))) => self.stats.byzantine_actions += 1,

@@ -111,7 +111,9 @@ impl Node {
             .fs
             .paths()
             .into_iter()
-            .filter(|p| p.starts_with(DATA) && !p.starts_with(&damaged))
+            // proofs.qlog is the operator's evidence, not protocol state (a damaged one is
+            // rewritten from what is whole): left out, so every seed draws as before it.
+            .filter(|p| p.starts_with(DATA) && !p.starts_with(&damaged) && !p.ends_with(crate::storage::proofs::PROOFS))
             .filter(|p| self.fs.file_len(p).is_some_and(|len| len > 0))
             .collect();
         if files.is_empty() {
@@ -185,6 +187,10 @@ impl Node {
             }
             // Checked by the simulator's checker (`observe`), kept nowhere here.
             Action::Evidence(_) => vec![],
+            Action::KeepProof(c) => {
+                store.keep_proof(&c)?;
+                vec![]
+            }
             Action::InstallState(t) => {
                 self.chat = store.install(&t)?;
                 self.diverge_from = None;

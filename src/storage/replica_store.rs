@@ -14,6 +14,8 @@
 //!                                     files, block.pb (that block), block.sha256 (its hash),
 //!                                     image.sha256 (the image's hash) and, once stable,
 //!                                     cert.pb (S11)
+//! DATA/proofs.qlog                    CHECKPOINTs kept as proofs of commit (proofs.rs), for
+//!                                     `quintet recover`
 //! DATA/damaged/                       damaged files set aside by a repair (open.rs)
 //! ```
 //! The *image* that travels between replicas and whose hash CHECKPOINTs sign is the four
@@ -36,9 +38,9 @@ use crate::consensus::{Block, Digest32, Hash, Height, Persistent, Restored, Stat
 use crate::crypto::encode_hex;
 use crate::wire::peer;
 
-const CONSENSUS: &str = "consensus.qlog";
+pub(super) const CONSENSUS: &str = "consensus.qlog";
 /// The second copy of consensus.qlog, written with it record for record (see open.rs).
-const MIRROR: &str = "consensus.mirror.qlog";
+pub(super) const MIRROR: &str = "consensus.mirror.qlog";
 
 /// What [`ReplicaStore::open`] found.
 pub struct Opened {
@@ -70,6 +72,7 @@ pub struct ReplicaStore {
     /// the image was written or loaded): what `status` shows, so that no status walks the
     /// state on the ordering path.
     newest_state: (Height, Digest32),
+    proofs: super::proofs::ProofLog,
     failed: Option<String>,
 }
 
@@ -83,7 +86,7 @@ fn chain_name(first: Height) -> String {
 
 /// Writes block.pb, block.sha256 (its hash, so damage to it shows), image.sha256 (and
 /// cert.pb) into an image's temp folder and syncs it.
-fn seal(fs: &dyn Fs, tmp: &Path, block: &Block, digest: &Digest32, cert: Option<&StateCert>) -> Result<(), StorageError> {
+pub(super) fn seal(fs: &dyn Fs, tmp: &Path, block: &Block, digest: &Digest32, cert: Option<&StateCert>) -> Result<(), StorageError> {
     write_synced(fs, &tmp.join("block.pb"), &peer::encode_block(block))?;
     write_synced(fs, &tmp.join("block.sha256"), encode_hex(&block.hash).as_bytes())?;
     write_synced(fs, &tmp.join("image.sha256"), encode_hex(digest).as_bytes())?;
@@ -93,7 +96,7 @@ fn seal(fs: &dyn Fs, tmp: &Path, block: &Block, digest: &Digest32, cert: Option<
     fs.sync_dir(tmp).map_err(io_err(tmp))
 }
 
-fn write_synced(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+pub(super) fn write_synced(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let mut file = fs.create(path).map_err(io_err(path))?;
     std::io::Write::write_all(&mut file, bytes).and_then(|_| file.sync()).map_err(io_err(path))
 }
@@ -164,9 +167,23 @@ impl ReplicaStore {
         Ok(())
     }
 
+    /// Keeps a CHECKPOINT as a proof of commit (`Action::KeepProof`), durable with the
+    /// next sync.
+    pub fn keep_proof(&mut self, c: &crate::consensus::Checkpoint) -> Result<(), StorageError> {
+        self.check()?;
+        self.proofs.keep(c);
+        Ok(())
+    }
+
+    /// The reset epoch the proofs kept from now on were signed in (cluster.toml's).
+    pub fn set_epoch(&mut self, epoch: u64) {
+        self.proofs.epoch = epoch;
+    }
+
     /// Makes everything appended durable. Call before any message that depends on it leaves.
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.guard(|s| {
+            s.proofs.sync()?;
             s.consensus.sync().map_err(io_err(&s.dir.join(CONSENSUS)))?;
             s.mirror.sync().map_err(io_err(&s.dir.join(MIRROR)))?;
             s.chain.sync().map_err(io_err(&s.dir))?;

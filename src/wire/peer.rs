@@ -167,6 +167,10 @@ fn message_out(m: &qop::Message) -> pb::PeerMessage {
 }
 
 /// A proof the core found, for the wire and the evidence files.
+/// The peer protocol version this release sends in every frame (`PeerFrame.version`). The
+/// releases before it send none (0) and speak version 1, which this one reads.
+pub const PEER_VERSION: u32 = 1;
+
 pub fn evidence_out(e: &qop::Evidence) -> pb::Proof {
     use pb::proof::Kind;
     let kind = match e {

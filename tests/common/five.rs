@@ -98,6 +98,7 @@ impl Cluster {
             // Small, so the tests cross stable checkpoints and catch up by state transfer.
             checkpoint_every: 100,
             presence_ms: quintet::chat::PRESENCE_MS_DEFAULT,
+            reset: None,
             replicas,
         };
         let path = dir.0.join("cluster.toml");
@@ -168,6 +169,20 @@ impl Cluster {
             .collect();
         logs.sort_by_key(|f| f[2..f.len() - 4].parse::<u32>().unwrap_or(0));
         logs.last().map(|f| std::fs::read_to_string(self.dir.0.join(f)).unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// Every running replica killed (SIGKILL, by PID): the cluster stopped.
+    pub fn stop_all(&mut self) {
+        for i in 0..IDS.len() {
+            if self.replicas[i].is_some() {
+                self.kill(i);
+            }
+        }
+    }
+
+    /// Replica i's data folder.
+    pub fn data(&self, i: usize) -> PathBuf {
+        self.dir.0.join(IDS[i])
     }
 
     /// SIGKILL, by PID.

@@ -105,6 +105,7 @@ pub fn config(name: &str, address: &str, key: &SigningKey) -> ClusterConfig {
         kdf: TEST_KDF,
         checkpoint_every: quintet::config::CHECKPOINT_EVERY_DEFAULT,
         presence_ms: quintet::chat::PRESENCE_MS_DEFAULT,
+        reset: None,
         replicas: vec![ReplicaEntry::for_key("A", address, key)],
     }
 }

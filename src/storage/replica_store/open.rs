@@ -356,6 +356,7 @@ impl ReplicaStore {
             consensus_records: consensus.entries.len(),
             committed: committed_height,
             newest_state: (base, state_digest),
+            proofs: super::super::proofs::ProofLog::open(fs.clone(), dir, 0)?,
             failed: None,
         };
         if rewrite {

@@ -1,0 +1,176 @@
+//! Carrying out a recovery plan: back up every folder and cluster.toml, write the new
+//! cluster.toml (a new reset epoch, starting at the kept history's proven tip), and write
+//! every replica's folder anew from the state at that block.
+
+use std::path::{Path, PathBuf};
+
+use super::{Index, Plan, folders_of};
+use crate::chat::ChatState;
+use crate::config::{ClusterConfig, Reset};
+use crate::consensus::Block;
+use crate::storage::RealFs;
+use crate::storage::inspect;
+
+/// What a reset did, for its last lines.
+pub struct Done {
+    pub backups: Vec<PathBuf>,
+    pub epoch: u64,
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) of now: the backups' suffix.
+fn stamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest / 60 % 60, rest % 60)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if entry.file_name() != "LOCK" {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies cluster.toml and every replica folder that exists to `NAME.backup-STAMP` beside
+/// it; returns the copies.
+fn back_up(config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let stamp = stamp();
+    let beside = |p: &Path| PathBuf::from(format!("{}.backup-{stamp}", p.display()));
+    let mut made = Vec::new();
+    let to = beside(config_path);
+    anyhow::ensure!(!to.exists(), "{} exists already; wait a second and run again", to.display());
+    std::fs::copy(config_path, &to).map_err(|e| anyhow::anyhow!("backing up {}: {e}", config_path.display()))?;
+    made.push(to);
+    for (_, dir) in folders_of(config, root) {
+        if dir.exists() {
+            let to = beside(&dir);
+            copy_tree(&dir, &to).map_err(|e| anyhow::anyhow!("backing up {} to {}: {e}", dir.display(), to.display()))?;
+            made.push(to);
+        }
+    }
+    Ok(made)
+}
+
+/// Writes cluster.toml anew (temp file, rename), keeping its mode.
+fn write_config(config: &ClusterConfig, path: &Path) -> anyhow::Result<()> {
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    std::fs::write(&tmp, config.to_toml())?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(&tmp, meta.permissions())?;
+    }
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    // The new config is durable before any folder is replaced (see `apply`).
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(folder)?.sync_all()?;
+    Ok(())
+}
+
+/// Replaces a replica's folder with `fill`'s work in a temp folder beside it (mode 0700).
+fn replace_folder(dir: &Path, fill: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = PathBuf::from(format!("{}.reset-tmp", dir.display()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700))?;
+    fill(&tmp)?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::rename(&tmp, dir)?;
+    Ok(())
+}
+
+/// The chat state after the kept history's tip: the highest image on that history (from
+/// any folder), then the history's blocks above it, executed as the replicas execute them.
+fn state_at(plan: &Plan, config: &ClusterConfig) -> anyhow::Result<(Block, ChatState)> {
+    let history = plan.history.as_ref().expect("apply needs a history");
+    let index = Index::of(&plan.folders);
+    let tip = &history.block;
+    let on_history = |height, hash| index.ancestor(&tip.hash, height) == Some(hash);
+    let source = plan
+        .folders
+        .iter()
+        .flat_map(|f| f.found.images.iter().map(move |i| (f, i)))
+        .filter(|(_, i)| i.height <= tip.height && on_history(i.height, i.block.hash))
+        .max_by_key(|(_, i)| i.height);
+    let (mut state, from) = match source {
+        Some((f, image)) => {
+            let state = inspect::image_state(&RealFs, &f.dir, image.height).map_err(|e| anyhow::anyhow!("{e}"))?;
+            (state, image.height)
+        }
+        None => (ChatState::new(), 0),
+    };
+    state.set_presence_ms(config.presence_ms);
+    let mut blocks = Vec::new();
+    let mut at = tip.clone();
+    while at.height > from {
+        let parent = at.parent;
+        blocks.push(at);
+        if blocks.last().is_some_and(|b| b.height == from + 1) {
+            break;
+        }
+        at = index.0.get(&parent).cloned().ok_or_else(|| {
+            anyhow::anyhow!("the blocks between the newest image ({from}) and the history's tip ({}) are not all held by any folder", tip.height)
+        })?;
+    }
+    let cluster = config.tag();
+    for block in blocks.iter().rev() {
+        crate::execute::execute_committed(&mut state, block, &cluster, &crate::execute::Ed25519Requests, false);
+    }
+    anyhow::ensure!(state.height() == tip.height, "replaying the history reached height {}, not {}", state.height(), tip.height);
+    Ok((tip.clone(), state))
+}
+
+/// Re-seeds every replica from the plan's history in a new reset epoch.
+pub fn apply(plan: &Plan, config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::Result<Done> {
+    let (block, state) = state_at(plan, config)?;
+    let backups = back_up(config, config_path, root)?;
+    let epoch = config.epoch() + 1;
+    let mut next = config.clone();
+    next.reset = Some(Reset { epoch, height: block.height, hash: crate::crypto::encode_hex(&block.hash) });
+    // The config first: if this stops half-way, a second run reads the reset's block as
+    // proven and finishes the job.
+    write_config(&next, config_path)?;
+    for (_, dir) in folders_of(config, root) {
+        replace_folder(&dir, |tmp| {
+            inspect::seed(&RealFs, tmp, &block, &state).map_err(|e| anyhow::anyhow!("{e}"))?;
+            crate::storage::version::check_and_mark(tmp).map_err(|e| anyhow::anyhow!(e))
+        })?;
+    }
+    Ok(Done { backups, epoch })
+}
+
+/// `--wipe`: every folder emptied (after the backup), the cluster started over in a new
+/// reset epoch with the same keys.
+pub fn wipe(config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::Result<Done> {
+    let backups = back_up(config, config_path, root)?;
+    let epoch = config.epoch() + 1;
+    let mut next = config.clone();
+    next.reset = Some(Reset { epoch, height: 0, hash: crate::crypto::encode_hex(&[0; 32]) });
+    write_config(&next, config_path)?;
+    for (_, dir) in folders_of(config, root) {
+        replace_folder(&dir, |tmp| crate::storage::version::check_and_mark(tmp).map_err(|e| anyhow::anyhow!(e)))?;
+    }
+    Ok(Done { backups, epoch })
+}

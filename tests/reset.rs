@@ -1,0 +1,242 @@
+//! `reset.sh` with real processes: a stopped cluster after more than two faults is
+//! recovered from the history that signed CHECKPOINTs prove, and serves again with every
+//! message of it. Loopback, five replica processes, Δ = 50 ms; every process killed by PID.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::five::{Cluster, IDS};
+
+const DELTA_MS: u64 = 50;
+
+/// `./reset.sh ARGS` on the cluster's config, with the binary under test.
+fn reset(cluster: &Cluster, args: &[&str]) -> Output {
+    let root = env!("CARGO_MANIFEST_DIR");
+    Command::new("bash")
+        .arg(Path::new(root).join("reset.sh"))
+        .arg("--config")
+        .arg(cluster.config())
+        .args(args)
+        .env("QUINTET_BIN", common::bin())
+        .output()
+        .expect("run reset.sh")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The report's line for replica `id`.
+fn row<'a>(report: &'a str, id: &str) -> &'a str {
+    report.lines().find(|l| l.split_whitespace().next() == Some(id)).unwrap_or_else(|| panic!("no row for {id}:\n{report}"))
+}
+
+/// alice sends `count` messages to bob, each acknowledged by a quorum.
+fn send(alice: &mut common::Chat, prefix: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|k| {
+            let text = format!("{prefix} {k}");
+            let sent = alice.run(&format!("send bob {text}"));
+            assert_eq!(sent["type"], "result", "{text}: {sent}");
+            text
+        })
+        .collect()
+}
+
+/// Lets the last commit's CHECKPOINTs reach every replica's disk, then stops the cluster.
+fn settle_and_stop(cluster: &mut Cluster) {
+    cluster.wait_converged(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(20 * DELTA_MS));
+    cluster.stop_all();
+}
+
+fn start_all(cluster: &mut Cluster) {
+    for i in 0..IDS.len() {
+        cluster.start_replica(i);
+    }
+}
+
+/// bob's mail holds exactly `expected`, in order, and the cluster takes a new message.
+fn serves_with(cluster: &Cluster, expected: &[String]) {
+    assert_eq!(cluster.unread("bob"), expected, "bob's mail after the reset");
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("login")["type"], "result");
+    assert_eq!(alice.run("send bob after the reset")["type"], "result");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn three_wiped_replicas_are_reseeded_from_the_two_that_kept_the_history_and_a_second_run_changes_nothing() {
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("reset-wiped", DELTA_MS);
+    // Past a stable checkpoint (every 100 blocks here): the history has an image.
+    let sent = send(&mut alice, "kept", 110);
+    drop(alice);
+
+    // (5) While replicas run, reset refuses and changes nothing.
+    let refused = reset(&cluster, &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains("refused: replica"), "{}", text(&refused));
+
+    settle_and_stop(&mut cluster);
+    for i in [2, 3, 4] {
+        std::fs::remove_dir_all(cluster.data(i)).unwrap();
+    }
+    let before = std::fs::read_to_string(cluster.config()).unwrap();
+    let out = reset(&cluster, &[]);
+    let report = text(&out);
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    for id in ["C", "D", "E"] {
+        assert!(row(&report, id).contains("no data"), "{report}");
+    }
+    for id in ["A", "B"] {
+        assert!(!row(&report, id).contains("diverged"), "{report}");
+    }
+    assert!(report.contains("history kept: height") && report.contains("reset epoch 1"), "{report}");
+    assert!(report.contains("backup: "), "{report}");
+    let backup = Path::new(&format!("{}.backup-", cluster.config().display())).to_path_buf();
+    let backups: Vec<_> = std::fs::read_dir(&cluster.dir.0).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().into_string().unwrap()).collect();
+    assert!(backups.iter().any(|n| n.starts_with("A.backup-")), "{backups:?} ({})", backup.display());
+    assert!(backups.iter().any(|n| n.starts_with("cluster.toml.backup-")), "{backups:?}");
+
+    // (6) A second run on the result: nothing to do, no new epoch.
+    let config = std::fs::read_to_string(cluster.config()).unwrap();
+    assert_ne!(config, before);
+    let again = reset(&cluster, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(text(&again).contains("nothing to do"), "{}", text(&again));
+    assert_eq!(std::fs::read_to_string(cluster.config()).unwrap(), config, "a second run changes cluster.toml");
+
+    start_all(&mut cluster);
+    serves_with(&cluster, &sent);
+
+    // A client with the cluster.toml from before the reset is told what happened.
+    let old = cluster.dir.0.join("old-cluster.toml");
+    std::fs::write(&old, &before).unwrap();
+    let mut stale = common::Chat::start(&old, "alice", "alice-pw", &["--timeout-ms", "10000"]);
+    let refused = stale.run("login");
+    assert!(refused.to_string().contains("was reset"), "{refused}");
+}
+
+#[test]
+fn three_replicas_restored_from_an_older_backup_are_brought_to_the_proven_history() {
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("reset-old-backup", DELTA_MS);
+    let mut sent = send(&mut alice, "early", 10);
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    let old = cluster.dir.0.join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    for i in [2, 3, 4] {
+        copy_dir(&cluster.data(i), &old.join(IDS[i]));
+    }
+    start_all(&mut cluster);
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("login")["type"], "result");
+    sent.extend(send(&mut alice, "late", 10));
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    for i in [2, 3, 4] {
+        std::fs::remove_dir_all(cluster.data(i)).unwrap();
+        copy_dir(&old.join(IDS[i]), &cluster.data(i));
+    }
+    let out = reset(&cluster, &[]);
+    let report = text(&out);
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    for id in ["C", "D", "E"] {
+        assert!(row(&report, id).contains("behind"), "{report}");
+    }
+    start_all(&mut cluster);
+    serves_with(&cluster, &sent);
+}
+
+#[test]
+fn a_corrupted_log_on_three_replicas_is_reported_and_reseeded() {
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("reset-corrupt", DELTA_MS);
+    let sent = send(&mut alice, "whole", 10);
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    for i in [2, 3, 4] {
+        for name in ["consensus.qlog", "consensus.mirror.qlog", "chain-00000000000000000001.qlog"] {
+            let path = cluster.data(i).join(name);
+            let mut bytes = std::fs::read(&path).unwrap();
+            assert!(bytes.len() > 64, "{} is {} bytes", path.display(), bytes.len());
+            bytes[20] ^= 0xff;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    let out = reset(&cluster, &[]);
+    let report = text(&out);
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    for id in ["C", "D", "E"] {
+        assert!(row(&report, id).contains("damaged"), "{report}");
+    }
+    start_all(&mut cluster);
+    serves_with(&cluster, &sent);
+}
+
+#[test]
+fn two_conflicting_proven_histories_stop_the_reset_until_the_operator_keeps_one() {
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("reset-conflict", DELTA_MS);
+    let common_part = send(&mut alice, "both", 5);
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    // The same five folders run twice from here: once writing "left", once "right".
+    let fork = cluster.dir.0.join("fork");
+    std::fs::create_dir_all(&fork).unwrap();
+    for i in 0..IDS.len() {
+        copy_dir(&cluster.data(i), &fork.join(IDS[i]));
+    }
+    start_all(&mut cluster);
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("login")["type"], "result");
+    send(&mut alice, "left", 5);
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    let left = cluster.dir.0.join("left");
+    std::fs::create_dir_all(&left).unwrap();
+    for i in [0, 1] {
+        copy_dir(&cluster.data(i), &left.join(IDS[i]));
+    }
+    for i in 0..IDS.len() {
+        std::fs::remove_dir_all(cluster.data(i)).unwrap();
+        copy_dir(&fork.join(IDS[i]), &cluster.data(i));
+    }
+    start_all(&mut cluster);
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("login")["type"], "result");
+    let mut right = common_part.clone();
+    right.extend(send(&mut alice, "right", 7));
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    // A and B hold the "left" history, C, D and E the "right" one: both proven.
+    for i in [0, 1] {
+        std::fs::remove_dir_all(cluster.data(i)).unwrap();
+        copy_dir(&left.join(IDS[i]), &cluster.data(i));
+    }
+    let config = std::fs::read_to_string(cluster.config()).unwrap();
+    let out = reset(&cluster, &[]);
+    let report = text(&out);
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    assert!(report.contains("two proven histories conflict"), "{report}");
+    assert_eq!(std::fs::read_to_string(cluster.config()).unwrap(), config, "a refused reset changes nothing");
+
+    let out = reset(&cluster, &["--keep", "C"]);
+    let report = text(&out);
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    for id in ["A", "B"] {
+        assert!(row(&report, id).contains("diverged at height"), "{report}");
+    }
+    start_all(&mut cluster);
+    serves_with(&cluster, &right);
+}
