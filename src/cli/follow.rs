@@ -19,6 +19,9 @@ pub struct FollowArgs {
     /// Stop after this many seconds (default: until interrupted)
     #[arg(long)]
     pub seconds: Option<u64>,
+    /// Short lines for a narrow pane (the replica's id is left out: the pane names it)
+    #[arg(long)]
+    pub compact: bool,
 }
 
 /// What a line says; a new line is printed when it changes.
@@ -41,13 +44,14 @@ pub async fn run(args: FollowArgs) -> anyhow::Result<Exit> {
     let mut checks = super::evidence::Checks::default();
     let (mut last, mut last_height, mut last_line) = (None::<Seen>, None::<u64>, Instant::now());
     let (mut proofs, mut proofs_at) = (String::from("no proofs against it"), None::<Instant>);
+    let mut proof_count: Option<usize> = None;
     let end = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
     while end.is_none_or(|e| Instant::now() < e) {
         if proofs_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
             let gathered = super::evidence::gather(&config, &args.config, &client, &mut checks).await;
-            proofs = match super::evidence::per_replica(&gathered).get(&args.id) {
-                Some(kinds) if !kinds.is_empty() => format!("{} against it", super::evidence::proofs_text(kinds)),
-                _ => "no proofs against it".into(),
+            (proofs, proof_count) = match super::evidence::per_replica(&gathered).get(&args.id) {
+                Some(kinds) if !kinds.is_empty() => (format!("{} against it", super::evidence::proofs_text(kinds)), Some(kinds.values().sum())),
+                _ => ("no proofs against it".into(), None),
             };
             proofs_at = Some(Instant::now());
         }
@@ -63,6 +67,14 @@ pub async fn run(args: FollowArgs) -> anyhow::Result<Exit> {
         let moved = height.is_some() && height != last_height && last_line.elapsed() >= Duration::from_secs(5);
         if last.as_ref() != Some(&seen) || moved {
             let line = match (&seen.up, height) {
+                (Ok((role, view, heard, byzantine)), Some(height)) if args.compact => {
+                    let commits = last_height.map_or(String::new(), |h| format!("+{}", height.saturating_sub(h)));
+                    let role = role.strip_prefix("follower of ").map_or("leader".to_string(), |l| format!("-> {l}"));
+                    let proofs = proof_count.map_or(String::new(), |n| format!(" {n} proofs!"));
+                    let lying = if byzantine.is_empty() { String::new() } else { format!(" LIES({})", byzantine.join(",")) };
+                    format!("{} {role} v{view} h{height}{commits} {heard}/{peers}{proofs}{lying}", &now()[..8])
+                }
+                (Err(e), _) if args.compact => format!("{} down: {}", now(), e.chars().take(60).collect::<String>()),
                 (Ok((role, view, heard, byzantine)), Some(height)) => {
                     let commits = last_height.map_or(String::new(), |h| format!(" (+{})", height.saturating_sub(h)));
                     let lying = if byzantine.is_empty() { String::new() } else { format!("  BYZANTINE ({})", byzantine.join(",")) };

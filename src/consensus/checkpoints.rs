@@ -36,19 +36,27 @@ impl Core {
         let checkpoint = self.own_checkpoint(self.committed_height, self.committed_hash, None);
         self.last_checkpoint = Some(checkpoint.clone());
         self.out.push(Action::Broadcast(Message::Checkpoint(checkpoint.clone())));
+        self.release_proofs();
+        self.keep_proof(checkpoint);
+    }
+
+    /// A new slot for kept proofs (each commit, and each retransmission period, so that a
+    /// CHECKPOINT held on an idle cluster still reaches the disk): the held ones this
+    /// replica has committed that far are kept now.
+    pub(super) fn release_proofs(&mut self) {
+        self.proof_slot += 1;
         let reached: Vec<ReplicaId> = self.proofs_held.iter().filter(|(_, c)| c.height <= self.committed_height).map(|(w, _)| *w).collect();
         for signer in reached {
             if let Some(held) = self.proofs_held.remove(&signer) {
                 self.keep_proof(held);
             }
         }
-        self.keep_proof(checkpoint);
     }
 
     /// Proofs of commit for `quintet recover`: each signer's newest verified CHECKPOINT is
     /// kept on disk once this replica has committed that far (`Action::KeepProof`); a newer
     /// one above the committed height waits in `proofs_held` (one per signer) until then.
-    /// At most one record per signer and commit of this replica's: a signer sending junk
+    /// At most one record per signer and slot (`release_proofs`): a signer sending junk
     /// replaces only its own entry, and cannot make this replica write more than an honest
     /// signer does.
     fn keep_proof(&mut self, c: Checkpoint) {
@@ -56,13 +64,13 @@ impl Core {
         if kept.is_some_and(|(height, _)| c.height <= height) {
             return;
         }
-        if c.height > self.committed_height || kept.is_some_and(|(_, at)| at == self.committed_height) {
+        if c.height > self.committed_height || kept.is_some_and(|(_, slot)| slot == self.proof_slot) {
             if self.proofs_held.get(&c.voter).is_none_or(|held| held.height < c.height) {
                 self.proofs_held.insert(c.voter, c);
             }
             return;
         }
-        self.proofs_kept.insert(c.voter, (c.height, self.committed_height));
+        self.proofs_kept.insert(c.voter, (c.height, self.proof_slot));
         self.out.push(Action::KeepProof(c));
     }
 

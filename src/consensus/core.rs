@@ -101,8 +101,9 @@ pub struct Core {
     /// Per signer, the height of the newest CHECKPOINT handed to the driver to keep as a
     /// proof of commit, and a newer one held until this replica commits that far
     /// (`keep_proof`).
-    /// (its height, this replica's committed height when it was kept)
-    pub(super) proofs_kept: BTreeMap<ReplicaId, (Height, Height)>,
+    /// (its height, the slot it was kept in)
+    pub(super) proofs_kept: BTreeMap<ReplicaId, (Height, u64)>,
+    pub(super) proof_slot: u64,
     pub(super) proofs_held: BTreeMap<ReplicaId, Checkpoint>,
     /// Blocks proved committed by a checkpoint certificate, waiting for their blocks.
     pub(super) certified_commits: BTreeSet<(Height, Hash)>,
@@ -219,6 +220,7 @@ impl Core {
             checkpoints: BTreeMap::new(),
             checkpoints_by_signer: BTreeMap::new(),
             proofs_kept: BTreeMap::new(),
+            proof_slot: 0,
             proofs_held: BTreeMap::new(),
             certified_commits: BTreeSet::new(),
             recent: VecDeque::new(),

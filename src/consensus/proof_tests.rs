@@ -67,12 +67,16 @@ fn a_signer_gets_one_proof_written_per_commit_of_this_replica() {
     let (mut r, b1) = replica_about_to_commit_b1();
     r.handle(1_000 + 2 * DELTA + 10, Input::Tick);
     r.committed_height = 500; // as if it had committed that far
+    r.handle(1_600, Input::Tick); // a retransmission period starts: one slot from here
     let mut written = 0;
     for height in 1..=500u64 {
         written += kept(&r.handle(1_600, Input::Message(3, commit_checkpoint(3, height, b1.hash)))).len();
     }
     assert_eq!(written, 1);
     assert_eq!(r.proofs_held[&3].height, 500);
+    // On an idle cluster the held one reaches the disk at the next retransmission period.
+    let later = kept(&r.handle(1_600 + 5 * DELTA, Input::Tick));
+    assert_eq!(later, vec![(500, 3)]);
 }
 
 #[test]

@@ -52,6 +52,7 @@ impl Core {
         if now >= self.last_retransmit_ms + 4 * delta {
             self.last_retransmit_ms = now;
             self.retransmit();
+            self.release_proofs();
         }
         let missing: Vec<Hash> = self.orphans.keys().copied().collect();
         for hash in missing {

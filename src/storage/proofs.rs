@@ -115,8 +115,10 @@ impl ProofLog {
     pub fn keep(&mut self, c: &Checkpoint) {
         let entry = LogEntry { height: c.height, time_ms: self.epoch, bytes: peer::encode_message(&Message::Checkpoint(c.clone())) };
         self.writer.append(&entry);
-        self.newest.insert(c.voter, entry);
         self.records += 1;
+        if self.newest.get(&c.voter).is_none_or(|e| (e.time_ms, e.height) <= (entry.time_ms, entry.height)) {
+            self.newest.insert(c.voter, entry);
+        }
     }
 
     /// Makes what was kept durable; rewrites the file when it has grown.

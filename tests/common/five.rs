@@ -14,7 +14,7 @@ pub const IDS: [&str; 5] = ["A", "B", "C", "D", "E"];
 
 /// One five-replica cluster at a time per test binary: the tests of a binary run on parallel
 /// threads, and two clusters plus their clients on 2 cores starve each other's timers.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Fields drop in order: the replicas are killed, then the folder goes, then the turn.
 pub struct Cluster {
