@@ -74,6 +74,10 @@ pub struct Reset {
     pub height: u64,
     /// That block's hash, 64 hex digits.
     pub hash: String,
+    /// The sha256 of the state image at that block (what state CHECKPOINTs sign), 64 hex
+    /// digits: the one image recovery and the replicas trust without a state certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +184,11 @@ impl ClusterConfig {
         {
             return bad("[reset] needs epoch >= 1 and the 64-hex-digit hash of the block at its height (`reset.sh` writes it)".into());
         }
+        if let Some(image) = self.reset.as_ref().and_then(|r| r.image.as_ref())
+            && decode_hex(image).is_none_or(|h| h.len() != 32)
+        {
+            return bad("[reset] image must be the 64-hex-digit sha256 of the reset's state image (`reset.sh` writes it)".into());
+        }
         let n = self.replicas.len();
         if n == 0 || n.is_multiple_of(2) || n > 9 {
             return bad(format!("{n} replicas: use an odd number from 1 to 9 (n = 2f + 1)"));
@@ -251,6 +260,11 @@ impl ClusterConfig {
     }
 
     /// The committed block the ordering protocol starts from: genesis, or the reset's block.
+    /// The sha256 of the reset's state image, when the config names it.
+    pub fn base_image(&self) -> Option<[u8; 32]> {
+        self.reset.as_ref()?.image.as_ref().and_then(|h| decode_hex(h)).and_then(|h| h.try_into().ok())
+    }
+
     pub fn base(&self) -> (u64, [u8; 32]) {
         match &self.reset {
             None => (0, [0; 32]),

@@ -114,6 +114,17 @@ fn three_wiped_replicas_are_reseeded_from_the_two_that_kept_the_history_and_a_se
     assert!(text(&again).contains("nothing to do"), "{}", text(&again));
     assert_eq!(std::fs::read_to_string(cluster.config()).unwrap(), config, "a second run changes cluster.toml");
 
+    // A folder the reset left out (here a copy from before it) does not start under the
+    // new cluster.toml.
+    let a_backup = backups.iter().find(|n| n.starts_with("A.backup-")).unwrap();
+    let reseeded = cluster.dir.0.join("C.reseeded");
+    std::fs::rename(cluster.data(2), &reseeded).unwrap();
+    copy_dir(&cluster.dir.0.join(a_backup), &cluster.data(2));
+    let left_out = cluster.try_start_replica(2).unwrap_err();
+    assert!(left_out.contains("holds data of reset epoch 0") && left_out.contains("reset.sh"), "{left_out}");
+    std::fs::remove_dir_all(cluster.data(2)).unwrap();
+    std::fs::rename(&reseeded, cluster.data(2)).unwrap();
+
     start_all(&mut cluster);
     serves_with(&cluster, &sent);
 
@@ -123,6 +134,21 @@ fn three_wiped_replicas_are_reseeded_from_the_two_that_kept_the_history_and_a_se
     let mut stale = common::Chat::start(&old, "alice", "alice-pw", &["--timeout-ms", "10000"]);
     let refused = stale.run("login");
     assert!(refused.to_string().contains("was reset"), "{refused}");
+    drop(stale);
+
+    // --wipe empties every folder (after a backup); a reset after it has nothing to do.
+    cluster.stop_all();
+    let wiped = reset(&cluster, &["--wipe", "--yes"]);
+    assert_eq!(wiped.status.code(), Some(0), "{}", text(&wiped));
+    assert!(text(&wiped).contains("every replica emptied, reset epoch 2"), "{}", text(&wiped));
+    let after = reset(&cluster, &[]);
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after));
+    assert!(text(&after).contains("every folder is empty: nothing to recover"), "{}", text(&after));
+    start_all(&mut cluster);
+    let mut carol = cluster.chat("carol");
+    assert_eq!(carol.run("create")["type"], "result", "a wiped cluster takes new accounts");
+    let mut alice = cluster.chat("alice");
+    assert_ne!(alice.run("login")["type"], "result", "alice's account went with the wipe");
 }
 
 #[test]
@@ -239,4 +265,34 @@ fn two_conflicting_proven_histories_stop_the_reset_until_the_operator_keeps_one(
     }
     start_all(&mut cluster);
     serves_with(&cluster, &right);
+}
+
+#[test]
+fn folders_without_kept_proofs_keep_what_certificates_prove_and_unproven_keeps_the_rest() {
+    // Folders of the release before proofs were kept hold no proofs.qlog: the newest
+    // certified image is what is proven, the blocks above it are said and kept on request.
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("reset-unproven", DELTA_MS);
+    let sent = send(&mut alice, "old", 110);
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    for i in 0..IDS.len() {
+        let _ = std::fs::remove_file(cluster.data(i).join("proofs.qlog"));
+    }
+    for i in [2, 3, 4] {
+        std::fs::remove_dir_all(cluster.data(i)).unwrap();
+    }
+    let dry = reset(&cluster, &["--dry-run"]);
+    let report = text(&dry);
+    eprintln!("{report}");
+    assert_eq!(dry.status.code(), Some(0), "{report}");
+    assert!(report.contains("proven by a state certificate"), "{report}");
+    assert!(report.contains("that A, B hold committed") && report.contains("--keep A --unproven"), "{report}");
+
+    let out = reset(&cluster, &["--keep", "A", "--unproven"]);
+    let report = text(&out);
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("kept unproven (--unproven)"), "{report}");
+    start_all(&mut cluster);
+    serves_with(&cluster, &sent);
 }

@@ -20,6 +20,10 @@ pub struct RecoverArgs {
     /// backup)
     #[arg(long, value_name = "REPLICA")]
     pub keep: Option<String>,
+    /// With --keep: keep that replica's whole committed chain, even the blocks above what q
+    /// signed CHECKPOINTs prove (a folder written before proofs were kept has none)
+    #[arg(long, requires = "keep")]
+    pub unproven: bool,
     /// Show what was found and what would be done; change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -42,10 +46,13 @@ pub fn run(args: RecoverArgs) -> anyhow::Result<Exit> {
     let root = args.data_root.clone().unwrap_or_else(|| {
         args.config.parent().filter(|p| !p.as_os_str().is_empty()).map_or(PathBuf::from("."), PathBuf::from)
     });
-    if let Some(running) = crate::recover::running(&config, &root) {
-        eprintln!("reset: refused: {running}; stop every replica of the cluster first (Ctrl-C in `quintet up`)");
-        return Ok(Exit::Failed(1));
-    }
+    let _locks = match crate::recover::lock_all(&config, &root) {
+        Ok(locks) => locks,
+        Err(running) => {
+            eprintln!("reset: refused: {running}; stop every replica of the cluster first (Ctrl-C in `quintet up`)");
+            return Ok(Exit::Failed(1));
+        }
+    };
     if args.wipe {
         if !args.yes && !confirm(&config, &root)? {
             eprintln!("reset: not confirmed; nothing changed");
@@ -59,13 +66,20 @@ pub fn run(args: RecoverArgs) -> anyhow::Result<Exit> {
         print_done(&done, &args.config, "every replica emptied");
         return Ok(Exit::Ok);
     }
-    let plan = crate::recover::plan(&config, &root, args.keep.as_deref())?;
+    let choice = crate::recover::Choice { keep: args.keep.clone(), unproven: args.unproven };
+    let plan = crate::recover::plan(&config, &root, &choice)?;
     print!("{}", crate::recover::table(&plan));
     let Some(history) = &plan.history else {
-        return Ok(Exit::Failed(2));
+        let empty = plan.rows.iter().all(|r| r.finding == crate::recover::Finding::Empty);
+        return Ok(if empty { Exit::Ok } else { Exit::Failed(2) });
     };
     if !plan.changes {
-        println!("every replica holds the proven history and nothing is damaged: nothing to do (reset epoch stays {})", config.epoch());
+        println!(
+            "the cluster recovers by itself: at least {} replicas hold the proven history, none is damaged or diverged, and the ones \
+             behind catch up once started: nothing to do (reset epoch stays {})",
+            config.quorum(),
+            config.epoch()
+        );
         return Ok(Exit::Ok);
     }
     if args.dry_run {

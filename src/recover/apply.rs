@@ -108,18 +108,32 @@ fn state_at(plan: &Plan, config: &ClusterConfig) -> anyhow::Result<(Block, ChatS
     let index = Index::of(&plan.folders);
     let tip = &history.block;
     let on_history = |height, hash| index.ancestor(&tip.hash, height) == Some(hash);
+    // Only an image that is vouched for: one with a state certificate of this epoch (q
+    // replicas signed its sha256), or the last reset's own image (its sha256 is in
+    // cluster.toml). Any other may hold whatever its folder's replica made of it.
+    let (base, base_image) = (config.base(), config.base_image());
+    let trusted = |i: &inspect::FoundImage| {
+        i.cert.is_some() || (i.height == base.0 && i.block.hash == base.1 && base_image == Some(i.image_hash))
+    };
     let source = plan
         .folders
         .iter()
         .flat_map(|f| f.found.images.iter().map(move |i| (f, i)))
-        .filter(|(_, i)| i.height <= tip.height && on_history(i.height, i.block.hash))
+        .filter(|(_, i)| i.height <= tip.height && trusted(i) && on_history(i.height, i.block.hash))
         .max_by_key(|(_, i)| i.height);
     let (mut state, from) = match source {
         Some((f, image)) => {
             let state = inspect::image_state(&RealFs, &f.dir, image.height).map_err(|e| anyhow::anyhow!("{e}"))?;
             (state, image.height)
         }
-        None => (ChatState::new(), 0),
+        // From genesis only when the history starts there: blocks from before a reset ran
+        // under another epoch's name.
+        None if base.0 == 0 => (ChatState::new(), 0),
+        None => anyhow::bail!(
+            "no folder holds a state image this reset can trust on the kept history: the last reset's image (height {}) \
+             or one with a state certificate. Restore one from a backup (NAME.backup-*) into its folder and run again",
+            base.0
+        ),
     };
     state.set_presence_ms(config.presence_ms);
     let mut blocks = Vec::new();
@@ -149,20 +163,38 @@ fn state_at(plan: &Plan, config: &ClusterConfig) -> anyhow::Result<(Block, ChatS
     Ok((tip.clone(), state))
 }
 
+/// The folder's VERSION and EPOCH files.
+fn mark(dir: &Path, epoch: u64) -> anyhow::Result<()> {
+    crate::storage::version::check_and_mark(dir).map_err(|e| anyhow::anyhow!(e))?;
+    crate::storage::version::mark_epoch(dir, epoch).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// The sha256 of the image `seed` writes for `state` at `block` (written once to a scratch
+/// folder: the config names it before any replica folder is replaced).
+fn seeded_image(block: &Block, state: &ChatState) -> anyhow::Result<[u8; 32]> {
+    let scratch = std::env::temp_dir().join(format!("quintet-reset-image-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let made = inspect::seed(&RealFs, &scratch, block, state).map_err(|e| anyhow::anyhow!("{e}"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    made
+}
+
 /// Re-seeds every replica from the plan's history in a new reset epoch.
 pub fn apply(plan: &Plan, config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::Result<Done> {
     let (block, state) = state_at(plan, config)?;
     let backups = back_up(config, config_path, root)?;
     let epoch = config.epoch() + 1;
     let mut next = config.clone();
-    next.reset = Some(Reset { epoch, height: block.height, hash: crate::crypto::encode_hex(&block.hash) });
+    let image = seeded_image(&block, &state)?;
+    next.reset = Some(Reset { epoch, height: block.height, hash: crate::crypto::encode_hex(&block.hash), image: Some(crate::crypto::encode_hex(&image)) });
     // The config first: if this stops half-way, a second run reads the reset's block as
     // proven and finishes the job.
     write_config(&next, config_path)?;
     for (_, dir) in folders_of(config, root) {
         replace_folder(&dir, |tmp| {
-            inspect::seed(&RealFs, tmp, &block, &state).map_err(|e| anyhow::anyhow!("{e}"))?;
-            crate::storage::version::check_and_mark(tmp).map_err(|e| anyhow::anyhow!(e))
+            let made = inspect::seed(&RealFs, tmp, &block, &state).map_err(|e| anyhow::anyhow!("{e}"))?;
+            anyhow::ensure!(made == image, "the image written to {} hashes differently from the first one", tmp.display());
+            mark(tmp, epoch)
         })?;
     }
     Ok(Done { backups, epoch })
@@ -174,10 +206,10 @@ pub fn wipe(config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::
     let backups = back_up(config, config_path, root)?;
     let epoch = config.epoch() + 1;
     let mut next = config.clone();
-    next.reset = Some(Reset { epoch, height: 0, hash: crate::crypto::encode_hex(&[0; 32]) });
+    next.reset = Some(Reset { epoch, height: 0, hash: crate::crypto::encode_hex(&[0; 32]), image: None });
     write_config(&next, config_path)?;
     for (_, dir) in folders_of(config, root) {
-        replace_folder(&dir, |tmp| crate::storage::version::check_and_mark(tmp).map_err(|e| anyhow::anyhow!(e)))?;
+        replace_folder(&dir, |tmp| mark(tmp, epoch))?;
     }
     Ok(Done { backups, epoch })
 }

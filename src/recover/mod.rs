@@ -73,11 +73,24 @@ pub struct Plan {
     pub folders: Vec<Folder>,
     pub rows: Vec<Row>,
     pub history: Option<History>,
-    /// Two proven histories that conflict: (folder, folder, height), when no `--keep`
-    /// chose between them.
-    pub conflict: Option<(usize, usize, Height)>,
-    /// Whether anything must change.
+    /// Two proven histories that conflict, when no `--keep` chose between them.
+    pub conflict: Option<Conflict>,
+    /// Whether anything must change: the cluster cannot recover by itself (fewer than q
+    /// folders hold the proven history, or one is damaged, diverged, or cannot start).
     pub changes: bool,
+    /// Blocks above the kept history that some folder holds committed but nobody proves
+    /// (dropped by a re-seed; in the backup), as (folder, count).
+    pub unproven: Vec<(usize, u64)>,
+}
+
+/// Two folders' proven tips of which neither extends the other.
+#[derive(Clone, Debug)]
+pub struct Conflict {
+    /// (folder, proven height, block hash, how it is proven) for each side.
+    pub sides: [(usize, Height, Hash, String); 2],
+    /// They differ at this height; `None` when no folder holds the blocks that would tell
+    /// (the longer history's blocks down to the shorter one's tip were pruned).
+    pub at: Option<Height>,
 }
 
 /// Every block any folder holds, by hash (each one's hash checked when read).
@@ -119,23 +132,37 @@ pub fn folders_of(config: &ClusterConfig, root: &Path) -> Vec<(String, PathBuf)>
     config.replicas.iter().map(|r| (r.id.clone(), root.join(&r.id))).collect()
 }
 
-/// A running process that holds the cluster: a replica (its folder's LOCK) or `quintet up`
-/// (the root's up.lock). Returns what holds it, for the refusal.
-pub fn running(config: &ClusterConfig, root: &Path) -> Option<String> {
-    let locks = folders_of(config, root).into_iter().map(|(id, dir)| (format!("replica {id}"), dir.join("LOCK")));
-    for (what, lock) in locks.chain([("`quintet up`".to_string(), root.join("up.lock"))]) {
-        if !lock.exists() {
-            continue;
-        }
-        if let Err(crate::storage::pidlock::LockError::Held(pid)) = crate::storage::pidlock::lock(&lock) {
-            return Some(format!("{what} is running{} ({} is locked)", pid.map_or(String::new(), |p| format!(" as pid {p}")), lock.display()));
+/// The cluster's locks, held while recovery reads and rewrites its folders: every replica
+/// folder's LOCK (where the folder exists) and the root's up.lock. Refused with what holds
+/// one when a replica or `quintet up` runs.
+pub struct Locks(#[allow(dead_code)] Vec<crate::storage::pidlock::PidLock>);
+
+pub fn lock_all(config: &ClusterConfig, root: &Path) -> Result<Locks, String> {
+    let folders = folders_of(config, root).into_iter().filter(|(_, dir)| dir.is_dir()).map(|(id, dir)| (format!("replica {id}"), dir.join("LOCK")));
+    let up = root.is_dir().then(|| ("`quintet up`".to_string(), root.join("up.lock")));
+    let mut held = Vec::new();
+    for (what, lock) in folders.chain(up) {
+        match crate::storage::pidlock::lock(&lock) {
+            Ok(guard) => held.push(guard),
+            Err(crate::storage::pidlock::LockError::Held(pid)) => {
+                return Err(format!("{what} is running{} ({} is locked)", pid.map_or(String::new(), |p| format!(" as pid {p}")), lock.display()));
+            }
+            Err(crate::storage::pidlock::LockError::Io(e)) => return Err(format!("{}: {e}", lock.display())),
         }
     }
-    None
+    Ok(Locks(held))
 }
 
-/// Reads and checks every folder; decides what to keep. Changes nothing.
-pub fn plan(config: &ClusterConfig, root: &Path, keep: Option<&str>) -> anyhow::Result<Plan> {
+/// What the operator asked for besides the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Choice {
+    /// `--keep REPLICA`: its history wins a conflict.
+    pub keep: Option<String>,
+    /// `--unproven` (with `--keep`): keep that replica's whole committed chain, proven or not.
+    pub unproven: bool,
+}
+
+pub fn plan(config: &ClusterConfig, root: &Path, choice: &Choice) -> anyhow::Result<Plan> {
     let fs = RealFs;
     let keys: Vec<_> = config.replicas.iter().map(|r| r.verifying_key()).collect();
     let epoch = config.epoch();
@@ -144,8 +171,23 @@ pub fn plan(config: &ClusterConfig, root: &Path, keep: Option<&str>) -> anyhow::
     let base = config.base();
     let mut folders = Vec::new();
     for (id, dir) in folders_of(config, root) {
-        crate::storage::version::read(&dir).map_err(|e| anyhow::anyhow!(e))?;
-        let found = inspect::inspect(&fs as &dyn Fs, &dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
+        let version = match crate::storage::version::read(&dir) {
+            // A newer release's folder: this one cannot know what it holds.
+            Err(e) if e.contains("newer release") => anyhow::bail!(e),
+            Err(e) => Some(e),
+            Ok(_) => None,
+        };
+        let mut found = inspect::inspect(&fs as &dyn Fs, &dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
+        found.damage.extend(version);
+        if !found.empty {
+            match std::fs::read_to_string(dir.join(crate::storage::version::EPOCH_FILE)).map(|t| t.trim().parse::<u64>()) {
+                Ok(Ok(e)) if e == epoch => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && epoch == 0 => {}
+                Ok(Ok(e)) => found.damage.push(format!("holds data of reset epoch {e}, not {epoch}")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => found.damage.push(format!("holds data of reset epoch 0, not {epoch}")),
+                _ => found.damage.push(format!("{} is not a reset epoch", crate::storage::version::EPOCH_FILE)),
+            }
+        }
         let mut folder = Folder { id, dir, found, bad_signatures: Vec::new(), proofs: Vec::new() };
         check_signatures(&mut folder, config, &current, epoch, base.0, &keys);
         folders.push(folder);
@@ -201,36 +243,67 @@ pub fn plan(config: &ClusterConfig, root: &Path, keep: Option<&str>) -> anyhow::
         proven.push(best.and_then(|(h, how)| index.ancestor(&tip.hash, h).map(|hash| (h, hash, how))));
     }
 
-    // Conflicting proven histories: neither proven block extends the other.
+    // Conflicting proven histories: neither proven block extends the other, or no folder
+    // holds the blocks that would tell (then the operator must choose: an honest replica
+    // that is merely behind is told from a diverged one only by those blocks).
+    let related = |a: &(Height, Hash, String), b: &(Height, Hash, String)| -> Option<bool> {
+        let ((low, low_hash, _), (_, high_hash, _)) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+        index.ancestor(high_hash, *low).map(|x| x == *low_hash)
+    };
     let mut conflict = None;
     for (i, a) in proven.iter().enumerate() {
         for (j, b) in proven.iter().enumerate().skip(i + 1) {
-            let (Some((ha, xa, _)), Some((hb, xb, _))) = (a, b) else { continue };
-            let (low, low_hash, high_hash) = if ha <= hb { (*ha, xa, xb) } else { (*hb, xb, xa) };
-            if index.ancestor(high_hash, low).is_some_and(|x| x != *low_hash) {
-                conflict.get_or_insert((i, j, low));
+            let (Some(pa), Some(pb)) = (a, b) else { continue };
+            if conflict.is_none() && related(pa, pb) != Some(true) {
+                let low = pa.0.min(pb.0);
+                let (high_hash, low_hash) = if pa.0 <= pb.0 { (&pb.1, &pa.1) } else { (&pa.1, &pb.1) };
+                let at = index.ancestor(high_hash, low).map(|_| first_difference(&index, high_hash, low_hash, low));
+                conflict = Some(Conflict { sides: [(i, pa.0, pa.1, pa.2.clone()), (j, pb.0, pb.1, pb.2.clone())], at });
             }
         }
     }
-    let chosen = match keep {
+    let chosen = match &choice.keep {
         Some(id) => {
-            let i = folders.iter().position(|f| f.id == id).ok_or_else(|| anyhow::anyhow!("--keep {id}: no such replica in the config"))?;
-            anyhow::ensure!(proven[i].is_some(), "--keep {id}: replica {id} holds no proven history");
+            let i = folders.iter().position(|f| &f.id == id).ok_or_else(|| anyhow::anyhow!("--keep {id}: no such replica in the config"))?;
+            anyhow::ensure!(proven[i].is_some() || choice.unproven, "--keep {id}: replica {id} holds no proven history (--unproven keeps its committed chain anyway)");
             conflict = None;
-            Some(i)
+            // The highest proven history that X's proven tip belongs to.
+            match &proven[i] {
+                Some(mine) => (0..folders.len())
+                    .filter(|j| proven[*j].as_ref().is_some_and(|p| related(mine, p) == Some(true)))
+                    .max_by_key(|j| (proven[*j].as_ref().map(|p| p.0), *j == i)),
+                None => Some(i),
+            }
         }
         None if conflict.is_some() => None,
         None => (0..folders.len()).filter(|i| proven[*i].is_some()).max_by_key(|i| (proven[*i].as_ref().map(|p| p.0), std::cmp::Reverse(*i))),
     };
-    let history = chosen.and_then(|i| {
+    let mut history = chosen.and_then(|i| {
         let (height, hash, how) = proven[i].clone()?;
         let block = index.0.get(&hash)?.clone();
         debug_assert_eq!(block.height, height);
         Some(History { block, from: i, proof: how })
     });
+    // --unproven: the kept replica's whole committed chain, when it reaches higher.
+    if choice.unproven {
+        let id = choice.keep.as_deref().ok_or_else(|| anyhow::anyhow!("--unproven needs --keep REPLICA: whose committed chain to keep"))?;
+        let i = folders.iter().position(|f| f.id == id).expect("checked above");
+        let tip = folders[i].found.tip().ok_or_else(|| anyhow::anyhow!("--keep {id}: replica {id} holds no blocks"))?;
+        if let Some(h) = history.as_ref().filter(|h| tip.height > h.block.height && index.ancestor(&tip.hash, h.block.height) != Some(h.block.hash)) {
+            anyhow::bail!(
+                "--unproven --keep {id}: replica {id}'s committed chain does not extend the proven history at height {} (from {})",
+                h.block.height,
+                folders[h.from].id
+            );
+        }
+        if history.as_ref().is_none_or(|h| tip.height > h.block.height) {
+            let proof = format!("nothing above height {}: replica {id}'s committed chain, kept unproven (--unproven)", proven[i].as_ref().map_or(0, |p| p.0));
+            history = Some(History { block: tip.clone(), from: i, proof });
+        }
+    }
 
     let mut rows = Vec::new();
-    let mut changes = false;
+    let mut changes = plan_base_mismatch(&history, base) || choice.unproven;
     for (i, f) in folders.iter().enumerate() {
         let tip = f.found.tip();
         let height = tip.map_or(0, |t| t.height);
@@ -257,10 +330,12 @@ pub fn plan(config: &ClusterConfig, root: &Path, keep: Option<&str>) -> anyhow::
             }
         };
         let damage: Vec<String> = f.found.damage.iter().chain(&f.bad_signatures).cloned().collect();
-        changes |= finding != Finding::UpToDate || !damage.is_empty();
-        if plan_base_mismatch(&history, base) {
-            changes = true;
-        }
+        // What the cluster does not repair by itself: damage, divergence, and a folder that
+        // cannot start (an empty one or one behind the reset's block, after a reset).
+        changes |= !damage.is_empty()
+            || matches!(finding, Finding::DivergedAt(_))
+            || (matches!(finding, Finding::Empty | Finding::Behind) && height < base.0)
+            || (finding == Finding::Empty && base.0 > 0);
         rows.push(Row {
             id: f.id.clone(),
             height,
@@ -270,7 +345,13 @@ pub fn plan(config: &ClusterConfig, root: &Path, keep: Option<&str>) -> anyhow::
             damage,
         });
     }
-    Ok(Plan { folders, rows, history, conflict, changes })
+    // Fewer than q folders hold the history: the others cannot catch up from them.
+    let holders = rows.iter().filter(|r| matches!(r.finding, Finding::UpToDate | Finding::Unprovable(_))).count();
+    if history.is_some() && holders < q {
+        changes = true;
+    }
+    let unproven = rows.iter().enumerate().filter_map(|(i, r)| if let Finding::Unprovable(n) = r.finding { Some((i, n)) } else { None }).collect();
+    Ok(Plan { folders, rows, history, conflict, changes, unproven })
 }
 
 /// A history that ends below the last reset's block cannot be kept as it is (the replicas
@@ -313,7 +394,9 @@ fn check_signatures(f: &mut Folder, config: &ClusterConfig, current: &PeerKeys, 
     if bad_proofs > 0 {
         f.bad_signatures.push(format!("{bad_proofs} kept CHECKPOINTs whose signatures do not verify"));
     }
-    let epochs: Vec<PeerKeys> = (0..=epoch).map(|e| PeerKeys::new(keys.to_vec(), &signing_id(&config.cluster_id, e))).collect();
+    // Certificates signed before the last reset are not used (the reset's own image is
+    // trusted by its sha256 in cluster.toml): only a signature of this epoch counts.
+    let earlier: Vec<PeerKeys> = (0..epoch).map(|e| PeerKeys::new(keys.to_vec(), &signing_id(&config.cluster_id, e))).collect();
     let mut uncertified = Vec::new();
     for image in &mut f.found.images {
         let Some(cert) = &image.cert else { continue };
@@ -325,9 +408,11 @@ fn check_signatures(f: &mut Folder, config: &ClusterConfig, current: &PeerKeys, 
                     && keys.verify(*who, &signed::checkpoint(cert.height, &cert.hash, Some(&cert.state)), sig)
             }) && signers.len() >= q
         };
-        let ok = if cert.height > base { valid(current) } else { epochs.iter().any(valid) };
+        let ok = cert.state == image.image_hash && cert.height == image.height && cert.hash == image.block.hash && valid(current);
         if !ok {
-            uncertified.push(image.height);
+            if !earlier.iter().any(valid) {
+                uncertified.push(image.height);
+            }
             image.cert = None;
         }
     }
@@ -383,19 +468,44 @@ pub fn table(plan: &Plan) -> String {
         }
         out.push_str(&format!("{:<8} {:>8} {:>8}  {:<24} {found}\n", r.id, r.height, proven, image));
     }
-    match (&plan.history, plan.conflict) {
-        (Some(h), _) => out.push_str(&format!(
-            "history kept: height {}, block {}…, from {}, proven by {}\n",
-            h.block.height,
-            &crate::crypto::encode_hex(&h.block.hash)[..16],
-            plan.folders[h.from].id,
-            h.proof
-        )),
-        (None, Some((a, b, height))) => out.push_str(&format!(
-            "two proven histories conflict at height {height}: {}'s and {}'s (more than two replicas failed or lied); \
-             choose one with --keep {} or --keep {} (the other stays in the backup)\n",
-            plan.folders[a].id, plan.folders[b].id, plan.folders[a].id, plan.folders[b].id
-        )),
+    let hex = |h: &Hash| crate::crypto::encode_hex(h)[..16].to_string();
+    match (&plan.history, &plan.conflict) {
+        (Some(h), _) => {
+            out.push_str(&format!(
+                "history kept: height {}, block {}…, from {}, proven by {}\n",
+                h.block.height,
+                hex(&h.block.hash),
+                plan.folders[h.from].id,
+                h.proof
+            ));
+            if plan.changes && let Some((top, most)) = plan.unproven.iter().max_by_key(|(i, n)| (*n, std::cmp::Reverse(*i))) {
+                let holders: Vec<&str> = plan.unproven.iter().map(|(i, _)| plan.folders[*i].id.as_str()).collect();
+                let top = &plan.folders[*top].id;
+                out.push_str(&format!(
+                    "not kept: up to {most} block{} above it that {} hold{} committed without q signed CHECKPOINTs \
+                     (they stay in the backup; --keep {top} --unproven keeps them)\n",
+                    if *most == 1 { "" } else { "s" },
+                    holders.join(", "),
+                    if holders.len() == 1 { "s" } else { "" }
+                ));
+            }
+        }
+        (None, Some(c)) => {
+            let [(a, ..), (b, ..)] = &c.sides;
+            let (a, b) = (&plan.folders[*a].id, &plan.folders[*b].id);
+            match c.at {
+                Some(at) => out.push_str(&format!("two proven histories conflict from height {at} (more than two replicas failed or lied):\n")),
+                None => out.push_str(&format!(
+                    "two proven histories cannot be compared: no folder holds the blocks between them (pruned), so {a}'s may \
+                     extend {b}'s or conflict with it:\n"
+                )),
+            }
+            for (i, height, hash, how) in &c.sides {
+                out.push_str(&format!("  {}'s: height {height}, block {}…, proven by {how}\n", plan.folders[*i].id, hex(hash)));
+            }
+            out.push_str(&format!("choose one with --keep {a} or --keep {b} (the other stays in the backup)\n"));
+        }
+        (None, None) if plan.rows.iter().all(|r| r.finding == Finding::Empty) => out.push_str("every folder is empty: nothing to recover\n"),
         (None, None) => out.push_str("no proven history: no folder holds a block that q replicas signed CHECKPOINTs for\n"),
     }
     out

@@ -144,6 +144,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     // Damage is repaired from the other replicas; a replica alone has none to ask.
     let on_damage = if config.replicas.len() > 1 { OnDamage::Repair } else { OnDamage::Refuse };
     crate::storage::version::check_and_mark(&data).map_err(ReplicaError::Setup)?;
+    crate::storage::version::check_epoch(&data, config.epoch(), &options.config).map_err(ReplicaError::Setup)?;
     let (mut store, opened) = ReplicaStore::open(Arc::new(RealFs), &data, on_damage)?;
     store.set_epoch(config.epoch());
     let (base_height, _) = config.base();

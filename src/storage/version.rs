@@ -49,6 +49,59 @@ pub fn check_and_mark(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+pub const EPOCH_FILE: &str = "EPOCH";
+
+/// The reset epoch a folder belongs to, in `DATA/EPOCH` (written when a folder is first
+/// used and when `quintet recover` re-seeds it): a folder left out of a reset (another
+/// host's, a restored backup) must not start under the new cluster.toml, and a re-seeded
+/// folder must not start under the old one. Checks it against the config's epoch; a folder
+/// without the file holds epoch 0, and one with no replica files yet takes the config's.
+pub fn check_epoch(dir: &Path, epoch: u64, config: &Path) -> Result<(), String> {
+    let path = dir.join(EPOCH_FILE);
+    let held = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text.trim().parse::<u64>().map_err(|_| format!("{}: {:?} is not a reset epoch (a number)", path.display(), text.trim()))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let fresh = || {
+        std::fs::read_dir(dir).map_or(true, |entries| {
+            entries.flatten().all(|e| [VERSION_FILE, "LOCK"].contains(&e.file_name().to_string_lossy().as_ref()))
+        })
+    };
+    match held {
+        Some(held) if held == epoch => Ok(()),
+        None if epoch == 0 || fresh() => mark_epoch(dir, epoch),
+        held => {
+            let held = held.unwrap_or(0);
+            Err(if held < epoch {
+                format!(
+                    "{} holds data of reset epoch {held}, but {} is at reset epoch {epoch}: the reset left this folder out. \
+                     Stop every replica and run `./reset.sh --config {}` with this folder under its --data-root (it is backed up and re-seeded)",
+                    dir.display(),
+                    config.display(),
+                    config.display()
+                )
+            } else {
+                format!(
+                    "{} was re-seeded by the reset to epoch {held}, but {} is at reset epoch {epoch}: copy the cluster.toml that reset wrote here",
+                    dir.display(),
+                    config.display()
+                )
+            })
+        }
+    }
+}
+
+/// Writes `DATA/EPOCH` (synced, then the folder).
+pub fn mark_epoch(dir: &Path, epoch: u64) -> Result<(), String> {
+    let (path, tmp) = (dir.join(EPOCH_FILE), dir.join(format!("{EPOCH_FILE}.tmp")));
+    std::fs::write(&tmp, format!("{epoch}\n"))
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .and_then(|_| std::fs::File::open(dir)?.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +120,27 @@ mod tests {
         assert!(newer.contains("version 3, written by a newer release"), "{newer}");
         std::fs::write(dir.join(VERSION_FILE), "three\n").unwrap();
         assert!(read(&dir).unwrap_err().contains("is not a data format version"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_of_another_reset_epoch_is_refused_and_a_fresh_one_takes_the_configs() {
+        let dir = std::env::temp_dir().join(format!("quintet-epoch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = Path::new("cluster.toml");
+        std::fs::create_dir_all(&dir).unwrap();
+        check_and_mark(&dir).unwrap();
+        check_epoch(&dir, 2, config).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join(EPOCH_FILE)).unwrap(), "2\n", "a fresh folder takes the config's epoch");
+        let newer = check_epoch(&dir, 1, config).unwrap_err();
+        assert!(newer.contains("re-seeded by the reset to epoch 2") && newer.contains("copy the cluster.toml"), "{newer}");
+        // A folder with data and no EPOCH file was written in epoch 0.
+        std::fs::remove_file(dir.join(EPOCH_FILE)).unwrap();
+        std::fs::write(dir.join("consensus.qlog"), b"").unwrap();
+        check_epoch(&dir, 0, config).unwrap();
+        std::fs::remove_file(dir.join(EPOCH_FILE)).unwrap();
+        let left_out = check_epoch(&dir, 1, config).unwrap_err();
+        assert!(left_out.contains("holds data of reset epoch 0") && left_out.contains("./reset.sh --config cluster.toml"), "{left_out}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
