@@ -47,6 +47,30 @@ fi
 export QUINTET_BIN="$bin"
 
 config() { echo "$1/cluster.toml"; }
+# The replicas this host runs: those whose key is in the demo's folder and whose address is
+# on this machine (the others run on their own hosts: their panes follow them).
+here_ids() {
+    python3 - "$(config "$1")" "$1" <<'PY'
+import ipaddress, os, socket, sys, tomllib
+config, folder = sys.argv[1], sys.argv[2]
+here = []
+for r in tomllib.load(open(config, "rb"))["replica"]:
+    host = r["address"].rsplit(":", 1)[0].strip("[]")
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        with socket.socket(family) as s:
+            s.bind((host, 0))
+    except OSError:
+        continue
+    if os.path.exists(os.path.join(folder, r["id"] + ".key")):
+        here.append(r["id"])
+print(" ".join(here))
+PY
+}
+is_here() { [[ " $(cat "$dir/here" 2>/dev/null) " == *" $1 "* ]]; }
+elsewhere() { # id: what to do on its own host instead
+    echo "$1 runs on another host: do it there (Ctrl-C in its \`quintet up\` stops it; \`quintet up --dir .\` starts it again)"
+}
 pid_of() { [[ -s "$1/$2.pid" ]] && cat "$1/$2.pid"; }
 alive() { local p; p=$(pid_of "$1" "$2") && kill -0 "$p" 2>/dev/null; }
 
@@ -54,6 +78,13 @@ alive() { local p; p=$(pid_of "$1" "$2") && kill -0 "$p" 2>/dev/null; }
 # A replica's pane: runs it (again after each kill, unless marked down) and follows it.
 pane() {
     local d=$1 id=$2
+    if ! is_here "$id"; then # it runs on its own host: follow it from here
+        echo "$(now) $id  runs on another host ($(grep -A2 "id = \"$id\"" "$(config "$d")" | sed -n 's/^address = "\(.*\)"/\1/p'))"
+        while [[ ! -e "$d/stop" ]]; do
+            "$bin" follow --config "$(config "$d")" --id "$id" --seconds 60 $( (( $(tput cols 2>/dev/null || echo 80) < 80 )) && echo --compact)
+        done
+        return
+    fi
     while [[ ! -e "$d/stop" ]]; do
         if [[ -e "$d/$id.down" ]]; then
             echo "$(now) $id  down (killed); restart it from the control pane"
@@ -130,17 +161,19 @@ step_send() { # text: alice sends it to bob; prints the result line
 
 step_kill() { # id: kill -9 by PID, marked down so its pane waits
     local id=$1 p
+    is_here "$id" || { elsewhere "$id"; return 1; }
     touch "$dir/$id.down"
     p=$(pid_of "$dir" "$id") && kill -9 "$p" 2>/dev/null
     for _ in $(seq 50); do alive "$dir" "$id" || return 0; sleep 0.1; done
     return 1
 }
 
-step_restart() { local id; for id in "$@"; do rm -f "$dir/$id.down"; done; }
+step_restart() { local id; for id in "$@"; do is_here "$id" && rm -f "$dir/$id.down"; done; return 0; }
 
 step_byzantine() { # modes, ids: restart them misbehaving (modes empty: honest again)
     local modes=$1 id p; shift
     for id in "$@"; do
+        is_here "$id" || { [[ -n "$modes" ]] && echo "$id runs on another host: start it there with \`quintet up --dir . --byzantine $id=$modes\`"; continue; }
         if [[ -n "$modes" ]]; then echo "$modes" >"$dir/$id.byzantine"; else rm -f "$dir/$id.byzantine"; fi
         p=$(pid_of "$dir" "$id") && kill -9 "$p" 2>/dev/null
     done
@@ -158,6 +191,12 @@ import json,sys
 v=json.load(sys.stdin); print(" ".join(str(r.get("height")) for r in v.get("replicas",[]) if r.get("up")))' 2>/dev/null
 }
 
+pick() { # count, ids in order of preference: the first that run here
+    local count=$1 id out=(); shift
+    for id in "$@"; do is_here "$id" && out+=("$id"); (( ${#out[@]} == count )) && break; done
+    echo "${out[@]}"
+}
+
 wait_for() { # seconds, command...: until it succeeds
     local until=$(( $(date +%s) + $1 )); shift
     while ! "$@"; do (( $(date +%s) < until )) || return 1; sleep 0.5; done
@@ -165,7 +204,7 @@ wait_for() { # seconds, command...: until it succeeds
 all_up() { [[ "$(up_count)" == "${1:-5}" ]]; }
 caught_up() { local h; h=$(heights); [[ -n "$h" && $(wc -w <<<"$h") == 5 && $(tr ' ' '\n' <<<"$h" | sort -u | wc -l) == 1 ]]; }
 
-step_stop_cluster() { local id; for id in "${IDS[@]}"; do step_kill "$id" || return 1; done; }
+step_stop_cluster() { local id; for id in $(cat "$dir/here"); do step_kill "$id" || return 1; done; }
 
 step_damage() { # ids: flip a byte in each vote record copy and in the chain
     local id f
@@ -203,6 +242,8 @@ setup() {
         fi
     fi
     rm -f "$dir/stop" "$dir/accounts" "$dir"/*.down "$dir"/*.byzantine
+    here_ids "$dir" >"$dir/here" || die "cannot read $(config "$dir")"
+    [[ -s "$dir/here" ]] || die "no replica of $(config "$dir") runs here: put the keys of this host's replicas (ID.key) beside it"
 }
 
 tmux_() { tmux ${socket:+-S "$socket"} "$@"; }
@@ -261,8 +302,9 @@ KEYS
             4) read -r -p "which two (e.g. B E)? " ids; step_byzantine lie ${ids^^}; echo "${ids^^} now lie in every answer" ;;
             5) step_byzantine "" "${IDS[@]}"; echo "every replica honest again" ;;
             6) "$bin" evidence --config "$(config "$dir")" ;;
-            7) for id in A B C; do step_kill "$id"; done; step_send "into the void" || echo "alice's client: no quorum (3 replicas down); press 3 to restart them" ;;
-            8) step_stop_cluster; step_damage C D E; echo "C, D, E damaged"; step_reset; step_restart "${IDS[@]}"
+            7) for id in $(pick 3 A B C D E); do step_kill "$id"; done; step_send "into the void" || echo "alice's client: no quorum (3 replicas down); press 3 to restart them" ;;
+            8) [[ $(wc -w <"$dir/here") == 5 ]] || { echo "the replicas are on several hosts: stop them all, then reset as the README's \"Several machines\" says"; continue; }
+               step_stop_cluster; step_damage C D E; echo "C, D, E damaged"; step_reset; step_restart "${IDS[@]}"
                wait_for 60 all_up; echo "bob's history with alice:"; bob_reads ;;
             s) "$bin" status --config "$(config "$dir")" ;;
             q) stop_demo; exit 0 ;;
@@ -292,36 +334,43 @@ check() {
     wait_for 20 bash -c "tmux ${socket:+-S $socket} capture-pane -p -J -t $bob_pane | grep -qF '$shown'"; result $? "bob's pane shows it live${tui:+ (full screen)}"
     [[ $failed == 0 ]] || tmux_ capture-pane -p -t "$bob_pane" | sed 's/^/      | /' 
 
-    step_kill C; result $? "C killed (by PID)"
-    step_kill D; result $? "D killed (by PID)"
-    r=$(step_send "with two down"); [[ $r == *'"type":"result"'* ]]; result $? "alice -> bob with C and D down: acknowledged"
+    local kill=($(pick 2 C D E A B)) liars=($(pick 2 B E A C D)) three=($(pick 3 A B C D E))
+    (( ${#kill[@]} == 2 && ${#liars[@]} == 2 && ${#three[@]} == 3 )) || { result 1 "three replicas run here (only $(cat "$dir/here"))"; return 1; }
+    [[ $(wc -w <"$dir/here") == 5 ]] || echo "      (replicas $(cat "$dir/here") run here; the others on another host)"
+    step_kill "${kill[0]}"; result $? "${kill[0]} killed (by PID)"
+    step_kill "${kill[1]}"; result $? "${kill[1]} killed (by PID)"
+    r=$(step_send "with two down"); [[ $r == *'"type":"result"'* ]]; result $? "alice -> bob with ${kill[*]} down: acknowledged"
     sent+=("with two down")
-    step_restart C D; wait_for 90 caught_up; result $? "C and D restarted and caught up (heights: $(heights))"
+    step_restart "${kill[@]}"; wait_for 90 caught_up; result $? "${kill[*]} restarted and caught up (heights: $(heights))"
 
-    step_byzantine lie B E; wait_for 60 all_up
-    local good=0 names=""
+    step_byzantine lie "${liars[@]}"; wait_for 60 all_up
+    local good=0 names="" want; want=$(printf '%s\n' "${liars[@]}" | sort | tr '\n' ' ' | sed 's/ $//')
     for k in 1 2 3 4 5 6; do
         r=$(step_send "among liars $k")
         [[ $r == *'"type":"result"'* ]] && good=$((good + 1)) && sent+=("among liars $k")
-        names=$(evidence_names); [[ $names == "B E" ]] && break
+        names=$(evidence_names); [[ $names == "$want" ]] && break
     done
-    (( good > 0 )); result $? "B and E lie: alice's sends still get the right result ($good acknowledged)"
-    [[ $names == "B E" ]]; result $? "evidence names the liars: [$names]"
-    step_byzantine "" B E; wait_for 60 all_up; result $? "B and E honest again"
+    (( good > 0 )); result $? "${liars[*]} lie: alice's sends still get the right result ($good acknowledged)"
+    [[ $names == "$want" ]]; result $? "evidence names the liars: [$names]"
+    step_byzantine "" "${liars[@]}"; wait_for 60 all_up; result $? "${liars[*]} honest again"
 
-    for id in A B C; do step_kill "$id"; done
+    for id in "${three[@]}"; do step_kill "$id"; done
     r=$(step_send "into the void"; printf 'login\nsend bob into the void\n' | QUINTET_PASSWORD=alice-demo-password "$bin" chat --config "$(config "$dir")" --user alice --timeout-ms 3000 2>&1)
     [[ $r == *"no quorum"* ]]; result $? "three down: alice's client stops with no quorum"
-    step_restart A B C; wait_for 90 caught_up; result $? "A, B and C back, caught up"
+    step_restart "${three[@]}"; wait_for 90 caught_up; result $? "${three[*]} back, caught up"
     r=$(step_send "before the reset"); [[ $r == *'"type":"result"'* ]]; result $? "alice -> bob again"
     sent+=("before the reset")
 
-    sleep 2; step_stop_cluster; result $? "cluster stopped"
-    step_damage C D E
-    r=$(step_reset 2>&1); local code=$?
-    echo "$r" | sed 's/^/      /'
-    [[ $code == 0 && $r == *"re-seeded"* ]]; result $? "reset.sh re-seeded the cluster from the proven history"
-    step_restart "${IDS[@]}"; wait_for 90 all_up; result $? "five replicas up in the new reset epoch"
+    if [[ $(wc -w <"$dir/here") == 5 ]]; then
+        sleep 2; step_stop_cluster; result $? "cluster stopped"
+        step_damage C D E
+        r=$(step_reset 2>&1); local code=$?
+        echo "$r" | sed 's/^/      /'
+        [[ $code == 0 && $r == *"re-seeded"* ]]; result $? "reset.sh re-seeded the cluster from the proven history"
+        step_restart "${IDS[@]}"; wait_for 90 all_up; result $? "five replicas up in the new reset epoch"
+    else
+        echo "skip  the reset: it needs every replica's folder on one host (README, \"Several machines\")"
+    fi
     local history; history=$(bob_reads)
     local missing=0 s
     for s in "${sent[@]}"; do grep -qxF "$s" <<<"$history" || { missing=1; echo "      missing: $s"; }; done

@@ -1,4 +1,4 @@
-//! The protocol core and the chat state machine stay pure (STYLE.md, DESIGN.md §4): no
+//! The protocol core and the chat state machine stay pure (NOTEBOOK §2): no
 //! async runtime, network, files, clock, unseeded randomness, or hash maps whose iteration
 //! order changes per process. This scans their source, outside comments.
 

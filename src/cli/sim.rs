@@ -38,7 +38,7 @@ pub struct SimArgs {
     /// relay-nudge-shares-blames, no-blame-forward,
     /// no-blame-heard, no-recovery, recovery-without-high-qc, recovery-once-per-asker,
     /// unbounded-pools, commit-at-two-delta, deep-conflict-unseen,
-    /// commit-with-unlinked, unchecked-image, late-image-unseen.
+    /// commit-with-unlinked, unchecked-image, late-image-unseen, votes-any-height.
     #[arg(long)]
     plant: Option<String>,
 }

@@ -183,7 +183,8 @@ impl Core {
         self.on_vote(now, vote);
     }
 
-    /// Votes go to every replica, so no leader can hide the QCs they form (PROTOCOL.md).
+    /// Votes go to every replica, so no leader can hide the QCs they form (NOTEBOOK, "Why
+    /// the traps do not apply").
     fn send_vote(&mut self, vote: Vote) {
         if self.cfg.planted.votes_to_leader {
             self.out.push(Action::Send(self.leader(vote.view), Message::Vote(vote)));

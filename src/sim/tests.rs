@@ -336,7 +336,7 @@ fn story_a_replica_that_missed_ten_thousand_requests_catches_up() {
     assert!(w.nodes[0].fs.file_len(first_segment).is_none(), "replica 0 deleted its first chain segment");
 }
 
-/// The force-locking trap (PROTOCOL.md): only replica 4 holds the highest QC (QC of height
+/// The force-locking trap (NOTEBOOK, "Why the traps do not apply"): only replica 4 holds the highest QC (QC of height
 /// 2, view 0); the view-0 leader crashes; replica 3 is Byzantine and withholds its votes;
 /// replica 4's STATUS reaches each new leader a full Δ after the others. A leader that
 /// proposes on the first q STATUS builds on height 1, which replica 4 refuses (S2.4: below
@@ -371,7 +371,7 @@ fn story_force_locking_a_new_leader_waits_four_deltas_for_the_hidden_qc() {
     assert!(bad_at_2 != 0 && bad_top >= 2, "first-q leader: height 2 from view {bad_at_2}, views to {bad_top}");
 }
 
-/// "Only the leader collects votes" lets a leader hide a QC (PROTOCOL.md). Here the view-0
+/// "Only the leader collects votes" lets a leader hide a QC (NOTEBOOK, "Why the traps do not apply"). Here the view-0
 /// leader proposes height 1, votes, and falls silent for good: it never passes a QC on. As
 /// votes are broadcast, every other replica forms QC(1) itself before any view change, and
 /// the next leader extends it: height 1 of the history is the view-0 block.
