@@ -136,6 +136,24 @@ fn three_wiped_replicas_are_reseeded_from_the_two_that_kept_the_history_and_a_se
     assert!(refused.to_string().contains("was reset"), "{refused}");
     drop(stale);
 
+    // After the reset, one replica's disk is replaced by an empty one: it is re-seeded in
+    // place, in the same epoch, and cluster.toml does not change.
+    cluster.stop_all();
+    std::fs::remove_dir_all(cluster.data(4)).unwrap();
+    let refused = cluster.try_start_replica(4).unwrap_err();
+    assert!(refused.contains("reset.sh"), "{refused}");
+    let config = std::fs::read_to_string(cluster.config()).unwrap();
+    let refilled = reset(&cluster, &[]);
+    assert_eq!(refilled.status.code(), Some(0), "{}", text(&refilled));
+    assert!(text(&refilled).contains("re-seeded E in place") && text(&refilled).contains("epoch stays 1"), "{}", text(&refilled));
+    assert_eq!(std::fs::read_to_string(cluster.config()).unwrap(), config, "refilling one folder changes no config");
+    start_all(&mut cluster);
+    cluster.kill(0);
+    cluster.kill(1);
+    assert_eq!(cluster.unread("bob"), vec!["after the reset".to_string()], "E, refilled, serves with C and D");
+    cluster.start_replica(0);
+    cluster.start_replica(1);
+
     // --wipe empties every folder (after a backup); a reset after it has nothing to do.
     cluster.stop_all();
     let wiped = reset(&cluster, &["--wipe", "--yes"]);
@@ -295,4 +313,93 @@ fn folders_without_kept_proofs_keep_what_certificates_prove_and_unproven_keeps_t
     assert!(report.contains("kept unproven (--unproven)"), "{report}");
     start_all(&mut cluster);
     serves_with(&cluster, &sent);
+}
+
+#[test]
+fn a_reset_stopped_half_way_is_finished_by_the_next_run() {
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("reset-half-way", DELTA_MS);
+    let sent = send(&mut alice, "kept", 20);
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    for i in [2, 3, 4] {
+        std::fs::remove_dir_all(cluster.data(i)).unwrap();
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let stopped = Command::new("bash")
+        .arg(Path::new(root).join("reset.sh"))
+        .arg("--config")
+        .arg(cluster.config())
+        .env("QUINTET_BIN", common::bin())
+        .env("QUINTET_PLANTED", "reset-stops-half-way")
+        .output()
+        .unwrap();
+    assert_eq!(stopped.status.code(), Some(1), "{}", text(&stopped));
+    // The config says epoch 1; B, not yet re-seeded, refuses to start under it.
+    let refused = cluster.try_start_replica(1).unwrap_err();
+    assert!(refused.contains("holds data of reset epoch 0") && refused.contains("reset.sh"), "{refused}");
+    let again = reset(&cluster, &[]);
+    let report = text(&again);
+    eprintln!("{report}");
+    assert_eq!(again.status.code(), Some(0), "{report}");
+    assert!(report.contains("finished the reset to epoch 1 that stopped half-way"), "{report}");
+    assert!(report.contains("nothing to do"), "{report}");
+    start_all(&mut cluster);
+    serves_with(&cluster, &sent);
+}
+
+#[test]
+fn blocks_above_the_proven_history_that_two_folders_hold_differently_make_a_reset_not_nothing_to_do() {
+    // Folders without proofs (the release before proofs were kept): a certified image
+    // proves the common part. Above it A holds one continuation and B another, C, D and E
+    // sit at the fork point. Started as they are, one side would win and the other's
+    // holder would be stuck and accused; the reset keeps the proven history instead.
+    let (mut cluster, mut alice) = Cluster::with_alice_and_bob("reset-unproven-fork", DELTA_MS);
+    let both = send(&mut alice, "both", 110);
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    let saved = |cluster: &Cluster, name: &str, ids: &[usize]| {
+        let to = cluster.dir.0.join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for i in ids {
+            copy_dir(&cluster.data(*i), &to.join(IDS[*i]));
+        }
+        to
+    };
+    let restore = |cluster: &Cluster, from: &Path, ids: &[usize]| {
+        for i in ids {
+            std::fs::remove_dir_all(cluster.data(*i)).unwrap();
+            copy_dir(&from.join(IDS[*i]), &cluster.data(*i));
+        }
+    };
+    let fork = saved(&cluster, "fork", &[0, 1, 2, 3, 4]);
+    start_all(&mut cluster);
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("login")["type"], "result");
+    send(&mut alice, "left", 5);
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    let left = saved(&cluster, "left", &[0]);
+    restore(&cluster, &fork, &[0, 1, 2, 3, 4]);
+    start_all(&mut cluster);
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("login")["type"], "result");
+    send(&mut alice, "right", 7);
+    drop(alice);
+    settle_and_stop(&mut cluster);
+    restore(&cluster, &left, &[0]);
+    restore(&cluster, &fork, &[2, 3, 4]);
+    for i in 0..IDS.len() {
+        let _ = std::fs::remove_file(cluster.data(i).join("proofs.qlog"));
+    }
+
+    let out = reset(&cluster, &[]);
+    let report = text(&out);
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("A's and B's blocks above the kept history differ from height"), "{report}");
+    assert!(report.contains("re-seeded"), "{report}");
+    start_all(&mut cluster);
+    cluster.wait_converged(Duration::from_secs(30));
+    let mail = cluster.unread("bob");
+    assert!(!mail.is_empty() && both.starts_with(&mail), "bob's mail is the proven common part: {mail:?}");
 }

@@ -66,6 +66,16 @@ pub fn run(args: RecoverArgs) -> anyhow::Result<Exit> {
         print_done(&done, &args.config, "every replica emptied");
         return Ok(Exit::Ok);
     }
+    let finished = crate::recover::resume(&config, &root, args.dry_run)?;
+    if !finished.is_empty() {
+        println!(
+            "{} the reset to epoch {} that stopped half-way: re-seeded folder{} of {}",
+            if args.dry_run { "would finish" } else { "finished" },
+            config.epoch(),
+            if finished.len() == 1 { "" } else { "s" },
+            finished.join(", ")
+        );
+    }
     let choice = crate::recover::Choice { keep: args.keep.clone(), unproven: args.unproven };
     let plan = crate::recover::plan(&config, &root, &choice)?;
     print!("{}", crate::recover::table(&plan));
@@ -73,6 +83,19 @@ pub fn run(args: RecoverArgs) -> anyhow::Result<Exit> {
         let empty = plan.rows.iter().all(|r| r.finding == crate::recover::Finding::Empty);
         return Ok(if empty { Exit::Ok } else { Exit::Failed(2) });
     };
+    if !plan.changes && !plan.refill.is_empty() {
+        let ids: Vec<&str> = plan.refill.iter().map(|i| plan.folders[*i].id.as_str()).collect();
+        if args.dry_run {
+            println!("would re-seed {} in place at height {} (reset epoch stays {}; the others hold the history)", ids.join(", "), history.block.height, config.epoch());
+            return Ok(Exit::Ok);
+        }
+        let backups = crate::recover::refill(&plan, &config, &root)?;
+        println!("re-seeded {} in place at height {}: start {} again; the reset epoch stays {} and cluster.toml is unchanged", ids.join(", "), history.block.height, if ids.len() == 1 { "it" } else { "them" }, config.epoch());
+        for backup in backups {
+            println!("backup: {}", backup.display());
+        }
+        return Ok(Exit::Ok);
+    }
     if !plan.changes {
         println!(
             "the cluster recovers by itself: at least {} replicas hold the proven history, none is damaged or diverged, and the ones \

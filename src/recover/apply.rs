@@ -40,6 +40,9 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let target = to.join(entry.file_name());
+        if entry.file_name() == STAGE {
+            continue;
+        }
         if entry.file_type()?.is_dir() {
             copy_tree(&entry.path(), &target)?;
         } else if entry.file_name() != "LOCK" {
@@ -84,21 +87,74 @@ fn write_config(config: &ClusterConfig, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces a replica's folder with `fill`'s work in a temp folder beside it (mode 0700).
-fn replace_folder(dir: &Path, fill: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+/// Where a replica folder's new contents are prepared, inside the folder itself (so a folder
+/// that is a mount point or a symbolic link is filled in place, on its own disk).
+pub const STAGE: &str = ".reset-stage";
+
+/// Prepares `DIR/.reset-stage` with `fill` (mode 0700; `fill` writes EPOCH last, which
+/// marks the stage complete).
+fn stage(dir: &Path, fill: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = PathBuf::from(format!("{}.reset-tmp", dir.display()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
+    let tmp = dir.join(STAGE);
+    let prepared = (|| {
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700))?;
+        fill(&tmp)
+    })();
+    prepared.map_err(|e| anyhow::anyhow!("preparing {}: {e}", tmp.display()))
+}
+
+/// Puts a complete stage in place: everything else in the folder but its LOCK (held by this
+/// process) is removed, the staged files are moved in, the stage goes.
+fn swap_in(dir: &Path) -> anyhow::Result<()> {
+    let tmp = dir.join(STAGE);
+    let swapped = (|| -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name == STAGE || name == "LOCK" {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        for entry in std::fs::read_dir(&tmp)? {
+            let entry = entry?;
+            std::fs::rename(entry.path(), dir.join(entry.file_name()))?;
+        }
+        std::fs::remove_dir(&tmp)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    swapped.map_err(|e| anyhow::anyhow!("putting the re-seeded files in place in {}: {e}", dir.display()))
+}
+
+/// A reset that stopped after it wrote cluster.toml: every folder whose stage is complete
+/// for the config's epoch is put in place now (stages of a reset that never wrote its
+/// config are removed). Returns the replicas finished. With `dry`, changes nothing.
+pub fn resume(config: &ClusterConfig, root: &Path, dry: bool) -> anyhow::Result<Vec<String>> {
+    let mut finished = Vec::new();
+    for (id, dir) in folders_of(config, root) {
+        let tmp = dir.join(STAGE);
+        if !tmp.is_dir() {
+            continue;
+        }
+        let epoch = std::fs::read_to_string(tmp.join(crate::storage::version::EPOCH_FILE)).ok().and_then(|t| crate::storage::version::parse_epoch(&t));
+        if config.epoch() > 0 && epoch.is_some_and(|(e, cluster)| e == config.epoch() && cluster.as_deref().is_none_or(|c| c == config.cluster_id)) {
+            if !dry {
+                swap_in(&dir)?;
+            }
+            finished.push(id);
+        } else if !dry {
+            std::fs::remove_dir_all(&tmp).map_err(|e| anyhow::anyhow!("removing {}: {e}", tmp.display()))?;
+        }
     }
-    std::fs::create_dir_all(&tmp)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700))?;
-    fill(&tmp)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
-    std::fs::rename(&tmp, dir)?;
-    Ok(())
+    Ok(finished)
 }
 
 /// The chat state after the kept history's tip: the highest image on that history (from
@@ -163,10 +219,10 @@ fn state_at(plan: &Plan, config: &ClusterConfig) -> anyhow::Result<(Block, ChatS
     Ok((tip.clone(), state))
 }
 
-/// The folder's VERSION and EPOCH files.
-fn mark(dir: &Path, epoch: u64) -> anyhow::Result<()> {
+/// The folder's VERSION and EPOCH files (EPOCH last: it marks a stage complete).
+fn mark(dir: &Path, config: &ClusterConfig, epoch: u64) -> anyhow::Result<()> {
     crate::storage::version::check_and_mark(dir).map_err(|e| anyhow::anyhow!(e))?;
-    crate::storage::version::mark_epoch(dir, epoch).map_err(|e| anyhow::anyhow!(e))
+    crate::storage::version::mark_epoch(dir, epoch, &config.cluster_id).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// The sha256 of the image `seed` writes for `state` at `block` (written once to a scratch
@@ -179,6 +235,26 @@ fn seeded_image(block: &Block, state: &ChatState) -> anyhow::Result<[u8; 32]> {
     made
 }
 
+/// Every folder staged, then the config, then every stage put in place: a reset stopped
+/// anywhere is either not begun (the stages are removed by the next run) or finished by
+/// the next run (`resume`).
+fn carry_out(config: &ClusterConfig, next: &ClusterConfig, config_path: &Path, root: &Path, fill: impl Fn(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let folders = folders_of(config, root);
+    for (_, dir) in &folders {
+        stage(dir, |tmp| fill(tmp))?;
+    }
+    write_config(next, config_path).map_err(|e| anyhow::anyhow!("writing {}: {e}", config_path.display()))?;
+    // Tests only: a reset stopped after its config and one folder (a crash, a full disk).
+    let stop_early = std::env::var("QUINTET_PLANTED").is_ok_and(|p| p == "reset-stops-half-way");
+    for (k, (_, dir)) in folders.iter().enumerate() {
+        if stop_early && k == 1 {
+            anyhow::bail!("stopped half-way (QUINTET_PLANTED=reset-stops-half-way)");
+        }
+        swap_in(dir).map_err(|e| anyhow::anyhow!("{e}; {} already says reset epoch {}: run the reset again to finish it", config_path.display(), next.epoch()))?;
+    }
+    Ok(())
+}
+
 /// Re-seeds every replica from the plan's history in a new reset epoch.
 pub fn apply(plan: &Plan, config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::Result<Done> {
     let (block, state) = state_at(plan, config)?;
@@ -187,17 +263,35 @@ pub fn apply(plan: &Plan, config: &ClusterConfig, config_path: &Path, root: &Pat
     let mut next = config.clone();
     let image = seeded_image(&block, &state)?;
     next.reset = Some(Reset { epoch, height: block.height, hash: crate::crypto::encode_hex(&block.hash), image: Some(crate::crypto::encode_hex(&image)) });
-    // The config first: if this stops half-way, a second run reads the reset's block as
-    // proven and finishes the job.
-    write_config(&next, config_path)?;
-    for (_, dir) in folders_of(config, root) {
-        replace_folder(&dir, |tmp| {
-            let made = inspect::seed(&RealFs, tmp, &block, &state).map_err(|e| anyhow::anyhow!("{e}"))?;
-            anyhow::ensure!(made == image, "the image written to {} hashes differently from the first one", tmp.display());
-            mark(tmp, epoch)
-        })?;
-    }
+    carry_out(config, &next, config_path, root, |tmp| {
+        let made = inspect::seed(&RealFs, tmp, &block, &state).map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::ensure!(made == image, "the image written to {} hashes differently from the first one", tmp.display());
+        mark(tmp, config, epoch)
+    })?;
     Ok(Done { backups, epoch })
+}
+
+/// Re-seeds, in place and in the same epoch, the folders that cannot start (empty, or
+/// below the last reset's block) while q others hold the history: each gets the state at
+/// the history's tip (backed up first, when it holds anything). cluster.toml is unchanged.
+pub fn refill(plan: &Plan, config: &ClusterConfig, root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let (block, state) = state_at(plan, config)?;
+    let stamp = stamp();
+    let mut backups = Vec::new();
+    for i in &plan.refill {
+        let dir = root.join(&plan.folders[*i].id);
+        if !plan.folders[*i].found.empty {
+            let to = PathBuf::from(format!("{}.backup-{stamp}", dir.display()));
+            copy_tree(&dir, &to).map_err(|e| anyhow::anyhow!("backing up {} to {}: {e}", dir.display(), to.display()))?;
+            backups.push(to);
+        }
+        stage(&dir, |tmp| {
+            inspect::seed(&RealFs, tmp, &block, &state).map_err(|e| anyhow::anyhow!("{e}"))?;
+            mark(tmp, config, config.epoch())
+        })?;
+        swap_in(&dir)?;
+    }
+    Ok(backups)
 }
 
 /// `--wipe`: every folder emptied (after the backup), the cluster started over in a new
@@ -207,9 +301,6 @@ pub fn wipe(config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::
     let epoch = config.epoch() + 1;
     let mut next = config.clone();
     next.reset = Some(Reset { epoch, height: 0, hash: crate::crypto::encode_hex(&[0; 32]), image: None });
-    write_config(&next, config_path)?;
-    for (_, dir) in folders_of(config, root) {
-        replace_folder(&dir, |tmp| mark(tmp, epoch))?;
-    }
+    carry_out(config, &next, config_path, root, |tmp| mark(tmp, config, epoch))?;
     Ok(Done { backups, epoch })
 }

@@ -22,7 +22,7 @@ use crate::crypto::PeerKeys;
 use crate::storage::inspect::{self, Inspected};
 use crate::storage::{Fs, RealFs};
 
-pub use apply::{Done, apply, wipe};
+pub use apply::{Done, STAGE, apply, refill, resume, wipe};
 
 /// One replica's folder, read and checked.
 pub struct Folder {
@@ -46,6 +46,9 @@ pub enum Finding {
     /// Agrees with the history through its proven tip, holds blocks above it nobody proves.
     Unprovable(u64),
     DivergedAt(Height),
+    /// Its own proven history reaches above the kept one, and no folder holds the blocks
+    /// that would show whether it extends it.
+    Unrelated,
 }
 
 pub struct Row {
@@ -81,6 +84,12 @@ pub struct Plan {
     /// Blocks above the kept history that some folder holds committed but nobody proves
     /// (dropped by a re-seed; in the backup), as (folder, count).
     pub unproven: Vec<(usize, u64)>,
+    /// When the only change needed is folders that cannot start (empty, or below the
+    /// reset's block, after a reset) while q others hold the history: those folders, to be
+    /// re-seeded in place in the same epoch (`apply::refill`).
+    pub refill: Vec<usize>,
+    /// Lines for the report beyond the table.
+    pub notes: Vec<String>,
 }
 
 /// Two folders' proven tips of which neither extends the other.
@@ -138,6 +147,16 @@ pub fn folders_of(config: &ClusterConfig, root: &Path) -> Vec<(String, PathBuf)>
 pub struct Locks(#[allow(dead_code)] Vec<crate::storage::pidlock::PidLock>);
 
 pub fn lock_all(config: &ClusterConfig, root: &Path) -> Result<Locks, String> {
+    // A missing folder is made (mode 0700) and locked too: a replica started meanwhile would
+    // otherwise make it and run on it while it is being re-seeded.
+    use std::os::unix::fs::DirBuilderExt;
+    if root.is_dir() {
+        for (_, dir) in folders_of(config, root) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+        }
+    }
     let folders = folders_of(config, root).into_iter().filter(|(_, dir)| dir.is_dir()).map(|(id, dir)| (format!("replica {id}"), dir.join("LOCK")));
     let up = root.is_dir().then(|| ("`quintet up`".to_string(), root.join("up.lock")));
     let mut held = Vec::new();
@@ -179,17 +198,31 @@ pub fn plan(config: &ClusterConfig, root: &Path, choice: &Choice) -> anyhow::Res
         };
         let mut found = inspect::inspect(&fs as &dyn Fs, &dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
         found.damage.extend(version);
+        let mut other_epoch = false;
         if !found.empty {
-            match std::fs::read_to_string(dir.join(crate::storage::version::EPOCH_FILE)).map(|t| t.trim().parse::<u64>()) {
-                Ok(Ok(e)) if e == epoch => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && epoch == 0 => {}
-                Ok(Ok(e)) => found.damage.push(format!("holds data of reset epoch {e}, not {epoch}")),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => found.damage.push(format!("holds data of reset epoch 0, not {epoch}")),
-                _ => found.damage.push(format!("{} is not a reset epoch", crate::storage::version::EPOCH_FILE)),
+            let held = match std::fs::read_to_string(dir.join(crate::storage::version::EPOCH_FILE)) {
+                Ok(text) => crate::storage::version::parse_epoch(&text).ok_or(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((0, None)),
+                Err(_) => Err(()),
+            };
+            match held {
+                Ok((_, Some(other))) if other != config.cluster_id => {
+                    anyhow::bail!("{} holds data of another cluster (id {other}), not of {}'s (id {})", dir.display(), "this cluster.toml", config.cluster_id)
+                }
+                Ok((e, _)) if e > epoch => anyhow::bail!(
+                    "{} was re-seeded by a reset to epoch {e}, but this cluster.toml is at reset epoch {epoch}: use the cluster.toml that reset wrote",
+                    dir.display()
+                ),
+                Ok((e, _)) if e == epoch => {}
+                Ok((e, _)) => {
+                    other_epoch = true;
+                    found.damage.push(format!("holds data of reset epoch {e}, not {epoch} (left out of the last reset)"));
+                }
+                Err(()) => found.damage.push(format!("{} is not a reset epoch", crate::storage::version::EPOCH_FILE)),
             }
         }
         let mut folder = Folder { id, dir, found, bad_signatures: Vec::new(), proofs: Vec::new() };
-        check_signatures(&mut folder, config, &current, epoch, base.0, &keys);
+        check_signatures(&mut folder, config, &current, epoch, base.0, &keys, other_epoch);
         folders.push(folder);
     }
     let index = Index::of(&folders);
@@ -250,11 +283,20 @@ pub fn plan(config: &ClusterConfig, root: &Path, choice: &Choice) -> anyhow::Res
         let ((low, low_hash, _), (_, high_hash, _)) = if a.0 <= b.0 { (a, b) } else { (b, a) };
         index.ancestor(high_hash, *low).map(|x| x == *low_hash)
     };
+    // How many folders' proven histories a proven tip is part of.
+    let support = |p: &(Height, Hash, String)| proven.iter().flatten().filter(|o| related(o, p) == Some(true) && o.0 >= p.0).count();
     let mut conflict = None;
     for (i, a) in proven.iter().enumerate() {
         for (j, b) in proven.iter().enumerate().skip(i + 1) {
             let (Some(pa), Some(pb)) = (a, b) else { continue };
-            if conflict.is_none() && related(pa, pb) != Some(true) {
+            let relation = related(pa, pb);
+            // A lone lower history that cannot be compared with one q folders hold is
+            // taken as behind (a folder restored from an old backup), not as a conflict.
+            let (low, high) = if pa.0 <= pb.0 { (pa, pb) } else { (pb, pa) };
+            if relation.is_none() && support(high) >= q && support(low) < q {
+                continue;
+            }
+            if conflict.is_none() && relation != Some(true) {
                 let low = pa.0.min(pb.0);
                 let (high_hash, low_hash) = if pa.0 <= pb.0 { (&pb.1, &pa.1) } else { (&pa.1, &pb.1) };
                 let at = index.ancestor(high_hash, low).map(|_| first_difference(&index, high_hash, low_hash, low));
@@ -267,12 +309,27 @@ pub fn plan(config: &ClusterConfig, root: &Path, choice: &Choice) -> anyhow::Res
             let i = folders.iter().position(|f| &f.id == id).ok_or_else(|| anyhow::anyhow!("--keep {id}: no such replica in the config"))?;
             anyhow::ensure!(proven[i].is_some() || choice.unproven, "--keep {id}: replica {id} holds no proven history (--unproven keeps its committed chain anyway)");
             conflict = None;
-            // The highest proven history that X's proven tip belongs to.
+            // The highest proven history that X's proven tip belongs to (X's own with
+            // --unproven: its chain goes on from there).
             match &proven[i] {
-                Some(mine) => (0..folders.len())
-                    .filter(|j| proven[*j].as_ref().is_some_and(|p| related(mine, p) == Some(true)))
-                    .max_by_key(|j| (proven[*j].as_ref().map(|p| p.0), *j == i)),
-                None => Some(i),
+                Some(mine) if !choice.unproven => {
+                    let related_to_mine: Vec<usize> = (0..folders.len()).filter(|j| proven[*j].as_ref().is_some_and(|p| related(mine, p) == Some(true))).collect();
+                    for (x, a) in related_to_mine.iter().enumerate() {
+                        for b in &related_to_mine[x + 1..] {
+                            let (pa, pb) = (proven[*a].as_ref().expect("filtered"), proven[*b].as_ref().expect("filtered"));
+                            anyhow::ensure!(
+                                related(pa, pb) == Some(true),
+                                "--keep {id}: replica {id}'s history is the common part of two that conflict, {}'s (height {}) and {}'s (height {}): keep one of those",
+                                folders[*a].id,
+                                pa.0,
+                                folders[*b].id,
+                                pb.0
+                            );
+                        }
+                    }
+                    related_to_mine.into_iter().max_by_key(|j| (proven[*j].as_ref().map(|p| p.0), *j == i))
+                }
+                _ => Some(i),
             }
         }
         None if conflict.is_some() => None,
@@ -316,8 +373,11 @@ pub fn plan(config: &ClusterConfig, root: &Path, choice: &Choice) -> anyhow::Res
                     Some(x) => index.ancestor(&h.block.hash, at).is_none_or(|y| x == y),
                     None => true,
                 };
+                let own_proven_above = proven[i].as_ref().is_some_and(|o| o.0 > p);
                 if t.height >= p && !agrees(p) {
                     Finding::DivergedAt(first_difference(&index, &t.hash, &h.block.hash, p))
+                } else if own_proven_above && index.ancestor(&t.hash, p) != Some(h.block.hash) {
+                    Finding::Unrelated
                 } else if t.height < p && !agrees(t.height) {
                     Finding::DivergedAt(first_difference(&index, &h.block.hash, &t.hash, t.height))
                 } else if t.height < p {
@@ -333,9 +393,7 @@ pub fn plan(config: &ClusterConfig, root: &Path, choice: &Choice) -> anyhow::Res
         // What the cluster does not repair by itself: damage, divergence, and a folder that
         // cannot start (an empty one or one behind the reset's block, after a reset).
         changes |= !damage.is_empty()
-            || matches!(finding, Finding::DivergedAt(_))
-            || (matches!(finding, Finding::Empty | Finding::Behind) && height < base.0)
-            || (finding == Finding::Empty && base.0 > 0);
+            || matches!(finding, Finding::DivergedAt(_) | Finding::Unrelated);
         rows.push(Row {
             id: f.id.clone(),
             height,
@@ -345,13 +403,49 @@ pub fn plan(config: &ClusterConfig, root: &Path, choice: &Choice) -> anyhow::Res
             damage,
         });
     }
+    // Blocks above the history that two folders hold differently: neither is proven, and
+    // started as they are, one would be taken and the other's holder stuck (and accused).
+    let mut notes = Vec::new();
+    if let Some(h) = &history {
+        let tips: Vec<(usize, (Height, Hash, String))> = folders
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.found.tip().filter(|t| t.height > h.block.height).map(|t| (i, (t.height, t.hash, String::new()))))
+            .collect();
+        'pairs: for (x, (a, ta)) in tips.iter().enumerate() {
+            for (b, tb) in &tips[x + 1..] {
+                if related(ta, tb) == Some(false) {
+                    let low = ta.0.min(tb.0);
+                    let (high_hash, low_hash) = if ta.0 <= tb.0 { (&tb.1, &ta.1) } else { (&ta.1, &tb.1) };
+                    notes.push(format!(
+                        "{}'s and {}'s blocks above the kept history differ from height {}: neither is proven, so neither can win \
+                         by itself; the re-seed keeps the proven history (both stay in the backup)",
+                        folders[*a].id,
+                        folders[*b].id,
+                        first_difference(&index, high_hash, low_hash, low)
+                    ));
+                    changes = true;
+                    break 'pairs;
+                }
+            }
+        }
+    }
     // Fewer than q folders hold the history: the others cannot catch up from them.
     let holders = rows.iter().filter(|r| matches!(r.finding, Finding::UpToDate | Finding::Unprovable(_))).count();
     if history.is_some() && holders < q {
         changes = true;
     }
+    // Folders that cannot start after a reset (empty, or below its block): when nothing
+    // else needs a reset, they are re-seeded in place, in the same epoch.
+    let cannot_start: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| base.0 > 0 && matches!(r.finding, Finding::Empty | Finding::Behind) && r.height < base.0)
+        .map(|(i, _)| i)
+        .collect();
+    let refill = if !changes && history.is_some() { cannot_start } else { Vec::new() };
     let unproven = rows.iter().enumerate().filter_map(|(i, r)| if let Finding::Unprovable(n) = r.finding { Some((i, n)) } else { None }).collect();
-    Ok(Plan { folders, rows, history, conflict, changes, unproven })
+    Ok(Plan { folders, rows, history, conflict, changes, unproven, refill, notes })
 }
 
 /// A history that ends below the last reset's block cannot be kept as it is (the replicas
@@ -375,7 +469,7 @@ fn first_difference(index: &Index, a: &Hash, b: &Hash, at: Height) -> Height {
 /// Verifies the signatures a folder holds: its proofs (kept when they verify in the current
 /// epoch), its images' certificates, the QCs of its chain above the reset's block, and its
 /// vote record's QC.
-fn check_signatures(f: &mut Folder, config: &ClusterConfig, current: &PeerKeys, epoch: u64, base: Height, keys: &[crate::crypto::VerifyingKey]) {
+fn check_signatures(f: &mut Folder, config: &ClusterConfig, current: &PeerKeys, epoch: u64, base: Height, keys: &[crate::crypto::VerifyingKey], other_epoch: bool) {
     let n = config.replicas.len();
     let q = config.quorum();
     let mut bad_proofs = 0;
@@ -429,19 +523,22 @@ fn check_signatures(f: &mut Folder, config: &ClusterConfig, current: &PeerKeys, 
         base: config.base(),
         crypto: current,
     };
-    let bad_qcs: Vec<Height> = f
-        .found
-        .chain
-        .values()
-        .filter(|b| b.parent_qc.height > base && (b.parent_qc.hash != b.parent || checker.qc(&b.parent_qc).is_err()))
-        .map(|b| b.height)
-        .collect();
+    // Every block above the reset's must carry a valid QC of its parent (the block right
+    // above it, the reset's vote-less base QC).
+    let unproven_link = |b: &Block| b.height > base && (b.parent_qc.height + 1 != b.height || b.parent_qc.hash != b.parent || checker.qc(&b.parent_qc).is_err());
+    let forged: Vec<Height> = f.found.images.iter().filter(|i| i.cert.is_none() && unproven_link(&i.block)).map(|i| i.height).collect();
+    if !forged.is_empty() {
+        f.bad_signatures.push(format!("images at heights {forged:?} whose block's QC does not verify (not used)"));
+        f.found.images.retain(|i| !forged.contains(&i.height));
+    }
+    let bad_qcs: Vec<Height> = f.found.chain.values().filter(|b| unproven_link(b)).map(|b| b.height).collect();
     if let Some(first) = bad_qcs.first() {
         f.bad_signatures.push(format!("{} committed blocks from height {first} whose QC does not verify", bad_qcs.len()));
         // Not to be trusted as history: dropped from what this folder offers.
         f.found.chain.retain(|h, _| h < first);
     }
     if let Some(p) = &f.found.persistent
+        && !other_epoch
         && p.high_qc.height > base
         && checker.qc(&p.high_qc).is_err()
     {
@@ -457,7 +554,9 @@ pub fn table(plan: &Plan) -> String {
         let image = r.image.map_or("-".to_string(), |(h, d)| format!("{h}: {}…", &crate::crypto::encode_hex(&d)[..12]));
         let mut found = match &r.finding {
             Finding::UpToDate => "up to date".to_string(),
-            Finding::Undecided => "holds a proven history".to_string(),
+            Finding::Undecided if r.proven.is_some() => "holds a proven history".to_string(),
+            Finding::Undecided => "nothing proven".to_string(),
+            Finding::Unrelated => "holds a proven history that cannot be compared with the one kept".to_string(),
             Finding::Empty => "no data".to_string(),
             Finding::Behind => "behind".to_string(),
             Finding::Unprovable(n) => format!("{n} unprovable block{} above the history", if *n == 1 { "" } else { "s" }),
@@ -467,6 +566,10 @@ pub fn table(plan: &Plan) -> String {
             found.push_str(&format!("; damaged: {}", r.damage.join("; ")));
         }
         out.push_str(&format!("{:<8} {:>8} {:>8}  {:<24} {found}\n", r.id, r.height, proven, image));
+    }
+    for note in &plan.notes {
+        out.push_str(note);
+        out.push('\n');
     }
     let hex = |h: &Hash| crate::crypto::encode_hex(h)[..16].to_string();
     match (&plan.history, &plan.conflict) {

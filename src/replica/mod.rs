@@ -65,6 +65,18 @@ pub enum ReplicaError {
     Setup(String),
 }
 
+/// A storage error that calls for recovery, with the command that does it for this cluster.
+fn recovery_named(e: StorageError, config: &Path) -> ReplicaError {
+    if !e.to_string().contains("reset.sh") {
+        return ReplicaError::Storage(e);
+    }
+    ReplicaError::Setup(format!(
+        "{e}\n  to recover: stop every replica of the cluster, then run `./reset.sh --config {}` \
+         (it backs up every folder first; --dry-run shows what it would do)",
+        config.display()
+    ))
+}
+
 fn folder_of(path: &Path) -> PathBuf {
     path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
 }
@@ -144,8 +156,8 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     // Damage is repaired from the other replicas; a replica alone has none to ask.
     let on_damage = if config.replicas.len() > 1 { OnDamage::Repair } else { OnDamage::Refuse };
     crate::storage::version::check_and_mark(&data).map_err(ReplicaError::Setup)?;
-    crate::storage::version::check_epoch(&data, config.epoch(), &options.config).map_err(ReplicaError::Setup)?;
-    let (mut store, opened) = ReplicaStore::open(Arc::new(RealFs), &data, on_damage)?;
+    crate::storage::version::check_epoch(&data, config.epoch(), &config.cluster_id, &options.config).map_err(ReplicaError::Setup)?;
+    let (mut store, opened) = ReplicaStore::open(Arc::new(RealFs), &data, on_damage).map_err(|e| recovery_named(e, &options.config))?;
     store.set_epoch(config.epoch());
     let (base_height, _) = config.base();
     if store.committed_height() < base_height {
@@ -283,7 +295,7 @@ pub async fn run(options: ReplicaOptions) -> Result<(), ReplicaError> {
     server.abort();
     drop(lock);
     match outcome {
-        Ok(Ok(result)) => result.map_err(ReplicaError::from),
+        Ok(Ok(result)) => result.map_err(|e| recovery_named(e, &options.config)),
         _ => Err(ReplicaError::Setup("the driver loop panicked".into())),
     }
 }

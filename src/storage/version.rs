@@ -51,15 +51,23 @@ pub fn check_and_mark(dir: &Path) -> Result<(), String> {
 
 pub const EPOCH_FILE: &str = "EPOCH";
 
-/// The reset epoch a folder belongs to, in `DATA/EPOCH` (written when a folder is first
-/// used and when `quintet recover` re-seeds it): a folder left out of a reset (another
-/// host's, a restored backup) must not start under the new cluster.toml, and a re-seeded
-/// folder must not start under the old one. Checks it against the config's epoch; a folder
-/// without the file holds epoch 0, and one with no replica files yet takes the config's.
-pub fn check_epoch(dir: &Path, epoch: u64, config: &Path) -> Result<(), String> {
+/// `DATA/EPOCH`: the reset epoch a folder belongs to and its cluster's id (two lines),
+/// written when a folder is first used and when `quintet recover` re-seeds it. A folder
+/// left out of a reset (another host's, a restored backup) must not start under the new
+/// cluster.toml, a re-seeded folder not under the old one, and no folder under another
+/// cluster's. A folder without the file holds epoch 0 of an unknown cluster.
+pub fn parse_epoch(text: &str) -> Option<(u64, Option<String>)> {
+    let mut lines = text.lines().map(str::trim);
+    let epoch = lines.next()?.parse().ok()?;
+    Some((epoch, lines.next().filter(|l| !l.is_empty()).map(str::to_string)))
+}
+
+/// Checks a folder's EPOCH against the config (a folder with no replica files yet takes
+/// the config's).
+pub fn check_epoch(dir: &Path, epoch: u64, cluster_id: &str, config: &Path) -> Result<(), String> {
     let path = dir.join(EPOCH_FILE);
     let held = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text.trim().parse::<u64>().map_err(|_| format!("{}: {:?} is not a reset epoch (a number)", path.display(), text.trim()))?),
+        Ok(text) => Some(parse_epoch(&text).ok_or_else(|| format!("{}: {:?} is not a reset epoch (a number)", path.display(), text.trim()))?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
@@ -68,11 +76,22 @@ pub fn check_epoch(dir: &Path, epoch: u64, config: &Path) -> Result<(), String> 
             entries.flatten().all(|e| [VERSION_FILE, "LOCK"].contains(&e.file_name().to_string_lossy().as_ref()))
         })
     };
+    if let Some((_, Some(other))) = &held
+        && other != cluster_id
+    {
+        return Err(format!(
+            "{} holds data of another cluster (id {other}), not of the one {} names (id {cluster_id}): use that cluster's cluster.toml, or move the folder away",
+            dir.display(),
+            config.display()
+        ));
+    }
     match held {
-        Some(held) if held == epoch => Ok(()),
-        None if epoch == 0 || fresh() => mark_epoch(dir, epoch),
+        Some((held, Some(_))) if held == epoch => Ok(()),
+        // Written before the file named the cluster: name it now.
+        Some((held, None)) if held == epoch => mark_epoch(dir, epoch, cluster_id),
+        None if epoch == 0 || fresh() => mark_epoch(dir, epoch, cluster_id),
         held => {
-            let held = held.unwrap_or(0);
+            let held = held.map_or(0, |(e, _)| e);
             Err(if held < epoch {
                 format!(
                     "{} holds data of reset epoch {held}, but {} is at reset epoch {epoch}: the reset left this folder out. \
@@ -93,9 +112,9 @@ pub fn check_epoch(dir: &Path, epoch: u64, config: &Path) -> Result<(), String> 
 }
 
 /// Writes `DATA/EPOCH` (synced, then the folder).
-pub fn mark_epoch(dir: &Path, epoch: u64) -> Result<(), String> {
+pub fn mark_epoch(dir: &Path, epoch: u64, cluster_id: &str) -> Result<(), String> {
     let (path, tmp) = (dir.join(EPOCH_FILE), dir.join(format!("{EPOCH_FILE}.tmp")));
-    std::fs::write(&tmp, format!("{epoch}\n"))
+    std::fs::write(&tmp, format!("{epoch}\n{cluster_id}\n"))
         .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
         .and_then(|_| std::fs::rename(&tmp, &path))
         .and_then(|_| std::fs::File::open(dir)?.sync_all())
@@ -124,22 +143,25 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_of_another_reset_epoch_is_refused_and_a_fresh_one_takes_the_configs() {
+    fn a_folder_of_another_reset_epoch_or_cluster_is_refused_and_a_fresh_one_takes_the_configs() {
         let dir = std::env::temp_dir().join(format!("quintet-epoch-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let config = Path::new("cluster.toml");
         std::fs::create_dir_all(&dir).unwrap();
         check_and_mark(&dir).unwrap();
-        check_epoch(&dir, 2, config).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join(EPOCH_FILE)).unwrap(), "2\n", "a fresh folder takes the config's epoch");
-        let newer = check_epoch(&dir, 1, config).unwrap_err();
+        check_epoch(&dir, 2, "c1", config).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join(EPOCH_FILE)).unwrap(), "2\nc1\n", "a fresh folder takes the config's epoch");
+        let newer = check_epoch(&dir, 1, "c1", config).unwrap_err();
         assert!(newer.contains("re-seeded by the reset to epoch 2") && newer.contains("copy the cluster.toml"), "{newer}");
+        let other = check_epoch(&dir, 2, "c2", config).unwrap_err();
+        assert!(other.contains("another cluster (id c1)"), "{other}");
         // A folder with data and no EPOCH file was written in epoch 0.
         std::fs::remove_file(dir.join(EPOCH_FILE)).unwrap();
         std::fs::write(dir.join("consensus.qlog"), b"").unwrap();
-        check_epoch(&dir, 0, config).unwrap();
-        std::fs::remove_file(dir.join(EPOCH_FILE)).unwrap();
-        let left_out = check_epoch(&dir, 1, config).unwrap_err();
+        check_epoch(&dir, 0, "c1", config).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join(EPOCH_FILE)).unwrap(), "0\nc1\n");
+        std::fs::write(dir.join(EPOCH_FILE), "0\n").unwrap();
+        let left_out = check_epoch(&dir, 1, "c1", config).unwrap_err();
         assert!(left_out.contains("holds data of reset epoch 0") && left_out.contains("./reset.sh --config cluster.toml"), "{left_out}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
