@@ -25,6 +25,26 @@ fn reset(cluster: &Cluster, args: &[&str]) -> Output {
         .expect("run reset.sh")
 }
 
+/// `./reset.sh ARGS` that must succeed: its report.
+fn reset_ok(cluster: &Cluster, args: &[&str]) -> String {
+    let out = reset(cluster, args);
+    let report = text(&out);
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    report
+}
+
+/// A reset that must succeed and report `found` for each of `ids`; then the cluster serves
+/// with exactly `sent` in bob's mail.
+fn reset_and_serve(cluster: &mut Cluster, ids: &[&str], found: &str, sent: &[String]) {
+    let report = reset_ok(cluster, &[]);
+    for id in ids {
+        assert!(row(&report, id).contains(found), "{report}");
+    }
+    start_all(cluster);
+    serves_with(cluster, sent);
+}
+
 fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -67,6 +87,16 @@ fn serves_with(cluster: &Cluster, expected: &[String]) {
     assert_eq!(alice.run("send bob after the reset")["type"], "result");
 }
 
+/// The cluster (all five started) takes `count` more of alice's messages, then stops.
+fn more_then_stop(cluster: &mut Cluster, prefix: &str, count: usize) -> Vec<String> {
+    let mut alice = cluster.chat("alice");
+    assert_eq!(alice.run("login")["type"], "result");
+    let sent = send(&mut alice, prefix, count);
+    drop(alice);
+    settle_and_stop(cluster);
+    sent
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     let status = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
     assert!(status.success());
@@ -89,10 +119,7 @@ fn three_wiped_replicas_are_reseeded_from_the_two_that_kept_the_history_and_a_se
         std::fs::remove_dir_all(cluster.data(i)).unwrap();
     }
     let before = std::fs::read_to_string(cluster.config()).unwrap();
-    let out = reset(&cluster, &[]);
-    let report = text(&out);
-    eprintln!("{report}");
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let report = reset_ok(&cluster, &[]);
     for id in ["C", "D", "E"] {
         assert!(row(&report, id).contains("no data"), "{report}");
     }
@@ -181,24 +208,12 @@ fn three_replicas_restored_from_an_older_backup_are_brought_to_the_proven_histor
         copy_dir(&cluster.data(i), &old.join(IDS[i]));
     }
     start_all(&mut cluster);
-    let mut alice = cluster.chat("alice");
-    assert_eq!(alice.run("login")["type"], "result");
-    sent.extend(send(&mut alice, "late", 10));
-    drop(alice);
-    settle_and_stop(&mut cluster);
+    sent.extend(more_then_stop(&mut cluster, "late", 10));
     for i in [2, 3, 4] {
         std::fs::remove_dir_all(cluster.data(i)).unwrap();
         copy_dir(&old.join(IDS[i]), &cluster.data(i));
     }
-    let out = reset(&cluster, &[]);
-    let report = text(&out);
-    eprintln!("{report}");
-    assert_eq!(out.status.code(), Some(0), "{report}");
-    for id in ["C", "D", "E"] {
-        assert!(row(&report, id).contains("behind"), "{report}");
-    }
-    start_all(&mut cluster);
-    serves_with(&cluster, &sent);
+    reset_and_serve(&mut cluster, &["C", "D", "E"], "behind", &sent);
 }
 
 #[test]
@@ -216,15 +231,7 @@ fn a_corrupted_log_on_three_replicas_is_reported_and_reseeded() {
             std::fs::write(&path, bytes).unwrap();
         }
     }
-    let out = reset(&cluster, &[]);
-    let report = text(&out);
-    eprintln!("{report}");
-    assert_eq!(out.status.code(), Some(0), "{report}");
-    for id in ["C", "D", "E"] {
-        assert!(row(&report, id).contains("damaged"), "{report}");
-    }
-    start_all(&mut cluster);
-    serves_with(&cluster, &sent);
+    reset_and_serve(&mut cluster, &["C", "D", "E"], "damaged", &sent);
 }
 
 #[test]
@@ -240,11 +247,7 @@ fn two_conflicting_proven_histories_stop_the_reset_until_the_operator_keeps_one(
         copy_dir(&cluster.data(i), &fork.join(IDS[i]));
     }
     start_all(&mut cluster);
-    let mut alice = cluster.chat("alice");
-    assert_eq!(alice.run("login")["type"], "result");
-    send(&mut alice, "left", 5);
-    drop(alice);
-    settle_and_stop(&mut cluster);
+    more_then_stop(&mut cluster, "left", 5);
     let left = cluster.dir.0.join("left");
     std::fs::create_dir_all(&left).unwrap();
     for i in [0, 1] {
@@ -255,12 +258,8 @@ fn two_conflicting_proven_histories_stop_the_reset_until_the_operator_keeps_one(
         copy_dir(&fork.join(IDS[i]), &cluster.data(i));
     }
     start_all(&mut cluster);
-    let mut alice = cluster.chat("alice");
-    assert_eq!(alice.run("login")["type"], "result");
     let mut right = common_part.clone();
-    right.extend(send(&mut alice, "right", 7));
-    drop(alice);
-    settle_and_stop(&mut cluster);
+    right.extend(more_then_stop(&mut cluster, "right", 7));
     // A and B hold the "left" history, C, D and E the "right" one: both proven.
     for i in [0, 1] {
         std::fs::remove_dir_all(cluster.data(i)).unwrap();
@@ -274,10 +273,7 @@ fn two_conflicting_proven_histories_stop_the_reset_until_the_operator_keeps_one(
     assert!(report.contains("two proven histories conflict"), "{report}");
     assert_eq!(std::fs::read_to_string(cluster.config()).unwrap(), config, "a refused reset changes nothing");
 
-    let out = reset(&cluster, &["--keep", "C"]);
-    let report = text(&out);
-    eprintln!("{report}");
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let report = reset_ok(&cluster, &["--keep", "C"]);
     for id in ["A", "B"] {
         assert!(row(&report, id).contains("diverged at height"), "{report}");
     }
@@ -306,10 +302,7 @@ fn folders_without_kept_proofs_keep_what_certificates_prove_and_unproven_keeps_t
     assert!(report.contains("proven by a state certificate"), "{report}");
     assert!(report.contains("that A, B hold committed") && report.contains("--keep A --unproven"), "{report}");
 
-    let out = reset(&cluster, &["--keep", "A", "--unproven"]);
-    let report = text(&out);
-    eprintln!("{report}");
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let report = reset_ok(&cluster, &["--keep", "A", "--unproven"]);
     assert!(report.contains("kept unproven (--unproven)"), "{report}");
     start_all(&mut cluster);
     serves_with(&cluster, &sent);
@@ -373,29 +366,18 @@ fn blocks_above_the_proven_history_that_two_folders_hold_differently_make_a_rese
     };
     let fork = saved(&cluster, "fork", &[0, 1, 2, 3, 4]);
     start_all(&mut cluster);
-    let mut alice = cluster.chat("alice");
-    assert_eq!(alice.run("login")["type"], "result");
-    send(&mut alice, "left", 5);
-    drop(alice);
-    settle_and_stop(&mut cluster);
+    more_then_stop(&mut cluster, "left", 5);
     let left = saved(&cluster, "left", &[0]);
     restore(&cluster, &fork, &[0, 1, 2, 3, 4]);
     start_all(&mut cluster);
-    let mut alice = cluster.chat("alice");
-    assert_eq!(alice.run("login")["type"], "result");
-    send(&mut alice, "right", 7);
-    drop(alice);
-    settle_and_stop(&mut cluster);
+    more_then_stop(&mut cluster, "right", 7);
     restore(&cluster, &left, &[0]);
     restore(&cluster, &fork, &[2, 3, 4]);
     for i in 0..IDS.len() {
         let _ = std::fs::remove_file(cluster.data(i).join("proofs.qlog"));
     }
 
-    let out = reset(&cluster, &[]);
-    let report = text(&out);
-    eprintln!("{report}");
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let report = reset_ok(&cluster, &[]);
     assert!(report.contains("A's and B's blocks above the kept history differ from height"), "{report}");
     assert!(report.contains("re-seeded"), "{report}");
     start_all(&mut cluster);

@@ -8,7 +8,7 @@ mod evidence;
 mod follow;
 mod init;
 mod recover;
-mod render;
+pub(crate) mod render;
 mod sim;
 mod up;
 
