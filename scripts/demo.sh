@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
         --check) mode=check ;;
         --stop) mode=stop ;;
         --tui) tui="--tui" ;;
-        --help|-h) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --help|-h) sed -n '2,/^set -uo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         pane|status-pane|control|client) sub=$1; shift; subargs=("$@"); break ;;
         -*) die "unknown option $1 (see --help)" ;;
         *) dir=$1 ;;
@@ -256,7 +256,7 @@ layout() { # session name: the replicas in a column on the left; clients, status
     tmux_ set-option -t "$s" remain-on-exit on >/dev/null
     alice=$(split -h -l 41 -t "$a" "$me client $q alice $tui")
     bob=$(split -v -l 16 -t "$alice" "$me client $q bob $tui")
-    ctl=$(split -v -l 8 -t "$bob" "$me control $q")
+    ctl=$(split -v -l 8 -t "$bob" "$me control $q $tui")
     st=$(split -v -l 2 -t "$ctl" "$me status-pane $q")
     b=$(split -v -l 19 -t "$a" "$me pane $q B")
     c=$(split -v -l 14 -t "$b" "$me pane $q C")
@@ -285,27 +285,59 @@ stop_demo() {
 }
 
 # ---------------------------------------------------------------- the control pane
+said() { # what, a send's JSON line: one plain line
+    if [[ $2 == *'"type":"result"'* ]]; then
+        echo "$1: acknowledged by $(sed -n 's/.*"agreed":\[\([^]]*\)\].*/\1/p' <<<"$2" | tr -d '"')"
+    else
+        echo "$1: no quorum, no three matching replies (nothing shown as sent)"
+    fi
+}
+
+show() { # title, command...: its whole output in a tmux popup (the control pane is small)
+    local out="$dir/step.txt"
+    { echo "== $1 (q closes)"; "${@:2}"; } >"$out" 2>&1
+    tail -n 3 "$out"
+    tmux display-popup -w 78 -h 22 -E "less -R $(printf %q "$out")" 2>/dev/null || echo "(all of it: $out)"
+}
+
+log_in_clients() { # the line clients log in by themselves (the full-screen ones do)
+    [[ -z "$tui" ]] || return 0
+    local user; for user in alice bob; do tmux send-keys -t "$(cat "$dir/pane-$user")" "login" Enter 2>/dev/null; done
+}
+
+restart_clients() { # after a reset the clients start again with the new cluster.toml
+    local user; for user in alice bob; do tmux send-keys -t "$(cat "$dir/pane-$user")" C-c 2>/dev/null; done
+    sleep 5; log_in_clients
+}
+
+stop_damage_reset() {
+    step_stop_cluster; step_damage C D E; echo "C, D and E damaged (a byte flipped in each of their logs)"; echo; step_reset
+}
+
 control() {
     cat <<'KEYS'
 1 alice->bob 2 kill one 3 restart all
 4 two lie 5 honest 6 evidence 7 kill 3
 8 stop,damage,reset.sh s status q quit
 KEYS
-    [[ -n "${DEMO_CHECK:-}" ]] || { wait_for 60 all_up && step_accounts; } >/dev/null 2>&1
+    [[ -n "${DEMO_CHECK:-}" ]] || { { wait_for 60 all_up && step_accounts; } >/dev/null 2>&1; sleep 1; log_in_clients; }
     local n=0 key id ids
     while read -r -n 1 -p "> " key; do
         echo
         case "$key" in
-            1) n=$((n + 1)); step_send "hello bob, number $n" | cut -c1-200 || echo "no quorum: the send did not get 3 matching replies" ;;
-            2) read -r -p "which replica (A-E)? " id; step_kill "${id^^}" && echo "${id^^} killed" ;;
+            1) n=$((n + 1)); said "alice -> bob: hello bob, number $n" "$(step_send "hello bob, number $n")" ;;
+            2) read -r -n 1 -p "which replica (A-E)? " id; echo; step_kill "${id^^}" && echo "${id^^} killed" ;;
             3) step_restart "${IDS[@]}"; echo "restarting; watch them catch up" ;;
-            4) read -r -p "which two (e.g. B E)? " ids; step_byzantine lie ${ids^^}; echo "${ids^^} now lie in every answer" ;;
-            5) step_byzantine "" "${IDS[@]}"; echo "every replica honest again" ;;
-            6) "$bin" evidence --config "$(config "$dir")" ;;
+            4) read -r -n 2 -p "which two (two letters, e.g. BE)? " ids; echo; ids=$(sed 's/./& /g; s/ $//' <<<"${ids^^}")
+               step_byzantine lie $ids; echo "$ids now lie in every answer (their dots turn red in the clients)" ;;
+            5) step_byzantine "" $(cd "$dir" && ls -- *.byzantine 2>/dev/null | sed 's/\.byzantine$//'); echo "every replica honest again" ;;
+            6) show "quintet evidence" "$bin" evidence --config "$(config "$dir")" ;;
             7) for id in $(pick 3 A B C D E); do step_kill "$id"; done; step_send "into the void" || echo "alice's client: no quorum (3 replicas down); press 3 to restart them" ;;
             8) [[ $(wc -w <"$dir/here") == 5 ]] || { echo "the replicas are on several hosts: stop them all, then reset as the README's \"Several machines\" says"; continue; }
-               step_stop_cluster; step_damage C D E; echo "C, D, E damaged"; step_reset; step_restart "${IDS[@]}"
-               wait_for 60 all_up; echo "bob's history with alice:"; bob_reads ;;
+               echo "stopping every replica, damaging C, D and E, running reset.sh..."
+               show "stop, damage, reset.sh" stop_damage_reset
+               step_restart "${IDS[@]}"; restart_clients
+               wait_for 60 all_up; echo "bob's history with alice:"; bob_reads | tail -n 3 ;;
             s) "$bin" status --config "$(config "$dir")" ;;
             q) stop_demo; exit 0 ;;
             *) echo "keys: 1-8, s, q" ;;
@@ -384,7 +416,7 @@ case "$sub" in
     pane) dir=${subargs[0]}; pane "${subargs[0]}" "${subargs[1]}"; exit ;;
     status-pane) status_pane "${subargs[0]}"; exit ;;
     client) d=${subargs[0]}; u=${subargs[1]}; client_pane "$d" "$u" "${subargs[@]:2}"; exit ;;
-    control) dir=${subargs[0]}; control; exit ;;
+    control) dir=${subargs[0]}; tui=${subargs[1]:-}; control; exit ;;
 esac
 
 if ! command -v tmux >/dev/null; then
@@ -417,5 +449,9 @@ case "$mode" in
         tmux has-session -t quintet-demo 2>/dev/null && die "a demo runs already (tmux session quintet-demo): scripts/demo.sh --stop $dir"
         setup
         layout quintet-demo
-        if [[ -n "${TMUX:-}" ]]; then exec tmux switch-client -t quintet-demo; else exec tmux attach -t quintet-demo; fi ;;
+        if [[ -n "${TMUX:-}" ]]; then
+            tmux switch-client -t quintet-demo 2>/dev/null || echo "the demo runs in tmux session quintet-demo: tmux switch-client -t quintet-demo (or tmux attach -t quintet-demo)"
+        else
+            exec tmux attach -t quintet-demo
+        fi ;;
 esac

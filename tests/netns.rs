@@ -171,7 +171,7 @@ fn the_readme_steps_for_several_machines_make_a_cluster_of_five_hosts() {
         let log = std::fs::read_to_string(dir.0.join(format!("host-{id}/up.log"))).unwrap_or_default();
         let started: Vec<&str> = log.lines().filter(|l| l.starts_with("started replica")).collect();
         assert!(started.len() == 1 && started[0].starts_with(&format!("started replica {id} ")), "host {id}'s up: {log}");
-        assert!(log.contains("have addresses on other hosts"), "host {id}'s up: {log}");
+        assert!(log.contains("run on other hosts"), "host {id}'s up: {log}");
     }
     drop(demo);
     assert!(status.success(), "the run inside the namespaces failed (its output is above)");

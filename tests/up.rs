@@ -324,7 +324,7 @@ fn several_hosts_the_readme_way_keygen_parts_init_from_and_up_starts_only_its_ow
     std::fs::write(mixed.join("cluster.toml"), config.to_toml()).unwrap();
     let (mut proc, lines) = up(&mixed);
     let mut seen = Vec::new();
-    wait_for(&lines, &mut seen, "replicas B have addresses on other hosts");
+    wait_for(&lines, &mut seen, "replicas B run on other hosts");
     wait_for(&lines, &mut seen, "leader:");
     assert!(seen.iter().any(|l| l.starts_with("started replica A")) && !seen.iter().any(|l| l.starts_with("started replica B")), "{seen:?}");
     interrupt(&mut proc, &lines, &mut seen);

@@ -194,12 +194,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<Exit> {
     }
     let byzantine_of = |id: &str| byzantine.iter().find(|(b, _)| b == id).map(|(_, m)| m);
     let mut children = Vec::new();
-    // Only this host's replicas: an address no socket here can bind is another host's.
-    let (here, elsewhere): (Vec<_>, Vec<_>) = config.replicas.iter().partition(|r| std::net::TcpListener::bind((r.socket_addr().ip(), 0)).is_ok());
-    anyhow::ensure!(!here.is_empty(), "no replica of {} has an address on this host: run `quintet replica` on each replica's own host", config_path.display());
+    // Only this host's replicas: an address no socket here can bind, or a replica whose key
+    // is not beside cluster.toml, is another host's.
+    let (here, elsewhere): (Vec<_>, Vec<_>) = config
+        .replicas
+        .iter()
+        .partition(|r| std::net::TcpListener::bind((r.socket_addr().ip(), 0)).is_ok() && dir.join(format!("{}.key", r.id)).exists());
+    anyhow::ensure!(!here.is_empty(), "no replica of {} has its address and its key on this host: run `quintet up` (or `quintet replica`) on each replica's own host", config_path.display());
     if !elsewhere.is_empty() {
         let ids: Vec<&str> = elsewhere.iter().map(|r| r.id.as_str()).collect();
-        println!("replicas {} have addresses on other hosts: start each on its own host (quintet up there, or quintet replica --config cluster.toml --id ID)", ids.join(", "));
+        println!(
+            "replicas {} run on other hosts (their address is not on this one, or their key is not here): start each on its own host \
+             (quintet up there, or quintet replica --config cluster.toml --id ID)",
+            ids.join(", ")
+        );
     }
     for r in here {
         let child = spawn(&exe, &config_path, &dir, &r.id, byzantine_of(&r.id))?;

@@ -53,7 +53,10 @@ fn back_up(config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::R
     std::fs::copy(config_path, &to).map_err(|e| anyhow::anyhow!("backing up {}: {e}", config_path.display()))?;
     made.push(to);
     for (_, dir) in folders_of(config, root) {
-        if dir.exists() {
+        // A folder with nothing but a LOCK (made by `lock_all` where one was missing) has
+        // nothing to keep.
+        let holds_something = std::fs::read_dir(&dir).is_ok_and(|entries| entries.flatten().any(|e| e.file_name() != "LOCK"));
+        if holds_something {
             let to = beside(&dir);
             copy_tree(&dir, &to).map_err(|e| anyhow::anyhow!("backing up {} to {}: {e}", dir.display(), to.display()))?;
             made.push(to);
