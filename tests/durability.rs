@@ -101,8 +101,8 @@ fn a_torn_log_tail_on_disk_is_cut_and_corruption_refuses_to_start() {
     let segment = std::fs::read_dir(cluster.data())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "qlog"))
-        .expect("a log segment");
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("chain-")))
+        .expect("a chain segment");
     let bytes = std::fs::read(&segment).unwrap();
     // A crash mid-write: the start of a record (its header and a little payload) at the end.
     let mut torn = bytes.clone();
@@ -125,13 +125,29 @@ fn a_torn_log_tail_on_disk_is_cut_and_corruption_refuses_to_start() {
     let mut corrupt = std::fs::read(&segment).unwrap();
     corrupt[20] ^= 0xff;
     std::fs::write(&segment, &corrupt).unwrap();
-    let output = std::process::Command::new(common::bin())
+    let mut replica = std::process::Command::new(common::bin())
         .args(["replica", "--id", "A", "--config"])
         .arg(&cluster.server_config)
         .args(["--listen", "127.0.0.1:0"])
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Bounded: a replica that starts anyway is killed, and the test fails below.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let exited = loop {
+        if let Some(status) = replica.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = replica.kill();
+            let _ = replica.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(replica.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(exited.is_some_and(|s| !s.success()), "the replica refuses to start on a corrupt segment: {stderr}");
     assert!(stderr.contains("corrupt log record at byte offset 0") && stderr.contains(".qlog"), "{stderr}");
 }
