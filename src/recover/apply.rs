@@ -42,27 +42,32 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Copies cluster.toml and every replica folder that exists to `NAME.backup-STAMP` beside
-/// it; returns the copies.
-fn back_up(config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// Copies each folder that holds anything (not one with only the LOCK `lock_all` made) to
+/// `NAME.backup-STAMP` beside it, and cluster.toml too when given; returns the copies.
+fn back_up(config_path: Option<&Path>, dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let stamp = stamp();
     let beside = |p: &Path| PathBuf::from(format!("{}.backup-{stamp}", p.display()));
     let mut made = Vec::new();
-    let to = beside(config_path);
-    anyhow::ensure!(!to.exists(), "{} exists already; wait a second and run again", to.display());
-    std::fs::copy(config_path, &to).map_err(|e| anyhow::anyhow!("backing up {}: {e}", config_path.display()))?;
-    made.push(to);
-    for (_, dir) in folders_of(config, root) {
-        // A folder with nothing but a LOCK (made by `lock_all` where one was missing) has
-        // nothing to keep.
-        let holds_something = std::fs::read_dir(&dir).is_ok_and(|entries| entries.flatten().any(|e| e.file_name() != "LOCK"));
+    if let Some(config_path) = config_path {
+        let to = beside(config_path);
+        anyhow::ensure!(!to.exists(), "{} exists already; wait a second and run again", to.display());
+        std::fs::copy(config_path, &to).map_err(|e| anyhow::anyhow!("backing up {}: {e}", config_path.display()))?;
+        made.push(to);
+    }
+    for dir in dirs {
+        let holds_something = std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| e.file_name() != "LOCK"));
         if holds_something {
-            let to = beside(&dir);
-            copy_tree(&dir, &to).map_err(|e| anyhow::anyhow!("backing up {} to {}: {e}", dir.display(), to.display()))?;
+            let to = beside(dir);
+            copy_tree(dir, &to).map_err(|e| anyhow::anyhow!("backing up {} to {}: {e}", dir.display(), to.display()))?;
             made.push(to);
         }
     }
     Ok(made)
+}
+
+/// Every replica folder of the config.
+fn all_dirs(config: &ClusterConfig, root: &Path) -> Vec<PathBuf> {
+    folders_of(config, root).into_iter().map(|(_, dir)| dir).collect()
 }
 
 /// Writes cluster.toml anew (temp file, rename), keeping its mode.
@@ -85,8 +90,8 @@ fn write_config(config: &ClusterConfig, path: &Path) -> anyhow::Result<()> {
 pub const STAGE: &str = ".reset-stage";
 
 /// Prepares `DIR/.reset-stage` with `fill` (mode 0700; `fill` writes EPOCH last, which
-/// marks the stage complete).
-fn stage(dir: &Path, fill: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+/// marks the stage complete); returns what `fill` does.
+fn stage<T>(dir: &Path, fill: impl FnOnce(&Path) -> anyhow::Result<T>) -> anyhow::Result<T> {
     use std::os::unix::fs::PermissionsExt;
     let tmp = dir.join(STAGE);
     let prepared = (|| {
@@ -218,49 +223,62 @@ fn mark(dir: &Path, config: &ClusterConfig, epoch: u64) -> anyhow::Result<()> {
     crate::storage::version::mark_epoch(dir, epoch, &config.cluster_id).map_err(|e| anyhow::anyhow!(e))
 }
 
-/// The sha256 of the image `seed` writes for `state` at `block` (written once to a scratch
-/// folder: the config names it before any replica folder is replaced).
-fn seeded_image(block: &Block, state: &ChatState) -> anyhow::Result<[u8; 32]> {
-    let scratch = std::env::temp_dir().join(format!("quintet-reset-image-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    let made = inspect::seed(&RealFs, &scratch, block, state).map_err(|e| anyhow::anyhow!("{e}"));
-    let _ = std::fs::remove_dir_all(&scratch);
-    made
+/// A folder's new contents: the image of `state` after `block`, empty vote records, VERSION,
+/// then EPOCH. Returns the image's sha256.
+fn seeded(tmp: &Path, block: &Block, state: &ChatState, config: &ClusterConfig, epoch: u64) -> anyhow::Result<[u8; 32]> {
+    let image = inspect::seed(&RealFs, tmp, block, state).map_err(|e| anyhow::anyhow!("{e}"))?;
+    mark(tmp, config, epoch)?;
+    Ok(image)
 }
 
-/// Every folder staged, then the config, then every stage put in place: a reset stopped
-/// anywhere is either not begun (the stages are removed by the next run) or finished by
-/// the next run (`resume`).
-fn carry_out(config: &ClusterConfig, next: &ClusterConfig, config_path: &Path, root: &Path, fill: impl Fn(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    let folders = folders_of(config, root);
-    for (_, dir) in &folders {
-        stage(dir, |tmp| fill(tmp))?;
+/// Every folder staged (`fill` gives each one's image sha256, if it has an image: all the
+/// same), then the config `next` makes of it, then every stage put in place: a reset
+/// stopped anywhere is either not begun (the stages are removed by the next run) or
+/// finished by the next run (`resume`).
+fn carry_out(
+    config: &ClusterConfig,
+    config_path: &Path,
+    root: &Path,
+    fill: impl Fn(&Path) -> anyhow::Result<Option<[u8; 32]>>,
+    next: impl FnOnce(Option<[u8; 32]>) -> ClusterConfig,
+) -> anyhow::Result<u64> {
+    let dirs = all_dirs(config, root);
+    let mut image = None;
+    for dir in &dirs {
+        let made = stage(dir, &fill)?;
+        anyhow::ensure!(image.is_none() || image == made, "the image staged in {} hashes differently from the first one", dir.display());
+        image = made;
     }
-    write_config(next, config_path).map_err(|e| anyhow::anyhow!("writing {}: {e}", config_path.display()))?;
+    let next = next(image);
+    write_config(&next, config_path).map_err(|e| anyhow::anyhow!("writing {}: {e}", config_path.display()))?;
     // Tests only: a reset stopped after its config and one folder (a crash, a full disk).
     let stop_early = std::env::var("QUINTET_PLANTED").is_ok_and(|p| p == "reset-stops-half-way");
-    for (k, (_, dir)) in folders.iter().enumerate() {
+    for (k, dir) in dirs.iter().enumerate() {
         if stop_early && k == 1 {
             anyhow::bail!("stopped half-way (QUINTET_PLANTED=reset-stops-half-way)");
         }
         swap_in(dir).map_err(|e| anyhow::anyhow!("{e}; {} already says reset epoch {}: run the reset again to finish it", config_path.display(), next.epoch()))?;
     }
-    Ok(())
+    Ok(next.epoch())
 }
 
 /// Re-seeds every replica from the plan's history in a new reset epoch.
 pub fn apply(plan: &Plan, config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::Result<Done> {
     let (block, state) = state_at(plan, config)?;
-    let backups = back_up(config, config_path, root)?;
+    let backups = back_up(Some(config_path), &all_dirs(config, root))?;
     let epoch = config.epoch() + 1;
-    let mut next = config.clone();
-    let image = seeded_image(&block, &state)?;
-    next.reset = Some(Reset { epoch, height: block.height, hash: crate::crypto::encode_hex(&block.hash), image: Some(crate::crypto::encode_hex(&image)) });
-    carry_out(config, &next, config_path, root, |tmp| {
-        let made = inspect::seed(&RealFs, tmp, &block, &state).map_err(|e| anyhow::anyhow!("{e}"))?;
-        anyhow::ensure!(made == image, "the image written to {} hashes differently from the first one", tmp.display());
-        mark(tmp, config, epoch)
-    })?;
+    let epoch = carry_out(
+        config,
+        config_path,
+        root,
+        |tmp| seeded(tmp, &block, &state, config, epoch).map(Some),
+        |image| {
+            let mut next = config.clone();
+            let (hash, image) = (crate::crypto::encode_hex(&block.hash), image.map(|i| crate::crypto::encode_hex(&i)));
+            next.reset = Some(Reset { epoch, height: block.height, hash, image });
+            next
+        },
+    )?;
     Ok(Done { backups, epoch })
 }
 
@@ -269,20 +287,11 @@ pub fn apply(plan: &Plan, config: &ClusterConfig, config_path: &Path, root: &Pat
 /// the history's tip (backed up first, when it holds anything). cluster.toml is unchanged.
 pub fn refill(plan: &Plan, config: &ClusterConfig, root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let (block, state) = state_at(plan, config)?;
-    let stamp = stamp();
-    let mut backups = Vec::new();
-    for i in &plan.refill {
-        let dir = root.join(&plan.folders[*i].id);
-        if !plan.folders[*i].found.empty {
-            let to = PathBuf::from(format!("{}.backup-{stamp}", dir.display()));
-            copy_tree(&dir, &to).map_err(|e| anyhow::anyhow!("backing up {} to {}: {e}", dir.display(), to.display()))?;
-            backups.push(to);
-        }
-        stage(&dir, |tmp| {
-            inspect::seed(&RealFs, tmp, &block, &state).map_err(|e| anyhow::anyhow!("{e}"))?;
-            mark(tmp, config, config.epoch())
-        })?;
-        swap_in(&dir)?;
+    let dirs: Vec<PathBuf> = plan.refill.iter().map(|i| root.join(&plan.folders[*i].id)).collect();
+    let backups = back_up(None, &dirs)?;
+    for dir in &dirs {
+        stage(dir, |tmp| seeded(tmp, &block, &state, config, config.epoch()))?;
+        swap_in(dir)?;
     }
     Ok(backups)
 }
@@ -290,10 +299,18 @@ pub fn refill(plan: &Plan, config: &ClusterConfig, root: &Path) -> anyhow::Resul
 /// `--wipe`: every folder emptied (after the backup), the cluster started over in a new
 /// reset epoch with the same keys.
 pub fn wipe(config: &ClusterConfig, config_path: &Path, root: &Path) -> anyhow::Result<Done> {
-    let backups = back_up(config, config_path, root)?;
+    let backups = back_up(Some(config_path), &all_dirs(config, root))?;
     let epoch = config.epoch() + 1;
-    let mut next = config.clone();
-    next.reset = Some(Reset { epoch, height: 0, hash: crate::crypto::encode_hex(&[0; 32]), image: None });
-    carry_out(config, &next, config_path, root, |tmp| mark(tmp, config, epoch))?;
+    let epoch = carry_out(
+        config,
+        config_path,
+        root,
+        |tmp| mark(tmp, config, epoch).map(|()| None),
+        |_| {
+            let mut next = config.clone();
+            next.reset = Some(Reset { epoch, height: 0, hash: crate::crypto::encode_hex(&[0; 32]), image: None });
+            next
+        },
+    )?;
     Ok(Done { backups, epoch })
 }

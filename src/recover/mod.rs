@@ -12,17 +12,25 @@
 //! and writes the new cluster.toml.
 
 mod apply;
+mod index;
+mod locks;
+mod report;
+mod signatures;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::config::{ClusterConfig, signing_id};
-use crate::consensus::{Block, Crypto, Hash, Height, signed};
+use crate::config::ClusterConfig;
+use crate::consensus::{Block, Hash, Height};
 use crate::crypto::PeerKeys;
 use crate::storage::inspect::{self, Inspected};
 use crate::storage::{Fs, RealFs};
 
 pub use apply::{Done, STAGE, apply, refill, resume, wipe};
+pub use locks::{Locks, lock_all};
+pub use report::table;
+use index::{Index, first_difference};
+use signatures::check_signatures;
 
 /// One replica's folder, read and checked.
 pub struct Folder {
@@ -102,74 +110,9 @@ pub struct Conflict {
     pub at: Option<Height>,
 }
 
-/// Every block any folder holds, by hash (each one's hash checked when read).
-struct Index(BTreeMap<Hash, Block>);
-
-impl Index {
-    fn of(folders: &[Folder]) -> Index {
-        let mut all = BTreeMap::new();
-        for f in folders {
-            let blocks = f.found.chain.values().chain(f.found.images.iter().map(|i| &i.block)).chain(&f.found.stored);
-            for b in blocks.filter(|b| b.compute_hash() == b.hash) {
-                all.insert(b.hash, b.clone());
-            }
-        }
-        Index(all)
-    }
-
-    /// The hash of `hash`'s ancestor at `height` (itself at its own height), if the blocks
-    /// between are known.
-    fn ancestor(&self, hash: &Hash, height: Height) -> Option<Hash> {
-        let mut at = self.0.get(hash)?;
-        loop {
-            if at.height == height {
-                return Some(at.hash);
-            }
-            if at.height < height {
-                return None;
-            }
-            if at.height == height + 1 {
-                return Some(at.parent);
-            }
-            at = self.0.get(&at.parent)?;
-        }
-    }
-}
-
 /// The data folders of a config: `ROOT/ID` for every replica.
 pub fn folders_of(config: &ClusterConfig, root: &Path) -> Vec<(String, PathBuf)> {
     config.replicas.iter().map(|r| (r.id.clone(), root.join(&r.id))).collect()
-}
-
-/// The cluster's locks, held while recovery reads and rewrites its folders: every replica
-/// folder's LOCK (where the folder exists) and the root's up.lock. Refused with what holds
-/// one when a replica or `quintet up` runs.
-pub struct Locks(#[allow(dead_code)] Vec<crate::storage::pidlock::PidLock>);
-
-pub fn lock_all(config: &ClusterConfig, root: &Path) -> Result<Locks, String> {
-    // A missing folder is made (mode 0700) and locked too: a replica started meanwhile would
-    // otherwise make it and run on it while it is being re-seeded.
-    use std::os::unix::fs::DirBuilderExt;
-    if root.is_dir() {
-        for (_, dir) in folders_of(config, root) {
-            if !dir.exists() {
-                std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            }
-        }
-    }
-    let folders = folders_of(config, root).into_iter().filter(|(_, dir)| dir.is_dir()).map(|(id, dir)| (format!("replica {id}"), dir.join("LOCK")));
-    let up = root.is_dir().then(|| ("`quintet up`".to_string(), root.join("up.lock")));
-    let mut held = Vec::new();
-    for (what, lock) in folders.chain(up) {
-        match crate::storage::pidlock::lock(&lock) {
-            Ok(guard) => held.push(guard),
-            Err(crate::storage::pidlock::LockError::Held(pid)) => {
-                return Err(format!("{what} is running{} ({} is locked)", pid.map_or(String::new(), |p| format!(" as pid {p}")), lock.display()));
-            }
-            Err(crate::storage::pidlock::LockError::Io(e)) => return Err(format!("{}: {e}", lock.display())),
-        }
-    }
-    Ok(Locks(held))
 }
 
 /// What the operator asked for besides the defaults.
@@ -192,8 +135,8 @@ pub fn plan(config: &ClusterConfig, root: &Path, choice: &Choice) -> anyhow::Res
     for (id, dir) in folders_of(config, root) {
         let version = match crate::storage::version::read(&dir) {
             // A newer release's folder: this one cannot know what it holds.
-            Err(e) if e.contains("newer release") => anyhow::bail!(e),
-            Err(e) => Some(e),
+            Err(crate::storage::version::VersionError::Newer(e)) => anyhow::bail!(e),
+            Err(crate::storage::version::VersionError::Unreadable(e)) => Some(e),
             Ok(_) => None,
         };
         let mut found = inspect::inspect(&fs as &dyn Fs, &dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
@@ -360,7 +303,9 @@ pub fn plan(config: &ClusterConfig, root: &Path, choice: &Choice) -> anyhow::Res
     }
 
     let mut rows = Vec::new();
-    let mut changes = plan_base_mismatch(&history, base) || choice.unproven;
+    // A history that ends below the last reset's block cannot be kept as it is (the replicas
+    // would refuse to start under the config's `[reset]`): re-seed.
+    let mut changes = history.as_ref().is_some_and(|h| h.block.height < base.0) || choice.unproven;
     for (i, f) in folders.iter().enumerate() {
         let tip = f.found.tip();
         let height = tip.map_or(0, |t| t.height);
@@ -448,168 +393,3 @@ pub fn plan(config: &ClusterConfig, root: &Path, choice: &Choice) -> anyhow::Res
     Ok(Plan { folders, rows, history, conflict, changes, unproven, refill, notes })
 }
 
-/// A history that ends below the last reset's block cannot be kept as it is (the replicas
-/// would refuse to start under the config's `[reset]`): re-seed.
-fn plan_base_mismatch(history: &Option<History>, base: (Height, Hash)) -> bool {
-    history.as_ref().is_some_and(|h| h.block.height < base.0)
-}
-
-/// The lowest height at which two chains that differ at `at` are known to differ.
-fn first_difference(index: &Index, a: &Hash, b: &Hash, at: Height) -> Height {
-    let mut height = at;
-    while height > 1 {
-        match (index.ancestor(a, height - 1), index.ancestor(b, height - 1)) {
-            (Some(x), Some(y)) if x != y => height -= 1,
-            _ => break,
-        }
-    }
-    height
-}
-
-/// Verifies the signatures a folder holds: its proofs (kept when they verify in the current
-/// epoch), its images' certificates, the QCs of its chain above the reset's block, and its
-/// vote record's QC.
-fn check_signatures(f: &mut Folder, config: &ClusterConfig, current: &PeerKeys, epoch: u64, base: Height, keys: &[crate::crypto::VerifyingKey], other_epoch: bool) {
-    let n = config.replicas.len();
-    let q = config.quorum();
-    let mut bad_proofs = 0;
-    for p in &f.found.proofs {
-        let c = &p.checkpoint;
-        if p.epoch != epoch {
-            continue; // signed before the last reset: the reset's block is proven already
-        }
-        let ok = (c.voter as usize) < n && current.verify(c.voter, &signed::checkpoint(c.height, &c.hash, c.state.as_ref()), &c.signature);
-        if ok {
-            f.proofs.push((c.voter as usize, c.height, c.hash));
-        } else {
-            bad_proofs += 1;
-        }
-    }
-    if bad_proofs > 0 {
-        f.bad_signatures.push(format!("{bad_proofs} kept CHECKPOINTs whose signatures do not verify"));
-    }
-    // Certificates signed before the last reset are not used (the reset's own image is
-    // trusted by its sha256 in cluster.toml): only a signature of this epoch counts.
-    let earlier: Vec<PeerKeys> = (0..epoch).map(|e| PeerKeys::new(keys.to_vec(), &signing_id(&config.cluster_id, e))).collect();
-    let mut uncertified = Vec::new();
-    for image in &mut f.found.images {
-        let Some(cert) = &image.cert else { continue };
-        let valid = |keys: &PeerKeys| {
-            let mut signers = BTreeSet::new();
-            cert.signatures.iter().all(|(who, sig)| {
-                (*who as usize) < n
-                    && signers.insert(*who)
-                    && keys.verify(*who, &signed::checkpoint(cert.height, &cert.hash, Some(&cert.state)), sig)
-            }) && signers.len() >= q
-        };
-        let ok = cert.state == image.image_hash && cert.height == image.height && cert.hash == image.block.hash && valid(current);
-        if !ok {
-            if !earlier.iter().any(valid) {
-                uncertified.push(image.height);
-            }
-            image.cert = None;
-        }
-    }
-    for h in uncertified {
-        f.bad_signatures.push(format!("the state certificate of the image at height {h} does not verify"));
-    }
-    let checker = crate::consensus::Checker {
-        n,
-        qc_size: q,
-        quorum: q,
-        certificate_size: q,
-        repeats_count: false,
-        votes_any_height: false,
-        base: config.base(),
-        crypto: current,
-    };
-    // Every block above the reset's must carry a valid QC of its parent (the block right
-    // above it, the reset's vote-less base QC).
-    let unproven_link = |b: &Block| b.height > base && (b.parent_qc.height + 1 != b.height || b.parent_qc.hash != b.parent || checker.qc(&b.parent_qc).is_err());
-    let forged: Vec<Height> = f.found.images.iter().filter(|i| i.cert.is_none() && unproven_link(&i.block)).map(|i| i.height).collect();
-    if !forged.is_empty() {
-        f.bad_signatures.push(format!("images at heights {forged:?} whose block's QC does not verify (not used)"));
-        f.found.images.retain(|i| !forged.contains(&i.height));
-    }
-    let bad_qcs: Vec<Height> = f.found.chain.values().filter(|b| unproven_link(b)).map(|b| b.height).collect();
-    if let Some(first) = bad_qcs.first() {
-        f.bad_signatures.push(format!("{} committed blocks from height {first} whose QC does not verify", bad_qcs.len()));
-        // Not to be trusted as history: dropped from what this folder offers.
-        f.found.chain.retain(|h, _| h < first);
-    }
-    if let Some(p) = &f.found.persistent
-        && !other_epoch
-        && p.high_qc.height > base
-        && checker.qc(&p.high_qc).is_err()
-    {
-        f.bad_signatures.push("the vote record's QC does not verify".into());
-    }
-}
-
-/// The report: one row per replica, then the history kept.
-pub fn table(plan: &Plan) -> String {
-    let mut out = format!("{:<8} {:>8} {:>8}  {:<24} {}\n", "REPLICA", "HEIGHT", "PROVEN", "IMAGE (HEIGHT: SHA256)", "FOUND");
-    for r in &plan.rows {
-        let proven = r.proven.map_or("-".to_string(), |p| p.to_string());
-        let image = r.image.map_or("-".to_string(), |(h, d)| format!("{h}: {}…", &crate::crypto::encode_hex(&d)[..12]));
-        let mut found = match &r.finding {
-            Finding::UpToDate => "up to date".to_string(),
-            Finding::Undecided if r.proven.is_some() => "holds a proven history".to_string(),
-            Finding::Undecided => "nothing proven".to_string(),
-            Finding::Unrelated => "holds a proven history that cannot be compared with the one kept".to_string(),
-            Finding::Empty => "no data".to_string(),
-            Finding::Behind => "behind".to_string(),
-            Finding::Unprovable(n) => format!("{n} unprovable block{} above the history", if *n == 1 { "" } else { "s" }),
-            Finding::DivergedAt(h) => format!("diverged at height {h}"),
-        };
-        if !r.damage.is_empty() {
-            found.push_str(&format!("; damaged: {}", r.damage.join("; ")));
-        }
-        out.push_str(&format!("{:<8} {:>8} {:>8}  {:<24} {found}\n", r.id, r.height, proven, image));
-    }
-    for note in &plan.notes {
-        out.push_str(note);
-        out.push('\n');
-    }
-    let hex = |h: &Hash| crate::crypto::encode_hex(h)[..16].to_string();
-    match (&plan.history, &plan.conflict) {
-        (Some(h), _) => {
-            out.push_str(&format!(
-                "history kept: height {}, block {}…, from {}, proven by {}\n",
-                h.block.height,
-                hex(&h.block.hash),
-                plan.folders[h.from].id,
-                h.proof
-            ));
-            if plan.changes && let Some((top, most)) = plan.unproven.iter().max_by_key(|(i, n)| (*n, std::cmp::Reverse(*i))) {
-                let holders: Vec<&str> = plan.unproven.iter().map(|(i, _)| plan.folders[*i].id.as_str()).collect();
-                let top = &plan.folders[*top].id;
-                out.push_str(&format!(
-                    "not kept: up to {most} block{} above it that {} hold{} committed without q signed CHECKPOINTs \
-                     (they stay in the backup; --keep {top} --unproven keeps them)\n",
-                    if *most == 1 { "" } else { "s" },
-                    holders.join(", "),
-                    if holders.len() == 1 { "s" } else { "" }
-                ));
-            }
-        }
-        (None, Some(c)) => {
-            let [(a, ..), (b, ..)] = &c.sides;
-            let (a, b) = (&plan.folders[*a].id, &plan.folders[*b].id);
-            match c.at {
-                Some(at) => out.push_str(&format!("two proven histories conflict from height {at} (more than two replicas failed or lied):\n")),
-                None => out.push_str(&format!(
-                    "two proven histories cannot be compared: no folder holds the blocks between them (pruned), so {a}'s may \
-                     extend {b}'s or conflict with it:\n"
-                )),
-            }
-            for (i, height, hash, how) in &c.sides {
-                out.push_str(&format!("  {}'s: height {height}, block {}…, proven by {how}\n", plan.folders[*i].id, hex(hash)));
-            }
-            out.push_str(&format!("choose one with --keep {a} or --keep {b} (the other stays in the backup)\n"));
-        }
-        (None, None) if plan.rows.iter().all(|r| r.finding == Finding::Empty) => out.push_str("every folder is empty: nothing to recover\n"),
-        (None, None) => out.push_str("no proven history: no folder holds a block that q replicas signed CHECKPOINTs for\n"),
-    }
-    out
-}

@@ -67,7 +67,7 @@ pub enum ReplicaError {
 
 /// A storage error that calls for recovery, with the command that does it for this cluster.
 fn recovery_named(e: StorageError, config: &Path) -> ReplicaError {
-    if !e.to_string().contains("reset.sh") {
+    if !e.needs_recovery() {
         return ReplicaError::Storage(e);
     }
     ReplicaError::Setup(format!(

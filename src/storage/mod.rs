@@ -68,6 +68,11 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// What only a recovery (`reset.sh`) repairs: its text says so.
+    pub fn needs_recovery(&self) -> bool {
+        matches!(self, StorageError::Corrupt { .. } | StorageError::Diverged { .. })
+    }
+
     /// Out of file descriptors (the process's or the system's): a shortage at an open, not a
     /// failed write, so nothing already written is in doubt. The steps that can meet it
     /// before changing anything (starting a state image) skip their work instead of

@@ -155,12 +155,18 @@ mod tests {
         Checkpoint { height, hash: [height as u8; 32], state: None, voter, signature: vec![voter; 64] }
     }
 
-    #[test]
-    fn kept_proofs_read_back_with_their_epoch_and_a_grown_file_keeps_each_signers_newest() {
+    /// An empty folder in memory and its proofs log, in `epoch`.
+    fn fresh(epoch: u64) -> (Arc<MemFs>, &'static Path, ProofLog) {
         let fs = Arc::new(MemFs::new());
         let dir = Path::new("/data");
         fs.create_dir_all(dir).unwrap();
-        let mut log = ProofLog::open(fs.clone(), dir, 3).unwrap();
+        let log = ProofLog::open(fs.clone(), dir, epoch).unwrap();
+        (fs, dir, log)
+    }
+
+    #[test]
+    fn kept_proofs_read_back_with_their_epoch_and_a_grown_file_keeps_each_signers_newest() {
+        let (fs, dir, mut log) = fresh(3);
         for height in 1..=(REWRITE_AFTER as u64 + 10) {
             log.keep(&checkpoint((height % 2) as u8, height));
             log.sync().unwrap();
@@ -175,10 +181,7 @@ mod tests {
 
     #[test]
     fn a_damaged_proofs_file_is_reported_and_rewritten_from_what_is_whole() {
-        let fs = Arc::new(MemFs::new());
-        let dir = Path::new("/data");
-        fs.create_dir_all(dir).unwrap();
-        let mut log = ProofLog::open(fs.clone(), dir, 0).unwrap();
+        let (fs, dir, mut log) = fresh(0);
         log.keep(&checkpoint(0, 1));
         log.keep(&checkpoint(1, 2));
         log.sync().unwrap();
@@ -195,10 +198,7 @@ mod tests {
 
     #[test]
     fn a_torn_tail_is_cut_before_new_records_follow_it() {
-        let fs = Arc::new(MemFs::new());
-        let dir = Path::new("/data");
-        fs.create_dir_all(dir).unwrap();
-        let mut log = ProofLog::open(fs.clone(), dir, 0).unwrap();
+        let (fs, dir, mut log) = fresh(0);
         log.keep(&checkpoint(0, 1));
         log.sync().unwrap();
         // Half a record lands, then the power goes.

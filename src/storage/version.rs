@@ -15,38 +15,60 @@ use std::path::Path;
 pub const DATA_VERSION: u32 = 2;
 pub const VERSION_FILE: &str = "VERSION";
 
+/// Why a folder's version cannot be used.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VersionError {
+    /// Written by a newer release: this one cannot know what the folder holds.
+    Newer(String),
+    /// The VERSION file cannot be read or is not a number.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for VersionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (VersionError::Newer(text) | VersionError::Unreadable(text)) = self;
+        f.write_str(text)
+    }
+}
+
 /// The version of the folder at `dir` (1 without a VERSION file; none for a folder that
 /// does not exist), or why it cannot be read.
-pub fn read(dir: &Path) -> Result<Option<u32>, String> {
+pub fn read(dir: &Path) -> Result<Option<u32>, VersionError> {
     let path = dir.join(VERSION_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => match text.trim().parse::<u32>() {
             Ok(v) if (1..=DATA_VERSION).contains(&v) => Ok(Some(v)),
-            Ok(v) => Err(format!(
+            Ok(v) => Err(VersionError::Newer(format!(
                 "{} holds data format version {v}, written by a newer release; this one reads versions 1 to {DATA_VERSION}: \
                  run the release that wrote it (or a newer one)",
                 dir.display()
-            )),
-            Err(_) => Err(format!("{}: {:?} is not a data format version (a number)", path.display(), text.trim())),
+            ))),
+            Err(_) => Err(VersionError::Unreadable(format!("{}: {:?} is not a data format version (a number)", path.display(), text.trim()))),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(dir.exists().then_some(1)),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(VersionError::Unreadable(format!("{}: {e}", path.display()))),
     }
+}
+
+/// Writes `DIR/NAME` as `text` and makes it durable (a temp file synced, renamed, the folder
+/// synced).
+fn write_durably(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    let (path, tmp) = (dir.join(name), dir.join(format!("{name}.tmp")));
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .and_then(|_| std::fs::File::open(dir)?.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Checks the folder's version and marks it as this release's (a version 1 folder is
 /// opened as it is). Call before the folder is opened.
 pub fn check_and_mark(dir: &Path) -> Result<(), String> {
-    if read(dir)? == Some(DATA_VERSION) {
+    if read(dir).map_err(|e| e.to_string())? == Some(DATA_VERSION) {
         return Ok(());
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let (path, tmp) = (dir.join(VERSION_FILE), dir.join(format!("{VERSION_FILE}.tmp")));
-    std::fs::write(&tmp, format!("{DATA_VERSION}\n"))
-        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .and_then(|_| std::fs::File::open(dir)?.sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    write_durably(dir, VERSION_FILE, &format!("{DATA_VERSION}\n"))
 }
 
 pub const EPOCH_FILE: &str = "EPOCH";
@@ -113,12 +135,7 @@ pub fn check_epoch(dir: &Path, epoch: u64, cluster_id: &str, config: &Path) -> R
 
 /// Writes `DATA/EPOCH` (synced, then the folder).
 pub fn mark_epoch(dir: &Path, epoch: u64, cluster_id: &str) -> Result<(), String> {
-    let (path, tmp) = (dir.join(EPOCH_FILE), dir.join(format!("{EPOCH_FILE}.tmp")));
-    std::fs::write(&tmp, format!("{epoch}\n{cluster_id}\n"))
-        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .and_then(|_| std::fs::File::open(dir)?.sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    write_durably(dir, EPOCH_FILE, &format!("{epoch}\n{cluster_id}\n"))
 }
 
 #[cfg(test)]
@@ -138,7 +155,7 @@ mod tests {
         let newer = check_and_mark(&dir).unwrap_err();
         assert!(newer.contains("version 3, written by a newer release"), "{newer}");
         std::fs::write(dir.join(VERSION_FILE), "three\n").unwrap();
-        assert!(read(&dir).unwrap_err().contains("is not a data format version"));
+        assert!(read(&dir).unwrap_err().to_string().contains("is not a data format version"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
