@@ -182,7 +182,16 @@ fn three_wiped_replicas_are_reseeded_from_the_two_that_kept_the_history_and_a_se
     cluster.start_replica(1);
 
     // --wipe empties every folder (after a backup); a reset after it has nothing to do.
+    // Unconfirmed (no `wipe` typed), it changes nothing.
     cluster.stop_all();
+    let config = std::fs::read_to_string(cluster.config()).unwrap();
+    let unconfirmed = reset(&cluster, &["--wipe"]);
+    assert_eq!(unconfirmed.status.code(), Some(1), "{}", text(&unconfirmed));
+    assert!(text(&unconfirmed).contains("type wipe to go on") && text(&unconfirmed).contains("not confirmed; nothing changed"), "{}", text(&unconfirmed));
+    assert_eq!(std::fs::read_to_string(cluster.config()).unwrap(), config);
+    let help = reset(&cluster, &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(["--keep REPLICA", "--unproven", "--wipe", "--dry-run", "several hosts"].iter().all(|w| text(&help).contains(w)), "{}", text(&help));
     let wiped = reset(&cluster, &["--wipe", "--yes"]);
     assert_eq!(wiped.status.code(), Some(0), "{}", text(&wiped));
     assert!(text(&wiped).contains("every replica emptied, reset epoch 2"), "{}", text(&wiped));

@@ -109,6 +109,18 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_from_before_a_reset_never_verifies_after_it() {
+        let keys = keys();
+        let public: Vec<_> = keys.iter().map(|k| k.verifying_key()).collect();
+        let before = PeerCrypto::new(keys[0].clone(), public.clone(), &crate::config::signing_id("c1", 0));
+        let after = PeerCrypto::new(keys[1].clone(), public.clone(), &crate::config::signing_id("c1", 1));
+        let vote = before.sign(b"vote bytes");
+        assert!(!after.verify(0, b"vote bytes", &vote), "reset epoch 1 refuses what epoch 0 signed");
+        let again = PeerCrypto::new(keys[1].clone(), public, &crate::config::signing_id("c1", 0));
+        assert!(again.verify(0, b"vote bytes", &vote), "the control: the same epoch verifies it");
+    }
+
+    #[test]
     fn another_clusters_signature_never_verifies_even_with_the_same_keys() {
         let keys = keys();
         let other = PeerCrypto::new(keys[0].clone(), keys.iter().map(|k| k.verifying_key()).collect(), "c2");
